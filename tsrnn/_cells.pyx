@@ -1,0 +1,595 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Recurrent-cell kernels: forward and backward through time for one layer.
+
+Design
+------
+Dimension letters: B batch, T time steps, D inputs, H hidden units, G gates
+(G=4 for the LSTM cells, gate order i, f, g, o; G=3 for the GRU, order r, z, n,
+exactly as torch.nn.LSTM / torch.nn.GRU, so weights move to and from PyTorch
+unchanged). Weights are row-major ``weight_ih`` (G*H, D) and ``weight_hh``
+(G*H, H).
+
+Layout. Every activation buffer is time-major, (T, B, width), C-contiguous, so
+the rows of one time step are one contiguous block and the rows of a batch chunk
+at step t are contiguous too. ``functional.py`` transposes the user's
+batch-first (B, T, D) once on the way in and out. The per-step gate buffer holds
+the input projection on entry and the post-activation gates on exit, so the
+forward pass needs no second (T, B, G*H) array:
+    lstm, peephole: (T, B, 5H) = [i, f, g, o, tanh(c)]
+    gru:            (T, B, 4H) = [r, z, n, W_hn h + b_hn]
+Backward derives every derivative from these cached activations
+(sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
+
+GEMMs. The input projection of all T*B rows is one GEMM before the sweep; the
+recurrent projection is one small GEMM per step and chunk; the weight gradients
+are large GEMMs over all T*B rows after the sweep. BLAS comes from
+scipy.linalg.cython_blas (Fortran, column-major): a row-major C = op(A) op(B) is
+computed as the column-major C^T = op(B)^T op(A)^T, see ``gemm_rm``.
+
+Threading. The batch is cut into chunks of CHUNK rows. Batch rows never interact
+in a recurrent net, so each chunk runs its whole time sweep independently inside
+one ``prange`` iteration: one parallel region per layer, no barrier per step.
+The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
+columns. Every output element has exactly one writer and no atomics or
+reductions cross threads. The thread count is read from the OpenMP runtime at
+call time (``omp_get_max_threads``) so OMP_NUM_THREADS and threadpoolctl govern
+it; the caller limits BLAS to one thread around these calls, because a threaded
+BLAS called from inside a parallel region oversubscribes the cores badly.
+
+Determinism. Chunk and block sizes are constants, independent of the thread
+count, so every BLAS call and every loop sees the same operands in the same
+order whatever the number of threads: results are bitwise identical for any
+OMP_NUM_THREADS.
+
+Validation. ``functional.py`` validates user input; the ``def`` entry points
+here re-check every buffer shape they rely on, before any ``nogil`` code runs,
+so a wrong call is a ValueError and never an out-of-bounds write.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, tanh, tanhf
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int tsrnn_max_threads(void) { return omp_get_max_threads(); }
+    static const int TSRNN_OPENMP = 1;
+    #else
+    static int tsrnn_max_threads(void) { return 1; }
+    static const int TSRNN_OPENMP = 0;
+    #endif
+    """
+    int tsrnn_max_threads() noexcept nogil
+    const int TSRNN_OPENMP
+
+cdef enum:
+    # Rows of the batch that one prange iteration sweeps through time. Small
+    # enough that a batch of 32 feeds two threads, large enough for a GEMM.
+    CHUNK = 16
+    # Output rows (or columns) per block in the post-sweep GEMMs and reductions.
+    BLOCK = 64
+
+CELL_LSTM = 0
+CELL_GRU = 1
+CELL_PEEPHOLE = 2
+CHUNK_SIZE = CHUNK
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return bool(TSRNN_OPENMP)
+
+
+def max_threads():
+    """Threads the next kernel call may use (omp_get_max_threads)."""
+    return tsrnn_max_threads()
+
+
+# --------------------------------------------------------------------------
+# BLAS and scalar helpers
+# --------------------------------------------------------------------------
+
+cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
+                         floating alpha, const floating* a, int lda,
+                         const floating* b, int ldb, floating beta,
+                         floating* c, int ldc) noexcept nogil:
+    """Row-major C (m, n) = alpha * op(A) @ op(B) + beta * C."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if m == 0 or n == 0:
+        return
+    # Column-major BLAS sees each row-major matrix as its transpose, so swap
+    # the operands: C^T = op(B)^T @ op(A)^T.
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> b, &ldb, <float*> a, &lda,
+              &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
+              &beta, c, &ldc)
+
+
+cdef inline floating sigmoid(floating v) noexcept nogil:
+    if floating is float:
+        return <float> 1.0 / (<float> 1.0 + expf(-v))
+    else:
+        return 1.0 / (1.0 + exp(-v))
+
+
+cdef inline floating tanh_(floating v) noexcept nogil:
+    if floating is float:
+        return tanhf(v)
+    else:
+        return tanh(v)
+
+
+# --------------------------------------------------------------------------
+# One time step of one chunk: fused gate loops
+# --------------------------------------------------------------------------
+
+cdef void lstm_step_forward(
+        Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
+        floating* gates,           # (nb, S): in x W_ih^T, out [i f g o tanh(c)]
+        const floating* hproj,     # (nb, 4H): h_prev W_hh^T
+        const floating* bias,      # (4H,): b_ih + b_hh
+        const floating* peep,      # (3, H): w_ci, w_cf, w_co (peephole only)
+        const floating* c_prev,    # (nb, H)
+        floating* c_new,           # (nb, H)
+        floating* h_new,           # (nb, H)
+) noexcept nogil:
+    cdef Py_ssize_t b, j
+    cdef floating* g
+    cdef const floating* hp
+    cdef const floating* cp
+    cdef floating ai, af, ag, ao, ig, fg, gg, og, c, tc
+    for b in range(nb):
+        g = gates + b * S
+        hp = hproj + b * 4 * H
+        cp = c_prev + b * H
+        for j in range(H):
+            ai = g[j] + hp[j] + bias[j]
+            af = g[H + j] + hp[H + j] + bias[H + j]
+            ag = g[2 * H + j] + hp[2 * H + j] + bias[2 * H + j]
+            ao = g[3 * H + j] + hp[3 * H + j] + bias[3 * H + j]
+            if peephole:
+                ai = ai + peep[j] * cp[j]
+                af = af + peep[H + j] * cp[j]
+            ig = sigmoid(ai)
+            fg = sigmoid(af)
+            gg = tanh_(ag)
+            c = fg * cp[j] + ig * gg
+            if peephole:
+                ao = ao + peep[2 * H + j] * c
+            og = sigmoid(ao)
+            tc = tanh_(c)
+            g[j] = ig
+            g[H + j] = fg
+            g[2 * H + j] = gg
+            g[3 * H + j] = og
+            g[4 * H + j] = tc
+            c_new[b * H + j] = c
+            h_new[b * H + j] = og * tc
+
+
+cdef void gru_step_forward(
+        Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        floating* gates,           # (nb, S): in x W_ih^T, out [r z n hn]
+        const floating* hproj,     # (nb, 3H): h_prev W_hh^T
+        const floating* bias,      # (3H,): b_ih + [b_hr, b_hz, 0]
+        const floating* bias_hn,   # (H,): b_hn, which sits inside r * (...)
+        const floating* h_prev,    # (nb, H)
+        floating* h_new,           # (nb, H)
+) noexcept nogil:
+    cdef Py_ssize_t b, j
+    cdef floating* g
+    cdef const floating* hp
+    cdef const floating* hq
+    cdef floating r, z, n, hn
+    for b in range(nb):
+        g = gates + b * S
+        hp = hproj + b * 3 * H
+        hq = h_prev + b * H
+        for j in range(H):
+            r = sigmoid(g[j] + hp[j] + bias[j])
+            z = sigmoid(g[H + j] + hp[H + j] + bias[H + j])
+            hn = hp[2 * H + j] + bias_hn[j]
+            n = tanh_(g[2 * H + j] + bias[2 * H + j] + r * hn)
+            g[j] = r
+            g[H + j] = z
+            g[2 * H + j] = n
+            g[3 * H + j] = hn
+            h_new[b * H + j] = (1 - z) * n + z * hq[j]
+
+
+cdef void lstm_step_backward(
+        Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
+        const floating* gates,     # (nb, S): [i f g o tanh(c)] of this step
+        const floating* peep,      # (3, H) (peephole only)
+        const floating* c_prev,    # (nb, H): c(t-1)
+        const floating* c_cur,     # (nb, H): c(t)
+        const floating* dh_out,    # (nb, H): dL/dh(t) from the layer above
+        const floating* dh_next,   # (nb, H): dL/dh(t) through h(t+1)
+        floating* dc_next,         # (nb, H): in dL/dc(t) via c(t+1), out dL/dc(t-1)
+        floating* da,              # (nb, 4H): out dL/d(pre-activations)
+) noexcept nogil:
+    cdef Py_ssize_t b, j
+    cdef const floating* g
+    cdef floating* d
+    cdef floating dh, dc, ig, fg, gg, og, tc, cp, dai, daf, dag, dao, dcp
+    for b in range(nb):
+        g = gates + b * S
+        d = da + b * 4 * H
+        for j in range(H):
+            ig = g[j]
+            fg = g[H + j]
+            gg = g[2 * H + j]
+            og = g[3 * H + j]
+            tc = g[4 * H + j]
+            cp = c_prev[b * H + j]
+            # h(t) feeds both the layer above and step t+1.
+            dh = dh_out[b * H + j] + dh_next[b * H + j]
+            # h = o * tanh(c)
+            dao = dh * tc * og * (1 - og)
+            # c(t) feeds h(t), c(t+1) and, in the peephole cell, o(t).
+            dc = dc_next[b * H + j] + dh * og * (1 - tc * tc)
+            if peephole:
+                dc = dc + dao * peep[2 * H + j]
+            # c = f * c_prev + i * g
+            dai = dc * gg * ig * (1 - ig)
+            daf = dc * cp * fg * (1 - fg)
+            dag = dc * ig * (1 - gg * gg)
+            dcp = dc * fg
+            if peephole:
+                # c_prev also entered i and f through the peepholes.
+                dcp = dcp + dai * peep[j] + daf * peep[H + j]
+            dc_next[b * H + j] = dcp
+            d[j] = dai
+            d[H + j] = daf
+            d[2 * H + j] = dag
+            d[3 * H + j] = dao
+
+
+cdef void gru_step_backward(
+        Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        const floating* gates,     # (nb, S): [r z n hn] of this step
+        const floating* h_prev,    # (nb, H): h(t-1)
+        const floating* dh_out,    # (nb, H): dL/dh(t) from the layer above
+        floating* dh_next,         # (nb, H): in dL/dh(t) via h(t+1), out the direct part of dL/dh(t-1)
+        floating* dax,             # (nb, 3H): out dL/d(input-side pre-activations)
+        floating* dah,             # (nb, 3H): out dL/d(hidden-side pre-activations)
+) noexcept nogil:
+    cdef Py_ssize_t b, j
+    cdef const floating* g
+    cdef floating dh, r, z, n, hn, hp, dn, dz, dan, dar, daz
+    for b in range(nb):
+        g = gates + b * S
+        for j in range(H):
+            r = g[j]
+            z = g[H + j]
+            n = g[2 * H + j]
+            hn = g[3 * H + j]
+            hp = h_prev[b * H + j]
+            dh = dh_out[b * H + j] + dh_next[b * H + j]
+            # h = (1 - z) * n + z * h_prev
+            dn = dh * (1 - z)
+            dz = dh * (hp - n)
+            # n = tanh(a_n + r * hn)
+            dan = dn * (1 - n * n)
+            dar = dan * hn * r * (1 - r)
+            daz = dz * z * (1 - z)
+            dax[b * 3 * H + j] = dar
+            dax[b * 3 * H + H + j] = daz
+            dax[b * 3 * H + 2 * H + j] = dan
+            # The hidden projection of n is gated by r before the tanh.
+            dah[b * 3 * H + j] = dar
+            dah[b * 3 * H + H + j] = daz
+            dah[b * 3 * H + 2 * H + j] = dan * r
+            # Direct path h_prev -> h; the path through W_hh is added by GEMM.
+            dh_next[b * H + j] = dh * z
+
+
+# --------------------------------------------------------------------------
+# Blocked, thread-count-independent GEMMs and reductions
+# --------------------------------------------------------------------------
+
+cdef void rows_gemm(Py_ssize_t n_rows, int n, int k, bint trans_b,
+                    const floating* a, int lda, const floating* b, int ldb,
+                    floating* c, int ldc, int n_threads) noexcept nogil:
+    """C[rows] = A[rows] @ op(B), cut into fixed blocks of rows of A and C."""
+    cdef Py_ssize_t n_blocks = (n_rows + 4 * BLOCK - 1) // (4 * BLOCK)
+    cdef Py_ssize_t blk, r0
+    cdef int nr
+    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+        r0 = blk * 4 * BLOCK
+        nr = <int> min(4 * BLOCK, n_rows - r0)
+        gemm_rm(False, trans_b, nr, n, k, <floating> 1, a + r0 * lda, lda,
+                b, ldb, <floating> 0, c + r0 * ldc, ldc)
+
+
+cdef void weight_grad_gemm(int n_out, int n_in, int k, int k0,
+                           const floating* da, int ldda,
+                           const floating* inp, int ldin,
+                           const floating* da0, const floating* inp0,
+                           floating* dw, int n_threads) noexcept nogil:
+    """dW (n_out, n_in) = da^T @ inp over k rows, plus da0^T @ inp0 over k0 rows.
+
+    Cut into fixed blocks of rows of dW, each a full-K GEMM with one writer.
+    The second term lets dW_hh pair step 0 with the initial state h0, which is
+    not stored next to h(0..T-2).
+    """
+    cdef Py_ssize_t n_blocks = (n_out + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk, r0
+    cdef int nr
+    cdef floating beta
+    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+        r0 = blk * BLOCK
+        nr = <int> min(BLOCK, n_out - r0)
+        beta = 0
+        if k > 0:
+            # dw[r0:r0+nr] = da[:, r0:r0+nr].T @ inp
+            gemm_rm(True, False, nr, n_in, k, <floating> 1, da + r0, ldda,
+                    inp, ldin, <floating> 0, dw + r0 * n_in, n_in)
+            beta = 1
+        if k0 > 0:
+            # dw[r0:r0+nr] += da0[:, r0:r0+nr].T @ inp0
+            gemm_rm(True, False, nr, n_in, k0, <floating> 1, da0 + r0, ldda,
+                    inp0, ldin, beta, dw + r0 * n_in, n_in)
+
+
+cdef void column_sums(Py_ssize_t n_rows, Py_ssize_t n_cols,
+                      const floating* a, Py_ssize_t lda,
+                      floating* out, int n_threads) noexcept nogil:
+    """out[j] = sum_r a[r, j], in row order, one block of columns per thread."""
+    cdef Py_ssize_t n_blocks = (n_cols + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk, j0, j1, r, j
+    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+        j0 = blk * BLOCK
+        j1 = min(j0 + BLOCK, n_cols)
+        for j in range(j0, j1):
+            out[j] = 0
+        for r in range(n_rows):
+            for j in range(j0, j1):
+                out[j] += a[r * lda + j]
+
+
+cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                         const floating* da,     # (T, B, 4H)
+                         const floating* cs,     # (T, B, H)
+                         const floating* c0,     # (B, H)
+                         floating* dpeep,        # (3, H) out
+                         int n_threads) noexcept nogil:
+    """dw_ci = sum da_i * c(t-1), dw_cf = sum da_f * c(t-1), dw_co = sum da_o * c(t)."""
+    cdef Py_ssize_t n_blocks = (H + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t blk, j0, j1, t, b, j
+    cdef const floating* cp
+    cdef const floating* d
+    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+        j0 = blk * BLOCK
+        j1 = min(j0 + BLOCK, H)
+        for j in range(j0, j1):
+            dpeep[j] = 0
+            dpeep[H + j] = 0
+            dpeep[2 * H + j] = 0
+        for t in range(T):
+            for b in range(B):
+                if t == 0:
+                    cp = c0 + b * H
+                else:
+                    cp = cs + ((t - 1) * B + b) * H
+                d = da + (t * B + b) * 4 * H
+                for j in range(j0, j1):
+                    dpeep[j] += d[j] * cp[j]
+                    dpeep[H + j] += d[H + j] * cp[j]
+                    dpeep[2 * H + j] += d[3 * H + j] * cs[(t * B + b) * H + j]
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+cdef int _threads_for(Py_ssize_t n_items) noexcept nogil:
+    cdef int n = tsrnn_max_threads()
+    if n > n_items:
+        n = <int> n_items
+    return n if n > 0 else 1
+
+
+def _check(bint ok, str what):
+    if not ok:
+        raise ValueError(f"tsrnn._cells: inconsistent buffer shapes: {what}")
+
+
+def _check_int32(Py_ssize_t n, str what):
+    # BLAS takes 32-bit ints for sizes and leading dimensions.
+    if n >= 2 ** 31:
+        raise ValueError(f"{what} = {n} is too large for 32-bit BLAS indexing")
+
+
+def forward_layer(int cell,
+                  const floating[:, :, ::1] x,       # (T, B, D)
+                  const floating[:, ::1] w_ih,       # (G*H, D)
+                  const floating[:, ::1] w_hh,       # (G*H, H)
+                  const floating[::1] bias,          # (G*H,) folded biases
+                  const floating[::1] bias_hn,       # (H,) gru only, else (0,)
+                  const floating[:, ::1] peep,       # (3, H) peephole, else (0, H)
+                  const floating[:, ::1] h0,         # (B, H)
+                  const floating[:, ::1] c0,         # (B, H) lstm cells, else (0, H)
+                  floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
+                  floating[:, :, ::1] cs,            # (T, B, H) out: c(t), lstm cells
+                  floating[:, :, ::1] gates,         # (T, B, S) out: activations
+                  floating[:, ::1] hproj):           # (B, G*H) scratch
+    """Run one layer over all time steps. See the module docstring for layouts."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = w_hh.shape[1]
+    cdef bint is_gru = cell == CELL_GRU
+    cdef bint peephole = cell == CELL_PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef Py_ssize_t n_chunks, ci, b0, t
+    cdef int nb, n_threads
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+
+    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
+    _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
+    _check(w_ih.shape[0] == G * H and w_ih.shape[1] == D, "weight_ih")
+    _check(w_hh.shape[0] == G * H, "weight_hh")
+    _check(bias.shape[0] == G * H, "bias")
+    _check(bias_hn.shape[0] == (H if is_gru else 0), "bias_hn")
+    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
+    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
+    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
+    _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
+    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T, B, H), "cs")
+    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T, B, S), "gates")
+    _check(hproj.shape[0] == B and hproj.shape[1] == G * H, "hproj")
+    _check_int32(T * B * S, "T * B * gate width")
+
+    n_chunks = (B + CHUNK - 1) // CHUNK
+    with nogil:
+        # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases are
+        # added inside the gate loop, where they cost nothing extra).
+        rows_gemm(T * B, <int> (G * H), <int> D, True, &x[0, 0, 0], <int> D,
+                  &w_ih[0, 0], <int> D, &gates[0, 0, 0], <int> S,
+                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
+
+        n_threads = _threads_for(n_chunks)
+        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+            b0 = ci * CHUNK
+            nb = <int> min(CHUNK, B - b0)
+            for t in range(T):
+                if t == 0:
+                    h_prev = &h0[b0, 0]
+                else:
+                    h_prev = &hs[t - 1, b0, 0]
+                # hproj[chunk] = h_prev @ w_hh.T
+                gemm_rm(False, True, nb, <int> (G * H), <int> H, <floating> 1,
+                        h_prev, <int> H, &w_hh[0, 0], <int> H, <floating> 0,
+                        &hproj[b0, 0], <int> (G * H))
+                if is_gru:
+                    gru_step_forward(nb, H, S, &gates[t, b0, 0], &hproj[b0, 0],
+                                     &bias[0], &bias_hn[0], h_prev, &hs[t, b0, 0])
+                else:
+                    if t == 0:
+                        c_prev = &c0[b0, 0]
+                    else:
+                        c_prev = &cs[t - 1, b0, 0]
+                    lstm_step_forward(nb, H, S, peephole, &gates[t, b0, 0],
+                                      &hproj[b0, 0], &bias[0],
+                                      &peep[0, 0] if peephole else NULL,
+                                      c_prev, &cs[t, b0, 0], &hs[t, b0, 0])
+
+
+def backward_layer(int cell,
+                   const floating[:, :, ::1] x,      # (T, B, D) layer input
+                   const floating[:, ::1] w_ih,      # (G*H, D)
+                   const floating[:, ::1] w_hh,      # (G*H, H)
+                   const floating[:, ::1] peep,      # (3, H) peephole, else (0, H)
+                   const floating[:, ::1] h0,        # (B, H)
+                   const floating[:, ::1] c0,        # (B, H) lstm cells, else (0, H)
+                   const floating[:, :, ::1] hs,     # (T, B, H) forward h(t)
+                   const floating[:, :, ::1] cs,     # (T, B, H) forward c(t), lstm cells
+                   const floating[:, :, ::1] gates,  # (T, B, S) forward activations
+                   const floating[:, :, ::1] dhs,    # (T, B, H) dL/dh(t) from above
+                   floating[:, ::1] dh0,             # (B, H) in dL/dh(T-1), out dL/dh0
+                   floating[:, ::1] dc0,             # (B, H) in dL/dc(T-1), out dL/dc0
+                   floating[:, :, ::1] dax,          # (T, B, G*H) scratch
+                   floating[:, :, ::1] dah,          # (T, B, G*H) scratch, gru (else (0,0,0))
+                   floating[:, :, ::1] dx,           # (T, B, D) out
+                   floating[:, ::1] dw_ih,           # (G*H, D) out
+                   floating[:, ::1] dw_hh,           # (G*H, H) out
+                   floating[::1] db_ih,              # (G*H,) out
+                   floating[::1] db_hh,              # (G*H,) out
+                   floating[:, ::1] dpeep):          # (3, H) out, peephole (else (0, H))
+    """Backpropagate one layer through all time steps.
+
+    dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
+    gradient w.r.t. the initial state: each chunk owns its rows, so they double
+    as the running dL/dh(t), dL/dc(t) buffers of the sweep.
+    """
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = w_hh.shape[1]
+    cdef bint is_gru = cell == CELL_GRU
+    cdef bint peephole = cell == CELL_PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef Py_ssize_t GH = G * H
+    cdef Py_ssize_t n_chunks, ci, b0, t
+    cdef int nb, n_threads
+    cdef const floating* c_prev
+    cdef floating* da_h
+
+    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
+    _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
+    _check(w_ih.shape[0] == GH and w_ih.shape[1] == D, "weight_ih")
+    _check(w_hh.shape[0] == GH, "weight_hh")
+    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
+    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
+    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
+    _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
+    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T, B, H), "cs")
+    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T, B, S), "gates")
+    _check((dhs.shape[0], dhs.shape[1], dhs.shape[2]) == (T, B, H), "dhs")
+    _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
+    _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
+    _check((dax.shape[0], dax.shape[1], dax.shape[2]) == (T, B, GH), "dax")
+    _check(not is_gru or (dah.shape[0], dah.shape[1], dah.shape[2]) == (T, B, GH), "dah")
+    _check((dx.shape[0], dx.shape[1], dx.shape[2]) == (T, B, D), "dx")
+    _check(dw_ih.shape[0] == GH and dw_ih.shape[1] == D, "dw_ih")
+    _check(dw_hh.shape[0] == GH and dw_hh.shape[1] == H, "dw_hh")
+    _check(db_ih.shape[0] == GH and db_hh.shape[0] == GH, "db")
+    _check(dpeep.shape[0] == (3 if peephole else 0) and dpeep.shape[1] == H, "dpeep")
+    _check_int32(T * B * S, "T * B * gate width")
+
+    n_chunks = (B + CHUNK - 1) // CHUNK
+    with nogil:
+        n_threads = _threads_for(n_chunks)
+        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+            b0 = ci * CHUNK
+            nb = <int> min(CHUNK, B - b0)
+            t = T - 1
+            while t >= 0:
+                if is_gru:
+                    gru_step_backward(nb, H, S, &gates[t, b0, 0],
+                                      &h0[b0, 0] if t == 0 else &hs[t - 1, b0, 0],
+                                      &dhs[t, b0, 0], &dh0[b0, 0],
+                                      &dax[t, b0, 0], &dah[t, b0, 0])
+                    # dh0[chunk] += dah[t, chunk] @ w_hh
+                    gemm_rm(False, False, nb, <int> H, <int> GH, <floating> 1,
+                            &dah[t, b0, 0], <int> GH, &w_hh[0, 0], <int> H,
+                            <floating> 1, &dh0[b0, 0], <int> H)
+                else:
+                    if t == 0:
+                        c_prev = &c0[b0, 0]
+                    else:
+                        c_prev = &cs[t - 1, b0, 0]
+                    lstm_step_backward(nb, H, S, peephole, &gates[t, b0, 0],
+                                       &peep[0, 0] if peephole else NULL,
+                                       c_prev, &cs[t, b0, 0], &dhs[t, b0, 0],
+                                       &dh0[b0, 0], &dc0[b0, 0], &dax[t, b0, 0])
+                    # dh0[chunk] = dax[t, chunk] @ w_hh
+                    gemm_rm(False, False, nb, <int> H, <int> GH, <floating> 1,
+                            &dax[t, b0, 0], <int> GH, &w_hh[0, 0], <int> H,
+                            <floating> 0, &dh0[b0, 0], <int> H)
+                t = t - 1
+
+        da_h = &dah[0, 0, 0] if is_gru else &dax[0, 0, 0]
+        # dx = dax @ w_ih over all T*B rows.
+        rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
+                  &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
+                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
+        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK)
+        # dw_ih = dax.T @ x
+        weight_grad_gemm(<int> GH, <int> D, <int> (T * B), 0, &dax[0, 0, 0], <int> GH,
+                         &x[0, 0, 0], <int> D, NULL, NULL, &dw_ih[0, 0], n_threads)
+        # dw_hh = dah[1:].T @ hs[:-1] + dah[0].T @ h0
+        weight_grad_gemm(<int> GH, <int> H, <int> ((T - 1) * B), <int> B,
+                         da_h + B * GH, <int> GH, &hs[0, 0, 0], <int> H,
+                         da_h, &h0[0, 0], &dw_hh[0, 0], n_threads)
+        column_sums(T * B, GH, &dax[0, 0, 0], GH, &db_ih[0], n_threads)
+        column_sums(T * B, GH, da_h, GH, &db_hh[0], n_threads)
+        if peephole:
+            peephole_grads(T, B, H, &dax[0, 0, 0], &cs[0, 0, 0], &c0[0, 0],
+                           &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK))

@@ -1,0 +1,418 @@
+"""Validated low-level API over the recurrent kernels.
+
+Three functions, in the style of a deep-learning framework's functional layer::
+
+    params = init_params(cell, input_size, hidden_size, num_layers=1)
+    out, state, cache = rnn_forward(cell, x, params, state=None, training=True)
+    dx, grads, dstate = rnn_backward(dout, cache, dstate=None)
+
+``params`` is a plain dict of NumPy arrays whose names, shapes and gate order are
+exactly those of ``torch.nn.LSTM(...).state_dict()`` / ``torch.nn.GRU(...)``, so
+a model trained in PyTorch loads with ``{k: v.numpy() for k, v in sd.items()}``
+and the reverse works too. The peephole cell adds three diagonal vectors per
+layer, ``weight_ci_l{k}``, ``weight_cf_l{k}`` and ``weight_co_l{k}`` (H,).
+
+All validation happens here; ``tsrnn._cells`` only re-checks buffer shapes.
+The user's batch-first arrays are copied once into the time-major, contiguous
+layout the kernels use, which is also what makes read-only, Fortran-ordered
+and strided inputs safe.
+"""
+from collections.abc import Mapping
+
+import numpy as np
+from sklearn.utils import check_random_state
+from threadpoolctl import ThreadpoolController
+
+from . import _cells
+
+__all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes"]
+
+CELLS = ("lstm", "gru", "peephole")
+_N_GATES = {"lstm": 4, "gru": 3, "peephole": 4}
+_CELL_CODE = {
+    "lstm": _cells.CELL_LSTM,
+    "gru": _cells.CELL_GRU,
+    "peephole": _cells.CELL_PEEPHOLE,
+}
+_PEEPHOLE_NAMES = ("weight_ci", "weight_cf", "weight_co")
+_LAYER_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+_blas_controller = None
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread while the OpenMP kernels run.
+
+    The kernels call BLAS from inside parallel regions; a threaded BLAS there
+    oversubscribes the cores (measured ~50x slower). The controller is built
+    once because scanning the loaded libraries is the expensive part.
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
+def _check_cell(cell):
+    if not isinstance(cell, str) or cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}")
+    return cell
+
+
+def _is_lstm(cell):
+    return cell != "gru"
+
+
+def param_shapes(cell, input_size, hidden_size, num_layers=1):
+    """Names and shapes of the parameters of a stacked recurrent net.
+
+    Returns a dict ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
+    state_dict, followed by the peephole vectors of each layer.
+    """
+    _check_cell(cell)
+    gh = _N_GATES[cell] * hidden_size
+    shapes = {}
+    for k in range(num_layers):
+        d = input_size if k == 0 else hidden_size
+        shapes[f"weight_ih_l{k}"] = (gh, d)
+        shapes[f"weight_hh_l{k}"] = (gh, hidden_size)
+        shapes[f"bias_ih_l{k}"] = (gh,)
+        shapes[f"bias_hh_l{k}"] = (gh,)
+        if cell == "peephole":
+            for name in _PEEPHOLE_NAMES:
+                shapes[f"{name}_l{k}"] = (hidden_size,)
+    return shapes
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
+                random_state=None, forget_bias=None):
+    """Initialise the weights of a stacked LSTM, GRU or peephole LSTM.
+
+    Every array is drawn from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
+    PyTorch does, in the order of :func:`param_shapes`.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "peephole"}
+    input_size, hidden_size, num_layers : int
+    dtype : float32 or float64
+    random_state : int, RandomState instance or None
+    forget_bias : float or None
+        For the LSTM cells, set ``bias_ih[H:2H]`` to this value and
+        ``bias_hh[H:2H]`` to zero, so the forget gate starts open. Ignored by
+        the GRU.
+
+    Returns
+    -------
+    params : dict of ndarray
+    """
+    _check_cell(cell)
+    input_size = _check_positive_int(input_size, "input_size")
+    hidden_size = _check_positive_int(hidden_size, "hidden_size")
+    num_layers = _check_positive_int(num_layers, "num_layers")
+    dtype = _check_dtype(dtype)
+    rng = check_random_state(random_state)
+    bound = 1.0 / np.sqrt(hidden_size)
+    params = {}
+    for name, shape in param_shapes(cell, input_size, hidden_size, num_layers).items():
+        params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
+    if forget_bias is not None and _is_lstm(cell):
+        h = hidden_size
+        for k in range(num_layers):
+            params[f"bias_ih_l{k}"][h:2 * h] = forget_bias
+            params[f"bias_hh_l{k}"][h:2 * h] = 0
+    return params
+
+
+class _Layer:
+    """Per-layer weights in kernel form, plus the forward activations."""
+
+    __slots__ = ("w_ih", "w_hh", "b_ih", "b_hh", "peep", "inp", "hs", "cs",
+                 "gates", "h0", "c0", "mask")
+
+
+class RNNCache:
+    """Activations kept by :func:`rnn_forward` for :func:`rnn_backward`.
+
+    Opaque to users: its memory is the stored activations of every layer
+    (time-major), which dominate the memory of training.
+    """
+
+    __slots__ = ("cell", "dtype", "layers", "batch", "time", "input_size",
+                 "hidden_size", "nbytes")
+
+
+def _validate_params(cell, params):
+    """Return (dtype, input_size, hidden_size, per-layer contiguous weights)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
+        raise ValueError("params is missing 'weight_ih_l0' or 'weight_hh_l0'")
+    num_layers = 0
+    while f"weight_ih_l{num_layers}" in params:
+        num_layers += 1
+    w_ih0 = np.asarray(params["weight_ih_l0"])
+    w_hh0 = np.asarray(params["weight_hh_l0"])
+    if w_ih0.ndim != 2 or w_hh0.ndim != 2:
+        raise ValueError("params 'weight_ih_l0' and 'weight_hh_l0' must be 2-D")
+    input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
+    if input_size < 1 or hidden_size < 1:
+        raise ValueError("params describe an empty layer (input or hidden size 0)")
+    expected = param_shapes(cell, input_size, hidden_size, num_layers)
+    missing = [k for k in expected if k not in params]
+    if missing:
+        raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
+    unexpected = sorted(set(params) - set(expected))
+    if unexpected:
+        raise ValueError(f"params has keys that a {cell} does not use: {unexpected}")
+    dtypes = {np.asarray(params[k]).dtype for k in expected}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+        raise ValueError(
+            "params must all have one dtype, float32 or float64; got "
+            f"{sorted(str(d) for d in dtypes)}"
+        )
+    dtype = dtypes.pop()
+    arrays = {}
+    for name, shape in expected.items():
+        a = np.ascontiguousarray(params[name])
+        if a.shape != shape:
+            raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"params[{name!r}] contains NaN or inf")
+        arrays[name] = a
+    layers = []
+    for k in range(num_layers):
+        lay = _Layer()
+        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = (
+            arrays[f"{n}_l{k}"] for n in _LAYER_NAMES
+        )
+        if cell == "peephole":
+            lay.peep = np.stack([arrays[f"{n}_l{k}"] for n in _PEEPHOLE_NAMES])
+        else:
+            lay.peep = np.empty((0, hidden_size), dtype)
+        layers.append(lay)
+    return dtype, input_size, hidden_size, layers
+
+
+def _as_real_array(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    return a
+
+
+def _time_major(a, dtype, name):
+    """Copy a batch-first (B, T, F) array to a contiguous time-major one."""
+    out = np.ascontiguousarray(a.transpose(1, 0, 2), dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype})")
+    return out
+
+
+def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
+    """Return (h, c) as contiguous (L, B, H) copies; c is None for the GRU."""
+    shape = (num_layers, batch, hidden_size)
+    if state is None:
+        h = np.zeros(shape, dtype)
+        return h, (np.zeros(shape, dtype) if _is_lstm(cell) else None)
+    if _is_lstm(cell):
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(f"{name} for a {cell} must be a tuple (h, c)")
+        parts = [(state[0], f"{name}[0] (h)"), (state[1], f"{name}[1] (c)")]
+    else:
+        parts = [(state, name)]
+    out = []
+    for value, label in parts:
+        a = _as_real_array(value, label)
+        if a.shape != shape:
+            raise ValueError(
+                f"{label} has shape {a.shape}, expected (num_layers, batch, hidden) = {shape}"
+            )
+        a = np.array(a, dtype=dtype, order="C", copy=True)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{label} contains NaN or inf")
+        out.append(a)
+    return out[0], (out[1] if len(out) == 2 else None)
+
+
+def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
+                random_state=None):
+    """Run a stacked recurrent net over a batch of sequences.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "peephole"}
+    x : array-like of shape (batch, time, input)
+        Any real dtype; converted to the dtype of ``params``.
+    params : dict of ndarray
+        As returned by :func:`init_params` or a torch ``state_dict``.
+    state : None, ndarray or tuple of ndarray
+        Initial state, zeros when None. ``(h, c)`` for the LSTM cells, ``h``
+        for the GRU, each of shape (num_layers, batch, hidden).
+    training : bool
+        When False, no activations are kept and ``cache`` is None.
+    dropout : float in [0, 1)
+        Inverted dropout on the output of every layer but the last, applied
+        only when ``training`` is True (as ``torch.nn.LSTM(dropout=...)``).
+    random_state : int, RandomState instance or None
+        Source of the dropout masks.
+
+    Returns
+    -------
+    out : ndarray of shape (batch, time, hidden)
+        Hidden state of the top layer at every step.
+    state : ndarray or tuple of ndarray
+        Final state, laid out as the initial state.
+    cache : RNNCache or None
+    """
+    _check_cell(cell)
+    dtype, input_size, hidden_size, layers = _validate_params(cell, params)
+    x = _as_real_array(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x must be 3-D (batch, time, input), got shape {x.shape}")
+    batch, time, feat = x.shape
+    if batch == 0 or time == 0:
+        raise ValueError(f"x needs at least one sequence and one time step, got shape {x.shape}")
+    if feat != input_size:
+        raise ValueError(f"x has input size {feat} but the params expect {input_size}")
+    if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
+    inp = _time_major(x, dtype, "x")
+    rng = check_random_state(random_state) if (training and dropout > 0) else None
+
+    code = _CELL_CODE[cell]
+    lstm = _is_lstm(cell)
+    n_gates = _N_GATES[cell]
+    gh = n_gates * hidden_size
+    width = (5 if lstm else 4) * hidden_size
+    no_c = np.empty((0, hidden_size), dtype)
+    no_cs = np.empty((0, 0, 0), dtype)
+    hproj = np.empty((batch, gh), dtype)
+    nbytes = 0
+    with _single_threaded_blas():
+        for k, lay in enumerate(layers):
+            bias = lay.b_ih + lay.b_hh
+            if lstm:
+                bias_hn = np.empty(0, dtype)
+            else:
+                # b_hn is multiplied by the reset gate, so it cannot be folded.
+                bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
+                bias_hn = np.ascontiguousarray(lay.b_hh[2 * hidden_size:])
+            hs = np.empty((time, batch, hidden_size), dtype)
+            cs = np.empty((time, batch, hidden_size), dtype) if lstm else no_cs
+            gates = np.empty((time, batch, width), dtype)
+            lay.h0 = h0[k]
+            lay.c0 = c0[k] if lstm else no_c
+            _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
+                                 lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj)
+            lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
+            nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
+            inp = hs
+            if rng is not None and k < len(layers) - 1:
+                keep = rng.random_sample(hs.shape) >= dropout
+                lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
+                inp = hs * lay.mask
+
+    out = np.ascontiguousarray(layers[-1].hs.transpose(1, 0, 2))
+    h_n = np.stack([lay.hs[-1] for lay in layers])
+    final = (h_n, np.stack([lay.cs[-1] for lay in layers])) if lstm else h_n
+    if not training:
+        return out, final, None
+    cache = RNNCache()
+    cache.cell, cache.dtype, cache.layers = cell, dtype, layers
+    cache.batch, cache.time = batch, time
+    cache.input_size, cache.hidden_size = input_size, hidden_size
+    cache.nbytes = nbytes
+    return out, final, cache
+
+
+def rnn_backward(dout, cache, dstate=None):
+    """Backpropagate through time.
+
+    Parameters
+    ----------
+    dout : array-like of shape (batch, time, hidden) or None
+        Gradient of the loss w.r.t. ``out``; None means zeros (a loss on the
+        final state only).
+    cache : RNNCache
+        From ``rnn_forward(..., training=True)``.
+    dstate : None, ndarray or tuple of ndarray
+        Gradient w.r.t. the final state, laid out as the state; None is zeros.
+
+    Returns
+    -------
+    dx : ndarray of shape (batch, time, input)
+    grads : dict of ndarray, the keys and shapes of ``params``
+    dstate : gradient w.r.t. the initial state, laid out as the state
+    """
+    if not isinstance(cache, RNNCache):
+        raise TypeError(
+            "cache must be the RNNCache returned by rnn_forward(..., training=True)"
+        )
+    cell, dtype, layers = cache.cell, cache.dtype, cache.layers
+    batch, time, hidden = cache.batch, cache.time, cache.hidden_size
+    lstm = _is_lstm(cell)
+    if dout is None:
+        dhs = np.zeros((time, batch, hidden), dtype)
+    else:
+        dout = _as_real_array(dout, "dout")
+        if dout.shape != (batch, time, hidden):
+            raise ValueError(
+                f"dout has shape {dout.shape}, expected (batch, time, hidden) = "
+                f"{(batch, time, hidden)}"
+            )
+        dhs = _time_major(dout, dtype, "dout")
+    # Copies: the kernels use these as running buffers and leave the gradient
+    # w.r.t. the initial state in them.
+    dh, dc = _validate_state(dstate, cell, len(layers), batch, hidden, dtype, "dstate")
+
+    code = _CELL_CODE[cell]
+    gh = _N_GATES[cell] * hidden
+    no_c = np.empty((0, hidden), dtype)
+    no_da = np.empty((0, 0, 0), dtype)
+    grads = {}
+    with _single_threaded_blas():
+        for k in range(len(layers) - 1, -1, -1):
+            lay = layers[k]
+            d_in = lay.inp.shape[2]
+            dx = np.empty((time, batch, d_in), dtype)
+            dax = np.empty((time, batch, gh), dtype)
+            dah = no_da if lstm else np.empty((time, batch, gh), dtype)
+            g = {
+                "weight_ih": np.empty((gh, d_in), dtype),
+                "weight_hh": np.empty((gh, hidden), dtype),
+                "bias_ih": np.empty(gh, dtype),
+                "bias_hh": np.empty(gh, dtype),
+            }
+            dpeep = np.empty(lay.peep.shape, dtype)
+            _cells.backward_layer(
+                code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
+                lay.hs, lay.cs, lay.gates, dhs, dh[k], dc[k] if lstm else no_c,
+                dax, dah, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
+                g["bias_hh"], dpeep,
+            )
+            for name, value in g.items():
+                grads[f"{name}_l{k}"] = value
+            if cell == "peephole":
+                for i, name in enumerate(_PEEPHOLE_NAMES):
+                    grads[f"{name}_l{k}"] = dpeep[i].copy()
+            dhs = dx if k == 0 or layers[k - 1].mask is None else dx * layers[k - 1].mask
+
+    order = param_shapes(cell, cache.input_size, hidden, len(layers))
+    grads = {name: grads[name] for name in order}
+    dx = np.ascontiguousarray(dhs.transpose(1, 0, 2))
+    return dx, grads, ((dh, dc) if lstm else dh)
