@@ -1,0 +1,406 @@
+"""RNNClassifier: a recurrent network classifier with scikit-learn's interface."""
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from tsrnn._base import BaseRNN
+
+
+class RNNClassifier(ClassifierMixin, BaseRNN):
+    """Recurrent neural network classifier (LSTM, GRU or peephole LSTM).
+
+    A stack of recurrent layers reads a sequence of rows; a dense layer on the
+    top layer's last hidden state gives the class scores: one logit with a
+    logistic output for two classes, a softmax over ``n_classes`` logits
+    otherwise. The log-loss is minimised with Adam on minibatches. Parameters
+    shared with :class:`~sklearn.neural_network.MLPClassifier` have the same
+    names and meanings.
+
+    Two kinds of input are accepted, by fit and predict alike:
+
+    **A stream**, 2-D ``(n_rows, n_features)`` (array or DataFrame): rows are
+    time steps in order, columns are sensors, and ``y`` has one label per row.
+    The class of row ``i`` is predicted from rows ``max(0, i - window + 1) ..
+    i`` only, so :meth:`predict` returns exactly one label per row. The first
+    ``window - 1`` rows use the shorter history that exists. Training uses every
+    row once per epoch: each row from ``window - 1`` on as the target of its
+    full window, and the first ``window - 1`` rows through one sequence with a
+    target at every step. A single row is therefore enough to fit (two rows
+    for validation are needed with ``early_stopping``). Windows are never
+    copied as a whole: each minibatch is gathered from a strided view.
+
+    **A batch of sequences**, 3-D ``(n_sequences, n_timesteps, n_features)``,
+    with one label per sequence, classified from its last step. ``window`` is
+    not used.
+
+    ``n_features_in_`` is the number of features (sensors), the last axis.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or array-like of int, default=(32,)
+        Width of each stacked recurrent layer, from the input upwards.
+
+    cell : {"lstm", "gru", "peephole"}, default="lstm"
+        Recurrent cell. "lstm" and "gru" use PyTorch's equations and gate
+        order; "peephole" is the LSTM with Graves' peephole connections.
+
+    window : int, default=16
+        Number of rows (time steps) a stream prediction looks at: the row
+        itself and the ``window - 1`` rows before it. Ignored for 3-D input.
+
+    dropout : float, default=0.0
+        Fraction of each recurrent layer's outputs zeroed during training
+        (inverted dropout), including the top layer's output that feeds the
+        dense output layer. Masks come from ``random_state``.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weights (not the biases).
+
+    batch_size : int or "auto", default="auto"
+        Number of windows (or sequences) per minibatch; "auto" means
+        ``min(64, n_windows)``.
+
+    learning_rate_init : float, default=0.005
+        Adam's step size.
+
+    max_iter : int, default=50
+        Maximum number of epochs (passes over all rows).
+
+    shuffle : bool, default=True
+        Whether to shuffle the order of windows in each epoch. The windows
+        themselves always keep their rows in time order.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds initial weights, shuffling and dropout. Pass an int for
+        reproducible results, which are then also identical for any number of
+        threads.
+
+    tol : float, default=1e-4
+        Minimum improvement of the training loss (or, with early stopping,
+        of the validation accuracy) that resets the ``n_iter_no_change``
+        counter.
+
+    verbose : bool, default=False
+        Print the loss, validation score and elapsed time after each epoch.
+
+    warm_start : bool, default=False
+        Reuse the weights of the previous fit as initialisation (Adam's
+        moments restart, as in MLP). ``y`` must have the same classes.
+
+    early_stopping : bool, default=False
+        Hold out the last ``validation_fraction`` of the data in time order
+        (the last rows of a stream, the last sequences of a 3-D batch; never a
+        random split, which would leak the future), stop when its accuracy
+        stops improving, and restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Fraction of rows (or sequences) held out for early stopping. The
+        number held out is ``ceil(validation_fraction * n)``.
+
+    beta_1 : float, default=0.9
+        Adam's decay rate of the first moment estimate.
+
+    beta_2 : float, default=0.999
+        Adam's decay rate of the second moment estimate.
+
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+
+    n_iter_no_change : int, default=10
+        Stop after this many epochs without an improvement of at least
+        ``tol``.
+
+    max_grad_norm : float or None, default=5.0
+        Rescale each minibatch gradient to at most this Euclidean norm
+        (clipping by the global norm); None disables clipping.
+
+    forget_bias : float, default=1.0
+        Initial bias of the forget gate of LSTM and peephole cells; ignored
+        for GRU.
+
+    dtype : {np.float32, np.float64, "float32", "float64"}, default=np.float32
+        Floating-point type of the weights and all computations.
+        Probabilities are returned as float64.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (any sortable labels, strings included).
+
+    loss_curve_ : list of float
+        Training log-loss (plus L2 penalty) after each epoch; continues across
+        warm-started fits and partial_fit.
+
+    best_loss_ : float or None
+        Lowest training loss of the last fit; None with early stopping.
+
+    validation_scores_ : list of float or None
+        Accuracy on the held-out block after each epoch; None without early
+        stopping.
+
+    best_validation_score_ : float or None
+        Best validation accuracy of the last fit (the restored weights have it).
+
+    n_iter_ : int
+        Epochs run by the last fit (cumulative over partial_fit calls).
+
+    t_ : int
+        Number of training targets (rows or sequences) seen by the optimizer.
+
+    n_outputs_ : int
+        Width of the output layer: 1 for two classes, else ``n_classes``.
+
+    n_features_in_ : int
+        Number of features (sensors) seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X, when it was a DataFrame with string column names.
+
+    rnn_params_ : dict of str to ndarray
+        Recurrent weights under PyTorch's names, as views into the model.
+
+    head_weight_, head_bias_ : ndarray
+        Weight (n_outputs, n_hidden_last) and bias of the dense output layer.
+
+    See Also
+    --------
+    RNNRegressor : The same network for regression.
+    sklearn.neural_network.MLPClassifier : The feed-forward counterpart.
+
+    Notes
+    -----
+    Weights can be exported with :meth:`state_dict` and imported with
+    :meth:`load_state_dict` in the format of ``torch.nn.LSTM`` / ``nn.GRU``
+    plus an ``nn.Linear`` named ``head``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsrnn import RNNClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 8, 1))       # 200 sequences of 8 steps
+    >>> y = np.where(X[:, :4, 0].sum(1) > X[:, 4:, 0].sum(1), "early", "late")
+    >>> clf = RNNClassifier(max_iter=5, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape
+    (200, 2)
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(32,),
+        *,
+        cell="lstm",
+        window=16,
+        dropout=0.0,
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.005,
+        max_iter=50,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_grad_norm=5.0,
+        forget_bias=1.0,
+        dtype=np.float32,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            cell=cell,
+            window=window,
+            dropout=dropout,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_grad_norm=max_grad_norm,
+            forget_bias=forget_bias,
+            dtype=dtype,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to a stream or a batch of sequences.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
+                of shape (n_sequences, n_timesteps, n_features)
+            A stream (rows in time order) or a batch of sequences.
+
+        y : array-like of shape (n_rows,)
+            Class labels, one per row of a stream or one per sequence.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Update the model with one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
+                of shape (n_sequences, n_timesteps, n_features)
+            A stream (rows in time order) or a batch of sequences.
+
+        y : array-like of shape (n_rows,)
+            Class labels, one per row of a stream or one per sequence.
+
+        classes : array-like of shape (n_classes,), default=None
+            All classes that can ever appear, e.g. ``np.unique(y_all)``.
+            Required on the first call, optional later (it must then match
+            ``classes_``). ``y`` need not contain every class.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if classes is not None:
+            classes = unique_labels(classes)
+            if hasattr(self, "classes_") and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"classes={classes} is not the same as on the first call to "
+                    f"partial_fit, which was {self.classes_}."
+                )
+        elif not hasattr(self, "classes_"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities, one row per stream row or per sequence.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
+                of shape (n_sequences, n_timesteps, n_features)
+            For a stream, row ``i`` is classified from rows
+            ``max(0, i - window + 1) .. i`` of this X.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            Probabilities (float64) in the order of ``classes_``.
+        """
+        return self._proba(self._raw_predict(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed without underflow.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
+                of shape (n_sequences, n_timesteps, n_features)
+            A stream or a batch of sequences, as in :meth:`predict_proba`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_rows, n_classes)
+            Log-probabilities in the order of ``classes_``.
+        """
+        Z = self._raw_predict(X)
+        if Z.shape[1] == 1:
+            # log(sigmoid(z)) = -log(1 + e^-z), and log(1 - sigmoid(z)) = -log(1 + e^z)
+            return -np.logaddexp(0, np.c_[Z, -Z])
+        return log_softmax(Z, axis=1)
+
+    def predict(self, X):
+        """Predict one class label per row of a stream or per sequence.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
+                of shape (n_sequences, n_timesteps, n_features)
+            A stream or a batch of sequences, as in :meth:`predict_proba`.
+
+        Returns
+        -------
+        y : ndarray of shape (n_rows,)
+            Predicted labels, taken from ``classes_``.
+        """
+        check_is_fitted(self)
+        return self.classes_[self._codes(self._raw_predict(X))]
+
+    @staticmethod
+    def _proba(Z):
+        if Z.shape[1] == 1:
+            p = expit(Z)
+            return np.hstack([1 - p, p])
+        return softmax(Z, axis=1)
+
+    @staticmethod
+    def _codes(Z):
+        if Z.shape[1] == 1:
+            return (Z[:, 0] > 0).astype(np.intp)
+        return Z.argmax(axis=1)
+
+    def _encode_targets(self, y, first_pass, incremental, classes):
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if first_pass:
+            labels = unique_labels(y) if classes is None else classes
+            if len(labels) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes, but y has only "
+                    f"one class: {labels[0]!r}."
+                )
+            self.classes_ = labels
+            self.n_outputs_ = 1 if len(labels) == 2 else len(labels)
+        seen = unique_labels(y)
+        if self.warm_start and not incremental and not first_pass:
+            if set(seen) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as "
+                    f"in the previous call to fit. Previously got {self.classes_}, "
+                    f"`y` has {seen}."
+                )
+        unknown = np.setdiff1d(seen, self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown} that are not in classes_ {self.classes_}."
+            )
+        return np.searchsorted(self.classes_, y)
+
+    def _loss(self, Z, codes):
+        Z64 = Z.astype(np.float64)
+        if Z.shape[1] == 1:
+            z, target = Z64[:, 0], codes.astype(np.float64)
+            # -log p(y) of a logistic output, written to avoid overflow of e^z.
+            loss = np.sum(np.logaddexp(0, z) - target * z)
+            dZ = (expit(z) - target)[:, None]
+        else:
+            log_p = log_softmax(Z64, axis=1)
+            rows = np.arange(Z.shape[0])
+            loss = -np.sum(log_p[rows, codes])
+            dZ = np.exp(log_p)
+            dZ[rows, codes] -= 1
+        return float(loss), dZ
+
+    def _validation_score(self, Z, codes):
+        return float(np.mean(self._codes(Z) == codes))
