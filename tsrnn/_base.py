@@ -64,10 +64,10 @@ from sklearn.utils.validation import (
 
 from tsrnn.functional import init_params, rnn_backward, rnn_forward
 
-# Inference gathers at most this many values (windows * steps * width) per
-# forward call. A constant, not a function of the thread count, so results do
-# not depend on the machine's parallelism.
-_PREDICT_BLOCK_VALUES = 2**21
+# Inference runs blocks of windows whose gathered inputs and activations take
+# about this many bytes. A constant, not a function of the thread count, so
+# results do not depend on the machine's parallelism.
+_PREDICT_BLOCK_BYTES = 2**22
 
 
 def _input_ndim(X):
@@ -75,8 +75,8 @@ def _input_ndim(X):
     ndim = getattr(X, "ndim", None)
     if ndim is None:
         try:
-            ndim = np.ndim(X)
-        except ValueError:  # ragged nested lists
+            ndim = np.asarray(X).ndim  # nested lists, objects with __array__
+        except (TypeError, ValueError):  # ragged lists: left to check_array
             ndim = None
     return ndim
 
@@ -525,8 +525,10 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
     # Inference
     # ------------------------------------------------------------------
     def _block_size(self, n_steps):
-        width = max(self.n_features_in_, max(self._hidden_sizes_fitted()))
-        return max(1, _PREDICT_BLOCK_VALUES // (n_steps * width))
+        # Per window and step: the input row, and per layer the functional
+        # layer's output, cell state and gate buffer (at most 7 * H values).
+        width = self.n_features_in_ + 7 * sum(self._hidden_sizes_fitted())
+        return max(1, _PREDICT_BLOCK_BYTES // (n_steps * width * self._flat.itemsize))
 
     def _hidden_sizes_fitted(self):
         return [
@@ -644,7 +646,13 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         dtype = np.dtype(self.dtype) if first_pass else self._flat.dtype
         X, y, sequences = self._validate_fit_data(X, y, first_pass, dtype)
         Y = self._encode_targets(y, first_pass, incremental, classes)
-        self._random_state = check_random_state(self.random_state)
+        # None means fresh OS entropy rather than numpy's global RandomState,
+        # which an estimator must never advance.
+        self._random_state = (
+            np.random.RandomState()
+            if self.random_state is None
+            else check_random_state(self.random_state)
+        )
 
         if first_pass:
             self._initialize(X.shape[-1])

@@ -76,7 +76,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     random_state : int, RandomState instance or None, default=None
         Seeds initial weights, shuffling and dropout. Pass an int for
         reproducible results, which are then also identical for any number of
-        threads.
+        threads. None draws a fresh seed from the operating system; numpy's
+        global random state is never used or advanced.
 
     tol : float, default=1e-4
         Minimum improvement of the training loss (or, with early stopping,
