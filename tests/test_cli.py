@@ -1,0 +1,281 @@
+"""The command line, run as a user runs it: in a subprocess.
+
+Bad input must end with exit status 2, one ``tsrnn: error:`` line naming the
+problem, and no output file. The happy paths train with tiny settings (one or
+two epochs, a small network) to keep the suite fast on 2 shared cores.
+"""
+import importlib.metadata
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import tsrnn
+from tsrnn.cli import write_outputs
+from tsrnn.datasets import load_weather
+
+# Make the subprocess import this checkout's tsrnn even when it is not installed.
+_REPO = str(Path(tsrnn.__file__).resolve().parent.parent)
+
+# Small settings: seconds, not the minute of the defaults.
+_SMALL = ["--window", "8", "--horizon", "6", "--hidden", "8", "--max-iter", "2"]
+
+
+def run_cli(*args, cwd, block_dir=None, command=None):
+    env = dict(os.environ)
+    paths = [_REPO] + ([str(block_dir)] if block_dir else [])
+    if block_dir:
+        # The blocking stubs must shadow the installed packages.
+        paths.reverse()
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    command = command or [sys.executable, "-m", "tsrnn"]
+    return subprocess.run(
+        [*command, *map(str, args)], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=300,
+    )
+
+
+def blocker(tmp_path, *modules):
+    """A directory whose stub packages make ``import <module>`` fail."""
+    root = tmp_path / "blocked"
+    for name in modules:
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text(
+            f"raise ImportError('{name} is blocked by the test')\n"
+        )
+    return root
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tsrnn: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def weather_csv(path, rows, columns=("temp_air", "dew_point")):
+    load_weather().iloc[:rows][list(columns)].to_csv(path, index_label="timestamp")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Bad input: exit 2, one line, nothing written
+# --------------------------------------------------------------------------
+
+_HEADER = "timestamp,temp,humidity\n"
+
+
+def _rows(n, start="2017-01-01"):
+    stamps = pd.date_range(start, periods=n, freq="h")
+    return "".join(f"{t:%Y-%m-%d %H:%M},{i % 7}.5,{i % 5}\n" for i, t in enumerate(stamps))
+
+
+# (id, file content or None for no file, extra arguments, words the message must contain)
+BAD_INPUTS = [
+    ("missing-file", None, [], ["no such file", "data.csv"]),
+    ("empty-file", "", [], ["data.csv", "empty"]),
+    ("header-only", _HEADER, [], ["data.csv", "empty", "no data rows"]),
+    ("unknown-target", _HEADER + _rows(100), ["--target", "pressure"],
+     ["'pressure'", "temp, humidity"]),
+    ("no-target-given", _HEADER + _rows(100), [], ["--target"]),
+    ("non-numeric", _HEADER + _rows(50) + "2017-01-03 02:00,3.5,high\n" + _rows(50, "2017-01-04"),
+     ["--target", "temp"], ["'humidity'", "not numeric", "row 51", "'high'"]),
+    ("unparseable-time", _HEADER + _rows(10) + "yesterday,1.5,2\n" + _rows(90, "2017-01-05"),
+     ["--target", "temp"], ["cannot parse timestamp", "'yesterday'", "row 11"]),
+    ("numeric-time", "t,temp\n" + "".join(f"{i},{i}.5\n" for i in range(100)),
+     ["--target", "temp"], ["'t'", "numbers, not timestamps", "--time-col"]),
+    ("unsorted-time", _HEADER + "".join(reversed(_rows(100).splitlines(True))),
+     ["--target", "temp"], ["not sorted", "row 2"]),
+    ("duplicate-time", _HEADER + _rows(30) + _rows(70, "2017-01-02 05:00"),
+     ["--target", "temp"], ["not sorted", "row 31", "repeats"]),
+    ("too-few-rows", _HEADER + _rows(20), ["--target", "temp", "--window", "16", "--horizon", "8"],
+     ["20 rows", "too few", "--window 16", "--horizon 8"]),
+    ("unknown-time-col", _HEADER + _rows(100), ["--target", "temp", "--time-col", "when"],
+     ["time column 'when'"]),
+    ("unknown-feature", _HEADER + _rows(100), ["--target", "temp", "--features", "wind"],
+     ["'wind'"]),
+]
+
+
+@pytest.mark.parametrize(
+    "content, extra, words", [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS]
+)
+def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, content, extra, words):
+    if content is not None:
+        (tmp_path / "data.csv").write_text(content)
+    before = set(os.listdir(tmp_path))
+    result = run_cli("forecast", "data.csv", *extra, "--out", "forecast.csv",
+                     "--plot", "forecast.png", cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    # No forecast, no plot, no leftover temporary file.
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_bad_input_keeps_an_existing_forecast(tmp_path):
+    (tmp_path / "forecast.csv").write_text("an older forecast\n")
+    result = run_cli("forecast", "nowhere.csv", "--out", "forecast.csv", cwd=tmp_path)
+    assert_one_line_error(result, "nowhere.csv")
+    assert (tmp_path / "forecast.csv").read_text() == "an older forecast\n"
+    assert os.listdir(tmp_path) == ["forecast.csv"]
+
+
+def test_output_directory_must_exist(tmp_path):
+    weather_csv(tmp_path / "data.csv", 100)
+    result = run_cli("forecast", "data.csv", "--target", "temp_air",
+                     "--out", "no/such/dir/forecast.csv", cwd=tmp_path)
+    assert_one_line_error(result, "--out", "does not exist")
+
+
+def test_plot_without_matplotlib_says_so_before_training(tmp_path):
+    weather_csv(tmp_path / "data.csv", 100)
+    result = run_cli("forecast", "data.csv", "--target", "temp_air", "--plot", "f.png",
+                     cwd=tmp_path, block_dir=blocker(tmp_path, "matplotlib"))
+    line = assert_one_line_error(result, "--plot", "matplotlib", "not installed")
+    assert "pip install" in line
+    assert not (tmp_path / "forecast.csv").exists()
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_bad_option_is_exit_2(tmp_path):
+    # argparse's own errors (usage + message) use the same status.
+    result = run_cli("forecast", "--cell", "rnn", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice: 'rnn'" in result.stderr
+    result = run_cli("forecast", "--quantiles", "0.1,1.5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "between 0 and 1" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_console_script(tmp_path):
+    """The installed ``tsrnn`` script runs the same main as ``python -m tsrnn``."""
+    try:
+        importlib.metadata.entry_points(group="console_scripts", name="tsrnn")["tsrnn"]
+    except (KeyError, importlib.metadata.PackageNotFoundError):
+        pytest.skip("tsrnn is not installed, so there is no console script")
+    script = Path(sysconfig.get_path("scripts")) / "tsrnn"
+    assert script.exists(), f"tsrnn is installed but {script} is missing"
+    result = run_cli("forecast", "absent.csv", cwd=tmp_path, command=[str(script)])
+    assert_one_line_error(result, "no such file", "absent.csv")
+    result = run_cli("--version", cwd=tmp_path, command=[str(script)])
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"tsrnn {tsrnn.__version__}"
+
+
+# --------------------------------------------------------------------------
+# Atomic output
+# --------------------------------------------------------------------------
+
+
+def test_write_outputs_is_all_or_nothing(tmp_path):
+    old = tmp_path / "forecast.csv"
+    old.write_text("old\n")
+
+    def fail(tmp):
+        Path(tmp).write_text("half a plot")
+        raise RuntimeError("the plot broke")
+
+    with pytest.raises(RuntimeError, match="the plot broke"):
+        write_outputs([(old, lambda tmp: Path(tmp).write_text("new\n")),
+                       (tmp_path / "forecast.png", fail)])
+    assert old.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["forecast.csv"]
+
+    write_outputs([(old, lambda tmp: Path(tmp).write_text("new\n"))])
+    assert old.read_text() == "new\n"
+    assert os.listdir(tmp_path) == ["forecast.csv"]
+    # Written files get ordinary permissions, not mkstemp's private 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert old.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --------------------------------------------------------------------------
+# Happy paths
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    """``tsrnn forecast`` on the embedded data with small settings and a plot."""
+    cwd = tmp_path_factory.mktemp("embedded")
+    result = run_cli("forecast", *_SMALL, "--plot", "forecast.png", cwd=cwd)
+    return result, cwd
+
+
+def test_embedded_run_succeeds(embedded_run):
+    result, cwd = embedded_run
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(cwd)) == ["forecast.csv", "forecast.png"]
+
+
+def test_embedded_run_writes_the_forecast_csv(embedded_run):
+    result, cwd = embedded_run
+    forecast = pd.read_csv(cwd / "forecast.csv", index_col="timestamp", parse_dates=True)
+    # The six hours after the last embedded row.
+    expected = pd.date_range("2018-01-01 00:00", periods=6, freq="h")
+    assert list(forecast.index) == list(expected)
+    assert list(forecast.columns) == ["temp_air_q0.1", "temp_air_q0.5", "temp_air_q0.9"]
+    assert forecast.notna().all().all()
+    # Air temperature in Colorado in January, in degrees C.
+    assert forecast.abs().max().max() < 40
+
+
+def test_embedded_run_writes_a_png(embedded_run):
+    result, cwd = embedded_run
+    assert (cwd / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_embedded_run_prints_the_backtest_table(embedded_run):
+    result, _ = embedded_run
+    out = result.stdout
+    assert "backtest" in out
+    table = out[out.index("backtest"):].splitlines()[1:5]
+    assert table[0].split() == ["MAE", "RMSE", "MASE"]
+    assert [line.split()[0] for line in table[1:]] == ["model", "persistence", "seasonal_naive"]
+    for line in table[1:]:
+        assert all(float(v) >= 0 for v in line.split()[1:])
+
+
+def test_embedded_run_shows_progress_with_tqdm(embedded_run):
+    result, _ = embedded_run
+    # tqdm's bar: the description, the epoch count and the scores.
+    assert "training:" in result.stderr
+    assert "2/2" in result.stderr
+    assert "loss" in result.stderr
+
+
+def test_csv_run_without_tqdm_prints_plain_progress(tmp_path):
+    weather_csv(tmp_path / "data.csv", 600)
+    result = run_cli("forecast", "data.csv", "--target", "temp_air", *_SMALL,
+                     "--quantiles", "none", "--out", "out.csv", cwd=tmp_path,
+                     block_dir=blocker(tmp_path, "tqdm"))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("training:")]
+    assert len(lines) == 2
+    assert lines[-1].startswith("training: epoch 2/2, loss ")
+    assert "left" in lines[-1]
+    forecast = pd.read_csv(tmp_path / "out.csv", index_col="timestamp", parse_dates=True)
+    assert list(forecast.columns) == ["temp_air"]
+    assert forecast.index[0] == pd.Timestamp("2017-01-26 00:00")
+    assert len(forecast) == 6
+
+
+def test_same_seed_same_forecast(tmp_path):
+    weather_csv(tmp_path / "data.csv", 300, columns=("temp_air",))
+    outputs = []
+    for name in ("a.csv", "b.csv"):
+        result = run_cli("forecast", "data.csv", *_SMALL, "--seed", "3", "--cell", "gru",
+                         "--out", name, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs.append((tmp_path / name).read_text())
+    assert outputs[0] == outputs[1]

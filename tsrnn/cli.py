@@ -1,0 +1,561 @@
+"""Command line interface: ``tsrnn forecast [CSV] ...`` (also ``python -m tsrnn``).
+
+Design
+------
+One job: read a CSV of timestamped sensor rows (or the embedded weather year),
+fit an :class:`~tsrnn.RNNForecaster` with a progress bar, print a backtest
+table against the persistence and seasonal-naive baselines, and write the
+forecast as CSV and, on request, as a PNG plot.
+
+Errors the user can fix (a missing file, an unknown column, text where numbers
+belong, timestamps out of order, too little data) raise :class:`UsageError`.
+``main`` turns them into a single ``tsrnn: error: ...`` line on stderr and exit
+status 2, the status argparse uses for bad arguments, so scripts can tell "your
+input is wrong" (2) from "tsrnn crashed" (1, with a traceback). Every check on
+the input runs before training, so a bad file fails in well under a second
+instead of after a minute of fitting.
+
+Outputs are written to temporary files in the destination directory and moved
+into place with ``os.replace`` only after everything has succeeded, so a failed
+or interrupted run never leaves a truncated CSV or PNG behind, and an older
+forecast at the same path is either kept whole or replaced whole.
+
+tqdm and matplotlib are optional extras (``tsrnn[progress]``, ``tsrnn[plot]``):
+without tqdm the progress is a plain line per epoch on stderr, and ``--plot``
+without matplotlib is refused up front with a message saying what to install.
+"""
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["main", "UsageError"]
+
+# The embedded weather year and the defaults used on it. They are chosen so
+# that a bare ``tsrnn forecast`` (training + backtest + forecast) finishes in
+# under a minute on 2 cores; see the measurement in tests/test_cli.py's module
+# docstring and the README.
+_EMBEDDED_TARGET = "temp_air"
+_DEFAULT_HORIZON = 24
+_DEFAULT_WINDOW = 48
+_DEFAULT_HIDDEN = "32"
+_DEFAULT_MAX_ITER = 8
+_DEFAULT_QUANTILES = "0.1,0.5,0.9"
+
+
+class UsageError(Exception):
+    """A problem with the user's input or options: reported in one line, exit 2."""
+
+
+# --------------------------------------------------------------------------
+# Argument parsing
+# --------------------------------------------------------------------------
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _hidden_sizes(text):
+    """'32' -> (32,), '64,32' -> (64, 32): one width per stacked layer."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected layer widths like 32 or 64,32, got {text!r}"
+        )
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
+    return sizes
+
+
+def _quantile_list(text):
+    """'0.1,0.5,0.9' -> (0.1, 0.5, 0.9); 'none' -> None (point forecast only)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        qs = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected quantiles like 0.1,0.5,0.9 or 'none', got {text!r}"
+        )
+    if not all(0 < q < 1 for q in qs):
+        raise argparse.ArgumentTypeError(f"quantiles must lie strictly between 0 and 1, got {text!r}")
+    if len(set(qs)) != len(qs):
+        raise argparse.ArgumentTypeError(f"quantiles must be distinct, got {text!r}")
+    return tuple(sorted(qs))
+
+
+def _column_list(text):
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return names
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tsrnn",
+        description="Fast LSTM/GRU forecasting for timestamped sensor data.",
+    )
+    from tsrnn import __version__
+
+    parser.add_argument("--version", action="version", version=f"tsrnn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fc = commands.add_parser(
+        "forecast",
+        help="fit a recurrent forecaster to a CSV and forecast the next steps",
+        description=(
+            "Fit an LSTM/GRU forecaster to a CSV of timestamped rows, print a "
+            "backtest against persistence and seasonal-naive baselines, and write "
+            "the forecast of the next HORIZON steps. Without CSV, the embedded "
+            "hourly weather year (tsrnn.datasets.load_weather) is forecast."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fc.add_argument(
+        "csv", nargs="?", metavar="CSV",
+        help="input file: one row per time step, a time column and numeric columns "
+        "(default: the embedded weather data)",
+    )
+    fc.add_argument(
+        "--target", metavar="COL",
+        help=f"column to forecast (default: {_EMBEDDED_TARGET!r} for the embedded "
+        "data, else the only numeric column)",
+    )
+    fc.add_argument(
+        "--time-col", metavar="COL",
+        help="column holding the timestamps (default: the first column)",
+    )
+    fc.add_argument(
+        "--features", type=_column_list, metavar="COL,COL",
+        help="input columns besides the target (default: every other column)",
+    )
+    fc.add_argument("--horizon", type=_positive_int, default=_DEFAULT_HORIZON,
+                    metavar="N", help="number of future steps to forecast")
+    fc.add_argument("--window", type=_positive_int, default=_DEFAULT_WINDOW,
+                    metavar="N", help="number of past steps the model reads")
+    fc.add_argument("--cell", choices=("lstm", "gru", "peephole"), default="lstm",
+                    help="recurrent cell")
+    fc.add_argument("--hidden", type=_hidden_sizes, default=_DEFAULT_HIDDEN,
+                    metavar="N[,N]", help="width of each recurrent layer")
+    fc.add_argument("--quantiles", type=_quantile_list, default=_DEFAULT_QUANTILES,
+                    metavar="Q,Q", help="forecast quantiles for the band, or 'none'")
+    fc.add_argument("--max-iter", type=_positive_int, default=_DEFAULT_MAX_ITER,
+                    metavar="N", help="maximum number of training epochs")
+    fc.add_argument("--seed", type=int, default=0,
+                    help="random seed; the same seed gives the same forecast")
+    fc.add_argument("--freq", metavar="FREQ",
+                    help="pandas frequency of the rows, e.g. h or 15min "
+                    "(default: inferred from the timestamps)")
+    fc.add_argument("--out", default="forecast.csv", metavar="PATH",
+                    help="where to write the forecast CSV")
+    fc.add_argument("--plot", metavar="PATH",
+                    help="also write a plot of history, forecast and band (PNG; "
+                    "needs matplotlib)")
+    return parser
+
+
+# --------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------
+
+
+def _shown(value):
+    """A cell value as the user would recognise it in an error message."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_csv(path):
+    """Read ``path`` into a DataFrame of strings and numbers, or raise UsageError."""
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path} is empty")
+    except pd.errors.ParserError as exc:
+        raise UsageError(f"cannot parse {path} as CSV: {_first_line(exc)}")
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path}: it is not UTF-8 text")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}")
+    if frame.shape[0] == 0:
+        raise UsageError(f"{path} is empty: it has a header but no data rows")
+    return frame
+
+
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _parse_times(column, name, path):
+    """Parse a column of timestamps into a DatetimeIndex, naming the first bad value."""
+    if pd.api.types.is_numeric_dtype(column):
+        raise UsageError(
+            f"time column {name!r} in {path} holds numbers, not timestamps "
+            "(choose the time column with --time-col)"
+        )
+    try:
+        with warnings.catch_warnings():
+            # pandas warns when it has to guess a format per element; a
+            # failure is reported below, and a success needs no warning.
+            warnings.simplefilter("ignore", UserWarning)
+            stamps = pd.to_datetime(column)
+    except (ValueError, TypeError, OverflowError) as exc:
+        # Find the first value that is not a timestamp on its own, to name it.
+        for row, value in enumerate(column, start=1):
+            try:
+                if pd.isna(pd.Timestamp(value)):
+                    raise ValueError
+            except (ValueError, TypeError, OverflowError):
+                raise UsageError(
+                    f"cannot parse timestamp {_shown(value)} in row {row} of column "
+                    f"{name!r} in {path}"
+                )
+        raise UsageError(
+            f"cannot parse the timestamps in column {name!r} of {path}: {_first_line(exc)}"
+        )
+    missing = np.flatnonzero(stamps.isna().to_numpy())
+    if missing.size:
+        raise UsageError(f"row {missing[0] + 1} of {path} has no timestamp in column {name!r}")
+    if not isinstance(stamps.dtype, (np.dtype, pd.DatetimeTZDtype)) or stamps.dtype.kind != "M":
+        # Mixed time zones come back as objects instead of one datetime dtype.
+        raise UsageError(
+            f"the timestamps in column {name!r} of {path} do not share one time zone"
+        )
+    index = pd.DatetimeIndex(stamps, name=name)
+    values = index.asi8
+    steps = np.diff(values)
+    if (steps < 0).any():
+        row = int(np.flatnonzero(steps < 0)[0]) + 2
+        raise UsageError(
+            f"timestamps in {path} are not sorted: row {row} ({index[row - 1]}) is "
+            f"earlier than row {row - 1} ({index[row - 2]}); sort the file by time"
+        )
+    if (steps == 0).any():
+        row = int(np.flatnonzero(steps == 0)[0]) + 2
+        raise UsageError(
+            f"timestamps in {path} are not sorted: row {row} repeats the timestamp "
+            f"{index[row - 1]} of row {row - 1}"
+        )
+    return index
+
+
+def load_frame(path, time_col=None):
+    """The CSV at ``path`` as a time-indexed DataFrame of numeric columns.
+
+    The time column (``time_col``, default the first column) becomes the
+    index. Every other column must be numeric; empty cells are kept as NaN
+    for the forecaster to handle.
+    """
+    frame = _read_csv(path)
+    if time_col is None:
+        time_col = frame.columns[0]
+    elif time_col not in frame.columns:
+        raise UsageError(
+            f"time column {time_col!r} is not in {path}; its columns are "
+            f"{', '.join(map(str, frame.columns))}"
+        )
+    index = _parse_times(frame.pop(time_col), time_col, path)
+    if frame.shape[1] == 0:
+        raise UsageError(f"{path} has a time column but no data columns")
+    frame.index = index
+    return frame
+
+
+def _check_numeric(frame, columns, path):
+    for name in columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column):
+            continue
+        # read_csv leaves a column as text when any cell is not a number.
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+        where = f" (row {bad[0] + 1}: {_shown(column.iloc[bad[0]])})" if bad.size else ""
+        raise UsageError(
+            f"column {name!r} in {path} is not numeric{where}; pick the input "
+            "columns with --features"
+        )
+
+
+def select_columns(frame, target, features, path):
+    """Check the target and input columns; return (frame with them, target)."""
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if target is None:
+        numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+        if len(numeric) != 1:
+            raise UsageError(
+                f"{path} has several columns; choose the one to forecast with "
+                f"--target (one of: {', '.join(columns)})"
+            )
+        target = numeric[0]
+    if target not in columns:
+        raise UsageError(
+            f"target column {target!r} is not in {path}; its columns are {', '.join(columns)}"
+        )
+    if features is None:
+        features = [c for c in columns if c != target]
+    else:
+        unknown = [c for c in features if c not in columns]
+        if unknown:
+            raise UsageError(
+                f"feature column {unknown[0]!r} is not in {path}; its columns are "
+                f"{', '.join(columns)}"
+            )
+        features = [c for c in dict.fromkeys(features) if c != target]
+    keep = [target] + features
+    _check_numeric(frame, keep, path)
+    frame = frame[keep].astype("float64")
+    if frame[target].isna().all():
+        raise UsageError(f"target column {target!r} in {path} has no values")
+    return frame, target
+
+
+# --------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------
+
+
+class Progress:
+    """Training callback that draws a progress bar on stderr.
+
+    Called by ``RNNForecaster.fit`` after each epoch with a dict holding
+    ``epoch``, ``max_iter``, ``loss``, ``validation_score`` and ``elapsed``.
+    Uses tqdm when it is installed; otherwise prints one plain line per epoch
+    (rewritten in place on a terminal), since a log file full of carriage
+    returns is unreadable.
+    """
+
+    def __init__(self, max_iter, stream=None, use_tqdm=True):
+        self.max_iter = max_iter
+        self.stream = sys.stderr if stream is None else stream
+        self._bar = None
+        self._last_width = 0
+        if use_tqdm:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=max_iter, desc="training", unit="epoch",
+                                 file=self.stream, leave=True, dynamic_ncols=True)
+
+    @staticmethod
+    def _scores(info):
+        parts = [f"loss {info['loss']:.4g}"]
+        if info.get("validation_score") is not None:
+            parts.append(f"validation {info['validation_score']:.4g}")
+        return ", ".join(parts)
+
+    def __call__(self, info):
+        if self._bar is not None:
+            self._bar.update(info["epoch"] - self._bar.n)
+            self._bar.set_postfix_str(self._scores(info), refresh=True)
+            return
+        epoch, total, elapsed = info["epoch"], info["max_iter"], info["elapsed"]
+        # An upper bound: early stopping may end training sooner.
+        left = elapsed / epoch * (total - epoch)
+        line = (f"training: epoch {epoch}/{total}, {self._scores(info)}, "
+                f"{elapsed:.1f}s elapsed, at most {left:.0f}s left")
+        if self.stream.isatty():
+            pad = " " * max(0, self._last_width - len(line))
+            self.stream.write("\r" + line + pad)
+            self._last_width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+        elif self._last_width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+
+def _check_writable(path, option):
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path} is a directory")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write to directory {directory}")
+
+
+def _temp_beside(path):
+    """Create an empty temporary file next to ``path``, keeping its extension.
+
+    The same directory keeps ``os.replace`` an atomic rename (never a copy
+    across file systems); the extension lets matplotlib pick the format.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=directory)
+    os.close(fd)
+    # mkstemp makes the file private (0600); give the output the permissions
+    # an ordinary open() would have.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return tmp
+
+
+def write_outputs(writers):
+    """Write every ``(path, write_fn)`` pair, or none of them.
+
+    Each ``write_fn(tmp_path)`` writes to a temporary file; the files are moved
+    into place together at the end, and removed if anything failed.
+    """
+    done = []
+    try:
+        for path, write in writers:
+            tmp = _temp_beside(path)
+            done.append((tmp, path))
+            write(tmp)
+        for tmp, path in done:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in done:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _plot_writer(model, data):
+    def write(tmp):
+        # Figure without pyplot: no GUI backend and no global figure state.
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4), layout="constrained")
+        ax = fig.add_subplot()
+        model.plot(data, ax=ax)
+        fig.savefig(tmp, dpi=100)
+
+    return write
+
+
+# --------------------------------------------------------------------------
+# The job
+# --------------------------------------------------------------------------
+
+
+def _forecast(args, out):
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--plot needs matplotlib, which is not installed: "
+                "pip install 'tsrnn[plot]' (or matplotlib), or drop --plot"
+            )
+        _check_writable(args.plot, "--plot")
+    _check_writable(args.out, "--out")
+
+    if args.csv is None:
+        from tsrnn.datasets import load_weather
+
+        source = "the embedded weather data"
+        frame = load_weather()
+        target = args.target if args.target is not None else _EMBEDDED_TARGET
+    else:
+        source = args.csv
+        frame = load_frame(args.csv, args.time_col)
+        target = args.target
+    frame, target = select_columns(frame, target, args.features, source)
+
+    needed = args.window + args.horizon
+    if len(frame) < needed:
+        raise UsageError(
+            f"{source} has {len(frame)} rows, too few for --window {args.window} "
+            f"+ --horizon {args.horizon} = {needed}"
+        )
+
+    from tsrnn._forecaster import RNNForecaster
+
+    model = RNNForecaster(
+        target=target,
+        window=args.window,
+        horizon=args.horizon,
+        cell=args.cell,
+        hidden_layer_sizes=args.hidden,
+        quantiles=args.quantiles,
+        freq=args.freq,
+        max_iter=args.max_iter,
+        early_stopping=True,
+        random_state=args.seed,
+    )
+    print(
+        f"tsrnn: forecasting {target!r} from {source} ({len(frame)} rows x "
+        f"{frame.shape[1]} columns, {frame.index[0]} to {frame.index[-1]}) "
+        f"{args.horizon} steps ahead with a {args.cell} (window {args.window}, "
+        f"hidden {','.join(map(str, args.hidden))}, at most {args.max_iter} epochs)",
+        file=out,
+    )
+    progress = Progress(args.max_iter)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # The progress bar already shows that training ran to --max-iter.
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(frame, callback=progress)
+    except ValueError as exc:
+        raise UsageError(f"cannot fit {source}: {_first_line(exc)}")
+    finally:
+        progress.close()
+    print(f"trained in {time.perf_counter() - start:.1f}s", file=out)
+
+    result = model.backtest(frame)
+    print("\nbacktest (lower is better):", file=out)
+    print(result.metrics.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+
+    forecast = model.predict(frame)
+    print(f"\nforecast of {target!r}:", file=out)
+    print(forecast.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
+
+    writers = [(args.out, lambda tmp: forecast.to_csv(tmp, index_label="timestamp"))]
+    if args.plot is not None:
+        writers.append((args.plot, _plot_writer(model, frame)))
+    write_outputs(writers)
+    print(f"\nwrote {args.out}" + (f" and {args.plot}" if args.plot else ""), file=out)
+
+
+def main(argv=None):
+    """Run the command line; return the exit status (0, or 2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "forecast":
+            _forecast(args, sys.stdout)
+    except UsageError as exc:
+        # One line, whatever the message holds (a column name may contain a
+        # newline), so that scripts can grep it.
+        message = " ".join(str(exc).split())
+        print(f"tsrnn: error: {message}", file=sys.stderr)
+        return 2
+    return 0
