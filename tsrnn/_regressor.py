@@ -306,7 +306,8 @@ class RNNRegressor(RegressorMixin, BaseRNN):
     def _loss(self, Z, Y):
         # Half the squared error, averaged over outputs as in MLP's loss.
         diff = Z - Y
-        loss = 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / Y.shape[1]
+        with np.errstate(over="ignore"):  # an inf loss is reported as divergence
+            loss = 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / Y.shape[1]
         return loss, diff / Y.shape[1]
 
     def _validation_score(self, Z, Y):
