@@ -1,6 +1,14 @@
 """tsrnn: fast LSTM/GRU models for pandas sensor data, as scikit-learn estimators."""
-from . import functional
+from . import functional, metrics
 from ._cells import max_threads, openmp_enabled
+from ._forecaster import RNNForecaster
 
 __version__ = "0.1.0"
-__all__ = ["functional", "max_threads", "openmp_enabled", "__version__"]
+__all__ = [
+    "RNNForecaster",
+    "functional",
+    "metrics",
+    "max_threads",
+    "openmp_enabled",
+    "__version__",
+]

@@ -1,0 +1,256 @@
+"""RNNForecaster core: fit/predict contract, scaling, frequency, input errors.
+
+The scikit-learn integration (score, scorers, GridSearchCV, Pipeline) is in
+test_forecaster_sklearn.py, the other features in test_forecaster_*.py.
+"""
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _forecaster_data import FAST, make_frame
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from tsrnn import RNNForecaster
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    # The tiny max_iter of these tests never converges; that is not under test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return make_frame(300)
+
+
+@pytest.fixture(scope="module")
+def fitted(frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return RNNForecaster(target="y", **FAST).fit(frame)
+
+
+def test_predict_is_indexed_by_the_next_timestamps(frame, fitted):
+    forecast = fitted.predict()
+    expected = pd.date_range(
+        frame.index[-1] + pd.Timedelta("1h"), periods=4, freq="h", name="timestamp"
+    )
+    pd.testing.assert_index_equal(forecast.index, expected)
+    assert forecast.index.freqstr == "h"
+    assert list(forecast.columns) == ["y"]
+    assert forecast.dtypes.iloc[0] == np.float64
+    assert np.isfinite(forecast.to_numpy()).all()
+
+
+def test_fitted_attributes(frame, fitted):
+    assert fitted.target_ == ["y"]
+    assert fitted.past_covariates_ == ["x", "hour"]
+    assert fitted.known_future_ == []
+    assert fitted.freq_ == "h" and fitted.season_ == 24
+    assert fitted.n_outputs_ == 4
+    assert fitted.n_features_in_ == 3
+    assert list(fitted.feature_names_in_) == ["y", "x", "hour"]
+    assert fitted.n_iter_ == 3 and len(fitted.loss_curve_) == 3
+    assert fitted.quantiles_ is None and fitted.series_ids_ is None
+
+
+def test_predict_from_another_history(frame, fitted):
+    history = frame.iloc[:150]
+    forecast = fitted.predict(history)
+    assert forecast.index[0] == history.index[-1] + pd.Timedelta("1h")
+    # Only the last `window` rows matter.
+    np.testing.assert_array_equal(
+        forecast.to_numpy(), fitted.predict(history.iloc[-12:]).to_numpy()
+    )
+    # The default history is the end of the training frame.
+    np.testing.assert_array_equal(
+        fitted.predict(frame).to_numpy(), fitted.predict().to_numpy()
+    )
+
+
+def test_index_name_follows_the_input(frame, fitted):
+    history = frame.rename_axis("time")
+    assert fitted.predict(history).index.name == "time"
+
+
+def test_scaling_is_internal_and_uses_training_data_only():
+    # Large level and scale: without internal standardisation a tiny net
+    # trained for a few epochs would be far off; forecasts come back in units.
+    frame = make_frame(300)
+    frame["y"] = 1000 + 50 * frame["y"]
+    f = RNNForecaster(target="y", **{**FAST, "max_iter": 10}).fit(frame.iloc[:200])
+    np.testing.assert_allclose(f.scaler_.mean_[0], frame["y"].iloc[:200].mean())
+    forecast = f.predict(frame.iloc[:250])["y"]
+    actual = frame["y"].iloc[250:254].to_numpy()
+    assert np.abs(forecast.to_numpy() - actual).mean() < frame["y"].std()
+
+
+def test_several_targets(frame):
+    f = RNNForecaster(target=["y", "x"], **FAST).fit(frame)
+    forecast = f.predict()
+    assert list(forecast.columns) == ["y", "x"]
+    assert f.n_outputs_ == 8 and f.past_covariates_ == ["hour"]
+
+
+def test_target_none_needs_a_single_numeric_column(frame):
+    f = RNNForecaster(**FAST).fit(frame[["y"]])
+    assert f.target_ == ["y"]
+    with pytest.raises(ValueError, match="exactly one numeric column"):
+        RNNForecaster(**FAST).fit(frame)
+
+
+def test_non_numeric_columns_are_ignored(frame):
+    labelled = frame.assign(note="ok")
+    f = RNNForecaster(target="y", **FAST).fit(labelled)
+    assert f.past_covariates_ == ["x", "hour"]
+    assert f.predict().shape == (4, 1)
+
+
+def test_same_random_state_same_forecast(frame, fitted):
+    again = clone(fitted).fit(frame)
+    np.testing.assert_array_equal(again.predict().to_numpy(), fitted.predict().to_numpy())
+
+
+def test_pickle_round_trip(fitted):
+    restored = pickle.loads(pickle.dumps(fitted))
+    pd.testing.assert_frame_equal(restored.predict(), fitted.predict())
+
+
+def test_callback_receives_one_dict_per_epoch(frame):
+    seen = []
+    f = RNNForecaster(target="y", **FAST).fit(frame, callback=seen.append)
+    assert [d["epoch"] for d in seen] == [1, 2, 3]
+    assert set(seen[0]) == {"epoch", "max_iter", "loss", "validation_score", "elapsed"}
+    assert all(d["max_iter"] == 3 and d["validation_score"] is None for d in seen)
+    assert [d["loss"] for d in seen] == f.loss_curve_
+    assert all(b["elapsed"] >= a["elapsed"] > 0 for a, b in zip(seen, seen[1:]))
+    assert not hasattr(f, "_callback")  # not kept: callbacks need not pickle
+
+
+def test_callback_reports_validation_scores_with_early_stopping(frame):
+    seen = []
+    f = RNNForecaster(target="y", early_stopping=True, **FAST)
+    f.fit(frame, callback=seen.append)
+    assert [d["validation_score"] for d in seen] == f.validation_scores_
+    assert all(isinstance(d["validation_score"], float) for d in seen)
+
+
+def test_early_stopping_keeps_validation_targets_out_of_training(frame):
+    # Training windows' targets end before the first validation target.
+    f = RNNForecaster(target="y", early_stopping=True, **FAST).fit(frame)
+    cut = len(frame) - int(np.ceil(0.1 * len(frame)))
+    train, val = f._origins_fit({None: frame}, [0])
+    assert train.max() + f.horizon < cut <= val.min() + 1
+    assert val.max() + f.horizon == len(frame) - 1
+
+
+# ----------------------------------------------------------------------
+# Frequency and index checks
+# ----------------------------------------------------------------------
+def test_frequency_is_inferred_without_index_freq(frame):
+    plain = frame.copy()
+    plain.index = pd.DatetimeIndex(list(frame.index), name="timestamp")
+    assert plain.index.freq is None
+    f = RNNForecaster(target="y", **FAST).fit(plain)
+    assert f.freq_ == "h"
+    assert f.predict().index.freq == "h"
+
+
+def test_other_frequencies():
+    frame = make_frame(200, freq="15min")
+    f = RNNForecaster(target="y", **FAST).fit(frame)
+    assert f.freq_ == "15min" and f.season_ == 96
+    assert f.predict().index[0] == frame.index[-1] + pd.Timedelta("15min")
+    daily = make_frame(100, freq="D")
+    f = RNNForecaster(target="y", **FAST).fit(daily)
+    assert f.freq_ == "D" and f.season_ == 7
+    assert RNNForecaster(target="y", season=3, **FAST).fit(daily).season_ == 3
+
+
+def test_irregular_index_explains_how_to_resample(frame):
+    gappy = frame.drop(frame.index[100])
+    with pytest.raises(ValueError, match=r"not regular.*2024-01-05 05:00.*resample\('h'\)"):
+        RNNForecaster(target="y", **FAST).fit(gappy)
+
+
+def test_duplicated_index_is_an_error(frame):
+    doubled = pd.concat([frame.iloc[:50], frame.iloc[49:]])
+    with pytest.raises(ValueError, match="duplicated timestamps, first 2024-01-03 01:00"):
+        RNNForecaster(target="y", **FAST).fit(doubled)
+
+
+def test_unsorted_index_is_an_error(frame):
+    with pytest.raises(ValueError, match="not sorted"):
+        RNNForecaster(target="y", **FAST).fit(frame.iloc[::-1])
+
+
+def test_freq_resamples_irregular_and_duplicated_rows(frame):
+    # Half-hourly readings with jitter and a duplicate -> hourly means.
+    half = frame.resample("30min").interpolate()
+    half = pd.concat([half.iloc[:40], half.iloc[39:]])
+    f = RNNForecaster(target="y", freq="h", **FAST).fit(half)
+    assert f.freq_ == "h"
+    forecast = f.predict()
+    assert forecast.index[0] == half.index[-1].floor("h") + pd.Timedelta("1h")
+
+
+def test_freq_turns_missing_timestamps_into_gaps(frame):
+    gappy = frame.drop(frame.index[100])
+    with pytest.raises(ValueError, match=r"Column 'y' has a missing value at 2024-01-05 04:00"):
+        RNNForecaster(target="y", freq="h", **FAST).fit(gappy)
+
+
+def test_predict_checks_the_history_frequency(frame, fitted):
+    with pytest.raises(ValueError, match="not regular"):
+        fitted.predict(frame.iloc[::2])
+
+
+# ----------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------
+def test_input_must_be_a_time_indexed_dataframe(frame):
+    f = RNNForecaster(target="y", **FAST)
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        f.fit(frame.to_numpy())
+    with pytest.raises(TypeError, match="DatetimeIndex"):
+        f.fit(frame.reset_index(drop=True))
+
+
+def test_unknown_target_names_the_column(frame):
+    with pytest.raises(ValueError, match="target column 'temp' is not in X"):
+        RNNForecaster(target="temp", **FAST).fit(frame)
+
+
+def test_too_short_frame_names_the_shape(frame):
+    with pytest.raises(ValueError, match="window \\+ horizon = 16.*has 10"):
+        RNNForecaster(target="y", **FAST).fit(frame.iloc[:10])
+    f = RNNForecaster(target="y", **FAST).fit(frame)
+    with pytest.raises(ValueError, match="at least window=12 rows.*got 5"):
+        f.predict(frame.iloc[:5])
+
+
+def test_predict_needs_the_training_columns(frame, fitted):
+    with pytest.raises(ValueError):
+        fitted.predict(frame.drop(columns="x"))
+
+
+def test_bad_parameters_are_rejected(frame):
+    with pytest.raises(ValueError, match="horizon"):
+        RNNForecaster(target="y", horizon=0).fit(frame)
+    with pytest.raises(ValueError, match="missing"):
+        RNNForecaster(target="y", missing="drop").fit(frame)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        RNNForecaster(target="y", quantiles=(0.1, 1.0), **FAST).fit(frame)
+
+
+def test_unfitted_forecaster_raises(frame):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        RNNForecaster(target="y").predict()
