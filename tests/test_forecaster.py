@@ -145,7 +145,7 @@ def test_early_stopping_keeps_validation_targets_out_of_training(frame):
     # Training windows' targets end before the first validation target.
     f = RNNForecaster(target="y", early_stopping=True, **FAST).fit(frame)
     cut = len(frame) - int(np.ceil(0.1 * len(frame)))
-    train, val = f._origins_fit({None: frame}, [0])
+    train, val = f._origins_fit({None: frame}, [0], np.zeros((len(frame), 1)))
     assert train.max() + f.horizon < cut <= val.min() + 1
     assert val.max() + f.horizon == len(frame) - 1
 

@@ -455,7 +455,7 @@ n_iter_, t_
 
         records = [self._encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = self._stack(records, ["A", "Y"])
-        train, val = self._origins_fit(frames, offsets)
+        train, val = self._origins_fit(frames, offsets, Y)
         windows = self._windows(A, train, Y=Y)
 
         self._random_state = check_random_state(self.random_state)
@@ -1142,13 +1142,17 @@ n_iter_, t_
             Y=Y, causal=causal,
         )
 
-    def _origins_fit(self, frames, offsets):
+    def _origins_fit(self, frames, offsets, Y):
         """Training origins and, with early stopping, validation origins."""
         w, h = self.window, self.horizon
+        # Observed targets in rows 0 .. r-1, to drop origins with none observed
+        # in their horizon (missing="mask"): they would only dilute the batches.
+        seen = np.concatenate([[0], np.cumsum(~np.isnan(Y).all(axis=1))])
         train, val = [], []
         for frame, o in zip(frames.values(), offsets):
             n = len(frame)
             origins = np.arange(w - 1, n - h)
+            origins = origins[seen[o + origins + h + 1] > seen[o + origins + 1]]
             if self.early_stopping:
                 # Validation targets are the last rows; training targets end before.
                 cut = n - int(np.ceil(self.validation_fraction * n))
