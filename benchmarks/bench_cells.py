@@ -301,6 +301,22 @@ def torch_contenders(cell, size, threads):
     return Contender(train, setup=clear_grads, context=ctx), Contender(infer, context=ctx)
 
 
+def torch_sgemm(threads, n=2048):
+    """GFLOP/s of torch's own float32 matmul, to read torch's share of the ceiling.
+
+    torch multiplies with MKL, not OpenBLAS, so its kernels may exceed the
+    OpenBLAS ceiling; this number says how much headroom torch starts with.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen)
+    b = torch.randn(n, n, generator=gen)
+    c = torch.empty(n, n)
+    res = time_interleaved({"mm": Contender(lambda: torch.mm(a, b, out=c),
+                                            context=torch_limits(threads))},
+                           warmup=2, repeat=7, min_time=0.0)
+    return 2.0 * n ** 3 / res["mm"][0] / 1e9
+
+
 def timing_kw(args):
     return dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
 
@@ -495,6 +511,9 @@ def main(argv=None):
         emit(line)
     emit(f"Ceiling: numpy float32 2048x2048 matmul on {threads} thread(s) = {ceiling:.1f} GFLOP/s "
          f"(scipy's OpenBLAS, which tsrnn calls: {ceiling_scipy:.1f} GFLOP/s)")
+    if have_torch:
+        emit(f"For reference, torch.mm (MKL) on the same matmul: "
+             f"{torch_sgemm(threads):.1f} GFLOP/s")
     if warn:
         emit(warn)
     emit()
