@@ -21,15 +21,19 @@ forward pass needs no second (T, B, G*H) array:
 Backward derives every derivative from these cached activations
 (sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
 
-GEMMs. The input projection of all T*B rows is one GEMM before the sweep; the
-recurrent projection is one small GEMM per step and chunk; the weight gradients
-are large GEMMs over all T*B rows after the sweep. BLAS comes from
-scipy.linalg.cython_blas (Fortran, column-major): a row-major C = op(A) op(B) is
-computed as the column-major C^T = op(B)^T op(A)^T, see ``gemm_rm``.
+GEMMs. The input projection of all T*B rows is one BLAS GEMM before the sweep;
+the weight gradients are large BLAS GEMMs over all T*B rows after it. BLAS
+comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
+C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
+``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
+not use BLAS: BLAS would repack W_hh on every call, so W_hh is packed once per
+layer call and multiplied by our own register-blocked micro-kernel
+(``packed_gemm``).
 
-Threading. The batch is cut into chunks of CHUNK rows. Batch rows never interact
-in a recurrent net, so each chunk runs its whole time sweep independently inside
-one ``prange`` iteration: one parallel region per layer, no barrier per step.
+Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
+chooses it from the batch size alone). Batch rows never interact in a recurrent
+net, so each chunk runs its whole time sweep independently inside one
+``prange`` iteration: one parallel region per layer, no barrier per step.
 The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
 columns. Every output element has exactly one writer and no atomics or
 reductions cross threads. The thread count is read from the OpenMP runtime at
@@ -37,8 +41,12 @@ call time (``omp_get_max_threads``) so OMP_NUM_THREADS and threadpoolctl govern
 it; the caller limits BLAS to one thread around these calls, because a threaded
 BLAS called from inside a parallel region oversubscribes the cores badly.
 
-Determinism. Chunk and block sizes are constants, independent of the thread
-count, so every BLAS call and every loop sees the same operands in the same
+Vectorisation. The default build targets baseline x86-64. The float32
+activation loops and the recurrent micro-kernel are C functions compiled twice
+with gcc's ``target_clones`` (x86-64-v3 = AVX2 + FMA, and baseline); the
+loader picks one per machine at run time.
+
+Determinism. Chunk and block sizes never depend on the thread count, so every BLAS call and every loop sees the same operands in the same
 order whatever the number of threads: results are bitwise identical for any
 OMP_NUM_THREADS.
 
@@ -49,7 +57,10 @@ so a wrong call is a ValueError and never an out-of-bounds write.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, tanh
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+import numpy as np
 
 cdef extern from *:
     """
@@ -66,16 +77,15 @@ cdef extern from *:
     const int TSRNN_OPENMP
 
 cdef enum:
-    # Rows of the batch that one prange iteration sweeps through time. Small
-    # enough that a batch of 32 feeds two threads, large enough for a GEMM.
-    CHUNK = 16
-    # Output rows (or columns) per block in the post-sweep GEMMs and reductions.
+    # Output columns per block in the post-sweep reductions.
     BLOCK = 64
+    # Rows of dW per weight-gradient GEMM. Every block repacks the whole
+    # (T*B, n_in) right operand, so blocks are large: 4 blocks for H=256.
+    WBLOCK = 256
 
 CELL_LSTM = 0
 CELL_GRU = 1
 CELL_PEEPHOLE = 2
-CHUNK_SIZE = CHUNK
 
 
 def openmp_enabled():
@@ -179,6 +189,130 @@ cdef extern from *:
     """
     void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
     void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
+
+
+cdef extern from *:
+    """
+    /* Recurrent GEMM on pre-packed weights.
+     *
+     * Each step multiplies a chunk of nb <= 64 rows by W_hh. BLAS repacks the
+     * whole of W_hh on every such call; with one call per step and chunk that
+     * packing cost as much as the arithmetic (perf, LSTM H=256: 30% of the
+     * time in sgemm_itcopy/incopy against 38% in the kernel). Here W_hh is
+     * packed once per layer call into panels of NR columns, and a register-
+     * blocked MR x NR micro-kernel streams the panels from cache.
+     *
+     * Packed layout: panel p holds columns [p*NR, p*NR+NR) of the row-major
+     * product's right operand for every k, zero-padded past n:
+     * packed[(p*k + kk)*NR + c] = Bop[kk, p*NR + c].
+     * Every output element is one dot product accumulated in k order, whatever
+     * rows surround it, so chunking never changes a result.
+     */
+    #define TSRNN_MR 6
+
+    #define TSRNN_DEFINE_PACKED_GEMM(SFX, T, VL)                                   \
+    typedef T tsrnn_v_##SFX __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
+    enum { TSRNN_NR_##SFX = 2 * VL };                                               \
+    TSRNN_CLONES static void tsrnn_packed_gemm_##SFX(                               \
+            int m, int n, int k, const T *a, int lda, const T *bp,                  \
+            T *c, int ldc, int accumulate) {                                        \
+        const int nr = 2 * VL;                                                      \
+        for (int p = 0; p * nr < n; p++) {                                          \
+            const T *panel = bp + (size_t) p * k * nr;                              \
+            const int nc = n - p * nr < nr ? n - p * nr : nr;                       \
+            for (int i = 0; i < m; i += TSRNN_MR) {                                 \
+                const int mr = m - i < TSRNN_MR ? m - i : TSRNN_MR;                 \
+                tsrnn_v_##SFX acc[TSRNN_MR][2];                                     \
+                for (int r = 0; r < TSRNN_MR; r++) {                                \
+                    acc[r][0] = (tsrnn_v_##SFX) {0};                                \
+                    acc[r][1] = (tsrnn_v_##SFX) {0};                                \
+                }                                                                   \
+                /* Rows past m repeat the last row: the fast loop always runs  \
+                   MR rows, and only the valid ones are stored. */              \
+                const T *ar[TSRNN_MR];                                              \
+                for (int r = 0; r < TSRNN_MR; r++)                                  \
+                    ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;         \
+                for (int kk = 0; kk < k; kk++) {                                    \
+                    const tsrnn_v_##SFX b0 = *(const tsrnn_v_##SFX *) (panel + kk * nr); \
+                    const tsrnn_v_##SFX b1 = *(const tsrnn_v_##SFX *) (panel + kk * nr + VL); \
+                    for (int r = 0; r < TSRNN_MR; r++) {                            \
+                        const T av = ar[r][kk];                                     \
+                        acc[r][0] += av * b0;                                       \
+                        acc[r][1] += av * b1;                                       \
+                    }                                                               \
+                }                                                                   \
+                for (int r = 0; r < mr; r++) {                                      \
+                    T *cr = c + (size_t) (i + r) * ldc + p * nr;                    \
+                    T tmp[2 * VL];                                                  \
+                    memcpy(tmp, &acc[r][0], sizeof(tsrnn_v_##SFX));                 \
+                    memcpy(tmp + VL, &acc[r][1], sizeof(tsrnn_v_##SFX));            \
+                    if (accumulate) {                                               \
+                        for (int q = 0; q < nc; q++) cr[q] += tmp[q];               \
+                    } else {                                                        \
+                        for (int q = 0; q < nc; q++) cr[q] = tmp[q];                \
+                    }                                                               \
+                }                                                                   \
+            }                                                                       \
+        }                                                                           \
+    }                                                                               \
+    static void tsrnn_pack_##SFX(int n, int k, const T *b, int ldb, int trans,      \
+                                 T *bp) {                                           \
+        /* Bop = b^T (b is n x k) when trans, else b itself (k x n). */            \
+        const int nr = 2 * VL;                                                      \
+        for (int p = 0; p * nr < n; p++)                                            \
+            for (int kk = 0; kk < k; kk++)                                          \
+                for (int q = 0; q < nr; q++) {                                      \
+                    const int col = p * nr + q;                                     \
+                    bp[((size_t) p * k + kk) * nr + q] = col >= n ? (T) 0 :         \
+                        (trans ? b[(size_t) col * ldb + kk] : b[(size_t) kk * ldb + col]); \
+                }                                                                   \
+    }
+
+    TSRNN_DEFINE_PACKED_GEMM(f32, float, 8)
+    TSRNN_DEFINE_PACKED_GEMM(f64, double, 4)
+    """
+    int TSRNN_NR_f32
+    int TSRNN_NR_f64
+    void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
+                               const float* bp, float* c, int ldc, int accumulate) noexcept nogil
+    void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
+                               const double* bp, double* c, int ldc, int accumulate) noexcept nogil
+    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, float* bp) noexcept nogil
+    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, double* bp) noexcept nogil
+
+
+cdef inline Py_ssize_t packed_size(floating dummy, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Elements of the packed form of an operand with n output columns, depth k."""
+    cdef Py_ssize_t nr = TSRNN_NR_f32 if floating is float else TSRNN_NR_f64
+    return ((n + nr - 1) // nr) * nr * k
+
+
+cdef inline void pack(int n, int k, const floating* b, int ldb, bint trans,
+                      floating* bp) noexcept nogil:
+    if floating is float:
+        tsrnn_pack_f32(n, k, b, ldb, trans, bp)
+    else:
+        tsrnn_pack_f64(n, k, b, ldb, trans, bp)
+
+
+cdef inline void packed_gemm(int m, int n, int k, const floating* a, int lda,
+                             const floating* bp, floating* c, int ldc,
+                             bint accumulate) noexcept nogil:
+    """Row-major C (m, n) (+)= A (m, k) @ Bop, Bop packed by ``pack``."""
+    if floating is float:
+        tsrnn_packed_gemm_f32(m, n, k, a, lda, bp, c, ldc, accumulate)
+    else:
+        tsrnn_packed_gemm_f64(m, n, k, a, lda, bp, c, ldc, accumulate)
+
+
+cdef floating[::1] packed_weights(const floating[:, ::1] w, bint trans):
+    """Pack w^T (trans) or w for ``packed_gemm``; w is row-major (rows, cols)."""
+    cdef int n = <int> (w.shape[0] if trans else w.shape[1])
+    cdef int k = <int> (w.shape[1] if trans else w.shape[0])
+    cdef floating[::1] bp = np.empty(
+        packed_size(<floating> 0, n, k), np.float32 if floating is float else np.float64)
+    pack(n, k, &w[0, 0], <int> w.shape[1], trans, &bp[0])
+    return bp
 
 
 cdef inline void sigmoid_inplace(floating* x, Py_ssize_t n) noexcept nogil:
@@ -406,13 +540,13 @@ cdef void weight_grad_gemm(int n_out, int n_in, int k, int k0,
     The second term lets dW_hh pair step 0 with the initial state h0, which is
     not stored next to h(0..T-2).
     """
-    cdef Py_ssize_t n_blocks = (n_out + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t n_blocks = (n_out + WBLOCK - 1) // WBLOCK
     cdef Py_ssize_t blk, r0
     cdef int nr
     cdef floating beta
     for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
-        r0 = blk * BLOCK
-        nr = <int> min(BLOCK, n_out - r0)
+        r0 = blk * WBLOCK
+        nr = <int> min(WBLOCK, n_out - r0)
         beta = 0
         if k > 0:
             # dw[r0:r0+nr] = da[:, r0:r0+nr].T @ inp
@@ -506,7 +640,8 @@ def forward_layer(int cell,
                   floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
                   floating[:, :, ::1] cs,            # (T, B, H) out: c(t), lstm cells
                   floating[:, :, ::1] gates,         # (T, B, S) out: activations
-                  floating[:, ::1] hproj):           # (B, G*H) scratch
+                  floating[:, ::1] hproj,            # (B, G*H) scratch
+                  Py_ssize_t chunk):                 # batch rows per sweep
     """Run one layer over all time steps. See the module docstring for layouts."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
@@ -534,7 +669,11 @@ def forward_layer(int cell,
     _check(hproj.shape[0] == B and hproj.shape[1] == G * H, "hproj")
     _check_int32(T * B * S, "T * B * gate width")
 
-    n_chunks = (B + CHUNK - 1) // CHUNK
+    _check(chunk > 0, "chunk")
+    n_chunks = (B + chunk - 1) // chunk
+    # hproj = h_prev @ w_hh.T at every step: pack w_hh.T once.
+    cdef floating[::1] wpack_mv = packed_weights(w_hh, True)
+    cdef const floating* wpack = &wpack_mv[0]
     with nogil:
         # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases are
         # added inside the gate loop, where they cost nothing extra).
@@ -544,17 +683,16 @@ def forward_layer(int cell,
 
         n_threads = _threads_for(n_chunks)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            b0 = ci * CHUNK
-            nb = <int> min(CHUNK, B - b0)
+            b0 = ci * chunk
+            nb = <int> min(chunk, B - b0)
             for t in range(T):
                 if t == 0:
                     h_prev = &h0[b0, 0]
                 else:
                     h_prev = &hs[t - 1, b0, 0]
                 # hproj[chunk] = h_prev @ w_hh.T
-                gemm_rm(False, True, nb, <int> (G * H), <int> H, <floating> 1,
-                        h_prev, <int> H, &w_hh[0, 0], <int> H, <floating> 0,
-                        &hproj[b0, 0], <int> (G * H))
+                packed_gemm(nb, <int> (G * H), <int> H, h_prev, <int> H, wpack,
+                            &hproj[b0, 0], <int> (G * H), False)
                 if is_gru:
                     gru_step_forward(nb, H, S, &gates[t, b0, 0], &hproj[b0, 0],
                                      &bias[0], &bias_hn[0], h_prev, &hs[t, b0, 0])
@@ -589,7 +727,8 @@ def backward_layer(int cell,
                    floating[:, ::1] dw_hh,           # (G*H, H) out
                    floating[::1] db_ih,              # (G*H,) out
                    floating[::1] db_hh,              # (G*H,) out
-                   floating[:, ::1] dpeep):          # (3, H) out, peephole (else (0, H))
+                   floating[:, ::1] dpeep,           # (3, H) out, peephole (else (0, H))
+                   Py_ssize_t chunk):                # batch rows per sweep
     """Backpropagate one layer through all time steps.
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
@@ -630,12 +769,16 @@ def backward_layer(int cell,
     _check(dpeep.shape[0] == (3 if peephole else 0) and dpeep.shape[1] == H, "dpeep")
     _check_int32(T * B * S, "T * B * gate width")
 
-    n_chunks = (B + CHUNK - 1) // CHUNK
+    _check(chunk > 0, "chunk")
+    n_chunks = (B + chunk - 1) // chunk
+    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once.
+    cdef floating[::1] wpack_mv = packed_weights(w_hh, False)
+    cdef const floating* wpack = &wpack_mv[0]
     with nogil:
         n_threads = _threads_for(n_chunks)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            b0 = ci * CHUNK
-            nb = <int> min(CHUNK, B - b0)
+            b0 = ci * chunk
+            nb = <int> min(chunk, B - b0)
             t = T - 1
             while t >= 0:
                 if is_gru:
@@ -644,9 +787,8 @@ def backward_layer(int cell,
                                       &dhs[t, b0, 0], &dh0[b0, 0],
                                       &dax[t, b0, 0], &dah[t, b0, 0])
                     # dh0[chunk] += dah[t, chunk] @ w_hh
-                    gemm_rm(False, False, nb, <int> H, <int> GH, <floating> 1,
-                            &dah[t, b0, 0], <int> GH, &w_hh[0, 0], <int> H,
-                            <floating> 1, &dh0[b0, 0], <int> H)
+                    packed_gemm(nb, <int> H, <int> GH, &dah[t, b0, 0], <int> GH,
+                                wpack, &dh0[b0, 0], <int> H, True)
                 else:
                     if t == 0:
                         c_prev = &c0[b0, 0]
@@ -657,9 +799,8 @@ def backward_layer(int cell,
                                        c_prev, &cs[t, b0, 0], &dhs[t, b0, 0],
                                        &dh0[b0, 0], &dc0[b0, 0], &dax[t, b0, 0])
                     # dh0[chunk] = dax[t, chunk] @ w_hh
-                    gemm_rm(False, False, nb, <int> H, <int> GH, <floating> 1,
-                            &dax[t, b0, 0], <int> GH, &w_hh[0, 0], <int> H,
-                            <floating> 0, &dh0[b0, 0], <int> H)
+                    packed_gemm(nb, <int> H, <int> GH, &dax[t, b0, 0], <int> GH,
+                                wpack, &dh0[b0, 0], <int> H, False)
                 t = t - 1
 
         da_h = &dah[0, 0, 0] if is_gru else &dax[0, 0, 0]
@@ -667,7 +808,7 @@ def backward_layer(int cell,
         rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
                   &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
                   _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
-        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK)
+        n_threads = _threads_for((GH + WBLOCK - 1) // WBLOCK)
         # dw_ih = dax.T @ x
         weight_grad_gemm(<int> GH, <int> D, <int> (T * B), 0, &dax[0, 0, 0], <int> GH,
                          &x[0, 0, 0], <int> D, NULL, NULL, &dw_ih[0, 0], n_threads)
@@ -675,8 +816,13 @@ def backward_layer(int cell,
         weight_grad_gemm(<int> GH, <int> H, <int> ((T - 1) * B), <int> B,
                          da_h + B * GH, <int> GH, &hs[0, 0, 0], <int> H,
                          da_h, &h0[0, 0], &dw_hh[0, 0], n_threads)
+        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK)
         column_sums(T * B, GH, &dax[0, 0, 0], GH, &db_ih[0], n_threads)
-        column_sums(T * B, GH, da_h, GH, &db_hh[0], n_threads)
+        if is_gru:
+            column_sums(T * B, GH, da_h, GH, &db_hh[0], n_threads)
+        else:
+            # Both LSTM biases enter the same pre-activation.
+            memcpy(&db_hh[0], &db_ih[0], GH * sizeof(floating))
         if peephole:
             peephole_grads(T, B, H, &dax[0, 0, 0], &cs[0, 0, 0], &c0[0, 0],
                            &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK))

@@ -53,6 +53,20 @@ def _single_threaded_blas():
     return _blas_controller.limit(limits=1, user_api="blas")
 
 
+def _chunk_size(batch):
+    """Batch rows that one thread sweeps through time together.
+
+    The recurrent GEMM of a chunk repacks W_hh at every step, so bigger chunks
+    are faster per row (1 thread, LSTM (64,100,8,256): 16 rows 134 ms, 32 rows
+    112 ms, 64 rows 97 ms), while at least two chunks keep two cores busy. Half
+    the batch, rounded up to a multiple of 8 and clipped to [16, 64], balances
+    both. It depends on the batch size only, never on the thread count, which
+    keeps results bitwise identical for any number of threads.
+    """
+    half = -(-batch // 2)
+    return int(min(64, max(16, -(-half // 8) * 8)))
+
+
 def _check_cell(cell):
     if not isinstance(cell, str) or cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}")
@@ -318,7 +332,8 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
             lay.h0 = h0[k]
             lay.c0 = c0[k] if lstm else no_c
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
-                                 lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj)
+                                 lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj,
+                                 _chunk_size(batch))
             lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
             nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
             inp = hs
@@ -403,7 +418,7 @@ def rnn_backward(dout, cache, dstate=None):
                 code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
                 lay.hs, lay.cs, lay.gates, dhs, dh[k], dc[k] if lstm else no_c,
                 dax, dah, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
-                g["bias_hh"], dpeep,
+                g["bias_hh"], dpeep, _chunk_size(batch),
             )
             for name, value in g.items():
                 grads[f"{name}_l{k}"] = value
