@@ -96,12 +96,34 @@ def test_stream_shorter_than_window_fits_and_predicts():
     assert RNNRegressor(window=10, **SMALL).fit(X[:1], y[:1]).predict(X[:1]).shape == (1,)
 
 
-def test_every_row_is_a_training_target_once_per_epoch():
-    X, y = stream(n=50)
-    reg = RNNRegressor(window=8, **SMALL).fit(X, y)
-    assert reg.t_ == 3 * 50
+def test_every_row_is_a_training_target_once_per_epoch(monkeypatch):
+    """Full windows for rows >= window-1, one per-step prefix for the rest."""
+    n, w = 50, 8
+    X = np.random.RandomState(0).randn(n, 2)
+    y = np.arange(n, dtype=float)  # a target names its row
+    seen = []
+    original = RNNRegressor._loss_grad
+
+    def spy(self, Xb, Yb, per_step=False):
+        seen.append((np.array(Xb), np.array(Yb), per_step))
+        return original(self, Xb, Yb, per_step=per_step)
+
+    monkeypatch.setattr(RNNRegressor, "_loss_grad", spy)
+    reg = RNNRegressor(window=w, batch_size=16, **{**SMALL, "max_iter": 1}).fit(X, y)
+    prefix = [(Xb, Yb) for Xb, Yb, per_step in seen if per_step]
+    assert len(prefix) == 1
+    assert_allclose(prefix[0][0], X[None, : w - 1], rtol=1e-6)
+    assert_array_equal(prefix[0][1].ravel(), np.arange(w - 1))
+    rows = []
+    for Xb, Yb, per_step in seen:
+        if not per_step:
+            rows.extend(Yb.ravel().astype(int))
+            for window, row in zip(Xb, Yb.ravel().astype(int)):
+                assert_allclose(window, X[row - w + 1 : row + 1], rtol=1e-6)
+    assert sorted(rows) == list(range(w - 1, n))
+    assert reg.t_ == n
     reg.partial_fit(X, y)
-    assert reg.t_ == 4 * 50
+    assert reg.t_ == 2 * n
 
 
 def test_windows_are_gathered_per_batch_not_materialised():
