@@ -638,18 +638,25 @@ def forward_layer(int cell,
                   const floating[:, ::1] h0,         # (B, H)
                   const floating[:, ::1] c0,         # (B, H) lstm cells, else (0, H)
                   floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
-                  floating[:, :, ::1] cs,            # (T, B, H) out: c(t), lstm cells
-                  floating[:, :, ::1] gates,         # (T, B, S) out: activations
+                  floating[:, :, ::1] cs,            # (T | 2, B, H) out: c(t), lstm cells
+                  floating[:, :, ::1] gates,         # (T | 1, B, S) out: activations
                   floating[:, ::1] hproj,            # (B, G*H) scratch
-                  Py_ssize_t chunk):                 # batch rows per sweep
-    """Run one layer over all time steps. See the module docstring for layouts."""
+                  Py_ssize_t chunk,                  # batch rows per sweep
+                  bint keep):                        # keep activations for backward
+    """Run one layer over all time steps. See the module docstring for layouts.
+
+    With ``keep`` (training), gates and cs hold every step for backward. Without
+    it (inference), gates is a one-step scratch (1, B, S), cs alternates two
+    slots (c(t) is in cs[t % 2]), and the input projection is computed per step
+    from a packed W_ih, so memory no longer grows with T.
+    """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
     cdef bint is_gru = cell == CELL_GRU
     cdef bint peephole = cell == CELL_PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
-    cdef Py_ssize_t n_chunks, ci, b0, t
+    cdef Py_ssize_t n_chunks, ci, b0, t, gt, ct, cp
     cdef int nb, n_threads
     cdef const floating* h_prev
     cdef const floating* c_prev
@@ -664,47 +671,60 @@ def forward_layer(int cell,
     _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
     _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
     _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
-    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T, B, H), "cs")
-    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T, B, S), "gates")
+    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T if keep else 2, B, H), "cs")
+    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T if keep else 1, B, S), "gates")
     _check(hproj.shape[0] == B and hproj.shape[1] == G * H, "hproj")
     _check_int32(T * B * S, "T * B * gate width")
-
     _check(chunk > 0, "chunk")
+
     n_chunks = (B + chunk - 1) // chunk
     # hproj = h_prev @ w_hh.T at every step: pack w_hh.T once.
-    cdef floating[::1] wpack_mv = packed_weights(w_hh, True)
-    cdef const floating* wpack = &wpack_mv[0]
+    cdef floating[::1] whh_mv = packed_weights(w_hh, True)
+    cdef const floating* whh_pack = &whh_mv[0]
+    cdef floating[::1] wih_mv
+    cdef const floating* wih_pack = NULL
+    if not keep:
+        wih_mv = packed_weights(w_ih, True)
+        wih_pack = &wih_mv[0]
     with nogil:
-        # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases are
-        # added inside the gate loop, where they cost nothing extra).
-        rows_gemm(T * B, <int> (G * H), <int> D, True, &x[0, 0, 0], <int> D,
-                  &w_ih[0, 0], <int> D, &gates[0, 0, 0], <int> S,
-                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
+        if keep:
+            # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
+            # are added inside the gate loop, where they cost nothing extra).
+            rows_gemm(T * B, <int> (G * H), <int> D, True, &x[0, 0, 0], <int> D,
+                      &w_ih[0, 0], <int> D, &gates[0, 0, 0], <int> S,
+                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
 
         n_threads = _threads_for(n_chunks)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
             b0 = ci * chunk
             nb = <int> min(chunk, B - b0)
             for t in range(T):
+                gt = t if keep else 0
+                ct = t if keep else t % 2
+                cp = t - 1 if keep else (t - 1) % 2
+                if not keep:
+                    # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
+                    packed_gemm(nb, <int> (G * H), <int> D, &x[t, b0, 0], <int> D,
+                                wih_pack, &gates[0, b0, 0], <int> S, False)
                 if t == 0:
                     h_prev = &h0[b0, 0]
                 else:
                     h_prev = &hs[t - 1, b0, 0]
                 # hproj[chunk] = h_prev @ w_hh.T
-                packed_gemm(nb, <int> (G * H), <int> H, h_prev, <int> H, wpack,
+                packed_gemm(nb, <int> (G * H), <int> H, h_prev, <int> H, whh_pack,
                             &hproj[b0, 0], <int> (G * H), False)
                 if is_gru:
-                    gru_step_forward(nb, H, S, &gates[t, b0, 0], &hproj[b0, 0],
+                    gru_step_forward(nb, H, S, &gates[gt, b0, 0], &hproj[b0, 0],
                                      &bias[0], &bias_hn[0], h_prev, &hs[t, b0, 0])
                 else:
                     if t == 0:
                         c_prev = &c0[b0, 0]
                     else:
-                        c_prev = &cs[t - 1, b0, 0]
-                    lstm_step_forward(nb, H, S, peephole, &gates[t, b0, 0],
+                        c_prev = &cs[cp, b0, 0]
+                    lstm_step_forward(nb, H, S, peephole, &gates[gt, b0, 0],
                                       &hproj[b0, 0], &bias[0],
                                       &peep[0, 0] if peephole else NULL,
-                                      c_prev, &cs[t, b0, 0], &hs[t, b0, 0])
+                                      c_prev, &cs[ct, b0, 0], &hs[t, b0, 0])
 
 
 def backward_layer(int cell,

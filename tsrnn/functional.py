@@ -326,14 +326,15 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
                 # b_hn is multiplied by the reset gate, so it cannot be folded.
                 bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
                 bias_hn = np.ascontiguousarray(lay.b_hh[2 * hidden_size:])
+            # Inference keeps one step of gates and two of c (see forward_layer).
             hs = np.empty((time, batch, hidden_size), dtype)
-            cs = np.empty((time, batch, hidden_size), dtype) if lstm else no_cs
-            gates = np.empty((time, batch, width), dtype)
+            cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else no_cs
+            gates = np.empty((time if training else 1, batch, width), dtype)
             lay.h0 = h0[k]
             lay.c0 = c0[k] if lstm else no_c
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
                                  lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj,
-                                 _chunk_size(batch))
+                                 _chunk_size(batch), training)
             lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
             nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
             inp = hs
@@ -344,7 +345,8 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
 
     out = np.ascontiguousarray(layers[-1].hs.transpose(1, 0, 2))
     h_n = np.stack([lay.hs[-1] for lay in layers])
-    final = (h_n, np.stack([lay.cs[-1] for lay in layers])) if lstm else h_n
+    last_c = time - 1 if training else (time - 1) % 2
+    final = (h_n, np.stack([lay.cs[last_c] for lay in layers])) if lstm else h_n
     if not training:
         return out, final, None
     cache = RNNCache()
