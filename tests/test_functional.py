@@ -385,8 +385,8 @@ def test_results_bitwise_identical_for_1_and_2_threads(F, cell, batch, dtype):
 
     if not _cells.openmp_enabled():
         pytest.skip("tsrnn was built without OpenMP: nothing to compare")
-    # H=24 makes G*H (96 or 72) exceed the kernels' 64-row blocks, so the
-    # post-sweep weight-gradient GEMMs are split across threads as well.
+    # H=24 makes G*H (96 or 72) exceed the 64-column blocks of the bias
+    # reductions, so those are split across threads as well.
     case = Case(cell, 2, B=batch, T=5, D=3, H=24, seed=batch)
     runs = []
     for n_threads in (1, 2):
@@ -395,6 +395,20 @@ def test_results_bitwise_identical_for_1_and_2_threads(F, cell, batch, dtype):
             assert _cells.max_threads() == n_threads
             runs.append(run_kernel(F, case, dtype, dropout=0.3, random_state=0))
     assert_results_identical(runs[1], runs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_results_bitwise_identical_for_any_chunk_size(F, cell, dtype, monkeypatch):
+    # functional picks the chunk size from the thread count; that is only safe
+    # because a row's arithmetic does not depend on its chunk.
+    case = Case(cell, 2, B=53, T=5, D=3, H=24, seed=3)
+    runs = []
+    for chunk in (8, 16, 24, 40, 64):
+        monkeypatch.setattr(F, "_chunk_size", lambda batch, chunk=chunk: chunk)
+        runs.append(run_kernel(F, case, dtype, dropout=0.3, random_state=0))
+    for run in runs[1:]:
+        assert_results_identical(run, runs[0])
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ layer call and multiplied by our own register-blocked micro-kernel
 (``packed_gemm``).
 
 Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
-chooses it from the batch size alone). Batch rows never interact in a recurrent
+chooses about one chunk per thread). Batch rows never interact in a recurrent
 net, so each chunk runs its whole time sweep independently inside one
 ``prange`` iteration: one parallel region per layer, no barrier per step.
 The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
@@ -46,9 +46,11 @@ activation loops and the recurrent micro-kernel are C functions compiled twice
 with gcc's ``target_clones`` (x86-64-v3 = AVX2 + FMA, and baseline); the
 loader picks one per machine at run time.
 
-Determinism. Chunk and block sizes never depend on the thread count, so every BLAS call and every loop sees the same operands in the same
-order whatever the number of threads: results are bitwise identical for any
-OMP_NUM_THREADS.
+Determinism. A row's arithmetic never depends on which chunk holds it: the
+gate loops are per row, and the micro-kernel accumulates every output element
+in k order whatever rows surround it. The BLAS blocks of the input projection
+and the weight gradients have fixed sizes. So results are bitwise identical
+for any OMP_NUM_THREADS and any chunk size.
 
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,

@@ -56,15 +56,14 @@ def _single_threaded_blas():
 def _chunk_size(batch):
     """Batch rows that one thread sweeps through time together.
 
-    The recurrent GEMM of a chunk repacks W_hh at every step, so bigger chunks
-    are faster per row (1 thread, LSTM (64,100,8,256): 16 rows 134 ms, 32 rows
-    112 ms, 64 rows 97 ms), while at least two chunks keep two cores busy. Half
-    the batch, rounded up to a multiple of 8 and clipped to [16, 64], balances
-    both. It depends on the batch size only, never on the thread count, which
-    keeps results bitwise identical for any number of threads.
+    One chunk per thread, up to 64 rows: bigger chunks amortise the per-step
+    overhead of the recurrent micro-kernel, and one chunk per thread balances
+    the static schedule. Each row's arithmetic is the same whichever chunk
+    holds it (tests/test_functional.py checks this bitwise), so depending on
+    the thread count here does not make results depend on it.
     """
-    half = -(-batch // 2)
-    return int(min(64, max(16, -(-half // 8) * 8)))
+    per_thread = -(-batch // max(1, _cells.max_threads()))
+    return int(min(64, max(8, -(-per_thread // 8) * 8)))
 
 
 def _check_cell(cell):
