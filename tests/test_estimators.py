@@ -55,8 +55,11 @@ def test_stream_predict_returns_one_value_per_row():
     labels = np.where(y > 0, "up", "down")
     clf = RNNClassifier(window=5, **SMALL).fit(X, labels)
     assert clf.predict(X).shape == (len(X),)
-    assert clf.predict_proba(X).shape == (len(X), 2)
-    assert set(clf.predict(X)) <= {"up", "down"}
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    assert_allclose(proba.sum(axis=1), 1)
+    assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-10)
 
 
 def test_stream_prediction_depends_only_on_its_window():
