@@ -458,7 +458,13 @@ n_iter_, t_
         train, val = self._origins_fit(frames, offsets, Y)
         windows = self._windows(A, train, Y=Y)
 
-        self._random_state = check_random_state(self.random_state)
+        # None means fresh OS entropy, as in BaseRNN._fit: check_random_state(None)
+        # would hand back numpy's global RandomState and advance it.
+        self._random_state = (
+            np.random.RandomState()
+            if self.random_state is None
+            else check_random_state(self.random_state)
+        )
         if first_pass:
             self._initialize(A.shape[1])
         else:
