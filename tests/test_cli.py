@@ -99,6 +99,13 @@ BAD_INPUTS = [
      ["--target", "temp"], ["not sorted", "row 31", "repeats"]),
     ("too-few-rows", _HEADER + _rows(20), ["--target", "temp", "--window", "16", "--horizon", "8"],
      ["20 rows", "too few", "--window 16", "--horizon 8"]),
+    # The next two are found by RNNForecaster.fit, before the first epoch.
+    ("missing-value", _HEADER + _rows(50) + "2017-01-03 02:00,,1\n" + _rows(49, "2017-01-03 03:00"),
+     ["--target", "temp", "--window", "8", "--horizon", "4"],
+     ["'temp'", "missing value", "2017-01-03 02:00", "--missing"]),
+    ("irregular-time", _HEADER + _rows(50) + _rows(50, "2017-01-03 05:00"),
+     ["--target", "temp", "--window", "8", "--horizon", "4"],
+     ["not regular", "2017-01-03 05:00", "--freq"]),
     ("unknown-time-col", _HEADER + _rows(100), ["--target", "temp", "--time-col", "when"],
      ["time column 'when'"]),
     ("unknown-feature", _HEADER + _rows(100), ["--target", "temp", "--features", "wind"],
@@ -224,7 +231,12 @@ def test_embedded_run_writes_the_forecast_csv(embedded_run):
     # The six hours after the last embedded row.
     expected = pd.date_range("2018-01-01 00:00", periods=6, freq="h")
     assert list(forecast.index) == list(expected)
-    assert list(forecast.columns) == ["temp_air_q0.1", "temp_air_q0.5", "temp_air_q0.9"]
+    # The median is the point forecast, then the quantiles of the band.
+    assert list(forecast.columns) == [
+        "temp_air", "temp_air_q0.1", "temp_air_q0.5", "temp_air_q0.9"
+    ]
+    assert (forecast["temp_air"] == forecast["temp_air_q0.5"]).all()
+    assert (forecast["temp_air_q0.1"] <= forecast["temp_air_q0.9"]).all()
     assert forecast.notna().all().all()
     # Air temperature in Colorado in January, in degrees C.
     assert forecast.abs().max().max() < 40
@@ -237,9 +249,10 @@ def test_embedded_run_writes_a_png(embedded_run):
 
 def test_embedded_run_prints_the_backtest_table(embedded_run):
     result, _ = embedded_run
-    out = result.stdout
-    assert "backtest" in out
-    table = out[out.index("backtest"):].splitlines()[1:5]
+    lines = result.stdout.splitlines()
+    heading = [i for i, line in enumerate(lines) if line.startswith("backtest:")]
+    assert len(heading) == 1, result.stdout
+    table = lines[heading[0] + 1:heading[0] + 5]
     assert table[0].split() == ["MAE", "RMSE", "MASE"]
     assert [line.split()[0] for line in table[1:]] == ["model", "persistence", "seasonal_naive"]
     for line in table[1:]:
