@@ -379,10 +379,13 @@ def test_float32_agrees_with_float64(F, cell, num_layers):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 5, 16, 17, 37, 64])
 @pytest.mark.parametrize("cell", CELLS)
-def test_results_bitwise_identical_for_1_and_2_threads(F, cell, batch, dtype):
+def test_results_bitwise_identical_for_1_and_2_threads(F, cell, batch, dtype, monkeypatch):
     from threadpoolctl import threadpool_limits
     from tsrnn import _cells
 
+    # These sizes are below the work at which calls go parallel: lower it so
+    # the two-thread run really splits the batch.
+    monkeypatch.setattr(F, "_SERIAL_WORK", 0)
     if not _cells.openmp_enabled():
         pytest.skip("tsrnn was built without OpenMP: nothing to compare")
     # H=24 makes G*H (96 or 72) exceed the 64-column blocks of the bias
@@ -405,7 +408,7 @@ def test_results_bitwise_identical_for_any_chunk_size(F, cell, dtype, monkeypatc
     case = Case(cell, 2, B=53, T=5, D=3, H=24, seed=3)
     runs = []
     for chunk in (8, 16, 24, 40, 64):
-        monkeypatch.setattr(F, "_chunk_size", lambda batch, chunk=chunk: chunk)
+        monkeypatch.setattr(F, "_threading", lambda batch, work, chunk=chunk: (2, chunk))
         runs.append(run_kernel(F, case, dtype, dropout=0.3, random_state=0))
     for run in runs[1:]:
         assert_results_identical(run, runs[0])

@@ -612,8 +612,8 @@ cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
 # Entry points
 # --------------------------------------------------------------------------
 
-cdef int _threads_for(Py_ssize_t n_items) noexcept nogil:
-    cdef int n = tsrnn_max_threads()
+cdef int _threads_for(Py_ssize_t n_items, int max_threads) noexcept nogil:
+    cdef int n = max_threads
     if n > n_items:
         n = <int> n_items
     return n if n > 0 else 1
@@ -644,7 +644,8 @@ def forward_layer(int cell,
                   floating[:, :, ::1] gates,         # (T | 1, B, S) out: activations
                   floating[:, ::1] hproj,            # (B, G*H) scratch
                   Py_ssize_t chunk,                  # batch rows per sweep
-                  bint keep):                        # keep activations for backward
+                  bint keep,                         # keep activations for backward
+                  int n_threads_max):                # cap on omp_get_max_threads()
     """Run one layer over all time steps. See the module docstring for layouts.
 
     With ``keep`` (training), gates and cs hold every step for backward. Without
@@ -677,8 +678,9 @@ def forward_layer(int cell,
     _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T if keep else 1, B, S), "gates")
     _check(hproj.shape[0] == B and hproj.shape[1] == G * H, "hproj")
     _check_int32(T * B * S, "T * B * gate width")
-    _check(chunk > 0, "chunk")
+    _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     n_chunks = (B + chunk - 1) // chunk
     # hproj = h_prev @ w_hh.T at every step: pack w_hh.T once.
     cdef floating[::1] whh_mv = packed_weights(w_hh, True)
@@ -694,9 +696,9 @@ def forward_layer(int cell,
             # are added inside the gate loop, where they cost nothing extra).
             rows_gemm(T * B, <int> (G * H), <int> D, True, &x[0, 0, 0], <int> D,
                       &w_ih[0, 0], <int> D, &gates[0, 0, 0], <int> S,
-                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
+                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
 
-        n_threads = _threads_for(n_chunks)
+        n_threads = _threads_for(n_chunks, max_thr)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
             b0 = ci * chunk
             nb = <int> min(chunk, B - b0)
@@ -750,7 +752,8 @@ def backward_layer(int cell,
                    floating[::1] db_ih,              # (G*H,) out
                    floating[::1] db_hh,              # (G*H,) out
                    floating[:, ::1] dpeep,           # (3, H) out, peephole (else (0, H))
-                   Py_ssize_t chunk):                # batch rows per sweep
+                   Py_ssize_t chunk,                 # batch rows per sweep
+                   int n_threads_max):               # cap on omp_get_max_threads()
     """Backpropagate one layer through all time steps.
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
@@ -792,12 +795,13 @@ def backward_layer(int cell,
     _check_int32(T * B * S, "T * B * gate width")
 
     _check(chunk > 0, "chunk")
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     n_chunks = (B + chunk - 1) // chunk
     # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once.
     cdef floating[::1] wpack_mv = packed_weights(w_hh, False)
     cdef const floating* wpack = &wpack_mv[0]
     with nogil:
-        n_threads = _threads_for(n_chunks)
+        n_threads = _threads_for(n_chunks, max_thr)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
             b0 = ci * chunk
             nb = <int> min(chunk, B - b0)
@@ -829,8 +833,8 @@ def backward_layer(int cell,
         # dx = dax @ w_ih over all T*B rows.
         rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
                   &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
-                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK)))
-        n_threads = _threads_for((GH + WBLOCK - 1) // WBLOCK)
+                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+        n_threads = _threads_for((GH + WBLOCK - 1) // WBLOCK, max_thr)
         # dw_ih = dax.T @ x
         weight_grad_gemm(<int> GH, <int> D, <int> (T * B), 0, &dax[0, 0, 0], <int> GH,
                          &x[0, 0, 0], <int> D, NULL, NULL, &dw_ih[0, 0], n_threads)
@@ -838,7 +842,7 @@ def backward_layer(int cell,
         weight_grad_gemm(<int> GH, <int> H, <int> ((T - 1) * B), <int> B,
                          da_h + B * GH, <int> GH, &hs[0, 0, 0], <int> H,
                          da_h, &h0[0, 0], &dw_hh[0, 0], n_threads)
-        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK)
+        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK, max_thr)
         column_sums(T * B, GH, &dax[0, 0, 0], GH, &db_ih[0], n_threads)
         if is_gru:
             column_sums(T * B, GH, da_h, GH, &db_hh[0], n_threads)
@@ -847,4 +851,4 @@ def backward_layer(int cell,
             memcpy(&db_hh[0], &db_ih[0], GH * sizeof(floating))
         if peephole:
             peephole_grads(T, B, H, &dax[0, 0, 0], &cs[0, 0, 0], &c0[0, 0],
-                           &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK))
+                           &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK, max_thr))

@@ -53,17 +53,25 @@ def _single_threaded_blas():
     return _blas_controller.limit(limits=1, user_api="blas")
 
 
-def _chunk_size(batch):
-    """Batch rows that one thread sweeps through time together.
+# Below this many multiply-adds per layer call (T*B*G*H*(D+H)) a call runs on
+# one thread: waking a second thread costs more than it saves, and far more
+# when another process holds the other core and libgomp's woken thread
+# spin-waits against it (measured 20-60x slower on a loaded 2-core machine).
+_SERIAL_WORK = 1 << 21
 
-    One chunk per thread, up to 64 rows: bigger chunks amortise the per-step
+
+def _threading(batch, work):
+    """Return (thread cap, chunk rows) for one layer call.
+
+    One chunk per thread, 8 to 64 rows: bigger chunks amortise the per-step
     overhead of the recurrent micro-kernel, and one chunk per thread balances
     the static schedule. Each row's arithmetic is the same whichever chunk
-    holds it (tests/test_functional.py checks this bitwise), so depending on
-    the thread count here does not make results depend on it.
+    holds it (tests/test_functional.py checks this bitwise), so following the
+    thread count here never makes results depend on it.
     """
-    per_thread = -(-batch // max(1, _cells.max_threads()))
-    return int(min(64, max(8, -(-per_thread // 8) * 8)))
+    n_threads = 1 if work < _SERIAL_WORK else max(1, _cells.max_threads())
+    per_thread = -(-batch // n_threads)
+    return n_threads, int(min(64, max(8, -(-per_thread // 8) * 8)))
 
 
 def _check_cell(cell):
@@ -331,9 +339,10 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
             gates = np.empty((time if training else 1, batch, width), dtype)
             lay.h0 = h0[k]
             lay.c0 = c0[k] if lstm else no_c
+            n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
                                  lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj,
-                                 _chunk_size(batch), training)
+                                 chunk, training, n_threads)
             lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
             nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
             inp = hs
@@ -415,11 +424,12 @@ def rnn_backward(dout, cache, dstate=None):
                 "bias_hh": np.empty(gh, dtype),
             }
             dpeep = np.empty(lay.peep.shape, dtype)
+            n_threads, chunk = _threading(batch, time * batch * gh * (d_in + hidden))
             _cells.backward_layer(
                 code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
                 lay.hs, lay.cs, lay.gates, dhs, dh[k], dc[k] if lstm else no_c,
                 dax, dah, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
-                g["bias_hh"], dpeep, _chunk_size(batch),
+                g["bias_hh"], dpeep, chunk, n_threads,
             )
             for name, value in g.items():
                 grads[f"{name}_l{k}"] = value
