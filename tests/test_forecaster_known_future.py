@@ -85,13 +85,13 @@ def test_known_future_setpoints_are_learned():
     df = pd.DataFrame(
         {"y": y, "setpoint": setpoint}, index=pd.date_range("2024", periods=n, freq="h")
     )
-    params = dict(window=12, horizon=4, hidden_layer_sizes=16, max_iter=5, random_state=0)
+    params = dict(window=12, horizon=4, hidden_layer_sizes=16, max_iter=20, random_state=0)
     blind = RNNForecaster(target="y", **params).fit(df.iloc[:600])
     informed = RNNForecaster(target="y", known_future=["setpoint"], **params)
     informed.fit(df.iloc[:600])
     mae_blind = blind.backtest(df.iloc[600:]).metrics.loc["model", "MAE"]
     metrics = informed.backtest(df.iloc[600:]).metrics
-    # Measured: 0.64 with the setpoints vs 1.41 without (persistence 1.13).
+    # Measured: 0.55 with the setpoints vs 1.12 without (persistence 1.13).
     assert metrics.loc["model", "MAE"] < 0.7 * mae_blind
     assert metrics.loc["model", "MAE"] < metrics.loc["persistence", "MAE"]
 
