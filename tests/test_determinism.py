@@ -32,13 +32,15 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_limits
 
 import tsrnn
+from tsrnn import functional
 from tsrnn import RNNClassifier, RNNForecaster, RNNRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-# batch_size=40 makes the kernels cut each minibatch into two chunks
-# (functional._chunk_size(40) == 24), so two threads really split the work.
-COMMON = dict(hidden_layer_sizes=(8, 5), dropout=0.1, max_iter=2, batch_size=40,
+# functional runs a layer call on one thread below 2M multiply-adds
+# (functional._SERIAL_WORK); these sizes put the full minibatches above it, so
+# two threads really split them (test_bitwise_... checks that they do).
+COMMON = dict(hidden_layer_sizes=(32, 16), dropout=0.1, max_iter=2, batch_size=64,
               random_state=7)
 
 
@@ -63,12 +65,12 @@ def _make(kind, **over):
     """(unfitted estimator, fit args) for one of the three estimators."""
     if kind == "regressor":
         X, y = _stream()
-        return RNNRegressor(window=6, **{**COMMON, **over}), (X, y)
+        return RNNRegressor(window=16, **{**COMMON, **over}), (X, y)
     if kind == "classifier":
         X, y = _stream()
         labels = np.digitize(y, [-0.2, 0.2])  # three classes: softmax head
-        return RNNClassifier(window=6, **{**COMMON, **over}), (X, labels)
-    f = RNNForecaster(target="y", window=12, horizon=4, **{**COMMON, **over})
+        return RNNClassifier(window=16, **{**COMMON, **over}), (X, labels)
+    f = RNNForecaster(target="y", window=16, horizon=4, **{**COMMON, **over})
     return f, (_frame(),)
 
 
@@ -88,16 +90,33 @@ def _digest(est):
 KINDS = ["regressor", "classifier", "forecaster"]
 
 
+@pytest.fixture
+def threads_used(monkeypatch):
+    """The thread caps functional chose for the layer calls since the last clear()."""
+    used = []
+    choose = functional._threading
+
+    def spy(batch, work):
+        n_threads, chunk = choose(batch, work)
+        used.append(n_threads)
+        return n_threads, chunk
+
+    monkeypatch.setattr(functional, "_threading", spy)
+    return used
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_bitwise_identical_state_at_1_and_2_openmp_threads(kind):
+def test_bitwise_identical_state_at_1_and_2_openmp_threads(kind, threads_used):
     results = []
     for threads in (1, 2, 1):
+        threads_used.clear()
         with threadpool_limits(threads, user_api="openmp"):
-            # Otherwise the "2 threads" run could silently be serial.
             assert tsrnn.max_threads() == threads
             est, args = _make(kind)
             est.fit(*args)
             results.append((est._flat.copy(), _predict(est, args)))
+        # Otherwise the "2 threads" run could silently be serial.
+        assert max(threads_used) == threads
     for flat, pred in results[1:]:
         assert_array_equal(flat, results[0][0])
         assert_array_equal(pred, results[0][1])
@@ -106,15 +125,17 @@ def test_bitwise_identical_state_at_1_and_2_openmp_threads(kind):
     assert not np.array_equal(other.fit(*args)._flat, results[0][0])
 
 
-def test_classifier_3d_batches_identical_at_1_and_2_threads():
+def test_classifier_3d_batches_identical_at_1_and_2_threads(threads_used):
     rng = np.random.RandomState(0)
-    X3 = rng.randn(70, 7, 2)  # 70 sequences: two full chunks and a remainder
+    X3 = rng.randn(75, 20, 2)  # odd batch: the chunks do not divide it
     y3 = (X3[:, :3, 0].sum(axis=1) > 0).astype(int)
     out = []
     for threads in (1, 2):
+        threads_used.clear()
         with threadpool_limits(threads, user_api="openmp"):
-            clf = RNNClassifier(**{**COMMON, "batch_size": 70}).fit(X3, y3)
+            clf = RNNClassifier(**{**COMMON, "batch_size": 75}).fit(X3, y3)
             out.append((clf._flat.copy(), clf.predict_proba(X3)))
+        assert max(threads_used) == threads
     assert_array_equal(out[0][0], out[1][0])
     assert_array_equal(out[0][1], out[1][1])
 
