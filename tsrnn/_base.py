@@ -482,6 +482,10 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         n = states.shape[0]
         Z = self._head(states)
         loss_sum, dZ = self._loss(Z, targets)
+        if not np.isfinite(loss_sum):
+            # _train_step reports the divergence. Backpropagating the inf would
+            # fail first, inside functional, with a message about `dout`.
+            return loss_sum
         dZ = (dZ / n).astype(top.dtype, copy=False)
 
         grads, params = self._views(1), self._views()
