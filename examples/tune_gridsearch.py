@@ -10,7 +10,7 @@ apply unchanged: a Pipeline scales each sensor, TransformedTargetRegressor
 scales the target, and TimeSeriesSplit only ever validates on hours that come
 after the training hours, so the search cannot peek at the future.
 
-    python examples/tune_gridsearch.py           # a few minutes on 2 cores
+    python examples/tune_gridsearch.py           # 2-5 minutes on 2 cores
     python examples/tune_gridsearch.py --quick   # seconds, for smoke tests
 """
 import argparse
