@@ -457,6 +457,7 @@ n_iter_, t_
             # StandardScaler ignores NaN when fitting: gaps do not bias the scale.
             self.scaler_ = StandardScaler().fit(raw)
             n_t = len(self.target_)
+            self._check_scaler(n_t)
             self.mase_scale_ = _seasonal_naive_mae(
                 [f.to_numpy(np.float64)[:, :n_t] for f in frames.values()], self.season_
             )
@@ -899,7 +900,9 @@ n_iter_, t_
                     "df.index = pd.to_datetime(df.index)."
                 )
             out[key] = frame[self._columns].astype(np.float64)
-        if not out:
+        # update() accepts an empty frame (nothing new); everything that
+        # needs timestamps from X does not.
+        if not out or ((infer_freq or regularize) and not all(len(f) for f in out.values())):
             raise ValueError("X has no rows.")
         if infer_freq:
             self._set_freq(out)
@@ -910,6 +913,9 @@ n_iter_, t_
     def _set_freq(self, frames):
         if self.freq is not None:
             offset = to_offset(self.freq)
+            # "0h" or "-1h" would divide by zero or run backwards in resample.
+            if offset.n <= 0:
+                raise ValueError(f"freq must be a positive time step, got {self.freq!r}.")
         else:
             offset = None
             for key, frame in frames.items():
@@ -1091,8 +1097,10 @@ n_iter_, t_
                 filled[kf] = frame[kf].interpolate(method="time", limit_direction="both")
             filled = filled.to_numpy(np.float64)
         mean, scale = self.scaler_.mean_, self.scaler_.scale_
+        scaled = (filled - mean) / scale
+        self._check_range(scaled, raw, frame.index, "X")
         # A column with nothing observed stays NaN -> 0, its training mean.
-        A = np.nan_to_num((filled - mean) / scale)
+        A = np.nan_to_num(scaled)
         Y = A[:, :n_t].copy()
         if self.missing == "mask":
             Y[~observed[:, :n_t]] = np.nan
@@ -1109,7 +1117,10 @@ n_iter_, t_
             A = np.hstack([A, np.zeros((len(A), 1))])
         if future is not None:
             block = np.zeros((self.horizon, A.shape[1]))
-            block[:, n_past:-1] = (future - mean[n_past:]) / scale[n_past:]
+            scaled = (future - mean[n_past:]) / scale[n_past:]
+            steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
+            self._check_range(scaled, future, steps, "future", first=n_past)
+            block[:, n_past:-1] = scaled
             A = np.vstack([A, block])
             pad = np.full((self.horizon, n_t), np.nan)
             Y, out["R"], out["Rff"] = (np.vstack([a, pad]) for a in (Y, out["R"], out["Rff"]))
@@ -1122,6 +1133,44 @@ n_iter_, t_
         out["A"] = A.astype(self._dtype(), copy=False)
         out["Y"] = Y.astype(self._dtype(), copy=False)
         return out
+
+    def _check_range(self, scaled, raw, index, what, first=0):
+        """Raise for inf, or values that standardise beyond the model's dtype.
+
+        Either would otherwise reach the kernels (nan_to_num turns inf into
+        1.8e308) and fail there with a message about their argument ``x``.
+        """
+        limit = np.finfo(self._dtype()).max
+        bad = np.abs(scaled) > limit  # NaN compares False: gaps are handled elsewhere
+        if not bad.any():
+            return
+        row, j = (int(i) for i in np.argwhere(bad)[0])
+        col, value = self._columns[first + j], raw[row, j]
+        where = f"{what} column {col!r} at {index[row]}"
+        if np.isinf(value):
+            raise ValueError(f"{where} is {value}; replace it with a finite number.")
+        raise ValueError(
+            f"{where} is {value:g}, which is outside the range of {self._dtype()} "
+            f"once standardised with the training mean and scale of {col!r}. "
+            "Check the units, or fit with dtype=np.float64."
+        )
+
+    def _check_scaler(self, n_t):
+        """Refuse columns the model cannot learn from instead of forecasting NaN."""
+        mean, var = self.scaler_.mean_, self.scaler_.var_
+        unobserved = np.isnan(mean[:n_t])
+        if unobserved.any():
+            col = self.target_[int(np.argmax(unobserved))]
+            raise ValueError(f"Target column {col!r} has no observed value in X.")
+        # A column with nothing observed has NaN moments (its inputs become the
+        # training mean, 0); an observed one with non-finite moments overflowed.
+        overflow = ~np.isnan(mean) & ~(np.isfinite(mean) & np.isfinite(var))
+        if overflow.any():
+            col = self._columns[int(np.argmax(overflow))]
+            raise ValueError(
+                f"Column {col!r} has values too large to standardise (its variance "
+                "overflows float64). Rescale it, e.g. express it in larger units."
+            )
 
     def _dtype(self):
         return self._flat.dtype if hasattr(self, "_flat") else np.dtype(self.dtype)
