@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from tsrnn import RNNForecaster, RNNRegressor
 
@@ -69,3 +69,12 @@ def test_forecaster_regressions_found_by_fuzzing():
     # The same values in a float64 model are fine: finite forecasts.
     wide = _forecaster(dtype=np.float64).fit(df)
     assert np.isfinite(wide.predict(df.assign(y=1e300)).to_numpy()).all()
+
+
+def test_forecaster_is_not_fitted_after_a_failed_fit():
+    f = _forecaster(window=100)
+    with pytest.raises(ValueError, match="Too few rows"):
+        f.fit(_hourly())
+    for call in (f.predict, lambda: f.backtest(_hourly()), lambda: f.update(_hourly())):
+        with pytest.raises(NotFittedError):  # was AttributeError: no '_context'
+            call()

@@ -450,6 +450,8 @@ n_iter_, t_
         validate_data(self, X, reset=first_pass, skip_check_array=True)
         if first_pass:
             self._set_roles(X)
+        else:
+            self._check_warm_start(X)
         frames = self._series_frames(X, infer_freq=first_pass)
         if first_pass:
             self.series_ids_ = list(frames) if self._multi else None
@@ -851,6 +853,35 @@ n_iter_, t_
                     f"between 0 and 1, got {self.quantiles!r}."
                 )
         self.quantiles_ = quantiles
+
+    _ROLES = ("target_", "known_future_", "past_covariates_", "_columns", "_multi",
+              "_id_name", "_time_name", "quantiles_")
+
+    def _check_warm_start(self, X):
+        """warm_start keeps columns, scaler and head: refuse a change of them."""
+        before = {name: getattr(self, name) for name in self._ROLES}
+        self._set_roles(X)
+        after = {name: getattr(self, name) for name in self._ROLES}
+
+        def structure(roles):
+            q = roles["quantiles_"]
+            return (
+                roles["target_"], roles["known_future_"], roles["past_covariates_"],
+                roles["_multi"], None if q is None else tuple(q),
+            )
+
+        n_q = 1 if self.quantiles_ is None else len(self.quantiles_)
+        same = structure(before) == structure(after) and (
+            self.n_outputs_ == self.horizon * len(self.target_) * n_q
+        )
+        if not same:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise ValueError(
+                "warm_start must keep target, known_future, the covariate columns, "
+                "the series layout, quantiles and horizon of the fitted model; refit "
+                "with warm_start=False to change them."
+            )
 
     def _series_frames(self, X, infer_freq=False, regularize=True):
         """{series key: frame of the model's columns}, each on a regular grid.
@@ -1388,6 +1419,12 @@ n_iter_, t_
                 }
             )
         return improved
+
+    def __sklearn_is_fitted__(self):
+        # fit sets attributes ending in "_" long before it can fail (too few
+        # rows, ...); the context is set last, so only a completed fit counts.
+        # Otherwise predict after a failed fit raised AttributeError.
+        return hasattr(self, "_context")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
