@@ -96,7 +96,7 @@ BAD_INPUTS = [
     ("unsorted-time", _HEADER + "".join(reversed(_rows(100).splitlines(True))),
      ["--target", "temp"], ["not sorted", "row 2"]),
     ("duplicate-time", _HEADER + _rows(30) + _rows(70, "2017-01-02 05:00"),
-     ["--target", "temp"], ["not sorted", "row 31", "repeats"]),
+     ["--target", "temp"], ["repeat", "row 31", "2017-01-02 05:00", "--freq"]),
     ("too-few-rows", _HEADER + _rows(20), ["--target", "temp", "--window", "16", "--horizon", "8"],
      ["20 rows", "too few", "--window 16", "--horizon 8"]),
     # The next two are found by RNNForecaster.fit, before the first epoch.

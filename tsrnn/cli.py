@@ -144,7 +144,6 @@ def build_parser():
             "the forecast of the next HORIZON steps. Without CSV, the embedded "
             "hourly weather year (tsrnn.datasets.load_weather) is forecast."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     fc.add_argument(
         "csv", nargs="?", metavar="CSV",
@@ -165,33 +164,36 @@ def build_parser():
         help="input columns besides the target (default: every other column)",
     )
     fc.add_argument("--horizon", type=_positive_int, default=_DEFAULT_HORIZON,
-                    metavar="N", help="number of future steps to forecast")
+                    metavar="N", help="number of future steps to forecast (default: %(default)s)")
     fc.add_argument("--window", type=_positive_int, default=_DEFAULT_WINDOW,
-                    metavar="N", help="number of past steps the model reads")
+                    metavar="N", help="number of past steps the model reads (default: %(default)s)")
     fc.add_argument("--cell", choices=("lstm", "gru", "peephole"), default="lstm",
-                    help="recurrent cell")
+                    help="recurrent cell (default: %(default)s)")
     fc.add_argument("--hidden", type=_hidden_sizes, default=_DEFAULT_HIDDEN,
-                    metavar="N[,N]", help="width of each recurrent layer")
+                    metavar="N[,N]", help="width of each recurrent layer (default: %(default)s)")
     fc.add_argument("--quantiles", type=_quantile_list, default=_DEFAULT_QUANTILES,
                     metavar="Q,Q", help="quantiles of the forecast band (the median is always "
                     "added as the point forecast), or 'none' for a mean forecast "
-                    "without band")
+                    "without band (default: %(default)s)")
     fc.add_argument("--max-iter", type=_positive_int, default=_DEFAULT_MAX_ITER,
-                    metavar="N", help="maximum number of training epochs")
-    fc.add_argument("--seed", type=int, default=0,
-                    help="random seed; the same seed gives the same forecast")
+                    metavar="N", help="maximum number of training epochs; training stops "
+                    "earlier when the validation score stalls (default: %(default)s)")
+    fc.add_argument("--seed", type=int, default=0, metavar="N",
+                    help="random seed; the same seed gives the same forecast "
+                    "(default: %(default)s)")
     fc.add_argument("--test-size", type=_fraction, default=0.1, metavar="F",
                     help="fraction of the last rows held out for the backtest "
-                    "(at least HORIZON rows); the model never trains on them")
+                    "(at least HORIZON rows); the model never trains on them "
+                    "(default: %(default)s)")
     fc.add_argument("--missing", choices=("raise", "interpolate", "mask"),
                     default="raise",
                     help="empty cells: refuse them, interpolate them, or interpolate "
-                    "the inputs but never train on filled-in targets")
+                    "the inputs but never train on filled-in targets (default: %(default)s)")
     fc.add_argument("--freq", metavar="FREQ",
                     help="pandas frequency of the rows, e.g. h or 15min "
                     "(default: inferred from the timestamps)")
     fc.add_argument("--out", default="forecast.csv", metavar="PATH",
-                    help="where to write the forecast CSV")
+                    help="where to write the forecast CSV (default: %(default)s)")
     fc.add_argument("--plot", metavar="PATH",
                     help="also write a plot of history, forecast and band (PNG; "
                     "needs matplotlib)")
@@ -235,8 +237,12 @@ def _first_line(exc):
     return lines[0] if lines else type(exc).__name__
 
 
-def _parse_times(column, name, path):
-    """Parse a column of timestamps into a DatetimeIndex, naming the first bad value."""
+def _parse_times(column, name, path, allow_repeats=False):
+    """Parse a column of timestamps into a DatetimeIndex, naming the first bad value.
+
+    Timestamps must increase; with ``allow_repeats`` (when --freq is given,
+    and the forecaster averages each step's rows) they may also repeat.
+    """
     if pd.api.types.is_numeric_dtype(column):
         raise UsageError(
             f"time column {name!r} in {path} holds numbers, not timestamps "
@@ -279,21 +285,22 @@ def _parse_times(column, name, path):
             f"timestamps in {path} are not sorted: row {row} ({index[row - 1]}) is "
             f"earlier than row {row - 1} ({index[row - 2]}); sort the file by time"
         )
-    if (steps == 0).any():
+    if not allow_repeats and (steps == 0).any():
         row = int(np.flatnonzero(steps == 0)[0]) + 2
         raise UsageError(
-            f"timestamps in {path} are not sorted: row {row} repeats the timestamp "
-            f"{index[row - 1]} of row {row - 1}"
+            f"timestamps in {path} repeat: row {row} has the timestamp {index[row - 1]} "
+            f"of row {row - 1}; aggregate the duplicates, or pass --freq to average "
+            "them into regular steps"
         )
     return index
 
 
-def load_frame(path, time_col=None):
-    """The CSV at ``path`` as a time-indexed DataFrame of numeric columns.
+def load_frame(path, time_col=None, allow_repeats=False):
+    """The CSV at ``path`` as a DataFrame indexed by its sorted timestamps.
 
     The time column (``time_col``, default the first column) becomes the
-    index. Every other column must be numeric; empty cells are kept as NaN
-    for the forecaster to handle.
+    index. The other columns are left as read; :func:`select_columns` checks
+    them. Empty cells stay NaN for the forecaster's ``missing`` handling.
     """
     frame = _read_csv(path)
     if time_col is None:
@@ -303,7 +310,7 @@ def load_frame(path, time_col=None):
             f"time column {time_col!r} is not in {path}; its columns are "
             f"{', '.join(map(str, frame.columns))}"
         )
-    index = _parse_times(frame.pop(time_col), time_col, path)
+    index = _parse_times(frame.pop(time_col), time_col, path, allow_repeats)
     if frame.shape[1] == 0:
         raise UsageError(f"{path} has a time column but no data columns")
     frame.index = index
@@ -375,7 +382,6 @@ class Progress:
     """
 
     def __init__(self, max_iter, stream=None, use_tqdm=True):
-        self.max_iter = max_iter
         self.stream = sys.stderr if stream is None else stream
         self._bar = None
         self._last_width = 0
@@ -562,7 +568,7 @@ def _forecast(args, out):
         target = args.target if args.target is not None else _EMBEDDED_TARGET
     else:
         source = args.csv
-        frame = load_frame(args.csv, args.time_col)
+        frame = load_frame(args.csv, args.time_col, allow_repeats=args.freq is not None)
         target = args.target
     frame, target = select_columns(frame, target, args.features, source)
     try:
@@ -593,7 +599,7 @@ def _forecast(args, out):
     print(
         f"tsrnn: forecasting {target!r} {args.horizon} steps ahead from {source} "
         f"({len(frame)} rows, {frame.index[0]} to {frame.index[-1]}, "
-        f"{frame.shape[1]} columns)\n"
+        f"{_count(frame.shape[1], 'column')})\n"
         f"model: {args.cell}, window {args.window}, hidden "
         f"{','.join(map(str, args.hidden))}, at most {_count(args.max_iter, 'epoch')}"
         + ("" if early_stopping else " (too few rows for early stopping)")
