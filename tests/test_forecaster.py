@@ -150,6 +150,23 @@ def test_early_stopping_keeps_validation_targets_out_of_training(frame):
     assert val.max() + f.horizon == len(frame) - 1
 
 
+def test_warm_start_continues_training(frame):
+    f = RNNForecaster(target="y", **{**FAST, "max_iter": 2}).fit(frame)
+    first = list(f.loss_curve_)
+    scaler = f.scaler_
+    f.set_params(warm_start=True).fit(frame.iloc[:200])
+    assert len(f.loss_curve_) == 4 and f.n_iter_ == 2
+    assert f.loss_curve_[2] < first[0]  # started from the trained weights
+    assert f.scaler_ is scaler  # the learned mapping keeps its input scaling
+    with pytest.raises(ValueError, match="warm_start must keep"):
+        f.set_params(horizon=6).fit(frame)
+    f.set_params(horizon=4)
+    with pytest.raises(ValueError, match="warm_start must keep"):
+        f.set_params(quantiles=(0.5,)).fit(frame)
+    assert f.quantiles_ is None  # a refused warm start changes nothing
+    assert f.set_params(quantiles=None, warm_start=False, horizon=6).fit(frame).n_outputs_ == 6
+
+
 # ----------------------------------------------------------------------
 # Frequency and index checks
 # ----------------------------------------------------------------------

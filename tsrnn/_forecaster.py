@@ -271,7 +271,9 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         holds out the last ``validation_fraction`` of every series' rows as
         validation targets; training windows end before them, so no training
         target is a validation target. The validation score is the negated
-        training loss on that block.
+        training loss on that block. ``warm_start`` continues training the
+        weights on new data with the first fit's scaler, frequency and MASE
+        scale; the columns, quantiles and horizon must stay the same.
 
     Attributes
     ----------
@@ -333,10 +335,11 @@ n_iter_, t_
     >>> from tsrnn import RNNForecaster
     >>> from tsrnn.datasets import load_weather
     >>> df = load_weather()[["temp_air", "dew_point"]].iloc[:500]
-    >>> f = RNNForecaster(target="temp_air", window=24, horizon=6, max_iter=2,
-    ...                   random_state=0).fit(df)  # doctest: +SKIP
-    >>> f.predict().shape  # doctest: +SKIP
-    (6, 1)
+    >>> f = RNNForecaster(target="temp_air", window=24, horizon=6, max_iter=3,
+    ...                   random_state=0).fit(df)  # 3 epochs: a quick demo
+    >>> forecast = f.predict()
+    >>> forecast.shape, str(forecast.index[0])
+    ((6, 1), '2017-01-21 20:00:00')
     """
 
     _parameter_constraints: dict = {
