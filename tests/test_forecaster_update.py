@@ -124,3 +124,20 @@ def test_plot_without_matplotlib_explains_how_to_install(frame, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         f.plot()
+
+
+def test_plot_one_series_of_a_panel():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = RNNForecaster(target="y", series_id="site", **FAST).fit(make_panel(n=100))
+    ax = f.plot(series="b")
+    assert ax.get_title() == "Forecast, site=b"
+    observed = ax.get_lines()[0]
+    np.testing.assert_array_equal(
+        observed.get_ydata(), make_panel(n=100).query("site == 'b'")["y"].iloc[-12:]
+    )
+    with pytest.raises(ValueError, match="Unknown series 'z'"):
+        f.plot(series="z")
+    plt.close("all")
