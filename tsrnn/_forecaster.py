@@ -31,12 +31,13 @@ never take windows across two series.
 
 Honest evaluation. ``backtest`` and ``score`` forecast from every origin in
 one batched pass. At fit time the forecaster keeps the last
-``max(window, season)`` rows of every series ("context", raw values): when a
-frame passed to ``predict``/``backtest``/``score`` starts right after that
-context, the context is prepended, so the first forecasts of a test fold use
-the end of the training data, as in TimeSeriesSplit. ``update`` moves this
-context forward. Inputs at an origin use data up to the origin only (see
-Missing values); targets after the origin are used only as the actuals.
+``max(window, season)`` rows of every series ("context", raw values).
+``predict()`` without X forecasts from it; when a frame passed to
+``backtest``/``score`` starts right after it, it is prepended, so the first
+forecasts of a test fold use the end of the training data, as in
+TimeSeriesSplit. ``update`` moves the context forward. Inputs at an origin use
+data up to the origin only (see Missing values); targets after the origin are
+used only as the actuals.
 
 Missing values. During fit, gaps are filled by time interpolation (both
 directions at the edges). At inference, filling must not look past the
@@ -45,7 +46,8 @@ at the origin carries the last observation forward, and a column with nothing
 observed yet is set to its training mean. ``_Windows`` applies this per origin
 with ``last_obs`` (index of the last observed row at or before each row).
 With ``missing="mask"`` missing target values stay NaN in the training
-targets and add nothing to the loss or its gradient.
+targets and add nothing to the loss or its gradient; origins with no observed
+target in their horizon are dropped.
 
 Quantiles. The pinball loss trains one output per quantile; at prediction the
 quantiles of each (step, target) are sorted, which removes quantile crossing
@@ -58,9 +60,8 @@ and ``validation_scores_`` are updated, so the fit callback is fired there.
 """
 
 import time
-import warnings
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -727,7 +728,8 @@ n_iter_, t_
 
         n_history : int or None, default=None
             Number of history rows to draw; None means ``max(window,
-            2 * horizon)``.
+            2 * horizon)``. Without X, at most the kept context
+            (``max(window, season_)`` rows) can be drawn.
 
         Returns
         -------
