@@ -15,7 +15,7 @@ The script checks that both give torch's outputs to float32 rounding.
 
 Needs PyTorch (``pip install torch``); the test suite skips it without torch.
 
-    python examples/torch_weights.py           # seconds
+    python examples/torch_weights.py           # under a minute
     python examples/torch_weights.py --quick   # fewer torch training steps
 """
 import argparse
