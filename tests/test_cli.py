@@ -27,10 +27,8 @@ _SMALL = ["--window", "8", "--horizon", "6", "--hidden", "8", "--max-iter", "2"]
 
 def run_cli(*args, cwd, block_dir=None, command=None):
     env = dict(os.environ)
-    paths = [_REPO] + ([str(block_dir)] if block_dir else [])
-    if block_dir:
-        # The blocking stubs must shadow the installed packages.
-        paths.reverse()
+    # Blocking stubs come first, to shadow the installed packages.
+    paths = ([str(block_dir)] if block_dir else []) + [_REPO]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
