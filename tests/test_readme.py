@@ -21,9 +21,9 @@ TEXT = README.read_text()
 PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", TEXT, re.S | re.M)
 SHELL_BLOCKS = re.findall(r"^```sh\n(.*?)^```", TEXT, re.S | re.M)
 
-# Without --plot: a bare `pip install .` has no matplotlib, and the first
-# command must work there.
-INSTALL_AND_RUN = "pip install . && tsrnn forecast"
+# The extras bring matplotlib for --plot and tqdm for the progress bar, so the
+# first command shows the whole main job on a fresh machine.
+INSTALL_AND_RUN = 'pip install ".[plot,progress]" && tsrnn forecast --plot forecast.png'
 INSTALL_AND_TEST = 'pip install -e ".[test]" && python -m pytest'
 
 
