@@ -88,8 +88,9 @@ def _report_case_count(request):
     yield
     line = (f"test_fuzz: {sum(CASES.values())} fuzz cases run "
             f"(budget {FUZZ_TOTAL}): {dict(CASES)}")
-    if request.config.cache is not None:  # also kept in .pytest_cache
-        request.config.cache.set("tsrnn/fuzz_cases", dict(CASES))
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    if cache is not None:  # also kept in .pytest_cache
+        cache.set("tsrnn/fuzz_cases", dict(CASES))
     plugins = request.config.pluginmanager
     reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin(
         "capturemanager")
