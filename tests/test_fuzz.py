@@ -846,3 +846,16 @@ def test_forecaster_is_not_fitted_after_a_failed_fit():
     for call in (f.predict, lambda: f.backtest(_hourly()), lambda: f.update(_hourly())):
         with pytest.raises(NotFittedError):  # was AttributeError: no '_context'
             call()
+
+
+@pytest.mark.parametrize("Est", [RNNRegressor, RNNClassifier])
+def test_estimator_is_not_fitted_after_a_failed_fit(Est):
+    # Found by fuzzing: early stopping refused 5 rows only after the weights
+    # were initialised, and predict then answered from random weights.
+    X = np.random.RandomState(0).randn(5, 2)
+    y = np.array([0, 1, 0, 1, 1])
+    est = Est(early_stopping=True, max_iter=1, hidden_layer_sizes=(3,))
+    with pytest.raises(ValueError, match="validation set is too small"):
+        est.fit(X, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)

@@ -658,6 +658,10 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
             else check_random_state(self.random_state)
         )
 
+        # Split before initialising: a validation block too small for early
+        # stopping must fail before any weights exist, or the estimator would
+        # look fitted (with random weights) after the failed fit.
+        train, val = self._split(X, Y, sequences)
         if first_pass:
             self._initialize(X.shape[-1])
         else:
@@ -666,8 +670,6 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
                 # As MLP: a warm-started fit gets a fresh optimizer.
                 self._flat[1:] = 0
                 self._adam_t = 0
-
-        train, val = self._split(X, Y, sequences)
         try:
             self._run_epochs(train, val, incremental)
         except _Diverged as exc:
@@ -821,6 +823,11 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
             self.best_validation_score_ = score
             return True
         return False
+
+    def __sklearn_is_fitted__(self):
+        # validate_data sets n_features_in_ before fit can still fail; only
+        # weights make a model.
+        return hasattr(self, "_flat")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
