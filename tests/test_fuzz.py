@@ -12,7 +12,8 @@ The only allowed outcomes are
 * a correct result: right shape, finite values (and, where a test can tell
   that the input is clean, success is required: refusing good input fails);
 * a ValueError or TypeError whose message is a sentence for the user, not an
-  internal argument name of a lower layer (``dout``, ``x contains``).
+  internal argument name of a lower layer (``dout``, ``x contains``); and a
+  refused fit leaves no model behind (predict raises NotFittedError).
 A segfault kills the run; a hang trips the faulthandler watchdog, which dumps
 every thread's stack and exits. The CLI must exit 0 with a finite forecast or
 exit 2 with one ``tsrnn: error:`` line.
@@ -506,6 +507,17 @@ def _fit_may_refuse_clean(est, n):
     return est.early_stopping
 
 
+def _check_unfitted_after_refusal(est, fitted):
+    """A refused fit must leave no model behind: predicting raises NotFittedError."""
+    if fitted:
+        return
+    with pytest.raises(NotFittedError):
+        if isinstance(est, RNNForecaster):
+            est.predict()
+        else:
+            est.predict(np.zeros((3, 2)))
+
+
 def _check_predictions(pred, n, est):
     pred = np.asarray(pred)
     assert pred.shape[0] == n
@@ -520,10 +532,12 @@ def test_fuzz_rnn_regressor(inputs, params, again):
     note(desc)
     est = RNNRegressor(**params)
     n = len(X)
+    fitted = False
     with _watchdog("regressor"):
         valid = clean and not _fit_may_refuse_clean(est, n)
         with _outcome(valid):
             est.fit(X, y)
+            fitted = True
             with np.errstate(all="ignore"):
                 huge = np.abs(np.asarray(X, dtype=np.float64)).max() > 1e20
             if again:
@@ -536,6 +550,7 @@ def test_fuzz_rnn_regressor(inputs, params, again):
                 assert np.isfinite(est._flat[0]).all()
             # A shorter stream or fewer sequences: one output each.
             _check_predictions(est.predict(X[: max(1, n // 2)]), max(1, n // 2), est)
+        _check_unfitted_after_refusal(est, fitted)
 
 
 @st.composite
@@ -575,10 +590,12 @@ def test_fuzz_rnn_classifier(inputs, params, data):
     y, labels_ok, kind = data.draw(labels(n), label="y")
     note(f"{desc}; labels {kind}")
     est = RNNClassifier(**params)
+    fitted = False
     with _watchdog("classifier"):
         valid = clean and labels_ok and not _fit_may_refuse_clean(est, n)
         with _outcome(valid):
             est.fit(X, y)
+            fitted = True
             pred = est.predict(X)
             proba = est.predict_proba(X)
             assert pred.shape == (n,)
@@ -587,6 +604,7 @@ def test_fuzz_rnn_classifier(inputs, params, data):
             np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
             # predict is the argmax of predict_proba
             np.testing.assert_array_equal(pred, est.classes_[proba.argmax(axis=1)])
+        _check_unfitted_after_refusal(est, fitted)
 
 
 # ---------------------------------------------------------------------------
@@ -641,8 +659,10 @@ def test_fuzz_rnn_forecaster(case, window, horizon, cell, missing, freq, quantil
                                             if panel else frame, params, n))
     note(f"{desc}; {params}")
     f = RNNForecaster(**params)
+    fitted = False
     with _watchdog("forecaster"), _outcome(valid):
         f.fit(frame)
+        fitted = True
         n_q = 1 if quantiles is None else 4  # the median column + one per level
         if params["known_future"] is None:
             forecast = f.predict()
@@ -654,6 +674,7 @@ def test_fuzz_rnn_forecaster(case, window, horizon, cell, missing, freq, quantil
         result = f.backtest(frame)
         assert _finite(result.forecasts["forecast"])
         assert (result.forecasts["step"].between(1, horizon)).all()
+    _check_unfitted_after_refusal(f, fitted)
 
 
 # ---------------------------------------------------------------------------
