@@ -25,7 +25,9 @@ import argparse
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
+import time
 
 import numpy as np
 import scipy
@@ -71,9 +73,9 @@ EXTRA_CHECK_SIZES = ((5, 7, 3, 6), (1, 3, 9, 4))
 RTOL = 2e-4
 
 
-def forward_flops(cell, batch, time, inp, hidden):
+def forward_flops(cell, batch, steps, inp, hidden):
     """FLOPs of one forward pass: the two GEMMs per step, elementwise work ignored."""
-    return 2.0 * batch * time * GATES[cell] * hidden * (inp + hidden)
+    return 2.0 * batch * steps * GATES[cell] * hidden * (inp + hidden)
 
 
 def parse_size(text):
@@ -359,20 +361,36 @@ def measure_scaling(cell, size, args, threads, with_torch):
 # ---------------------------------------------------------------- reporting
 
 
+def _git_revision():
+    """Short commit of the checkout being measured, '+dirty' if it has edits."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "tsrnn"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + ("+dirty" if dirty else "")
+
+
 def machine_lines(threads):
+    """Markdown bullets describing the machine and the libraries that ran."""
     lines = [
-        f"CPU: {cpu_model()}, {usable_cores()} usable cores (os.cpu_count() = {os.cpu_count()})",
-        f"Python {sys.version.split()[0]}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"tsrnn commit {_git_revision()}",
+        f"- CPU: {cpu_model()}, {usable_cores()} usable cores (os.cpu_count() = {os.cpu_count()})",
+        f"- Python {sys.version.split()[0]}, numpy {np.__version__}, scipy {scipy.__version__}, "
         + (f"torch {torch.__version__}" if torch is not None else "torch not installed"),
-        f"Threads per contender: {threads}",
-        "Native thread pools (threadpoolctl):",
+        f"- Threads per contender: {threads}",
+        "- Native thread pools (threadpoolctl):",
     ]
-    lines += ["  " + line for line in threadpool_lines()]
+    lines += ["  - " + line for line in threadpool_lines()]
     if torch is not None:
         cfg = torch.__config__.show()
         blas = "MKL" if "BLAS_INFO=mkl" in cfg else "see torch.__config__.show()"
         lines.append(
-            f"torch BLAS: {blas} (linked statically, invisible to threadpoolctl), "
+            f"- torch BLAS: {blas} (linked statically, invisible to threadpoolctl), "
             f"oneDNN available: {torch.backends.mkldnn.is_available()}, "
             f"CPU capability: {torch.backends.cpu.get_cpu_capability()}"
         )
@@ -509,10 +527,10 @@ def main(argv=None):
     emit()
     for line in machine_lines(threads):
         emit(line)
-    emit(f"Ceiling: numpy float32 2048x2048 matmul on {threads} thread(s) = {ceiling:.1f} GFLOP/s "
+    emit(f"- Ceiling: numpy float32 2048x2048 matmul on {threads} thread(s) = {ceiling:.1f} GFLOP/s "
          f"(scipy's OpenBLAS, which tsrnn calls: {ceiling_scipy:.1f} GFLOP/s)")
     if have_torch:
-        emit(f"For reference, torch.mm (MKL) on the same matmul: "
+        emit(f"- For reference, torch.mm (MKL) on the same matmul: "
              f"{torch_sgemm(threads):.1f} GFLOP/s")
     if warn:
         emit(warn)
