@@ -194,6 +194,29 @@ def threadpool_lines():
     return lines
 
 
+def cpu_busy_percent(seconds=1.0):
+    """Share of all CPU time spent busy over ``seconds``, from /proc/stat.
+
+    Sampled while this process sleeps, so anything above a few percent is
+    someone else's load. The load average lags by a minute and cannot say
+    that; None where /proc/stat does not exist.
+    """
+    def sample():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals[:8]) - idle, idle
+
+    try:
+        b1, i1 = sample()
+        time.sleep(seconds)
+        b2, i2 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = (b2 - b1) + (i2 - i1)
+    return 100.0 * (b2 - b1) / total if total else None
+
+
 def slowing_env_warning():
     set_vars = [f"{k}={os.environ[k]}" for k in SLOWING_ENV if k in os.environ]
     if not set_vars:
