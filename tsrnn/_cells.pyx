@@ -202,7 +202,8 @@ cdef extern from *:
      * packing cost as much as the arithmetic (perf, LSTM H=256: 30% of the
      * time in sgemm_itcopy/incopy against 38% in the kernel). Here W_hh is
      * packed once per layer call into panels of NR columns, and a register-
-     * blocked MR x NR micro-kernel streams the panels from cache.
+     * blocked MR x NR micro-kernel streams the panels from cache (NR is two
+     * vectors: 16 floats with AVX2, 32 with AVX-512).
      *
      * Packed layout: panel p holds columns [p*NR, p*NR+NR) of the row-major
      * product's right operand for every k, zero-padded past n:
@@ -210,34 +211,30 @@ cdef extern from *:
      * Every output element is one dot product accumulated in k order, whatever
      * rows surround it, so chunking never changes a result.
      */
-    #define TSRNN_MR 6
-
-    #define TSRNN_DEFINE_PACKED_GEMM(SFX, T, VL)                                   \
-    typedef T tsrnn_v_##SFX __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
-    enum { TSRNN_NR_##SFX = 2 * VL };                                               \
-    TSRNN_CLONES static void tsrnn_packed_gemm_##SFX(                               \
-            int m, int n, int k, const T *a, int lda, const T *bp,                  \
-            T *c, int ldc, int accumulate) {                                        \
+    #define TSRNN_DEFINE_PACKED_GEMM(NAME, T, VL, MR, ATTR)                        \
+    ATTR static void NAME(int m, int n, int k, const T *a, int lda, const T *bp,     \
+                          T *c, int ldc, int accumulate) {                           \
+        typedef T vec __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
         const int nr = 2 * VL;                                                      \
         for (int p = 0; p * nr < n; p++) {                                          \
             const T *panel = bp + (size_t) p * k * nr;                              \
             const int nc = n - p * nr < nr ? n - p * nr : nr;                       \
-            for (int i = 0; i < m; i += TSRNN_MR) {                                 \
-                const int mr = m - i < TSRNN_MR ? m - i : TSRNN_MR;                 \
-                tsrnn_v_##SFX acc[TSRNN_MR][2];                                     \
-                for (int r = 0; r < TSRNN_MR; r++) {                                \
-                    acc[r][0] = (tsrnn_v_##SFX) {0};                                \
-                    acc[r][1] = (tsrnn_v_##SFX) {0};                                \
+            for (int i = 0; i < m; i += MR) {                                       \
+                const int mr = m - i < MR ? m - i : MR;                             \
+                vec acc[MR][2];                                                     \
+                for (int r = 0; r < MR; r++) {                                      \
+                    acc[r][0] = (vec) {0};                                          \
+                    acc[r][1] = (vec) {0};                                          \
                 }                                                                   \
                 /* Rows past m repeat the last row: the fast loop always runs  \
                    MR rows, and only the valid ones are stored. */              \
-                const T *ar[TSRNN_MR];                                              \
-                for (int r = 0; r < TSRNN_MR; r++)                                  \
+                const T *ar[MR];                                                    \
+                for (int r = 0; r < MR; r++)                                        \
                     ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;         \
                 for (int kk = 0; kk < k; kk++) {                                    \
-                    const tsrnn_v_##SFX b0 = *(const tsrnn_v_##SFX *) (panel + kk * nr); \
-                    const tsrnn_v_##SFX b1 = *(const tsrnn_v_##SFX *) (panel + kk * nr + VL); \
-                    for (int r = 0; r < TSRNN_MR; r++) {                            \
+                    const vec b0 = *(const vec *) (panel + (size_t) kk * nr);       \
+                    const vec b1 = *(const vec *) (panel + (size_t) kk * nr + VL);  \
+                    for (int r = 0; r < MR; r++) {                                  \
                         const T av = ar[r][kk];                                     \
                         acc[r][0] += av * b0;                                       \
                         acc[r][1] += av * b1;                                       \
@@ -246,8 +243,8 @@ cdef extern from *:
                 for (int r = 0; r < mr; r++) {                                      \
                     T *cr = c + (size_t) (i + r) * ldc + p * nr;                    \
                     T tmp[2 * VL];                                                  \
-                    memcpy(tmp, &acc[r][0], sizeof(tsrnn_v_##SFX));                 \
-                    memcpy(tmp + VL, &acc[r][1], sizeof(tsrnn_v_##SFX));            \
+                    memcpy(tmp, &acc[r][0], sizeof(vec));                           \
+                    memcpy(tmp + VL, &acc[r][1], sizeof(vec));                      \
                     if (accumulate) {                                               \
                         for (int q = 0; q < nc; q++) cr[q] += tmp[q];               \
                     } else {                                                        \
@@ -256,11 +253,11 @@ cdef extern from *:
                 }                                                                   \
             }                                                                       \
         }                                                                           \
-    }                                                                               \
-    static void tsrnn_pack_##SFX(int n, int k, const T *b, int ldb, int trans,      \
-                                 T *bp) {                                           \
+    }
+
+    #define TSRNN_DEFINE_PACK(NAME, T)                                              \
+    static void NAME(int n, int k, const T *b, int ldb, int trans, int nr, T *bp) { \
         /* Bop = b^T (b is n x k) when trans, else b itself (k x n). */            \
-        const int nr = 2 * VL;                                                      \
         for (int p = 0; p * nr < n; p++)                                            \
             for (int kk = 0; kk < k; kk++)                                          \
                 for (int q = 0; q < nr; q++) {                                      \
@@ -270,31 +267,71 @@ cdef extern from *:
                 }                                                                   \
     }
 
-    TSRNN_DEFINE_PACKED_GEMM(f32, float, 8)
-    TSRNN_DEFINE_PACKED_GEMM(f64, double, 4)
+    /* 256-bit vectors (AVX2 clone, or SSE2 pairs in the baseline clone). */
+    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f32, float, 8, 6, TSRNN_CLONES)
+    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f64, double, 4, 6, TSRNN_CLONES)
+    TSRNN_DEFINE_PACK(tsrnn_pack_f32, float)
+    TSRNN_DEFINE_PACK(tsrnn_pack_f64, double)
+
+    /* 512-bit vectors where the CPU has AVX-512F: twice the FMA width, and
+       32 registers hold an 8 x 32 float tile. The panel width differs, so the
+       choice is made once per process and packing follows it. */
+    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f32, float, 16, 8, __attribute__((target("avx512f"))))
+    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f64, double, 8, 8, __attribute__((target("avx512f"))))
+    static int tsrnn_avx512(void) {
+        static int has = -1;  /* a benign race: every thread stores the same value */
+        if (has < 0) has = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        return has;
+    }
+    #else
+    #define tsrnn_gemm512_f32 tsrnn_gemm256_f32
+    #define tsrnn_gemm512_f64 tsrnn_gemm256_f64
+    static int tsrnn_avx512(void) { return 0; }
+    #endif
+
+    static int tsrnn_nr_f32(void) { return tsrnn_avx512() ? 32 : 16; }
+    static int tsrnn_nr_f64(void) { return tsrnn_avx512() ? 16 : 8; }
+
+    static void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
+                                      const float *bp, float *c, int ldc, int acc) {
+        if (tsrnn_avx512()) tsrnn_gemm512_f32(m, n, k, a, lda, bp, c, ldc, acc);
+        else tsrnn_gemm256_f32(m, n, k, a, lda, bp, c, ldc, acc);
+    }
+    static void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
+                                      const double *bp, double *c, int ldc, int acc) {
+        if (tsrnn_avx512()) tsrnn_gemm512_f64(m, n, k, a, lda, bp, c, ldc, acc);
+        else tsrnn_gemm256_f64(m, n, k, a, lda, bp, c, ldc, acc);
+    }
     """
-    int TSRNN_NR_f32
-    int TSRNN_NR_f64
+    int tsrnn_nr_f32() noexcept nogil
+    int tsrnn_nr_f64() noexcept nogil
+    int tsrnn_avx512() noexcept nogil
     void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
                                const float* bp, float* c, int ldc, int accumulate) noexcept nogil
     void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
                                const double* bp, double* c, int ldc, int accumulate) noexcept nogil
-    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, float* bp) noexcept nogil
-    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, double* bp) noexcept nogil
+    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, int nr, float* bp) noexcept nogil
+    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, int nr, double* bp) noexcept nogil
+
+
+def simd_width_bits():
+    """Vector width of the recurrent micro-kernel on this CPU (256 or 512)."""
+    return 512 if tsrnn_avx512() else 256
 
 
 cdef inline Py_ssize_t packed_size(floating dummy, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """Elements of the packed form of an operand with n output columns, depth k."""
-    cdef Py_ssize_t nr = TSRNN_NR_f32 if floating is float else TSRNN_NR_f64
+    cdef Py_ssize_t nr = tsrnn_nr_f32() if floating is float else tsrnn_nr_f64()
     return ((n + nr - 1) // nr) * nr * k
 
 
 cdef inline void pack(int n, int k, const floating* b, int ldb, bint trans,
                       floating* bp) noexcept nogil:
     if floating is float:
-        tsrnn_pack_f32(n, k, b, ldb, trans, bp)
+        tsrnn_pack_f32(n, k, b, ldb, trans, tsrnn_nr_f32(), bp)
     else:
-        tsrnn_pack_f64(n, k, b, ldb, trans, bp)
+        tsrnn_pack_f64(n, k, b, ldb, trans, tsrnn_nr_f64(), bp)
 
 
 cdef inline void packed_gemm(int m, int n, int k, const floating* a, int lda,
