@@ -463,7 +463,93 @@ cdef void gru_step_forward(
             hn[j] = (1 - g[H + j]) * g[2 * H + j] + g[H + j] * hq[j]
 
 
-cdef void lstm_step_backward(
+cdef extern from *:
+    """
+    /* Backward gate loops of one step and chunk, one pass per row, in C so
+     * that they get the same AVX2 clones as the activations (Cython cannot
+     * attach target_clones). Every line is the chain rule of one forward line;
+     * the derivations are spelled out in tests/_reference.py.
+     *
+     * lstm/peephole, per unit:  g = [i f g o tanh(c)] of step t,
+     *   dh  = dh_out + dh_next               h(t) feeds the layer above and t+1
+     *   dao = dh tanh(c) o(1-o)              h = o tanh(c)
+     *   dc  = dc_next + dh o (1-tanh^2 c) (+ dao w_co)
+     *   dai = dc g i(1-i), daf = dc c_prev f(1-f), dag = dc i (1-g^2)
+     *   dc_prev = dc f (+ dai w_ci + daf w_cf)
+     * gru, per unit:  g = [r z n hn],
+     *   dn = dh (1-z), dz = dh (h_prev - n), dan = dn (1-n^2)
+     *   dar = dan hn r(1-r), daz = dz z(1-z)
+     *   dax = [dar daz dan], dah = [dar daz dan*r]; direct dh_prev = dh z
+     */
+    #define TSRNN_DEFINE_STEP_BACKWARD(SFX, T)                                      \
+    TSRNN_CLONES static void tsrnn_lstm_step_backward_##SFX(                        \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,                \
+            const T *gates, const T *peep, const T *c_prev, const T *c_cur,         \
+            const T *dh_out, const T *dh_next, T *dc_next, T *da) {                 \
+        (void) c_cur;                                                               \
+        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
+            const T *g = gates + b * S;                                             \
+            const T *cp = c_prev + b * H;                                           \
+            const T *dho = dh_out + b * H, *dhn = dh_next + b * H;                  \
+            T *dcn = dc_next + b * H, *d = da + b * 4 * H;                          \
+            for (Py_ssize_t j = 0; j < H; j++) {                                    \
+                const T ig = g[j], fg = g[H + j], gg = g[2 * H + j];                \
+                const T og = g[3 * H + j], tc = g[4 * H + j];                       \
+                const T dh = dho[j] + dhn[j];                                       \
+                const T dao = dh * tc * og * (1 - og);                              \
+                T dc = dcn[j] + dh * og * (1 - tc * tc);                            \
+                if (peephole) dc += dao * peep[2 * H + j];                          \
+                const T dai = dc * gg * ig * (1 - ig);                              \
+                const T daf = dc * cp[j] * fg * (1 - fg);                           \
+                const T dag = dc * ig * (1 - gg * gg);                              \
+                T dcp = dc * fg;                                                    \
+                if (peephole) dcp += dai * peep[j] + daf * peep[H + j];             \
+                dcn[j] = dcp;                                                       \
+                d[j] = dai;                                                         \
+                d[H + j] = daf;                                                     \
+                d[2 * H + j] = dag;                                                 \
+                d[3 * H + j] = dao;                                                 \
+            }                                                                       \
+        }                                                                           \
+    }                                                                               \
+    TSRNN_CLONES static void tsrnn_gru_step_backward_##SFX(                         \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, const T *gates,              \
+            const T *h_prev, const T *dh_out, T *dh_next, T *dax, T *dah) {         \
+        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
+            const T *g = gates + b * S;                                             \
+            const T *hq = h_prev + b * H, *dho = dh_out + b * H;                    \
+            T *dhn = dh_next + b * H, *dx = dax + b * 3 * H, *dy = dah + b * 3 * H; \
+            for (Py_ssize_t j = 0; j < H; j++) {                                    \
+                const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j]; \
+                const T dh = dho[j] + dhn[j];                                       \
+                const T dn = dh * (1 - z), dz = dh * (hq[j] - n);                   \
+                const T dan = dn * (1 - n * n);                                     \
+                const T dar = dan * hn * r * (1 - r), daz = dz * z * (1 - z);       \
+                dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;                  \
+                dy[j] = dar; dy[H + j] = daz; dy[2 * H + j] = dan * r;              \
+                dhn[j] = dh * z;                                                    \
+            }                                                                       \
+        }                                                                           \
+    }
+
+    TSRNN_DEFINE_STEP_BACKWARD(f32, float)
+    TSRNN_DEFINE_STEP_BACKWARD(f64, double)
+    """
+    void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        const float* gates, const float* peep, const float* c_prev, const float* c_cur,
+        const float* dh_out, const float* dh_next, float* dc_next, float* da) noexcept nogil
+    void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        const double* gates, const double* peep, const double* c_prev, const double* c_cur,
+        const double* dh_out, const double* dh_next, double* dc_next, double* da) noexcept nogil
+    void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        const float* gates, const float* h_prev, const float* dh_out, float* dh_next,
+        float* dax, float* dah) noexcept nogil
+    void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        const double* gates, const double* h_prev, const double* dh_out, double* dh_next,
+        double* dax, double* dah) noexcept nogil
+
+
+cdef inline void lstm_step_backward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
         const floating* gates,     # (nb, S): [i f g o tanh(c)] of this step
         const floating* peep,      # (3, H) (peephole only)
@@ -474,44 +560,15 @@ cdef void lstm_step_backward(
         floating* dc_next,         # (nb, H): in dL/dc(t) via c(t+1), out dL/dc(t-1)
         floating* da,              # (nb, 4H): out dL/d(pre-activations)
 ) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef const floating* g
-    cdef floating* d
-    cdef floating dh, dc, ig, fg, gg, og, tc, cp, dai, daf, dag, dao, dcp
-    for b in range(nb):
-        g = gates + b * S
-        d = da + b * 4 * H
-        for j in range(H):
-            ig = g[j]
-            fg = g[H + j]
-            gg = g[2 * H + j]
-            og = g[3 * H + j]
-            tc = g[4 * H + j]
-            cp = c_prev[b * H + j]
-            # h(t) feeds both the layer above and step t+1.
-            dh = dh_out[b * H + j] + dh_next[b * H + j]
-            # h = o * tanh(c)
-            dao = dh * tc * og * (1 - og)
-            # c(t) feeds h(t), c(t+1) and, in the peephole cell, o(t).
-            dc = dc_next[b * H + j] + dh * og * (1 - tc * tc)
-            if peephole:
-                dc = dc + dao * peep[2 * H + j]
-            # c = f * c_prev + i * g
-            dai = dc * gg * ig * (1 - ig)
-            daf = dc * cp * fg * (1 - fg)
-            dag = dc * ig * (1 - gg * gg)
-            dcp = dc * fg
-            if peephole:
-                # c_prev also entered i and f through the peepholes.
-                dcp = dcp + dai * peep[j] + daf * peep[H + j]
-            dc_next[b * H + j] = dcp
-            d[j] = dai
-            d[H + j] = daf
-            d[2 * H + j] = dag
-            d[3 * H + j] = dao
+    if floating is float:
+        tsrnn_lstm_step_backward_f32(nb, H, S, peephole, gates, peep, c_prev, c_cur,
+                                     dh_out, dh_next, dc_next, da)
+    else:
+        tsrnn_lstm_step_backward_f64(nb, H, S, peephole, gates, peep, c_prev, c_cur,
+                                     dh_out, dh_next, dc_next, da)
 
 
-cdef void gru_step_backward(
+cdef inline void gru_step_backward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
         const floating* gates,     # (nb, S): [r z n hn] of this step
         const floating* h_prev,    # (nb, H): h(t-1)
@@ -520,34 +577,10 @@ cdef void gru_step_backward(
         floating* dax,             # (nb, 3H): out dL/d(input-side pre-activations)
         floating* dah,             # (nb, 3H): out dL/d(hidden-side pre-activations)
 ) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef const floating* g
-    cdef floating dh, r, z, n, hn, hp, dn, dz, dan, dar, daz
-    for b in range(nb):
-        g = gates + b * S
-        for j in range(H):
-            r = g[j]
-            z = g[H + j]
-            n = g[2 * H + j]
-            hn = g[3 * H + j]
-            hp = h_prev[b * H + j]
-            dh = dh_out[b * H + j] + dh_next[b * H + j]
-            # h = (1 - z) * n + z * h_prev
-            dn = dh * (1 - z)
-            dz = dh * (hp - n)
-            # n = tanh(a_n + r * hn)
-            dan = dn * (1 - n * n)
-            dar = dan * hn * r * (1 - r)
-            daz = dz * z * (1 - z)
-            dax[b * 3 * H + j] = dar
-            dax[b * 3 * H + H + j] = daz
-            dax[b * 3 * H + 2 * H + j] = dan
-            # The hidden projection of n is gated by r before the tanh.
-            dah[b * 3 * H + j] = dar
-            dah[b * 3 * H + H + j] = daz
-            dah[b * 3 * H + 2 * H + j] = dan * r
-            # Direct path h_prev -> h; the path through W_hh is added by GEMM.
-            dh_next[b * H + j] = dh * z
+    if floating is float:
+        tsrnn_gru_step_backward_f32(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dah)
+    else:
+        tsrnn_gru_step_backward_f64(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dah)
 
 
 # --------------------------------------------------------------------------
