@@ -242,6 +242,16 @@ cdef extern from *:
                 }                                                                   \
                 for (int r = 0; r < mr; r++) {                                      \
                     T *cr = c + (size_t) (i + r) * ldc + p * nr;                    \
+                    if (nc == nr) {  /* full panel: whole-vector stores */          \
+                        if (accumulate) {                                           \
+                            *(vec *) cr += acc[r][0];                               \
+                            *(vec *) (cr + VL) += acc[r][1];                        \
+                        } else {                                                    \
+                            *(vec *) cr = acc[r][0];                                \
+                            *(vec *) (cr + VL) = acc[r][1];                         \
+                        }                                                           \
+                        continue;                                                   \
+                    }                                                               \
                     T tmp[2 * VL];                                                  \
                     memcpy(tmp, &acc[r][0], sizeof(vec));                           \
                     memcpy(tmp + VL, &acc[r][1], sizeof(vec));                      \
