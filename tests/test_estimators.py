@@ -708,3 +708,18 @@ def test_keyboard_interrupt_keeps_a_usable_model(monkeypatch):
     with pytest.warns(UserWarning, match="interrupted"):
         reg.fit(X, y)
     assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("Est", [RNNRegressor, RNNClassifier])
+def test_refused_refit_leaves_the_estimator_unfitted(Est):
+    # A fresh fit that fails validation must not leave the previous model
+    # answering predict as if it were the result of that fit.
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(30, 4)), np.arange(30) % 2
+    est = Est(window=3, max_iter=1, random_state=0).fit(X, y)
+    bad = rng.normal(size=(30, 2))
+    bad[5, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        est.fit(bad, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)

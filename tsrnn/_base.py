@@ -644,6 +644,30 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, y, incremental=False, classes=None):
         fitted = hasattr(self, "_flat")
         first_pass = not fitted or (not self.warm_start and not incremental)
+        try:
+            return self._fit_checked(X, y, incremental, classes, first_pass)
+        except _Diverged as exc:
+            # A model with non-finite weights must not look fitted.
+            self._forget_fit()
+            raise ValueError(
+                f"Training diverged: {exc}. No model was kept. Scale X and y "
+                "(e.g. StandardScaler), lower learning_rate_init, or set "
+                "max_grad_norm."
+            ) from None
+        except Exception:
+            # A refused fresh fit must not leave the previous model looking
+            # like its result (warm and incremental fits keep their state).
+            if first_pass:
+                self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        """Drop every fitted attribute, so the estimator is unfitted again."""
+        for name in list(vars(self)):
+            if name not in self._get_param_names():
+                delattr(self, name)
+
+    def _fit_checked(self, X, y, incremental, classes, first_pass):
         self._hidden_sizes()  # fail early on a bad hidden_layer_sizes
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -670,18 +694,7 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
                 # As MLP: a warm-started fit gets a fresh optimizer.
                 self._flat[1:] = 0
                 self._adam_t = 0
-        try:
-            self._run_epochs(train, val, incremental)
-        except _Diverged as exc:
-            # A model with non-finite weights must not look fitted.
-            for name in list(vars(self)):
-                if name not in self._get_param_names():
-                    delattr(self, name)
-            raise ValueError(
-                f"Training diverged: {exc}. No model was kept. Scale X and y "
-                "(e.g. StandardScaler), lower learning_rate_init, or set "
-                "max_grad_norm."
-            ) from None
+        self._run_epochs(train, val, incremental)
         return self
 
     def _check_architecture(self, n_features):
