@@ -304,7 +304,7 @@ def test_kernel_matches_reference_float32(F, cell, num_layers):
 @pytest.mark.parametrize("batch", [1, 2, 15, 16, 17, 33, 37, 64])
 @pytest.mark.parametrize("cell", CELLS)
 def test_odd_batch_sizes_match_reference(F, cell, batch):
-    # Batches smaller than one chunk of 16, exact multiples, and remainders.
+    # Batches smaller than the 8-row minimum chunk, exact multiples, and remainders.
     case = Case(cell, 2, B=batch, T=3, D=2, H=3, seed=batch)
     assert_results_close(run_kernel(F, case), run_reference(case), rtol=1e-10, atol_rel=1e-12)
 

@@ -135,7 +135,8 @@ cdef extern from *:
      * the truncation error by 5.3e-9, below float32 resolution. 2^n is built
      * in the exponent bits. tanh(x) = expm1(2x) / (expm1(2x) + 2) with
      * expm1 = s*q + (s - 1) keeps full relative accuracy near 0. The measured
-     * error (tests/test_activations.py) is a few float32 ulps.
+     * error (tests/test_activations.py): under 2e-7 (sigmoid) and 3e-7 (tanh)
+     * absolute, 8.9e-8 and 1.5e-7 measured.
      *
      * Each array function is compiled twice (target_clones): for x86-64-v3
      * (AVX2 + FMA) and for the baseline; the loader picks one at run time, so
