@@ -226,3 +226,22 @@ def slowing_env_warning():
         "and every BLAS number below is lower than it should be. Rerun with "
         "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...`."
     )
+
+
+class Report:
+    """Print lines as they come and keep them for ``--markdown``."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, line=""):
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+def print_slowing_env_warning():
+    """Print and return slowing_env_warning() (None when OpenBLAS runs at speed)."""
+    warn = slowing_env_warning()
+    if warn:
+        print(warn, flush=True)
+    return warn

@@ -36,10 +36,11 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
     Contender,
+    Report,
     cpu_busy_percent,
     cpu_model,
+    print_slowing_env_warning,
     sgemm_ceiling,
-    slowing_env_warning,
     threadpool_lines,
     time_interleaved,
     usable_cores,
@@ -514,15 +515,8 @@ def main(argv=None):
     threads = args.threads
     have_torch = torch is not None and not args.no_torch
 
-    out_lines = []
-
-    def emit(line=""):
-        print(line, flush=True)
-        out_lines.append(line)
-
-    warn = slowing_env_warning()
-    if warn:
-        print(warn, flush=True)
+    emit = Report()
+    warn = print_slowing_env_warning()
     if not have_torch:
         print("NOTE: torch is not available (or --no-torch); tsrnn is timed alone and "
               "NOT checked against a reference.", flush=True)
@@ -642,7 +636,7 @@ def main(argv=None):
 
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write("\n".join(out_lines) + "\n")
+            f.write("\n".join(emit.lines) + "\n")
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
 

@@ -74,8 +74,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
+    Report,
     cpu_model,
-    slowing_env_warning,
+    print_slowing_env_warning,
     threadpool_lines,
     usable_cores,
 )
@@ -605,15 +606,8 @@ def main(argv=None):
     # Every fit with max_iter=1 "fails to converge"; that is the point here.
     warnings.simplefilter("ignore", ConvergenceWarning)
 
-    out_lines = []
-
-    def emit(line=""):
-        print(line, flush=True)
-        out_lines.append(line)
-
-    warn = slowing_env_warning()
-    if warn:
-        print(warn, flush=True)
+    emit = Report()
+    warn = print_slowing_env_warning()
     if not have_torch:
         print("NOTE: torch is not available (or --no-torch); tsrnn is timed alone and "
               "the training loops are NOT checked against torch.", flush=True)
@@ -717,7 +711,7 @@ def main(argv=None):
 
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write("\n".join(out_lines) + "\n")
+            f.write("\n".join(emit.lines) + "\n")
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
 

@@ -61,7 +61,7 @@ import time
 from collections import namedtuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cpu_model, slowing_env_warning, usable_cores  # noqa: E402
+from _common import Report, cpu_model, print_slowing_env_warning, usable_cores  # noqa: E402
 
 MB = 1e6
 Config = namedtuple("Config", "name cell batch window features hidden rows")
@@ -281,15 +281,8 @@ def main(argv=None):
     check_activation_formula()
     configs = QUICK_CONFIGS if args.quick else CONFIGS
 
-    out_lines = []
-
-    def emit(line=""):
-        print(line, flush=True)
-        out_lines.append(line)
-
-    warn = slowing_env_warning()
-    if warn:
-        print(warn, flush=True)
+    emit = Report()
+    print_slowing_env_warning()
     emit("## Machine")
     emit()
     emit(f"CPU: {cpu_model()}, {usable_cores()} usable cores; Python {sys.version.split()[0]}, "
@@ -358,7 +351,7 @@ def main(argv=None):
 
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write("\n".join(out_lines) + "\n")
+            f.write("\n".join(emit.lines) + "\n")
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
 
