@@ -81,9 +81,11 @@ cdef extern from *:
 cdef enum:
     # Output columns per block in the post-sweep reductions.
     BLOCK = 64
-    # Rows of dW per weight-gradient GEMM. Every block repacks the whole
-    # (T*B, n_in) right operand, so blocks are large: 4 blocks for H=256.
+    # Weight-gradient GEMM tasks: WBLOCK rows of dW by KBLOCK of the T*B
+    # summed rows. Every task repacks its slice of the right operand, so
+    # tasks are large; KBLOCK still splits H=64 (T*B = 4096) in two.
     WBLOCK = 256
+    KBLOCK = 2048
 
 CELL_LSTM = 0
 CELL_GRU = 1
@@ -490,7 +492,8 @@ cdef extern from *:
      * gru, per unit:  g = [r z n hn],
      *   dn = dh (1-z), dz = dh (h_prev - n), dan = dn (1-n^2)
      *   dar = dan hn r(1-r), daz = dz z(1-z)
-     *   dax = [dar daz dan], dah = [dar daz dan*r]; direct dh_prev = dh z
+     *   dax = [dar daz dan], and the hidden side differs only in the n block:
+     *   dahn = dan*r (the gradient of W_hn h + b_hn); direct dh_prev = dh z
      */
     #define TSRNN_DEFINE_STEP_BACKWARD(SFX, T)                                      \
     TSRNN_CLONES static void tsrnn_lstm_step_backward_##SFX(                        \
@@ -525,11 +528,11 @@ cdef extern from *:
     }                                                                               \
     TSRNN_CLONES static void tsrnn_gru_step_backward_##SFX(                         \
             Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, const T *gates,              \
-            const T *h_prev, const T *dh_out, T *dh_next, T *dax, T *dah) {         \
+            const T *h_prev, const T *dh_out, T *dh_next, T *dax, T *dahn) {        \
         for (Py_ssize_t b = 0; b < nb; b++) {                                       \
             const T *g = gates + b * S;                                             \
             const T *hq = h_prev + b * H, *dho = dh_out + b * H;                    \
-            T *dhn = dh_next + b * H, *dx = dax + b * 3 * H, *dy = dah + b * 3 * H; \
+            T *dhn = dh_next + b * H, *dx = dax + b * 3 * H, *dy = dahn + b * H;    \
             for (Py_ssize_t j = 0; j < H; j++) {                                    \
                 const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j]; \
                 const T dh = dho[j] + dhn[j];                                       \
@@ -537,7 +540,7 @@ cdef extern from *:
                 const T dan = dn * (1 - n * n);                                     \
                 const T dar = dan * hn * r * (1 - r), daz = dz * z * (1 - z);       \
                 dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;                  \
-                dy[j] = dar; dy[H + j] = daz; dy[2 * H + j] = dan * r;              \
+                dy[j] = dan * r;                                                    \
                 dhn[j] = dh * z;                                                    \
             }                                                                       \
         }                                                                           \
@@ -554,10 +557,10 @@ cdef extern from *:
         const double* dh_out, const double* dh_next, double* dc_next, double* da) noexcept nogil
     void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
         const float* gates, const float* h_prev, const float* dh_out, float* dh_next,
-        float* dax, float* dah) noexcept nogil
+        float* dax, float* dahn) noexcept nogil
     void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
         const double* gates, const double* h_prev, const double* dh_out, double* dh_next,
-        double* dax, double* dah) noexcept nogil
+        double* dax, double* dahn) noexcept nogil
 
 
 cdef inline void lstm_step_backward(
@@ -586,12 +589,12 @@ cdef inline void gru_step_backward(
         const floating* dh_out,    # (nb, H): dL/dh(t) from the layer above
         floating* dh_next,         # (nb, H): in dL/dh(t) via h(t+1), out the direct part of dL/dh(t-1)
         floating* dax,             # (nb, 3H): out dL/d(input-side pre-activations)
-        floating* dah,             # (nb, 3H): out dL/d(hidden-side pre-activations)
+        floating* dahn,            # (nb, H): out dL/d(W_hn h + b_hn)
 ) noexcept nogil:
     if floating is float:
-        tsrnn_gru_step_backward_f32(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dah)
+        tsrnn_gru_step_backward_f32(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dahn)
     else:
-        tsrnn_gru_step_backward_f64(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dah)
+        tsrnn_gru_step_backward_f64(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dahn)
 
 
 # --------------------------------------------------------------------------
@@ -612,50 +615,65 @@ cdef void rows_gemm(Py_ssize_t n_rows, int n, int k, bint trans_b,
                 b, ldb, <floating> 0, c + r0 * ldc, ldc)
 
 
-cdef void weight_grad_gemm(int n_out, int n_in, int k, int k0,
-                           const floating* da, int ldda,
-                           const floating* inp, int ldin,
-                           const floating* da0, const floating* inp0,
-                           floating* dw, int n_threads) noexcept nogil:
-    """dW (n_out, n_in) = da^T @ inp over k rows, plus da0^T @ inp0 over k0 rows.
+cdef void grad_operand(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                       const floating* x, const floating* h0, const floating* hs,
+                       floating* z, int n_threads) noexcept nogil:
+    """z[t*B + b] = [x(t)[b], h(t-1)[b], 1], with h(-1) = h0.
 
-    Cut into fixed blocks of rows of dW, each a full-K GEMM with one writer.
-    The second term lets dW_hh pair step 0 with the initial state h0, which is
-    not stored next to h(0..T-2).
+    The right operand shared by every weight and bias gradient of a layer, so
+    that one GEMM over all T*B rows gives [dW_ih | dW_hh | db] at once.
     """
-    cdef Py_ssize_t n_blocks = (n_out + WBLOCK - 1) // WBLOCK
-    cdef Py_ssize_t blk, r0
-    cdef int nr
-    cdef floating beta
-    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
-        r0 = blk * WBLOCK
+    cdef Py_ssize_t NZ = D + H + 1
+    cdef Py_ssize_t t, b
+    cdef floating* row
+    cdef const floating* hp
+    for t in prange(T, schedule='static', num_threads=n_threads):
+        for b in range(B):
+            row = z + (t * B + b) * NZ
+            hp = h0 + b * H if t == 0 else hs + ((t - 1) * B + b) * H
+            memcpy(row, x + (t * B + b) * D, D * sizeof(floating))
+            memcpy(row + D, hp, H * sizeof(floating))
+            row[D + H] = 1
+
+
+cdef void grad_gemm(int n_out, int nz, Py_ssize_t k,
+                    const floating* da, int ldda,
+                    const floating* z, int ldz,
+                    floating* out,           # (n_out, nz)
+                    floating* partial,       # (n_kblocks, n_out, nz) scratch
+                    int n_threads) noexcept nogil:
+    """out = da^T @ z over k rows (da is (k, n_out) with leading dim ldda).
+
+    The product is cut into fixed tasks of WBLOCK output rows by KBLOCK rows of
+    k, so both threads have work even when n_out fits one block (H = 64:
+    n_out = 256). Each k block writes its own partial product; the partials are
+    then summed in k-block order. The blocks depend on the shapes only, never
+    on the thread count, so the result is bitwise the same for any thread count.
+    """
+    cdef Py_ssize_t n_rb = (n_out + WBLOCK - 1) // WBLOCK
+    cdef Py_ssize_t n_kb = (k + KBLOCK - 1) // KBLOCK
+    cdef Py_ssize_t task, rb, kb, r0, k0, r, j
+    cdef int nr, kr
+    cdef floating* dst
+    cdef floating acc
+    for task in prange(n_rb * n_kb, schedule='static', num_threads=n_threads):
+        rb = task % n_rb
+        kb = task // n_rb
+        r0 = rb * WBLOCK
+        k0 = kb * KBLOCK
         nr = <int> min(WBLOCK, n_out - r0)
-        beta = 0
-        if k > 0:
-            # dw[r0:r0+nr] = da[:, r0:r0+nr].T @ inp
-            gemm_rm(True, False, nr, n_in, k, <floating> 1, da + r0, ldda,
-                    inp, ldin, <floating> 0, dw + r0 * n_in, n_in)
-            beta = 1
-        if k0 > 0:
-            # dw[r0:r0+nr] += da0[:, r0:r0+nr].T @ inp0
-            gemm_rm(True, False, nr, n_in, k0, <floating> 1, da0 + r0, ldda,
-                    inp0, ldin, beta, dw + r0 * n_in, n_in)
-
-
-cdef void column_sums(Py_ssize_t n_rows, Py_ssize_t n_cols,
-                      const floating* a, Py_ssize_t lda,
-                      floating* out, int n_threads) noexcept nogil:
-    """out[j] = sum_r a[r, j], in row order, one block of columns per thread."""
-    cdef Py_ssize_t n_blocks = (n_cols + BLOCK - 1) // BLOCK
-    cdef Py_ssize_t blk, j0, j1, r, j
-    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
-        j0 = blk * BLOCK
-        j1 = min(j0 + BLOCK, n_cols)
-        for j in range(j0, j1):
-            out[j] = 0
-        for r in range(n_rows):
-            for j in range(j0, j1):
-                out[j] += a[r * lda + j]
+        kr = <int> min(KBLOCK, k - k0)
+        dst = out if n_kb == 1 else partial + kb * n_out * nz
+        gemm_rm(True, False, nr, nz, kr, <floating> 1, da + k0 * ldda + r0, ldda,
+                z + k0 * ldz, ldz, <floating> 0, dst + r0 * nz, nz)
+    if n_kb == 1:
+        return
+    for r in prange(n_out, schedule='static', num_threads=n_threads):
+        for j in range(nz):
+            acc = partial[r * nz + j]
+            for kb in range(1, n_kb):
+                acc = acc + partial[(kb * n_out + r) * nz + j]
+            out[r * nz + j] = acc
 
 
 cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
@@ -826,8 +844,8 @@ def backward_layer(int cell,
                    floating[:, ::1] dh0,             # (B, H) in dL/dh(T-1), out dL/dh0
                    floating[:, ::1] dc0,             # (B, H) in dL/dc(T-1), out dL/dc0
                    floating[:, :, ::1] dax,          # (T, B, G*H) scratch
-                   floating[:, :, ::1] dah,          # (T, B, G*H) scratch, gru (else (0,0,0))
-                   floating[:, :, ::1] dx,           # (T, B, D) out
+                   floating[:, :, ::1] dahn,         # (T, B, H) scratch, gru (else (0,0,0))
+                   floating[:, :, ::1] dx,           # (T, B, D) out, or (0,0,0): not wanted
                    floating[:, ::1] dw_ih,           # (G*H, D) out
                    floating[:, ::1] dw_hh,           # (G*H, H) out
                    floating[::1] db_ih,              # (G*H,) out
@@ -839,7 +857,9 @@ def backward_layer(int cell,
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
     gradient w.r.t. the initial state: each chunk owns its rows, so they double
-    as the running dL/dh(t), dL/dc(t) buffers of the sweep.
+    as the running dL/dh(t), dL/dc(t) buffers of the sweep. The GRU's
+    hidden-side gate gradient equals dax except in the n block, so only that
+    block (dahn) is stored.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
@@ -848,10 +868,11 @@ def backward_layer(int cell,
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     cdef Py_ssize_t GH = G * H
-    cdef Py_ssize_t n_chunks, ci, b0, t
+    cdef Py_ssize_t NZ = D + H + 1
+    cdef bint want_dx = dx.shape[0] != 0
+    cdef Py_ssize_t n_chunks, ci, b0, t, r
     cdef int nb, n_threads
     cdef const floating* c_prev
-    cdef floating* da_h
 
     _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
     _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
@@ -867,20 +888,37 @@ def backward_layer(int cell,
     _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
     _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
     _check((dax.shape[0], dax.shape[1], dax.shape[2]) == (T, B, GH), "dax")
-    _check(not is_gru or (dah.shape[0], dah.shape[1], dah.shape[2]) == (T, B, GH), "dah")
-    _check((dx.shape[0], dx.shape[1], dx.shape[2]) == (T, B, D), "dx")
+    _check(not is_gru or (dahn.shape[0], dahn.shape[1], dahn.shape[2]) == (T, B, H), "dahn")
+    _check(not want_dx or (dx.shape[0], dx.shape[1], dx.shape[2]) == (T, B, D), "dx")
     _check(dw_ih.shape[0] == GH and dw_ih.shape[1] == D, "dw_ih")
     _check(dw_hh.shape[0] == GH and dw_hh.shape[1] == H, "dw_hh")
     _check(db_ih.shape[0] == GH and db_hh.shape[0] == GH, "db")
     _check(dpeep.shape[0] == (3 if peephole else 0) and dpeep.shape[1] == H, "dpeep")
     _check_int32(T * B * S, "T * B * gate width")
-
+    _check_int32(T * B * NZ, "T * B * (input + hidden + 1)")
     _check(chunk > 0, "chunk")
     cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     n_chunks = (B + chunk - 1) // chunk
-    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once.
-    cdef floating[::1] wpack_mv = packed_weights(w_hh, False)
+    dt = np.float32 if floating is float else np.float64
+
+    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once. The GRU's product
+    # is [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:], so it packs the two parts.
+    cdef floating[::1] wpack_mv, wpack_n_mv
+    if is_gru:
+        wpack_mv = packed_weights(w_hh[:2 * H], False)
+        wpack_n_mv = packed_weights(w_hh[2 * H:], False)
+    else:
+        wpack_mv = packed_weights(w_hh, False)
+        wpack_n_mv = wpack_mv
     cdef const floating* wpack = &wpack_mv[0]
+    cdef const floating* wpack_n = &wpack_n_mv[0]
+    # Weight-gradient operands: z = [x | h(t-1) | 1] and the GEMM scratch.
+    cdef Py_ssize_t n_kb = (T * B + KBLOCK - 1) // KBLOCK
+    cdef floating[:, ::1] z = np.empty((T * B, NZ), dt)
+    cdef floating[:, ::1] wcat = np.empty((GH, NZ), dt)
+    cdef floating[:, ::1] wcat_n = np.empty((H if is_gru else 1, H + 1), dt)
+    cdef floating[::1] partial = np.empty(n_kb * GH * NZ if n_kb > 1 else 1, dt)
+
     with nogil:
         n_threads = _threads_for(n_chunks, max_thr)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
@@ -892,10 +930,12 @@ def backward_layer(int cell,
                     gru_step_backward(nb, H, S, &gates[t, b0, 0],
                                       &h0[b0, 0] if t == 0 else &hs[t - 1, b0, 0],
                                       &dhs[t, b0, 0], &dh0[b0, 0],
-                                      &dax[t, b0, 0], &dah[t, b0, 0])
-                    # dh0[chunk] += dah[t, chunk] @ w_hh
-                    packed_gemm(nb, <int> H, <int> GH, &dah[t, b0, 0], <int> GH,
+                                      &dax[t, b0, 0], &dahn[t, b0, 0])
+                    # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
+                    packed_gemm(nb, <int> H, <int> (2 * H), &dax[t, b0, 0], <int> GH,
                                 wpack, &dh0[b0, 0], <int> H, True)
+                    packed_gemm(nb, <int> H, <int> H, &dahn[t, b0, 0], <int> H,
+                                wpack_n, &dh0[b0, 0], <int> H, True)
                 else:
                     if t == 0:
                         c_prev = &c0[b0, 0]
@@ -910,26 +950,33 @@ def backward_layer(int cell,
                                 wpack, &dh0[b0, 0], <int> H, False)
                 t = t - 1
 
-        da_h = &dah[0, 0, 0] if is_gru else &dax[0, 0, 0]
-        # dx = dax @ w_ih over all T*B rows.
-        rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
-                  &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
-                  _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
-        n_threads = _threads_for((GH + WBLOCK - 1) // WBLOCK, max_thr)
-        # dw_ih = dax.T @ x
-        weight_grad_gemm(<int> GH, <int> D, <int> (T * B), 0, &dax[0, 0, 0], <int> GH,
-                         &x[0, 0, 0], <int> D, NULL, NULL, &dw_ih[0, 0], n_threads)
-        # dw_hh = dah[1:].T @ hs[:-1] + dah[0].T @ h0
-        weight_grad_gemm(<int> GH, <int> H, <int> ((T - 1) * B), <int> B,
-                         da_h + B * GH, <int> GH, &hs[0, 0, 0], <int> H,
-                         da_h, &h0[0, 0], &dw_hh[0, 0], n_threads)
-        n_threads = _threads_for((GH + BLOCK - 1) // BLOCK, max_thr)
-        column_sums(T * B, GH, &dax[0, 0, 0], GH, &db_ih[0], n_threads)
+        if want_dx:
+            # dx = dax @ w_ih over all T*B rows.
+            rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
+                      &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
+                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+        grad_operand(T, B, D, H, &x[0, 0, 0], &h0[0, 0], &hs[0, 0, 0], &z[0, 0],
+                     _threads_for(T, max_thr))
+        # [dw_ih | dw_hh | db] = dax^T @ [x | h(t-1) | 1]: one pass over dax.
+        n_threads = _threads_for(((GH + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
+        grad_gemm(<int> GH, <int> NZ, T * B, &dax[0, 0, 0], <int> GH, &z[0, 0],
+                  <int> NZ, &wcat[0, 0], &partial[0], n_threads)
         if is_gru:
-            column_sums(T * B, GH, da_h, GH, &db_hh[0], n_threads)
-        else:
-            # Both LSTM biases enter the same pre-activation.
-            memcpy(&db_hh[0], &db_ih[0], GH * sizeof(floating))
+            # The n rows of dw_hh and db_hh come from dahn (the r, z rows of
+            # wcat's hidden part are right; its n rows are overwritten).
+            grad_gemm(<int> H, <int> (H + 1), T * B, &dahn[0, 0, 0], <int> H, &z[0, D],
+                      <int> NZ, &wcat_n[0, 0], &partial[0],
+                      _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr))
+        for r in range(GH):
+            memcpy(&dw_ih[r, 0], &wcat[r, 0], D * sizeof(floating))
+            db_ih[r] = wcat[r, D + H]
+            if is_gru and r >= 2 * H:
+                memcpy(&dw_hh[r, 0], &wcat_n[r - 2 * H, 0], H * sizeof(floating))
+                db_hh[r] = wcat_n[r - 2 * H, H]
+            else:
+                # Both biases of a gate enter the same pre-activation.
+                memcpy(&dw_hh[r, 0], &wcat[r, D], H * sizeof(floating))
+                db_hh[r] = wcat[r, D + H]
         if peephole:
             peephole_grads(T, B, H, &dax[0, 0, 0], &cs[0, 0, 0], &c0[0, 0],
                            &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK, max_thr))

@@ -416,7 +416,7 @@ def rnn_backward(dout, cache, dstate=None):
             d_in = lay.inp.shape[2]
             dx = np.empty((time, batch, d_in), dtype)
             dax = np.empty((time, batch, gh), dtype)
-            dah = no_da if lstm else np.empty((time, batch, gh), dtype)
+            dahn = no_da if lstm else np.empty((time, batch, hidden), dtype)
             g = {
                 "weight_ih": np.empty((gh, d_in), dtype),
                 "weight_hh": np.empty((gh, hidden), dtype),
@@ -428,7 +428,7 @@ def rnn_backward(dout, cache, dstate=None):
             _cells.backward_layer(
                 code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
                 lay.hs, lay.cs, lay.gates, dhs, dh[k], dc[k] if lstm else no_c,
-                dax, dah, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
+                dax, dahn, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
                 g["bias_hh"], dpeep, chunk, n_threads,
             )
             for name, value in g.items():
