@@ -309,6 +309,56 @@ def test_odd_batch_sizes_match_reference(F, cell, batch):
     assert_results_close(run_kernel(F, case), run_reference(case), rtol=1e-10, atol_rel=1e-12)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_gradients_split_into_gemm_blocks_match_reference(F, cell, monkeypatch):
+    # 41 * 52 = 2132 summed rows > one 2048-row k block, and H = 90 puts
+    # G*H (270 or 360) past one 256-row block of the weight-gradient GEMM, so
+    # the partial sums and the h0/h(t-1) seam inside a block are all exercised.
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(F, "_SERIAL_WORK", 0)
+    case = Case(cell, 1, B=41, T=52, D=3, H=90, seed=7)
+    expected = run_reference(case)
+    runs = []
+    for n_threads in (1, 2):
+        with threadpool_limits(limits=n_threads, user_api="openmp"):
+            runs.append(run_kernel(F, case))
+    assert_results_close(runs[0], expected, rtol=1e-9, atol_rel=1e-11)
+    assert_results_identical(runs[1], runs[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_input_grad_false_skips_dx_only(F, cell):
+    case = Case(cell, 2, B=6, T=5, D=3, H=4, seed=12)
+    out, state_T, cache = F.rnn_forward(cell, case.x, case.params, case.state)
+    dx, grads, dstate0 = F.rnn_backward(case.R, cache, case.dstate)
+    no_dx, grads2, dstate2 = F.rnn_backward(case.R, cache, case.dstate, input_grad=False)
+    assert no_dx is None and np.abs(dx).max() > 0
+    for k in grads:
+        assert np.array_equal(grads2[k], grads[k]), k
+    for a, b in zip(unpack_state(cell, dstate2), unpack_state(cell, dstate0)):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_output_is_a_read_only_view_that_stacks_without_copies(F, cell):
+    # out shares memory with the cache, which backward reads: writing to it
+    # must fail rather than corrupt the gradients.
+    case = Case(cell, 1, B=4, T=3, D=3, H=5, seed=13)
+    out, _, cache = F.rnn_forward(cell, case.x, case.params)
+    assert out.shape == (4, 3, 5) and not out.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        out[0, 0, 0] = 1.0
+    # A second layer fed with out matches the two-layer call.
+    top = Case(cell, 2, B=4, T=3, D=3, H=5, seed=13)
+    upper = {k.replace("_l1", "_l0"): v for k, v in top.params.items() if k.endswith("_l1")}
+    lower = {k: v for k, v in top.params.items() if k.endswith("_l0")}
+    mid, _, _ = F.rnn_forward(cell, case.x, lower)
+    out2, _, _ = F.rnn_forward(cell, mid, upper)
+    both, _, _ = F.rnn_forward(cell, case.x, top.params)
+    assert np.array_equal(out2, both)
+
+
 def test_peephole_with_zero_peepholes_is_lstm(F):
     case = Case("peephole", 2, B=4, T=5, seed=33)
     for k in case.params:

@@ -441,14 +441,24 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
             tape.append((cache, mask))
         return h, tape
 
-    def _backward_stack(self, dtop, tape):
-        """Backpropagate d(loss)/d(top output) (B, T, H) into the gradient row."""
+    def _backward_stack(self, dtop, tape, last_step_only=False):
+        """Backpropagate d(loss)/d(top output) into the gradient row.
+
+        ``dtop`` is (B, T, H), or (B, H) for the last step only when
+        ``last_step_only``: then it enters the top layer as the gradient of
+        its final state, and no (B, T, H) array of zeros is built.
+        """
         d = dtop
         for k in reversed(range(len(tape))):
             cache, mask = tape[k]
             if mask is not None:
-                d = d * mask
-            d, grads, _ = rnn_backward(d, cache)
+                d = d * (mask[:, -1] if last_step_only and k == len(tape) - 1 else mask)
+            if last_step_only and k == len(tape) - 1:
+                dh = d[None]
+                dstate = (dh, np.zeros_like(dh)) if self._cell != "gru" else dh
+                d, grads, _ = rnn_backward(None, cache, dstate, input_grad=k > 0)
+            else:
+                d, grads, _ = rnn_backward(d, cache, input_grad=k > 0)
             for name, view in self._layer_views(k, row=1).items():
                 view[...] = grads[name]
 
@@ -493,11 +503,9 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         grads["head.bias"][...] = dZ.sum(axis=0)
         d_states = dZ @ params["head.weight"]
         if per_step:
-            dtop = d_states.reshape(B, T, H)
+            self._backward_stack(d_states.reshape(B, T, H), tape)
         else:
-            dtop = np.zeros_like(top)
-            dtop[:, -1] = d_states
-        self._backward_stack(dtop, tape)
+            self._backward_stack(d_states, tape, last_step_only=True)
 
         weights = self._flat[0, : self._n_decay]
         self._flat[1, : self._n_decay] += (self.alpha / n) * weights

@@ -12,17 +12,21 @@ unchanged). Weights are row-major ``weight_ih`` (G*H, D) and ``weight_hh``
 
 Layout. Every activation buffer is time-major, (T, B, width), C-contiguous, so
 the rows of one time step are one contiguous block and the rows of a batch chunk
-at step t are contiguous too. ``functional.py`` transposes the user's
-batch-first (B, T, D) once on the way in and out. The per-step gate buffer holds
-the input projection on entry and the post-activation gates on exit, so the
-forward pass needs no second (T, B, G*H) array:
+at step t are contiguous too. ``functional.py`` copies the user's batch-first
+(B, T, D) to time-major once on the way in and hands results back as
+batch-first views. The per-step gate buffer holds the pre-activations (input
+plus recurrent projection) on entry and the post-activation gates on exit, so
+the forward pass needs no second (T, B, G*H) array:
     lstm, peephole: (T, B, 5H) = [i, f, g, o, tanh(c)]
     gru:            (T, B, 4H) = [r, z, n, W_hn h + b_hn]
 Backward derives every derivative from these cached activations
 (sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
 
-GEMMs. The input projection of all T*B rows is one BLAS GEMM before the sweep;
-the weight gradients are large BLAS GEMMs over all T*B rows after it. BLAS
+GEMMs. The input projection of all T*B rows is one BLAS GEMM before the sweep,
+writing into the gate buffer, and each step's recurrent product accumulates
+onto it there. After the backward sweep, one GEMM over all T*B rows,
+dax^T @ [x | h(t-1) | 1], gives dW_ih, dW_hh and the bias gradient in a single
+pass over dax (instead of two GEMMs and a column sum). BLAS
 comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
 C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
 ``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
@@ -35,16 +39,21 @@ chooses about one chunk per thread). Batch rows never interact in a recurrent
 net, so each chunk runs its whole time sweep independently inside one
 ``prange`` iteration: one parallel region per layer, no barrier per step.
 The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
-columns. Every output element has exactly one writer and no atomics or
-reductions cross threads. The thread count is read from the OpenMP runtime at
+columns; the weight-gradient GEMM is also cut along its summed dimension into
+fixed blocks whose partial products are added in block order, so that both
+threads have work when dW is small (H = 64). Every output element has exactly
+one writer, and no atomics or reductions cross threads. The thread count is read from the OpenMP runtime at
 call time (``omp_get_max_threads``) so OMP_NUM_THREADS and threadpoolctl govern
 it; the caller limits BLAS to one thread around these calls, because a threaded
 BLAS called from inside a parallel region oversubscribes the cores badly.
 
-Vectorisation. The default build targets baseline x86-64. The float32
-activation loops and the recurrent micro-kernel are C functions compiled twice
-with gcc's ``target_clones`` (x86-64-v3 = AVX2 + FMA, and baseline); the
-loader picks one per machine at run time.
+Vectorisation. The default build targets baseline x86-64. The per-step gate
+loops (forward and backward, with inline float32 sigmoid and tanh) and the
+recurrent micro-kernel are C functions compiled three times with gcc's
+``target_clones`` (x86-64-v4 = AVX-512, x86-64-v3 = AVX2 + FMA, and baseline);
+the loader picks one per machine at run time. Each gate loop handles one row
+per call through restrict pointers: that is the form gcc vectorises (it left
+the same loop scalar with the row pointers computed inside the batch loop).
 
 Determinism. A row's arithmetic never depends on which chunk holds it: the
 gate loops are per row, and the micro-kernel accumulates every output element
@@ -144,6 +153,7 @@ cdef extern from *:
      * (AVX2 + FMA) and for the baseline; the loader picks one at run time, so
      * the default build stays portable with no -march=native.
      */
+    #include <math.h>
     #include <stdint.h>
     #include <string.h>
     #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
@@ -170,27 +180,35 @@ cdef extern from *:
         return q;
     }
 
+    static inline float tsrnn_sigmoidf(float x) {
+        float v = -x, s;
+        v = v < -87.0f ? -87.0f : v;
+        v = v > 87.0f ? 87.0f : v;
+        const float q = tsrnn_exp_parts(v, &s);
+        return 1.0f / (1.0f + (s + s * q));
+    }
+
+    static inline float tsrnn_tanhf(float x) {
+        /* |x| >= 9 rounds to +-1 in float32. */
+        float v = x, s;
+        v = v < -9.0f ? -9.0f : v;
+        v = v > 9.0f ? 9.0f : v;
+        const float q = tsrnn_exp_parts(2.0f * v, &s);
+        const float em = s * q + (s - 1.0f);
+        return em / (em + 2.0f);
+    }
+
+    /* float64 is the accuracy reference: libm. */
+    static inline double tsrnn_sigmoidd(double x) { return 1.0 / (1.0 + exp(-x)); }
+    static inline double tsrnn_tanhd(double x) { return tanh(x); }
+
     TSRNN_CLONES static void tsrnn_sigmoid_f32(float *x, Py_ssize_t n) {
-        /* In place: x <- 1 / (1 + e^-x). */
-        for (Py_ssize_t i = 0; i < n; i++) {
-            float v = -x[i], s;
-            v = v < -87.0f ? -87.0f : v;
-            v = v > 87.0f ? 87.0f : v;
-            const float q = tsrnn_exp_parts(v, &s);
-            x[i] = 1.0f / (1.0f + (s + s * q));
-        }
+        for (Py_ssize_t i = 0; i < n; i++) x[i] = tsrnn_sigmoidf(x[i]);
     }
 
     TSRNN_CLONES static void tsrnn_tanh_f32(const float *x, float *out, Py_ssize_t n) {
-        /* out <- tanh(x); out may alias x. |x| >= 9 rounds to +-1 in float32. */
-        for (Py_ssize_t i = 0; i < n; i++) {
-            float v = x[i], s;
-            v = v < -9.0f ? -9.0f : v;
-            v = v > 9.0f ? 9.0f : v;
-            const float q = tsrnn_exp_parts(2.0f * v, &s);
-            const float em = s * q + (s - 1.0f);
-            out[i] = em / (em + 2.0f);
-        }
+        /* out may alias x. */
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = tsrnn_tanhf(x[i]);
     }
     """
     void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
@@ -402,79 +420,123 @@ def _activations(floating[::1] x):
 # --------------------------------------------------------------------------
 # One time step of one chunk: gate loops
 # --------------------------------------------------------------------------
-# Each row is processed in a few passes over L1-resident slices (add the
-# projections, activate a contiguous run of gates, combine), so that every
-# pass is a plain loop the compiler vectorises.
 
-cdef void lstm_step_forward(
+cdef extern from *:
+    """
+    /* Forward gate loops of one step and chunk. On entry the gate buffer
+     * holds x W_ih^T + h_prev W_hh^T (the recurrent GEMM accumulates into it);
+     * one pass per row adds the biases, applies the activations and writes
+     * the state, so each row is read and written once. Rows are separate
+     * calls with restrict parameters, the form in which gcc vectorises the
+     * loop (sigmoid and tanh are inline, so they vectorise with it); PEEP is
+     * a literal at each call. Compiled per ISA by target_clones.
+     *
+     * lstm/peephole: g = [i f g o | tanh(c)] out, c_new, h_new.
+     * gru: g = [r z n | W_hn h] in (the hidden n part sits in the 4th slot)
+     *      and [r z n | W_hn h + b_hn] out.
+     */
+    #define TSRNN_DEFINE_STEP_FORWARD(SFX, T, SIG, TANH)                            \
+    static inline __attribute__((always_inline)) void                             \
+    tsrnn_lstm_row_forward_##SFX(                                                 \
+            const int PEEP, Py_ssize_t H, T *TSRNN_RESTRICT g,                      \
+            const T *TSRNN_RESTRICT bias, const T *TSRNN_RESTRICT peep,             \
+            const T *TSRNN_RESTRICT cp, T *TSRNN_RESTRICT cn,                       \
+            T *TSRNN_RESTRICT hn) {                                                 \
+        for (Py_ssize_t j = 0; j < H; j++) {                                        \
+            T ai = g[j] + bias[j], af = g[H + j] + bias[H + j];                     \
+            const T ag = g[2 * H + j] + bias[2 * H + j];                            \
+            T ao = g[3 * H + j] + bias[3 * H + j];                                  \
+            if (PEEP) {                                                             \
+                ai = ai + peep[j] * cp[j];                                          \
+                af = af + peep[H + j] * cp[j];                                      \
+            }                                                                       \
+            const T ig = SIG(ai), fg = SIG(af), gg = TANH(ag);                      \
+            const T c = fg * cp[j] + ig * gg;                                       \
+            if (PEEP) ao = ao + peep[2 * H + j] * c;                                \
+            const T og = SIG(ao), tc = TANH(c);                                     \
+            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
+            g[4 * H + j] = tc;                                                      \
+            cn[j] = c;                                                              \
+            hn[j] = og * tc;                                                        \
+        }                                                                           \
+    }                                                                               \
+    TSRNN_CLONES static void tsrnn_lstm_step_forward_##SFX(                         \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
+            const T *bias, const T *peep, const T *c_prev, T *c_new, T *h_new) {    \
+        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
+            if (peephole)                                                           \
+                tsrnn_lstm_row_forward_##SFX(1, H, gates + b * S, bias, peep,       \
+                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
+            else                                                                    \
+                tsrnn_lstm_row_forward_##SFX(0, H, gates + b * S, bias, peep,       \
+                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
+        }                                                                           \
+    }                                                                               \
+    static inline __attribute__((always_inline)) void                             \
+    tsrnn_gru_row_forward_##SFX(                                                  \
+            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
+            const T *TSRNN_RESTRICT bias_hn, const T *TSRNN_RESTRICT hq,            \
+            T *TSRNN_RESTRICT hn) {                                                 \
+        for (Py_ssize_t j = 0; j < H; j++) {                                        \
+            const T r = SIG(g[j] + bias[j]), z = SIG(g[H + j] + bias[H + j]);       \
+            const T hh = g[3 * H + j] + bias_hn[j];                                 \
+            const T n = TANH(g[2 * H + j] + bias[2 * H + j] + r * hh);              \
+            g[j] = r; g[H + j] = z; g[2 * H + j] = n; g[3 * H + j] = hh;            \
+            hn[j] = (1 - z) * n + z * hq[j];                                        \
+        }                                                                           \
+    }                                                                               \
+    TSRNN_CLONES static void tsrnn_gru_step_forward_##SFX(                          \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates, const T *bias,     \
+            const T *bias_hn, const T *h_prev, T *h_new) {                          \
+        for (Py_ssize_t b = 0; b < nb; b++)                                         \
+            tsrnn_gru_row_forward_##SFX(H, gates + b * S, bias, bias_hn,            \
+                                        h_prev + b * H, h_new + b * H);             \
+    }
+
+    TSRNN_DEFINE_STEP_FORWARD(f32, float, tsrnn_sigmoidf, tsrnn_tanhf)
+    TSRNN_DEFINE_STEP_FORWARD(f64, double, tsrnn_sigmoidd, tsrnn_tanhd)
+    """
+    void tsrnn_lstm_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        float* gates, const float* bias, const float* peep, const float* c_prev,
+        float* c_new, float* h_new) noexcept nogil
+    void tsrnn_lstm_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        double* gates, const double* bias, const double* peep, const double* c_prev,
+        double* c_new, double* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        float* gates, const float* bias, const float* bias_hn, const float* h_prev,
+        float* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        double* gates, const double* bias, const double* bias_hn, const double* h_prev,
+        double* h_new) noexcept nogil
+
+
+cdef inline void lstm_step_forward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
-        floating* gates,           # (nb, S): in x W_ih^T, out [i f g o tanh(c)]
-        const floating* hproj,     # (nb, 4H): h_prev W_hh^T
+        floating* gates,           # (nb, S): in x W_ih^T + h_prev W_hh^T, out [i f g o tanh(c)]
         const floating* bias,      # (4H,): b_ih + b_hh
         const floating* peep,      # (3, H): w_ci, w_cf, w_co (peephole only)
         const floating* c_prev,    # (nb, H)
         floating* c_new,           # (nb, H)
         floating* h_new,           # (nb, H)
 ) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef floating* g
-    cdef floating* cn
-    cdef floating* hn
-    cdef const floating* hp
-    cdef const floating* cp
-    for b in range(nb):
-        g = gates + b * S
-        hp = hproj + b * 4 * H
-        cp = c_prev + b * H
-        cn = c_new + b * H
-        hn = h_new + b * H
-        for j in range(4 * H):
-            g[j] = g[j] + hp[j] + bias[j]
-        if peephole:
-            for j in range(H):
-                g[j] = g[j] + peep[j] * cp[j]
-                g[H + j] = g[H + j] + peep[H + j] * cp[j]
-        sigmoid_inplace(g, 2 * H)                  # i, f
-        tanh_into(g + 2 * H, g + 2 * H, H)         # g
-        for j in range(H):
-            cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j]
-        if peephole:
-            for j in range(H):
-                g[3 * H + j] = g[3 * H + j] + peep[2 * H + j] * cn[j]
-        sigmoid_inplace(g + 3 * H, H)              # o
-        tanh_into(cn, g + 4 * H, H)                # tanh(c), kept for backward
-        for j in range(H):
-            hn[j] = g[3 * H + j] * g[4 * H + j]
+    if floating is float:
+        tsrnn_lstm_step_forward_f32(nb, H, S, peephole, gates, bias, peep, c_prev, c_new, h_new)
+    else:
+        tsrnn_lstm_step_forward_f64(nb, H, S, peephole, gates, bias, peep, c_prev, c_new, h_new)
 
 
-cdef void gru_step_forward(
+cdef inline void gru_step_forward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        floating* gates,           # (nb, S): in x W_ih^T, out [r z n hn]
-        const floating* hproj,     # (nb, 3H): h_prev W_hh^T
+        floating* gates,           # (nb, S): in [x W_i{r,z,n}^T + h W_h{r,z}^T | h W_hn^T], out [r z n hn]
         const floating* bias,      # (3H,): b_ih + [b_hr, b_hz, 0]
         const floating* bias_hn,   # (H,): b_hn, which sits inside r * (...)
         const floating* h_prev,    # (nb, H)
         floating* h_new,           # (nb, H)
 ) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef floating* g
-    cdef floating* hn
-    cdef const floating* hp
-    cdef const floating* hq
-    for b in range(nb):
-        g = gates + b * S
-        hp = hproj + b * 3 * H
-        hq = h_prev + b * H
-        hn = h_new + b * H
-        for j in range(2 * H):
-            g[j] = g[j] + hp[j] + bias[j]
-        sigmoid_inplace(g, 2 * H)                  # r, z
-        for j in range(H):
-            g[3 * H + j] = hp[2 * H + j] + bias_hn[j]
-            g[2 * H + j] = g[2 * H + j] + bias[2 * H + j] + g[j] * g[3 * H + j]
-        tanh_into(g + 2 * H, g + 2 * H, H)         # n
-        for j in range(H):
-            hn[j] = (1 - g[H + j]) * g[2 * H + j] + g[H + j] * hq[j]
+    if floating is float:
+        tsrnn_gru_step_forward_f32(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
+    else:
+        tsrnn_gru_step_forward_f64(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
 
 
 cdef extern from *:
@@ -762,7 +824,6 @@ def forward_layer(int cell,
                   floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
                   floating[:, :, ::1] cs,            # (T | 2, B, H) out: c(t), lstm cells
                   floating[:, :, ::1] gates,         # (T | 1, B, S) out: activations
-                  floating[:, ::1] hproj,            # (B, G*H) scratch
                   Py_ssize_t chunk,                  # batch rows per sweep
                   bint keep,                         # keep activations for backward
                   int n_threads_max):                # cap on omp_get_max_threads()
@@ -796,15 +857,24 @@ def forward_layer(int cell,
     _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
     _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T if keep else 2, B, H), "cs")
     _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T if keep else 1, B, S), "gates")
-    _check(hproj.shape[0] == B and hproj.shape[1] == G * H, "hproj")
     _check_int32(T * B * S, "T * B * gate width")
     _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
     cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     n_chunks = (B + chunk - 1) // chunk
-    # hproj = h_prev @ w_hh.T at every step: pack w_hh.T once.
-    cdef floating[::1] whh_mv = packed_weights(w_hh, True)
+    # gates += h_prev @ w_hh.T at every step: pack w_hh.T once. The GRU's
+    # hidden n part stays apart from its input part, r * (h W_hn + b_hn), so
+    # its columns are packed separately and land in the gate buffer's 4th slot.
+    cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
+    cdef floating[::1] whh_mv, whn_mv
+    if is_gru:
+        whh_mv = packed_weights(w_hh[:n_acc], True)
+        whn_mv = packed_weights(w_hh[n_acc:], True)
+    else:
+        whh_mv = packed_weights(w_hh, True)
+        whn_mv = whh_mv
     cdef const floating* whh_pack = &whh_mv[0]
+    cdef const floating* whn_pack = &whn_mv[0]
     cdef floating[::1] wih_mv
     cdef const floating* wih_pack = NULL
     if not keep:
@@ -834,19 +904,21 @@ def forward_layer(int cell,
                     h_prev = &h0[b0, 0]
                 else:
                     h_prev = &hs[t - 1, b0, 0]
-                # hproj[chunk] = h_prev @ w_hh.T
-                packed_gemm(nb, <int> (G * H), <int> H, h_prev, <int> H, whh_pack,
-                            &hproj[b0, 0], <int> (G * H), False)
+                # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
+                packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack,
+                            &gates[gt, b0, 0], <int> S, True)
                 if is_gru:
-                    gru_step_forward(nb, H, S, &gates[gt, b0, 0], &hproj[b0, 0],
-                                     &bias[0], &bias_hn[0], h_prev, &hs[t, b0, 0])
+                    # gates[chunk, 3H:] = h_prev @ w_hn.T
+                    packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack,
+                                &gates[gt, b0, 3 * H], <int> S, False)
+                    gru_step_forward(nb, H, S, &gates[gt, b0, 0], &bias[0],
+                                     &bias_hn[0], h_prev, &hs[t, b0, 0])
                 else:
                     if t == 0:
                         c_prev = &c0[b0, 0]
                     else:
                         c_prev = &cs[cp, b0, 0]
-                    lstm_step_forward(nb, H, S, peephole, &gates[gt, b0, 0],
-                                      &hproj[b0, 0], &bias[0],
+                    lstm_step_forward(nb, H, S, peephole, &gates[gt, b0, 0], &bias[0],
                                       &peep[0, 0] if peephole else NULL,
                                       c_prev, &cs[ct, b0, 0], &hs[t, b0, 0])
 
@@ -861,7 +933,8 @@ def backward_layer(int cell,
                    const floating[:, :, ::1] hs,     # (T, B, H) forward h(t)
                    const floating[:, :, ::1] cs,     # (T, B, H) forward c(t), lstm cells
                    const floating[:, :, ::1] gates,  # (T, B, S) forward activations
-                   const floating[:, :, ::1] dhs,    # (T, B, H) dL/dh(t) from above
+                   const floating[:, :, ::1] dhs,    # (T | 1, B, H) dL/dh(t) from above;
+                                                     # one step is read at every step
                    floating[:, ::1] dh0,             # (B, H) in dL/dh(T-1), out dL/dh0
                    floating[:, ::1] dc0,             # (B, H) in dL/dc(T-1), out dL/dc0
                    floating[:, :, ::1] dax,          # (T, B, G*H) scratch
@@ -891,6 +964,7 @@ def backward_layer(int cell,
     cdef Py_ssize_t GH = G * H
     cdef Py_ssize_t NZ = D + H + 1
     cdef bint want_dx = dx.shape[0] != 0
+    cdef Py_ssize_t dhs_step = 1 if dhs.shape[0] == T else 0
     cdef Py_ssize_t n_chunks, ci, b0, t, r
     cdef int nb, n_threads
     cdef const floating* c_prev
@@ -905,7 +979,7 @@ def backward_layer(int cell,
     _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
     _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T, B, H), "cs")
     _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T, B, S), "gates")
-    _check((dhs.shape[0], dhs.shape[1], dhs.shape[2]) == (T, B, H), "dhs")
+    _check(dhs.shape[0] in (T, 1) and (dhs.shape[1], dhs.shape[2]) == (B, H), "dhs")
     _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
     _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
     _check((dax.shape[0], dax.shape[1], dax.shape[2]) == (T, B, GH), "dax")
@@ -950,7 +1024,7 @@ def backward_layer(int cell,
                 if is_gru:
                     gru_step_backward(nb, H, S, &gates[t, b0, 0],
                                       &h0[b0, 0] if t == 0 else &hs[t - 1, b0, 0],
-                                      &dhs[t, b0, 0], &dh0[b0, 0],
+                                      &dhs[t * dhs_step, b0, 0], &dh0[b0, 0],
                                       &dax[t, b0, 0], &dahn[t, b0, 0])
                     # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
                     packed_gemm(nb, <int> H, <int> (2 * H), &dax[t, b0, 0], <int> GH,
@@ -964,7 +1038,7 @@ def backward_layer(int cell,
                         c_prev = &cs[t - 1, b0, 0]
                     lstm_step_backward(nb, H, S, peephole, &gates[t, b0, 0],
                                        &peep[0, 0] if peephole else NULL,
-                                       c_prev, &cs[t, b0, 0], &dhs[t, b0, 0],
+                                       c_prev, &cs[t, b0, 0], &dhs[t * dhs_step, b0, 0],
                                        &dh0[b0, 0], &dc0[b0, 0], &dax[t, b0, 0])
                     # dh0[chunk] = dax[t, chunk] @ w_hh
                     packed_gemm(nb, <int> H, <int> GH, &dax[t, b0, 0], <int> GH,

@@ -322,7 +322,6 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     width = (5 if lstm else 4) * hidden_size
     no_c = np.empty((0, hidden_size), dtype)
     no_cs = np.empty((0, 0, 0), dtype)
-    hproj = np.empty((batch, gh), dtype)
     nbytes = 0
     with _single_threaded_blas():
         for k, lay in enumerate(layers):
@@ -341,7 +340,7 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
             lay.c0 = c0[k] if lstm else no_c
             n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
-                                 lay.peep, lay.h0, lay.c0, hs, cs, gates, hproj,
+                                 lay.peep, lay.h0, lay.c0, hs, cs, gates,
                                  chunk, training, n_threads)
             lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
             nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
@@ -351,7 +350,12 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
                 lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
                 inp = hs * lay.mask
 
-    out = np.ascontiguousarray(layers[-1].hs.transpose(1, 0, 2))
+    # A read-only batch-first view of the top layer's time-major h(t): no
+    # copy, and the next rnn_forward call (a stacked model's next layer) finds
+    # its time-major input already contiguous. Read-only because backward
+    # reads the same memory.
+    out = layers[-1].hs.transpose(1, 0, 2)
+    out.flags.writeable = False
     h_n = np.stack([lay.hs[-1] for lay in layers])
     last_c = time - 1 if training else (time - 1) % 2
     final = (h_n, np.stack([lay.cs[last_c] for lay in layers])) if lstm else h_n
@@ -365,22 +369,28 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     return out, final, cache
 
 
-def rnn_backward(dout, cache, dstate=None):
+def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
     """Backpropagate through time.
 
     Parameters
     ----------
     dout : array-like of shape (batch, time, hidden) or None
         Gradient of the loss w.r.t. ``out``; None means zeros (a loss on the
-        final state only).
+        final state only, which then goes in ``dstate``; no (batch, time,
+        hidden) array of zeros is allocated).
     cache : RNNCache
         From ``rnn_forward(..., training=True)``.
     dstate : None, ndarray or tuple of ndarray
         Gradient w.r.t. the final state, laid out as the state; None is zeros.
+    input_grad : bool, default=True
+        When False, ``dx`` is not computed and None is returned in its place
+        (the first layer of a model, whose input is data).
 
     Returns
     -------
-    dx : ndarray of shape (batch, time, input)
+    dx : ndarray of shape (batch, time, input), or None
+        A batch-first view of a time-major buffer (so a stacked model's next
+        ``rnn_backward`` takes it without a copy).
     grads : dict of ndarray, the keys and shapes of ``params``
     dstate : gradient w.r.t. the initial state, laid out as the state
     """
@@ -392,7 +402,8 @@ def rnn_backward(dout, cache, dstate=None):
     batch, time, hidden = cache.batch, cache.time, cache.hidden_size
     lstm = _is_lstm(cell)
     if dout is None:
-        dhs = np.zeros((time, batch, hidden), dtype)
+        # One step of zeros, which the kernel reads at every step.
+        dhs = np.zeros((1, batch, hidden), dtype)
     else:
         dout = _as_real_array(dout, "dout")
         if dout.shape != (batch, time, hidden):
@@ -414,7 +425,7 @@ def rnn_backward(dout, cache, dstate=None):
         for k in range(len(layers) - 1, -1, -1):
             lay = layers[k]
             d_in = lay.inp.shape[2]
-            dx = np.empty((time, batch, d_in), dtype)
+            dx = np.empty((time, batch, d_in), dtype) if (k > 0 or input_grad) else no_da
             dax = np.empty((time, batch, gh), dtype)
             dahn = no_da if lstm else np.empty((time, batch, hidden), dtype)
             g = {
@@ -440,5 +451,5 @@ def rnn_backward(dout, cache, dstate=None):
 
     order = param_shapes(cell, cache.input_size, hidden, len(layers))
     grads = {name: grads[name] for name in order}
-    dx = np.ascontiguousarray(dhs.transpose(1, 0, 2))
+    dx = dhs.transpose(1, 0, 2) if input_grad else None
     return dx, grads, ((dh, dc) if lstm else dh)
