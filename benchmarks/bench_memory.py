@@ -117,13 +117,12 @@ def step_model(cfg):
         f"gates (T,B,{5 if lstm else 4}H)": (5 if lstm else 4) * tbh,
         # what the training step adds
         "Xb (B,T,D) gathered minibatch (_StreamData.batch)": tbd,
-        "top (B,T,H) batch-first copy of hs returned by rnn_forward": tbh,
-        "dtop (B,T,H) zeros but the last step (_loss_grad)": tbh,
-        "dhs (T,B,H) time-major copy of dtop (rnn_backward)": tbh,
         f"dax (T,B,{4 if lstm else 3}H) gate gradients": (4 if lstm else 3) * tbh,
-        "dah (T,B,3H) GRU hidden-side gate gradients": 0 if lstm else 3 * tbh,
-        "dx (T,B,D) input gradient, never used for layer 0": tbd,
-        "dx (B,T,D) batch-first copy of dx": tbd,
+        "dahn (T,B,H) GRU hidden-side n-gate gradient": 0 if lstm else tbh,
+        "z (T*B, D+H+1) weight-gradient operand [x | h(t-1) | 1]": T * B * (D + H + 1) * ITEMSIZE,
+        "partial (T*B/2048 blocks, G*H, D+H+1) weight-gradient partial sums":
+            (0 if T * B <= 2048 else -(-T * B // 2048))
+            * (4 if lstm else 3) * H * (D + H + 1) * ITEMSIZE,
         # per fit, not per step
         "Y (rows, 1) float32 copy of y (_encode_targets)": cfg.rows * ITEMSIZE,
         "order (n_windows,) int64 shuffle order (_run_epochs)": (cfg.rows - T + 1) * 8,
