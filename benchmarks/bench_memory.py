@@ -115,10 +115,8 @@ def step_model(cfg):
         "hs (T,B,H)": tbh,
         "cs (T,B,H)": tbh if lstm else 0,
         f"gates (T,B,{5 if lstm else 4}H)": (5 if lstm else 4) * tbh,
-        # what the training step adds
+        # what the training step adds (the gate gradients overwrite gates)
         "Xb (B,T,D) gathered minibatch (_StreamData.batch)": tbd,
-        f"dax (T,B,{4 if lstm else 3}H) gate gradients": (4 if lstm else 3) * tbh,
-        "dahn (T,B,H) GRU hidden-side n-gate gradient": 0 if lstm else tbh,
         "z (T*B, D+H+1) weight-gradient operand [x | h(t-1) | 1]": T * B * (D + H + 1) * ITEMSIZE,
         "partial (T*B/2048 blocks, G*H, D+H+1) weight-gradient partial sums":
             (0 if T * B <= 2048 else -(-T * B // 2048))

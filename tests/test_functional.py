@@ -331,7 +331,7 @@ def test_weight_gradients_split_into_gemm_blocks_match_reference(F, cell, monkey
 def test_input_grad_false_skips_dx_only(F, cell):
     case = Case(cell, 2, B=6, T=5, D=3, H=4, seed=12)
     out, state_T, cache = F.rnn_forward(cell, case.x, case.params, case.state)
-    dx, grads, dstate0 = F.rnn_backward(case.R, cache, case.dstate)
+    dx, grads, dstate0 = F.rnn_backward(case.R, cache, case.dstate, retain_cache=True)
     no_dx, grads2, dstate2 = F.rnn_backward(case.R, cache, case.dstate, input_grad=False)
     assert no_dx is None and np.abs(dx).max() > 0
     for k in grads:
@@ -562,12 +562,14 @@ def test_none_defaults_mean_zeros(F, cell):
                              flatten(cell, out0, state_T0, None, None, None))
     # dout=None and dstate=None stand for zero gradients.
     zero_dstate = pack_state(cell, [np.zeros_like(s) for s in case.S_parts])
-    only_dout = flatten(cell, out, state_T, *F.rnn_backward(case.R, cache, None))
-    assert_results_identical(only_dout, flatten(cell, out, state_T,
-                                                *F.rnn_backward(case.R, cache, zero_dstate)))
-    only_dstate = flatten(cell, out, state_T, *F.rnn_backward(None, cache, case.dstate))
-    assert_results_identical(only_dstate, flatten(cell, out, state_T, *F.rnn_backward(
-        np.zeros_like(case.R), cache, case.dstate)))
+    def backward(dout, dstate):
+        return flatten(cell, out, state_T,
+                       *F.rnn_backward(dout, cache, dstate, retain_cache=True))
+
+    only_dout = backward(case.R, None)
+    assert_results_identical(only_dout, backward(case.R, zero_dstate))
+    only_dstate = backward(None, case.dstate)
+    assert_results_identical(only_dstate, backward(np.zeros_like(case.R), case.dstate))
     # Both parts of the loss contribute, so neither call above was vacuous.
     assert np.abs(only_dout["dx"]).max() > 0 and np.abs(only_dstate["dx"]).max() > 0
 
@@ -594,10 +596,14 @@ def test_calls_do_not_modify_their_inputs(F, cell):
               [s.copy() for s in case.state_parts], case.R.copy(), [s.copy() for s in case.S_parts]]
     out, state_T, cache = F.rnn_forward(cell, case.x, case.params, case.state,
                                         dropout=0.3, random_state=1)
-    first = flatten(cell, out, state_T, *F.rnn_backward(case.R, cache, case.dstate))
-    # Backward must not consume or alter the cache: a second call is identical.
+    first = flatten(cell, out, state_T,
+                    *F.rnn_backward(case.R, cache, case.dstate, retain_cache=True))
+    # retain_cache keeps the cache intact: a second call is identical...
     second = flatten(cell, out, state_T, *F.rnn_backward(case.R, cache, case.dstate))
     assert_results_identical(second, first)
+    # ... and that call, without it, used the cache up.
+    with pytest.raises(ValueError, match="used up by an earlier rnn_backward"):
+        F.rnn_backward(case.R, cache, case.dstate)
     np.testing.assert_array_equal(case.x, copies[0])
     for k in case.params:
         np.testing.assert_array_equal(case.params[k], copies[1][k])

@@ -24,9 +24,11 @@ Backward derives every derivative from these cached activations
 
 GEMMs. The input projection of all T*B rows is one BLAS GEMM before the sweep,
 writing into the gate buffer, and each step's recurrent product accumulates
-onto it there. After the backward sweep, one GEMM over all T*B rows,
-dax^T @ [x | h(t-1) | 1], gives dW_ih, dW_hh and the bias gradient in a single
-pass over dax (instead of two GEMMs and a column sum). BLAS
+onto it there. The backward sweep writes the gate gradients da over the stored
+activations, which are dead once their step is done, so training holds one
+(T, B, S) buffer, not two. After the sweep, one GEMM over all T*B rows,
+da^T @ [x | h(t-1) | 1], gives dW_ih, dW_hh and the bias gradient in a single
+pass over da (instead of two GEMMs and a column sum). BLAS
 comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
 C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
 ``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
@@ -559,17 +561,21 @@ cdef extern from *:
      *   dahn = dan*r (the gradient of W_hn h + b_hn); direct dh_prev = dh z
      */
     #define TSRNN_DEFINE_STEP_BACKWARD(SFX, T)                                      \
-    /* One row per call, with restrict parameters: gcc vectorises the loop     \
+    /* In place: each row's gate gradients overwrite its stored activations  \
+       (the forward values of step t are dead once step t is done), so        \
+       backward needs no (T, B, G*H) gradient buffer. Iteration j reads all    \
+       the gates of unit j before writing them, so one pointer serves both.   \
+       One row per call, with restrict parameters: gcc vectorises the loop     \
        only in this form (with the row pointers computed inside the batch      \
        loop it reports "complicated access pattern" and stays scalar). PEEP    \
        is a literal 0 or 1 at each call, so the peephole terms cost nothing    \
        in the plain LSTM. */                                                   \
     static inline __attribute__((always_inline)) void                             \
     tsrnn_lstm_row_backward_##SFX(                                                \
-            const int PEEP, Py_ssize_t H, const T *TSRNN_RESTRICT g,                \
+            const int PEEP, Py_ssize_t H, T *TSRNN_RESTRICT g,                      \
             const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
             const T *TSRNN_RESTRICT dho, const T *TSRNN_RESTRICT dhn,               \
-            T *TSRNN_RESTRICT dcn, T *TSRNN_RESTRICT d) {                           \
+            T *TSRNN_RESTRICT dcn) {                                                \
         for (Py_ssize_t j = 0; j < H; j++) {                                        \
             const T ig = g[j], fg = g[H + j], gg = g[2 * H + j];                    \
             const T og = g[3 * H + j], tc = g[4 * H + j];                           \
@@ -583,101 +589,93 @@ cdef extern from *:
             T dcp = dc * fg;                                                        \
             if (PEEP) dcp += dai * peep[j] + daf * peep[H + j];                     \
             dcn[j] = dcp;                                                           \
-            d[j] = dai;                                                             \
-            d[H + j] = daf;                                                         \
-            d[2 * H + j] = dag;                                                     \
-            d[3 * H + j] = dao;                                                     \
+            g[j] = dai;                                                             \
+            g[H + j] = daf;                                                         \
+            g[2 * H + j] = dag;                                                     \
+            g[3 * H + j] = dao;                                                     \
         }                                                                           \
     }                                                                               \
     TSRNN_CLONES static void tsrnn_lstm_step_backward_##SFX(                        \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,                \
-            const T *gates, const T *peep, const T *c_prev, const T *c_cur,         \
-            const T *dh_out, const T *dh_next, T *dc_next, T *da) {                 \
-        (void) c_cur;                                                               \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
+            const T *peep, const T *c_prev, const T *dh_out, const T *dh_next,      \
+            T *dc_next) {                                                           \
         for (Py_ssize_t b = 0; b < nb; b++) {                                       \
             if (peephole)                                                           \
                 tsrnn_lstm_row_backward_##SFX(1, H, gates + b * S, peep,            \
                     c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H, da + b * 4 * H);                               \
+                    dc_next + b * H);                                               \
             else                                                                    \
                 tsrnn_lstm_row_backward_##SFX(0, H, gates + b * S, peep,            \
                     c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H, da + b * 4 * H);                               \
+                    dc_next + b * H);                                               \
         }                                                                           \
     }                                                                               \
     static inline __attribute__((always_inline)) void                             \
     tsrnn_gru_row_backward_##SFX(                                                 \
-            Py_ssize_t H, const T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT hq,    \
-            const T *TSRNN_RESTRICT dho, T *TSRNN_RESTRICT dhn,                     \
-            T *TSRNN_RESTRICT dx, T *TSRNN_RESTRICT dy) {                           \
+            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT hq,          \
+            const T *TSRNN_RESTRICT dho, T *TSRNN_RESTRICT dhn) {                   \
         for (Py_ssize_t j = 0; j < H; j++) {                                        \
             const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];    \
             const T dh = dho[j] + dhn[j];                                           \
             const T dn = dh * (1 - z), dz = dh * (hq[j] - n);                       \
             const T dan = dn * (1 - n * n);                                         \
             const T dar = dan * hn * r * (1 - r), daz = dz * z * (1 - z);           \
-            dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;                      \
-            dy[j] = dan * r;                                                        \
+            g[j] = dar; g[H + j] = daz; g[2 * H + j] = dan;                         \
+            g[3 * H + j] = dan * r;                                                 \
             dhn[j] = dh * z;                                                        \
         }                                                                           \
     }                                                                               \
     TSRNN_CLONES static void tsrnn_gru_step_backward_##SFX(                         \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, const T *gates,              \
-            const T *h_prev, const T *dh_out, T *dh_next, T *dax, T *dahn) {        \
+            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates,                    \
+            const T *h_prev, const T *dh_out, T *dh_next) {                         \
         for (Py_ssize_t b = 0; b < nb; b++)                                         \
             tsrnn_gru_row_backward_##SFX(H, gates + b * S, h_prev + b * H,          \
-                dh_out + b * H, dh_next + b * H, dax + b * 3 * H, dahn + b * H);    \
+                dh_out + b * H, dh_next + b * H);                                   \
     }
 
     TSRNN_DEFINE_STEP_BACKWARD(f32, float)
     TSRNN_DEFINE_STEP_BACKWARD(f64, double)
     """
     void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        const float* gates, const float* peep, const float* c_prev, const float* c_cur,
-        const float* dh_out, const float* dh_next, float* dc_next, float* da) noexcept nogil
+        float* gates, const float* peep, const float* c_prev, const float* dh_out,
+        const float* dh_next, float* dc_next) noexcept nogil
     void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        const double* gates, const double* peep, const double* c_prev, const double* c_cur,
-        const double* dh_out, const double* dh_next, double* dc_next, double* da) noexcept nogil
+        double* gates, const double* peep, const double* c_prev, const double* dh_out,
+        const double* dh_next, double* dc_next) noexcept nogil
     void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        const float* gates, const float* h_prev, const float* dh_out, float* dh_next,
-        float* dax, float* dahn) noexcept nogil
+        float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
     void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        const double* gates, const double* h_prev, const double* dh_out, double* dh_next,
-        double* dax, double* dahn) noexcept nogil
+        double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
 
 
 cdef inline void lstm_step_backward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
-        const floating* gates,     # (nb, S): [i f g o tanh(c)] of this step
+        floating* gates,           # (nb, S): in [i f g o tanh(c)], out [dai daf dag dao .]
         const floating* peep,      # (3, H) (peephole only)
         const floating* c_prev,    # (nb, H): c(t-1)
-        const floating* c_cur,     # (nb, H): c(t)
         const floating* dh_out,    # (nb, H): dL/dh(t) from the layer above
         const floating* dh_next,   # (nb, H): dL/dh(t) through h(t+1)
         floating* dc_next,         # (nb, H): in dL/dc(t) via c(t+1), out dL/dc(t-1)
-        floating* da,              # (nb, 4H): out dL/d(pre-activations)
 ) noexcept nogil:
     if floating is float:
-        tsrnn_lstm_step_backward_f32(nb, H, S, peephole, gates, peep, c_prev, c_cur,
-                                     dh_out, dh_next, dc_next, da)
+        tsrnn_lstm_step_backward_f32(nb, H, S, peephole, gates, peep, c_prev,
+                                     dh_out, dh_next, dc_next)
     else:
-        tsrnn_lstm_step_backward_f64(nb, H, S, peephole, gates, peep, c_prev, c_cur,
-                                     dh_out, dh_next, dc_next, da)
+        tsrnn_lstm_step_backward_f64(nb, H, S, peephole, gates, peep, c_prev,
+                                     dh_out, dh_next, dc_next)
 
 
 cdef inline void gru_step_backward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        const floating* gates,     # (nb, S): [r z n hn] of this step
+        floating* gates,           # (nb, S): in [r z n hn], out [dar daz dan dahn]
         const floating* h_prev,    # (nb, H): h(t-1)
         const floating* dh_out,    # (nb, H): dL/dh(t) from the layer above
         floating* dh_next,         # (nb, H): in dL/dh(t) via h(t+1), out the direct part of dL/dh(t-1)
-        floating* dax,             # (nb, 3H): out dL/d(input-side pre-activations)
-        floating* dahn,            # (nb, H): out dL/d(W_hn h + b_hn)
 ) noexcept nogil:
     if floating is float:
-        tsrnn_gru_step_backward_f32(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dahn)
+        tsrnn_gru_step_backward_f32(nb, H, S, gates, h_prev, dh_out, dh_next)
     else:
-        tsrnn_gru_step_backward_f64(nb, H, S, gates, h_prev, dh_out, dh_next, dax, dahn)
+        tsrnn_gru_step_backward_f64(nb, H, S, gates, h_prev, dh_out, dh_next)
 
 
 # --------------------------------------------------------------------------
@@ -760,7 +758,8 @@ cdef void grad_gemm(int n_out, int nz, Py_ssize_t k,
 
 
 cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         const floating* da,     # (T, B, 4H)
+                         const floating* da,     # (T, B, S): gate gradients, row stride S
+                         Py_ssize_t S,
                          const floating* cs,     # (T, B, H)
                          const floating* c0,     # (B, H)
                          floating* dpeep,        # (3, H) out
@@ -783,7 +782,7 @@ cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                     cp = c0 + b * H
                 else:
                     cp = cs + ((t - 1) * B + b) * H
-                d = da + (t * B + b) * 4 * H
+                d = da + (t * B + b) * S
                 for j in range(j0, j1):
                     dpeep[j] += d[j] * cp[j]
                     dpeep[H + j] += d[H + j] * cp[j]
@@ -932,13 +931,12 @@ def backward_layer(int cell,
                    const floating[:, ::1] c0,        # (B, H) lstm cells, else (0, H)
                    const floating[:, :, ::1] hs,     # (T, B, H) forward h(t)
                    const floating[:, :, ::1] cs,     # (T, B, H) forward c(t), lstm cells
-                   const floating[:, :, ::1] gates,  # (T, B, S) forward activations
+                   floating[:, :, ::1] gates,        # (T, B, S) in: forward activations;
+                                                     # out: gate gradients (see below)
                    const floating[:, :, ::1] dhs,    # (T | 1, B, H) dL/dh(t) from above;
                                                      # one step is read at every step
                    floating[:, ::1] dh0,             # (B, H) in dL/dh(T-1), out dL/dh0
                    floating[:, ::1] dc0,             # (B, H) in dL/dc(T-1), out dL/dc0
-                   floating[:, :, ::1] dax,          # (T, B, G*H) scratch
-                   floating[:, :, ::1] dahn,         # (T, B, H) scratch, gru (else (0,0,0))
                    floating[:, :, ::1] dx,           # (T, B, D) out, or (0,0,0): not wanted
                    floating[:, ::1] dw_ih,           # (G*H, D) out
                    floating[:, ::1] dw_hh,           # (G*H, H) out
@@ -951,9 +949,16 @@ def backward_layer(int cell,
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
     gradient w.r.t. the initial state: each chunk owns its rows, so they double
-    as the running dL/dh(t), dL/dc(t) buffers of the sweep. The GRU's
-    hidden-side gate gradient equals dax except in the n block, so only that
-    block (dahn) is stored.
+    as the running dL/dh(t), dL/dc(t) buffers of the sweep.
+
+    The gate gradients overwrite the activations in ``gates`` step by step
+    (da = dL/d(pre-activation), row stride S):
+        lstm, peephole: [dai daf dag dao | tanh(c) left as it was]
+        gru:            [dar daz dan | dahn], where dahn = dan * r is the n
+                        block of the hidden-side gradient (its r, z blocks
+                        equal the input side's).
+    The caller's cache is consumed; functional.py copies it first when asked
+    to keep it.
     """
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = w_hh.shape[1]
@@ -982,8 +987,6 @@ def backward_layer(int cell,
     _check(dhs.shape[0] in (T, 1) and (dhs.shape[1], dhs.shape[2]) == (B, H), "dhs")
     _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
     _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
-    _check((dax.shape[0], dax.shape[1], dax.shape[2]) == (T, B, GH), "dax")
-    _check(not is_gru or (dahn.shape[0], dahn.shape[1], dahn.shape[2]) == (T, B, H), "dahn")
     _check(not want_dx or (dx.shape[0], dx.shape[1], dx.shape[2]) == (T, B, D), "dx")
     _check(dw_ih.shape[0] == GH and dw_ih.shape[1] == D, "dw_ih")
     _check(dw_hh.shape[0] == GH and dw_hh.shape[1] == H, "dw_hh")
@@ -1024,12 +1027,11 @@ def backward_layer(int cell,
                 if is_gru:
                     gru_step_backward(nb, H, S, &gates[t, b0, 0],
                                       &h0[b0, 0] if t == 0 else &hs[t - 1, b0, 0],
-                                      &dhs[t * dhs_step, b0, 0], &dh0[b0, 0],
-                                      &dax[t, b0, 0], &dahn[t, b0, 0])
+                                      &dhs[t * dhs_step, b0, 0], &dh0[b0, 0])
                     # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
-                    packed_gemm(nb, <int> H, <int> (2 * H), &dax[t, b0, 0], <int> GH,
+                    packed_gemm(nb, <int> H, <int> (2 * H), &gates[t, b0, 0], <int> S,
                                 wpack, &dh0[b0, 0], <int> H, True)
-                    packed_gemm(nb, <int> H, <int> H, &dahn[t, b0, 0], <int> H,
+                    packed_gemm(nb, <int> H, <int> H, &gates[t, b0, 3 * H], <int> S,
                                 wpack_n, &dh0[b0, 0], <int> H, True)
                 else:
                     if t == 0:
@@ -1038,28 +1040,28 @@ def backward_layer(int cell,
                         c_prev = &cs[t - 1, b0, 0]
                     lstm_step_backward(nb, H, S, peephole, &gates[t, b0, 0],
                                        &peep[0, 0] if peephole else NULL,
-                                       c_prev, &cs[t, b0, 0], &dhs[t * dhs_step, b0, 0],
-                                       &dh0[b0, 0], &dc0[b0, 0], &dax[t, b0, 0])
-                    # dh0[chunk] = dax[t, chunk] @ w_hh
-                    packed_gemm(nb, <int> H, <int> GH, &dax[t, b0, 0], <int> GH,
+                                       c_prev, &dhs[t * dhs_step, b0, 0],
+                                       &dh0[b0, 0], &dc0[b0, 0])
+                    # dh0[chunk] = da[t, chunk] @ w_hh
+                    packed_gemm(nb, <int> H, <int> GH, &gates[t, b0, 0], <int> S,
                                 wpack, &dh0[b0, 0], <int> H, False)
                 t = t - 1
 
         if want_dx:
-            # dx = dax @ w_ih over all T*B rows.
-            rows_gemm(T * B, <int> D, <int> GH, False, &dax[0, 0, 0], <int> GH,
+            # dx = da @ w_ih over all T*B rows.
+            rows_gemm(T * B, <int> D, <int> GH, False, &gates[0, 0, 0], <int> S,
                       &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
                       _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
         grad_operand(T, B, D, H, &x[0, 0, 0], &h0[0, 0], &hs[0, 0, 0], &z[0, 0],
                      _threads_for(T, max_thr))
-        # [dw_ih | dw_hh | db] = dax^T @ [x | h(t-1) | 1]: one pass over dax.
+        # [dw_ih | dw_hh | db] = da^T @ [x | h(t-1) | 1]: one pass over da.
         n_threads = _threads_for(((GH + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-        grad_gemm(<int> GH, <int> NZ, T * B, &dax[0, 0, 0], <int> GH, &z[0, 0],
+        grad_gemm(<int> GH, <int> NZ, T * B, &gates[0, 0, 0], <int> S, &z[0, 0],
                   <int> NZ, &wcat[0, 0], &partial[0], n_threads)
         if is_gru:
             # The n rows of dw_hh and db_hh come from dahn (the r, z rows of
             # wcat's hidden part are right; its n rows are overwritten).
-            grad_gemm(<int> H, <int> (H + 1), T * B, &dahn[0, 0, 0], <int> H, &z[0, D],
+            grad_gemm(<int> H, <int> (H + 1), T * B, &gates[0, 0, 3 * H], <int> S, &z[0, D],
                       <int> NZ, &wcat_n[0, 0], &partial[0],
                       _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr))
         for r in range(GH):
@@ -1073,5 +1075,5 @@ def backward_layer(int cell,
                 memcpy(&dw_hh[r, 0], &wcat[r, D], H * sizeof(floating))
                 db_hh[r] = wcat[r, D + H]
         if peephole:
-            peephole_grads(T, B, H, &dax[0, 0, 0], &cs[0, 0, 0], &c0[0, 0],
+            peephole_grads(T, B, H, &gates[0, 0, 0], S, &cs[0, 0, 0], &c0[0, 0],
                            &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK, max_thr))

@@ -173,7 +173,7 @@ class RNNCache:
     """
 
     __slots__ = ("cell", "dtype", "layers", "batch", "time", "input_size",
-                 "hidden_size", "nbytes")
+                 "hidden_size", "nbytes", "consumed")
 
 
 def _validate_params(cell, params):
@@ -366,10 +366,11 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     cache.batch, cache.time = batch, time
     cache.input_size, cache.hidden_size = input_size, hidden_size
     cache.nbytes = nbytes
+    cache.consumed = False
     return out, final, cache
 
 
-def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
+def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=False):
     """Backpropagate through time.
 
     Parameters
@@ -385,6 +386,12 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
     input_grad : bool, default=True
         When False, ``dx`` is not computed and None is returned in its place
         (the first layer of a model, whose input is data).
+    retain_cache : bool, default=False
+        Backward writes its gate gradients over the activations stored in the
+        cache, which saves a buffer as large as the cache's biggest array, and
+        so uses the cache up: a second call raises ValueError. With True the
+        cache is copied first and stays usable (like ``retain_graph`` in
+        torch).
 
     Returns
     -------
@@ -397,6 +404,12 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
     if not isinstance(cache, RNNCache):
         raise TypeError(
             "cache must be the RNNCache returned by rnn_forward(..., training=True)"
+        )
+    if cache.consumed:
+        raise ValueError(
+            "this cache was used up by an earlier rnn_backward call, which writes "
+            "its gradients over the stored activations; run rnn_forward again, or "
+            "pass retain_cache=True to the first rnn_backward call"
         )
     cell, dtype, layers = cache.cell, cache.dtype, cache.layers
     batch, time, hidden = cache.batch, cache.time, cache.hidden_size
@@ -421,13 +434,14 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
     no_c = np.empty((0, hidden), dtype)
     no_da = np.empty((0, 0, 0), dtype)
     grads = {}
+    cache.consumed = not retain_cache
     with _single_threaded_blas():
         for k in range(len(layers) - 1, -1, -1):
             lay = layers[k]
             d_in = lay.inp.shape[2]
             dx = np.empty((time, batch, d_in), dtype) if (k > 0 or input_grad) else no_da
-            dax = np.empty((time, batch, gh), dtype)
-            dahn = no_da if lstm else np.empty((time, batch, hidden), dtype)
+            # The kernel overwrites the gates with their gradients.
+            gates = lay.gates.copy() if retain_cache else lay.gates
             g = {
                 "weight_ih": np.empty((gh, d_in), dtype),
                 "weight_hh": np.empty((gh, hidden), dtype),
@@ -438,8 +452,8 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True):
             n_threads, chunk = _threading(batch, time * batch * gh * (d_in + hidden))
             _cells.backward_layer(
                 code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
-                lay.hs, lay.cs, lay.gates, dhs, dh[k], dc[k] if lstm else no_c,
-                dax, dahn, dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
+                lay.hs, lay.cs, gates, dhs, dh[k], dc[k] if lstm else no_c,
+                dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
                 g["bias_hh"], dpeep, chunk, n_threads,
             )
             for name, value in g.items():
