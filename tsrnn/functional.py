@@ -6,6 +6,9 @@ Three functions, in the style of a deep-learning framework's functional layer::
     out, state, cache = rnn_forward(cell, x, params, state=None, training=True)
     dx, grads, dstate = rnn_backward(dout, cache, dstate=None)
 
+A cache serves one backward call: the kernels write the gate gradients over
+the stored activations (``retain_cache=True`` keeps it).
+
 ``params`` is a plain dict of NumPy arrays whose names, shapes and gate order are
 exactly those of ``torch.nn.LSTM(...).state_dict()`` / ``torch.nn.GRU(...)``, so
 a model trained in PyTorch loads with ``{k: v.numpy() for k, v in sd.items()}``
@@ -294,7 +297,8 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     Returns
     -------
     out : ndarray of shape (batch, time, hidden)
-        Hidden state of the top layer at every step.
+        Hidden state of the top layer at every step: a read-only batch-first
+        view of the cached time-major buffer (copy it to modify it).
     state : ndarray or tuple of ndarray
         Final state, laid out as the initial state.
     cache : RNNCache or None
