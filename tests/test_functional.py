@@ -880,3 +880,30 @@ def test_init_params_forget_bias_ignored_for_gru(F):
     assert sorted(with_fb) == sorted(without)
     for k in without:
         assert np.array_equal(with_fb[k], without[k]), k
+
+
+def test_blas_runs_one_thread_inside_the_kernels_and_is_restored_after(F, monkeypatch):
+    # The kernels call BLAS from inside OpenMP regions; a threaded BLAS there
+    # oversubscribes the cores. The limit must also not leak to the caller.
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from tsrnn import _cells
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    for name in ("forward_layer", "backward_layer"):
+        original = getattr(_cells, name)
+
+        def spy(*args, _original=original):
+            seen.append(blas_threads())
+            return _original(*args)
+
+        monkeypatch.setattr(_cells, name, spy)
+    case = Case("lstm", 1, B=4, T=3, seed=5)
+    with threadpool_limits(limits=2, user_api="blas"):
+        _, _, cache = F.rnn_forward("lstm", case.x, case.params)
+        F.rnn_backward(case.R, cache)
+        after = blas_threads()
+    assert len(seen) == 2 and all(n == [1] * len(n) and n for n in seen), seen
+    assert after and all(n == 2 for n in after), after

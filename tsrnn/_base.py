@@ -62,7 +62,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from tsrnn.functional import init_params, rnn_backward, rnn_forward
+from tsrnn.functional import _single_threaded_blas, init_params, rnn_backward, rnn_forward
 
 # Inference runs blocks of windows whose gathered inputs and activations take
 # about this many bytes. A constant, not a function of the thread count, so
@@ -746,6 +746,13 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         return max(1, min(self.batch_size, n_items))
 
     def _run_epochs(self, train, val, incremental):
+        # BLAS is limited once here rather than in every kernel call: each
+        # limit costs a tenth of a small training step, and the loop's own
+        # matrix products (the dense head) are too small to want threads.
+        with _single_threaded_blas():
+            self._run_epochs_limited(train, val, incremental)
+
+    def _run_epochs_limited(self, train, val, incremental):
         batch_size = self._batch_size(train.n_items)
         order = np.arange(train.n_items)
         best_params = None

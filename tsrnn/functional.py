@@ -20,6 +20,7 @@ The user's batch-first arrays are copied once into the time-major, contiguous
 layout the kernels use, which is also what makes read-only, Fortran-ordered
 and strided inputs safe.
 """
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,8 +53,24 @@ def _single_threaded_blas():
     """
     global _blas_controller
     if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_limited_to_one(_blas_controller.lib_controllers)
+
+
+@contextlib.contextmanager
+def _blas_limited_to_one(libs):
+    # threadpoolctl's limit() re-reads the state of every library (~30 us, a
+    # tenth of a small training step); reading and setting each BLAS's thread
+    # count directly is a C call each, and a caller that already limited BLAS
+    # (the estimators do, once per fit) pays only the reads.
+    changed = [(lib, lib.num_threads) for lib in libs if lib.num_threads != 1]
+    for lib, _ in changed:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in changed:
+            lib.set_num_threads(n)
 
 
 # Below this many multiply-adds per layer call (T*B*G*H*(D+H)) a call runs on
