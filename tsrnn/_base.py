@@ -44,6 +44,7 @@ rows plus ``0.5 * alpha * ||W||^2 / n_rows``; ``loss_curve_`` holds the
 row-weighted mean over each epoch.
 """
 
+import math
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -252,15 +253,15 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         layout, offset = [], 0
         for name, shape in weights + biases:
             layout.append((name, offset, shape))
-            offset += int(np.prod(shape))
-        n_decay = sum(int(np.prod(shape)) for _, shape in weights)
+            offset += math.prod(shape)
+        n_decay = sum(math.prod(shape) for _, shape in weights)
         return tuple(layout), n_decay
 
     def _views(self, row=0):
         """{name: view} of one row of the buffer (0 params, 1 gradients)."""
         flat = self._flat[row]
         return {
-            name: flat[start : start + int(np.prod(shape))].reshape(shape)
+            name: flat[start : start + math.prod(shape)].reshape(shape)
             for name, start, shape in self._layout
         }
 
@@ -278,7 +279,7 @@ class BaseRNN(BaseEstimator, metaclass=ABCMeta):
         dtype = np.dtype(self.dtype)
         self._layout, self._n_decay = self._build_layout(n_features, self.n_outputs_)
         self._cell = self.cell
-        n_params = sum(int(np.prod(shape)) for _, _, shape in self._layout)
+        n_params = sum(math.prod(shape) for _, _, shape in self._layout)
         self._flat = np.zeros((4, n_params), dtype=dtype)
         self._adam_t = 0
         forget_bias = None if self.cell == "gru" else self.forget_bias
