@@ -283,8 +283,8 @@ def torch_contenders(cell, size, threads):
     params = init_params(cell, inp, hidden, num_layers=1, dtype=np.float32, random_state=0)
     mod = make_torch_module(cell, inp, hidden, params)
     x, g = _data(size)
-    # x requires grad because tsrnn's backward always returns dx; the 3x FLOP
-    # count of a training step also assumes the input gradient is computed.
+    # x requires grad because tsrnn's timed backward returns dx (the default
+    # input_grad=True); the 3x FLOP count of a training step assumes it too.
     xt = torch.from_numpy(x).requires_grad_(True)
     gt = torch.from_numpy(g)
     plist = list(mod.parameters())
