@@ -117,7 +117,7 @@ def step_model(cfg):
         f"gates (T,B,{5 if lstm else 4}H)": (5 if lstm else 4) * tbh,
         # what the training step adds (the gate gradients overwrite gates)
         "Xb (B,T,D) gathered minibatch (_StreamData.batch)": tbd,
-        "z (T*B, D+H+1) weight-gradient operand [x | h(t-1) | 1]": T * B * (D + H + 1) * ITEMSIZE,
+        "z (T*B, D+H+1) weight-gradient operand [x | 1 | h(t-1)]": T * B * (D + H + 1) * ITEMSIZE,
         "partial (T*B/2048 blocks, G*H, D+H+1) weight-gradient partial sums":
             (0 if T * B <= 2048 else -(-T * B // 2048))
             * (4 if lstm else 3) * H * (D + H + 1) * ITEMSIZE,

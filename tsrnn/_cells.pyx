@@ -22,12 +22,14 @@ the forward pass needs no second (T, B, G*H) array:
 Backward derives every derivative from these cached activations
 (sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
 
-GEMMs. The input projection of all T*B rows is one BLAS GEMM before the sweep,
-writing into the gate buffer, and each step's recurrent product accumulates
-onto it there. The backward sweep writes the gate gradients da over the stored
+GEMMs. The input projection of all T*B rows is one GEMM before the sweep,
+writing into the gate buffer (by the packed micro-kernel below: BLAS would
+first zero the buffer for beta = 0, a second pass over it for a product with
+only D-deep sums), and each step's recurrent product accumulates onto it
+there. The backward sweep writes the gate gradients da over the stored
 activations, which are dead once their step is done, so training holds one
 (T, B, S) buffer, not two. After the sweep, one GEMM over all T*B rows,
-da^T @ [x | h(t-1) | 1], gives dW_ih, dW_hh and the bias gradient in a single
+da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient and dW_hh in a single
 pass over da (instead of two GEMMs and a column sum). BLAS
 comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
 C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
@@ -712,13 +714,32 @@ cdef void rows_gemm(Py_ssize_t n_rows, int n, int k, bint trans_b,
                 b, ldb, <floating> 0, c + r0 * ldc, ldc)
 
 
+cdef void packed_rows_gemm(Py_ssize_t n_rows, int n, int k,
+                           const floating* a, int lda, const floating* bp,
+                           floating* c, int ldc, int n_threads) noexcept nogil:
+    """C[rows] = A[rows] @ Bop (packed), in fixed blocks of rows across threads.
+
+    The training forward's input projection. Through BLAS, a GEMM this thin
+    (k = D, often under 16) first zeroes all of C for beta = 0 and then
+    writes it again: two passes over the (T*B, G*H) gate buffer instead of one.
+    """
+    cdef Py_ssize_t n_blocks = (n_rows + 4 * BLOCK - 1) // (4 * BLOCK)
+    cdef Py_ssize_t blk, r0
+    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+        r0 = blk * 4 * BLOCK
+        packed_gemm(<int> min(4 * BLOCK, n_rows - r0), n, k, a + r0 * lda, lda,
+                    bp, c + r0 * ldc, ldc, False)
+
+
 cdef void grad_operand(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating* x, const floating* h0, const floating* hs,
                        floating* z, int n_threads) noexcept nogil:
-    """z[t*B + b] = [x(t)[b], h(t-1)[b], 1], with h(-1) = h0.
+    """z[t*B + b] = [x(t)[b], 1, h(t-1)[b]], with h(-1) = h0.
 
     The right operand shared by every weight and bias gradient of a layer, so
-    that one GEMM over all T*B rows gives [dW_ih | dW_hh | db] at once.
+    that one GEMM over all T*B rows gives [dW_ih | db | dW_hh] at once. The
+    ones column sits between x and h so that [x | 1] and [1 | h] are both
+    contiguous column ranges (the GRU's n rows use one each).
     """
     cdef Py_ssize_t NZ = D + H + 1
     cdef Py_ssize_t t, b
@@ -729,8 +750,8 @@ cdef void grad_operand(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
             row = z + (t * B + b) * NZ
             hp = h0 + b * H if t == 0 else hs + ((t - 1) * B + b) * H
             memcpy(row, x + (t * B + b) * D, D * sizeof(floating))
-            memcpy(row + D, hp, H * sizeof(floating))
-            row[D + H] = 1
+            row[D] = 1
+            memcpy(row + D + 1, hp, H * sizeof(floating))
 
 
 cdef void grad_gemm(int n_out, int nz, Py_ssize_t k,
@@ -890,18 +911,15 @@ def forward_layer(int cell,
         whn_mv = whh_mv
     cdef const floating* whh_pack = &whh_mv[0]
     cdef const floating* whn_pack = &whn_mv[0]
-    cdef floating[::1] wih_mv
-    cdef const floating* wih_pack = NULL
-    if not keep:
-        wih_mv = packed_weights(w_ih, True)
-        wih_pack = &wih_mv[0]
+    cdef floating[::1] wih_mv = packed_weights(w_ih, True)
+    cdef const floating* wih_pack = &wih_mv[0]
     with nogil:
         if keep:
             # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
             # are added inside the gate loop, where they cost nothing extra).
-            rows_gemm(T * B, <int> (G * H), <int> D, True, &x[0, 0, 0], <int> D,
-                      &w_ih[0, 0], <int> D, &gates[0, 0, 0], <int> S,
-                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+            packed_rows_gemm(T * B, <int> (G * H), <int> D, &x[0, 0, 0], <int> D,
+                             wih_pack, &gates[0, 0, 0], <int> S,
+                             _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
 
         n_threads = _threads_for(n_chunks, max_thr)
         for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
@@ -1026,11 +1044,15 @@ def backward_layer(int cell,
         wpack_n_mv = wpack_mv
     cdef const floating* wpack = &wpack_mv[0]
     cdef const floating* wpack_n = &wpack_n_mv[0]
-    # Weight-gradient operands: z = [x | h(t-1) | 1] and the GEMM scratch.
+    # Weight-gradient operands: z = [x | 1 | h(t-1)] and the GEMM scratch.
     cdef Py_ssize_t n_kb = (T * B + KBLOCK - 1) // KBLOCK
     cdef floating[:, ::1] z = np.empty((T * B, NZ), dt)
-    cdef floating[:, ::1] wcat = np.empty((GH, NZ), dt)
-    cdef floating[:, ::1] wcat_n = np.empty((H if is_gru else 1, H + 1), dt)
+    # Rows with one pre-activation gradient for both sides: all of the LSTM's,
+    # the GRU's r and z.
+    cdef Py_ssize_t n_rz = 2 * H if is_gru else GH
+    cdef floating[:, ::1] wcat = np.empty((n_rz, NZ), dt)
+    cdef floating[:, ::1] wcat_nx = np.empty((H if is_gru else 1, D + 1), dt)
+    cdef floating[:, ::1] wcat_nh = np.empty((H if is_gru else 1, H + 1), dt)
     cdef floating[::1] partial = np.empty(n_kb * GH * NZ if n_kb > 1 else 1, dt)
 
     with nogil:
@@ -1070,26 +1092,31 @@ def backward_layer(int cell,
                       _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
         grad_operand(T, B, D, H, &x[0, 0, 0], &h0[0, 0], &hs[0, 0, 0], &z[0, 0],
                      _threads_for(T, max_thr))
-        # [dw_ih | dw_hh | db] = da^T @ [x | h(t-1) | 1]: one pass over da.
-        n_threads = _threads_for(((GH + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-        grad_gemm(<int> GH, <int> NZ, T * B, &gates[0, 0, 0], <int> S, &z[0, 0],
+        # [dw_ih | db | dw_hh] = da^T @ [x | 1 | h(t-1)]: one pass over da.
+        # The GRU's n rows differ: their hidden side has its own gradient
+        # dahn (in the 4th slot), so they take [x | 1] from da_n and [1 | h]
+        # from dahn, and no product is computed twice.
+        n_threads = _threads_for(((n_rz + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
+        grad_gemm(<int> n_rz, <int> NZ, T * B, &gates[0, 0, 0], <int> S, &z[0, 0],
                   <int> NZ, &wcat[0, 0], &partial[0], n_threads)
         if is_gru:
-            # The n rows of dw_hh and db_hh come from dahn (the r, z rows of
-            # wcat's hidden part are right; its n rows are overwritten).
-            grad_gemm(<int> H, <int> (H + 1), T * B, &gates[0, 0, 3 * H], <int> S, &z[0, D],
-                      <int> NZ, &wcat_n[0, 0], &partial[0],
-                      _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr))
+            n_threads = _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
+            grad_gemm(<int> H, <int> (D + 1), T * B, &gates[0, 0, 2 * H], <int> S,
+                      &z[0, 0], <int> NZ, &wcat_nx[0, 0], &partial[0], n_threads)
+            grad_gemm(<int> H, <int> (H + 1), T * B, &gates[0, 0, 3 * H], <int> S,
+                      &z[0, D], <int> NZ, &wcat_nh[0, 0], &partial[0], n_threads)
         for r in range(GH):
-            memcpy(&dw_ih[r, 0], &wcat[r, 0], D * sizeof(floating))
-            db_ih[r] = wcat[r, D + H]
-            if is_gru and r >= 2 * H:
-                memcpy(&dw_hh[r, 0], &wcat_n[r - 2 * H, 0], H * sizeof(floating))
-                db_hh[r] = wcat_n[r - 2 * H, H]
-            else:
+            if r < n_rz:
                 # Both biases of a gate enter the same pre-activation.
-                memcpy(&dw_hh[r, 0], &wcat[r, D], H * sizeof(floating))
-                db_hh[r] = wcat[r, D + H]
+                memcpy(&dw_ih[r, 0], &wcat[r, 0], D * sizeof(floating))
+                db_ih[r] = wcat[r, D]
+                db_hh[r] = wcat[r, D]
+                memcpy(&dw_hh[r, 0], &wcat[r, D + 1], H * sizeof(floating))
+            else:
+                memcpy(&dw_ih[r, 0], &wcat_nx[r - n_rz, 0], D * sizeof(floating))
+                db_ih[r] = wcat_nx[r - n_rz, D]
+                db_hh[r] = wcat_nh[r - n_rz, 0]
+                memcpy(&dw_hh[r, 0], &wcat_nh[r - n_rz, 1], H * sizeof(floating))
         if peephole:
             peephole_grads(T, B, H, &gates[0, 0, 0], S, &cs[0, 0, 0], &c0[0, 0],
                            &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK, max_thr))
