@@ -653,6 +653,33 @@ cdef extern from *:
 
     TSRNN_DEFINE_STEP_BACKWARD(f32, float)
     TSRNN_DEFINE_STEP_BACKWARD(f64, double)
+
+    /* Peephole weight gradients over rows [r0, r1) of the (T*B) gate
+     * gradients, in row order, into acc = [dw_ci | dw_cf | dw_co] (3H):
+     * dw_ci += dai c(t-1), dw_cf += daf c(t-1), dw_co += dao c(t). Row r is
+     * step t = r / B; rows of step 0 pair with c0. */
+    #define TSRNN_DEFINE_PEEP_GRADS(SFX, T)                                         \
+    static inline __attribute__((always_inline)) void                             \
+    tsrnn_peep_row_##SFX(Py_ssize_t H, const T *TSRNN_RESTRICT d,                   \
+                         const T *TSRNN_RESTRICT cp, const T *TSRNN_RESTRICT cc,    \
+                         T *TSRNN_RESTRICT acc) {                                   \
+        for (Py_ssize_t j = 0; j < H; j++) {                                        \
+            acc[j] += d[j] * cp[j];                                                 \
+            acc[H + j] += d[H + j] * cp[j];                                         \
+            acc[2 * H + j] += d[3 * H + j] * cc[j];                                 \
+        }                                                                           \
+    }                                                                               \
+    TSRNN_CLONES static void tsrnn_peep_grads_##SFX(                                \
+            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H, Py_ssize_t S, \
+            const T *da, const T *cs, const T *c0, T *acc) {                        \
+        for (Py_ssize_t j = 0; j < 3 * H; j++) acc[j] = 0;                          \
+        for (Py_ssize_t r = r0; r < r1; r++)                                        \
+            tsrnn_peep_row_##SFX(H, da + r * S, r < B ? c0 + r * H : cs + (r - B) * H, \
+                                 cs + r * H, acc);                                  \
+    }
+
+    TSRNN_DEFINE_PEEP_GRADS(f32, float)
+    TSRNN_DEFINE_PEEP_GRADS(f64, double)
     """
     void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
         float* gates, const float* peep, const float* c_prev, const float* dh_out,
@@ -664,6 +691,10 @@ cdef extern from *:
         float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
     void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
         double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
+    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
+    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
 
 
 cdef inline void lstm_step_backward(
@@ -800,30 +831,30 @@ cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                          const floating* cs,     # (T, B, H)
                          const floating* c0,     # (B, H)
                          floating* dpeep,        # (3, H) out
+                         floating* partial,      # (n_kblocks, 3H) scratch
                          int n_threads) noexcept nogil:
-    """dw_ci = sum da_i * c(t-1), dw_cf = sum da_f * c(t-1), dw_co = sum da_o * c(t)."""
-    cdef Py_ssize_t n_blocks = (H + BLOCK - 1) // BLOCK
-    cdef Py_ssize_t blk, j0, j1, t, b, j
-    cdef const floating* cp
-    cdef const floating* d
-    for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
-        j0 = blk * BLOCK
-        j1 = min(j0 + BLOCK, H)
-        for j in range(j0, j1):
-            dpeep[j] = 0
-            dpeep[H + j] = 0
-            dpeep[2 * H + j] = 0
-        for t in range(T):
-            for b in range(B):
-                if t == 0:
-                    cp = c0 + b * H
-                else:
-                    cp = cs + ((t - 1) * B + b) * H
-                d = da + (t * B + b) * S
-                for j in range(j0, j1):
-                    dpeep[j] += d[j] * cp[j]
-                    dpeep[H + j] += d[H + j] * cp[j]
-                    dpeep[2 * H + j] += d[3 * H + j] * cs[(t * B + b) * H + j]
+    """dw_ci = sum da_i * c(t-1), dw_cf = sum da_f * c(t-1), dw_co = sum da_o * c(t).
+
+    Sums over all T*B rows, cut into the same fixed KBLOCK-row blocks as the
+    weight gradients (partials added in block order), so that both threads
+    work even when 3H is small, and the result does not depend on them.
+    """
+    cdef Py_ssize_t K = T * B
+    cdef Py_ssize_t n_kb = (K + KBLOCK - 1) // KBLOCK
+    cdef Py_ssize_t kb, j
+    cdef floating acc
+    for kb in prange(n_kb, schedule='static', num_threads=n_threads):
+        if floating is float:
+            tsrnn_peep_grads_f32(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), B, H, S,
+                                 da, cs, c0, partial + kb * 3 * H)
+        else:
+            tsrnn_peep_grads_f64(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), B, H, S,
+                                 da, cs, c0, partial + kb * 3 * H)
+    for j in range(3 * H):
+        acc = partial[j]
+        for kb in range(1, n_kb):
+            acc = acc + partial[kb * 3 * H + j]
+        dpeep[j] = acc
 
 
 # --------------------------------------------------------------------------
@@ -1054,6 +1085,7 @@ def backward_layer(int cell,
     cdef floating[:, ::1] wcat_nx = np.empty((H if is_gru else 1, D + 1), dt)
     cdef floating[:, ::1] wcat_nh = np.empty((H if is_gru else 1, H + 1), dt)
     cdef floating[::1] partial = np.empty(n_kb * GH * NZ if n_kb > 1 else 1, dt)
+    cdef floating[::1] peep_partial = np.empty(n_kb * 3 * H if peephole else 1, dt)
 
     with nogil:
         n_threads = _threads_for(n_chunks, max_thr)
@@ -1119,4 +1151,4 @@ def backward_layer(int cell,
                 memcpy(&dw_hh[r, 0], &wcat_nh[r - n_rz, 1], H * sizeof(floating))
         if peephole:
             peephole_grads(T, B, H, &gates[0, 0, 0], S, &cs[0, 0, 0], &c0[0, 0],
-                           &dpeep[0, 0], _threads_for((H + BLOCK - 1) // BLOCK, max_thr))
+                           &dpeep[0, 0], &peep_partial[0], _threads_for(n_kb, max_thr))
