@@ -456,27 +456,29 @@ cdef extern from *:
             hn[j] = og * tc;                                                        \
         }                                                                           \
     }                                                                               \
-    /* The peephole row in two passes: fused in one loop with the three    \
-       peephole terms, gcc 12 vectorised it with masked (predicated) AVX-512  \
-       code that ran 1.8x slower than the plain LSTM's loop. */              \
+    /* The peephole row: the c(t-1) terms go in first, in a plain pass,    \
+       then the LSTM's loop with one more term for o. Fused into one loop    \
+       (and as a two-pass split at c) gcc 12 made slower code: 1.3x and 1.2x  \
+       this one's time at 64,64,8,64. */                                     \
     static inline __attribute__((always_inline)) void                             \
     tsrnn_peephole_row_forward_##SFX(                                             \
             Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
             const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
             T *TSRNN_RESTRICT cn, T *TSRNN_RESTRICT hn) {                           \
         for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ai = g[j] + bias[j] + peep[j] * cp[j];                          \
-            const T af = g[H + j] + bias[H + j] + peep[H + j] * cp[j];              \
-            const T ig = SIG(ai), fg = SIG(af);                                     \
-            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
-            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg;                            \
-            cn[j] = fg * cp[j] + ig * gg;                                           \
+            g[j] += peep[j] * cp[j];                                                \
+            g[H + j] += peep[H + j] * cp[j];                                        \
         }                                                                           \
+        const T *TSRNN_RESTRICT po = peep + 2 * H;                                  \
         for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T c = cn[j];                                                      \
-            const T og = SIG(g[3 * H + j] + bias[3 * H + j] + peep[2 * H + j] * c); \
+            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
+            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
+            const T c = fg * cp[j] + ig * gg;                                       \
+            const T og = SIG(g[3 * H + j] + bias[3 * H + j] + po[j] * c);           \
             const T tc = TANH(c);                                                   \
-            g[3 * H + j] = og; g[4 * H + j] = tc;                                   \
+            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
+            g[4 * H + j] = tc;                                                      \
+            cn[j] = c;                                                              \
             hn[j] = og * tc;                                                        \
         }                                                                           \
     }                                                                               \
