@@ -439,22 +439,28 @@ cdef extern from *:
      * gru: g = [r z n | W_hn h] in (the hidden n part sits in the 4th slot)
      *      and [r z n | W_hn h + b_hn] out.
      */
+    /* One LSTM row once the pre-activations are complete, but for the o
+       gate's optional extra term O_EXTRA (empty, or the peephole's
+       "+ po[j] * c"), pasted in so that the plain LSTM carries no dead add. */
+    #define TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, O_EXTRA)                              \
+        for (Py_ssize_t j = 0; j < H; j++) {                                        \
+            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
+            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
+            const T c = fg * cp[j] + ig * gg;                                       \
+            const T og = SIG(g[3 * H + j] + bias[3 * H + j] O_EXTRA);               \
+            const T tc = TANH(c);                                                   \
+            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
+            g[4 * H + j] = tc;                                                      \
+            cn[j] = c;                                                              \
+            hn[j] = og * tc;                                                        \
+        }
     #define TSRNN_DEFINE_STEP_FORWARD(SFX, T, SIG, TANH)                            \
     static inline __attribute__((always_inline)) void                             \
     tsrnn_lstm_row_forward_##SFX(                                                 \
             Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
             const T *TSRNN_RESTRICT cp, T *TSRNN_RESTRICT cn,                       \
             T *TSRNN_RESTRICT hn) {                                                 \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
-            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
-            const T c = fg * cp[j] + ig * gg;                                       \
-            const T og = SIG(g[3 * H + j] + bias[3 * H + j]), tc = TANH(c);         \
-            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
-            g[4 * H + j] = tc;                                                      \
-            cn[j] = c;                                                              \
-            hn[j] = og * tc;                                                        \
-        }                                                                           \
+        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, )                                         \
     }                                                                               \
     /* The peephole row: the c(t-1) terms go in first, in a plain pass,    \
        then the LSTM's loop with one more term for o. Fused into one loop    \
@@ -470,17 +476,7 @@ cdef extern from *:
             g[H + j] += peep[H + j] * cp[j];                                        \
         }                                                                           \
         const T *TSRNN_RESTRICT po = peep + 2 * H;                                  \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
-            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
-            const T c = fg * cp[j] + ig * gg;                                       \
-            const T og = SIG(g[3 * H + j] + bias[3 * H + j] + po[j] * c);           \
-            const T tc = TANH(c);                                                   \
-            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
-            g[4 * H + j] = tc;                                                      \
-            cn[j] = c;                                                              \
-            hn[j] = og * tc;                                                        \
-        }                                                                           \
+        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, + po[j] * c)                              \
     }                                                                               \
     TSRNN_CLONES static void tsrnn_lstm_step_forward_##SFX(                         \
             Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
