@@ -28,7 +28,7 @@ first zero the buffer for beta = 0, a second pass over it for a product with
 only D-deep sums), and each step's recurrent product accumulates onto it
 there. The backward sweep writes the gate gradients da over the stored
 activations, which are dead once their step is done, so training holds one
-(T, B, S) buffer, not two. After the sweep, one GEMM over all T*B rows,
+gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM over all T*B rows,
 da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient and dW_hh in a single
 pass over da (instead of two GEMMs and a column sum). BLAS
 comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
@@ -46,10 +46,11 @@ The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
 columns; the weight-gradient GEMM is also cut along its summed dimension into
 fixed blocks whose partial products are added in block order, so that both
 threads have work when dW is small (H = 64). Every output element has exactly
-one writer, and no atomics or reductions cross threads. The thread count is read from the OpenMP runtime at
-call time (``omp_get_max_threads``) so OMP_NUM_THREADS and threadpoolctl govern
-it; the caller limits BLAS to one thread around these calls, because a threaded
-BLAS called from inside a parallel region oversubscribes the cores badly.
+one writer, and no atomics or reductions cross threads. The thread count is
+read from the OpenMP runtime at call time (``omp_get_max_threads``) so
+OMP_NUM_THREADS and threadpoolctl govern it; the caller limits BLAS to one
+thread around these calls, because a threaded BLAS called from inside a
+parallel region oversubscribes the cores badly.
 
 Vectorisation. The default build targets baseline x86-64. The per-step gate
 loops (forward and backward, with inline float32 sigmoid and tanh) and the
@@ -61,9 +62,10 @@ the same loop scalar with the row pointers computed inside the batch loop).
 
 Determinism. A row's arithmetic never depends on which chunk holds it: the
 gate loops are per row, and the micro-kernel accumulates every output element
-in k order whatever rows surround it. The BLAS blocks of the input projection
-and the weight gradients have fixed sizes. So results are bitwise identical
-for any OMP_NUM_THREADS and any chunk size.
+in k order whatever rows surround it. The blocks of the weight-gradient and
+dx GEMMs (BLAS) and of the peephole sums have sizes fixed by the shapes
+alone, and their partial sums are added in block order. So results are
+bitwise identical for any OMP_NUM_THREADS and any chunk size.
 
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
