@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -237,6 +238,12 @@ class Report:
     def __call__(self, line=""):
         print(line, flush=True)
         self.lines.append(line)
+
+    def save(self, path):
+        """Write every line so far to ``path`` (the --markdown file)."""
+        with open(path, "w") as f:
+            f.write("\n".join(self.lines) + "\n")
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def print_slowing_env_warning():

@@ -635,9 +635,7 @@ def main(argv=None):
              "rerun on an idle machine.")
 
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(emit.lines) + "\n")
-        print(f"wrote {args.markdown}", file=sys.stderr)
+        emit.save(args.markdown)
     return 0
 
 

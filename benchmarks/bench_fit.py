@@ -710,9 +710,7 @@ def main(argv=None):
              "times are unreliable, ratios less so (runs alternate).")
 
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(emit.lines) + "\n")
-        print(f"wrote {args.markdown}", file=sys.stderr)
+        emit.save(args.markdown)
     return 0
 
 

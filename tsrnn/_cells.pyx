@@ -731,17 +731,17 @@ cdef inline void gru_step_backward(
 # Blocked, thread-count-independent GEMMs and reductions
 # --------------------------------------------------------------------------
 
-cdef void rows_gemm(Py_ssize_t n_rows, int n, int k, bint trans_b,
+cdef void rows_gemm(Py_ssize_t n_rows, int n, int k,
                     const floating* a, int lda, const floating* b, int ldb,
                     floating* c, int ldc, int n_threads) noexcept nogil:
-    """C[rows] = A[rows] @ op(B), cut into fixed blocks of rows of A and C."""
+    """C[rows] = A[rows] @ B, cut into fixed blocks of rows of A and C."""
     cdef Py_ssize_t n_blocks = (n_rows + 4 * BLOCK - 1) // (4 * BLOCK)
     cdef Py_ssize_t blk, r0
     cdef int nr
     for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
         r0 = blk * 4 * BLOCK
         nr = <int> min(4 * BLOCK, n_rows - r0)
-        gemm_rm(False, trans_b, nr, n, k, <floating> 1, a + r0 * lda, lda,
+        gemm_rm(False, False, nr, n, k, <floating> 1, a + r0 * lda, lda,
                 b, ldb, <floating> 0, c + r0 * ldc, ldc)
 
 
@@ -1119,7 +1119,7 @@ def backward_layer(int cell,
 
         if want_dx:
             # dx = da @ w_ih over all T*B rows.
-            rows_gemm(T * B, <int> D, <int> GH, False, &gates[0, 0, 0], <int> S,
+            rows_gemm(T * B, <int> D, <int> GH, &gates[0, 0, 0], <int> S,
                       &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
                       _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
         grad_operand(T, B, D, H, &x[0, 0, 0], &h0[0, 0], &hs[0, 0, 0], &z[0, 0],
