@@ -84,6 +84,7 @@ from _common import (  # noqa: E402
 try:
     import tsrnn
     import tsrnn._base as tsrnn_base
+    import tsrnn._data as tsrnn_data
     import tsrnn.functional as tsrnn_functional
     from tsrnn import RNNRegressor
 except ImportError as exc:
@@ -495,7 +496,7 @@ def profile_epoch(cfg, cell, threads):
         t.wrap_context(tsrnn_functional, "_single_threaded_blas", "blas limit")
         t.wrap(tsrnn_functional, "_time_major", "_time_major")
         t.wrap(tsrnn_functional, "_validate_params", "_validate_params")
-        t.wrap(tsrnn_base._StreamData, "batch", "batch")
+        t.wrap(tsrnn_data.StreamData, "batch", "batch")
         B = tsrnn_base.BaseRNN
         t.wrap(B, "_train_step", "_train_step")
         t.wrap(B, "_loss_grad", "_loss_grad")

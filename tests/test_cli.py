@@ -11,6 +11,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -83,7 +84,7 @@ BAD_INPUTS = [
     ("empty-file", "", [], ["data.csv", "empty"]),
     ("header-only", _HEADER, [], ["data.csv", "empty", "no data rows"]),
     ("unknown-target", _HEADER + _rows(100), ["--target", "pressure"],
-     ["'pressure'", "temp, humidity"]),
+     ["'pressure'", "'temp', 'humidity'", "--target"]),
     ("no-target-given", _HEADER + _rows(100), [], ["--target"]),
     ("non-numeric", _HEADER + _rows(50) + "2017-01-03 02:00,3.5,high\n" + _rows(50, "2017-01-04"),
      ["--target", "temp"], ["'humidity'", "not numeric", "row 51", "'high'"]),
@@ -94,10 +95,11 @@ BAD_INPUTS = [
     ("unsorted-time", _HEADER + "".join(reversed(_rows(100).splitlines(True))),
      ["--target", "temp"], ["not sorted", "row 2"]),
     ("duplicate-time", _HEADER + _rows(30) + _rows(70, "2017-01-02 05:00"),
-     ["--target", "temp"], ["repeat", "row 31", "2017-01-02 05:00", "--freq"]),
+     ["--target", "temp"], ["duplicated", "row 31", "2017-01-02 05:00", "--freq"]),
     ("too-few-rows", _HEADER + _rows(20), ["--target", "temp", "--window", "16", "--horizon", "8"],
-     ["20 rows", "too few", "--window 16", "--horizon 8"]),
-    # The next two are found by RNNForecaster.fit, before the first epoch.
+     ["Too few rows", "window=16", "horizon=8", "first 12 rows", "--window N",
+      "--horizon N"]),
+    # From here on the forecaster's own checks (RNNForecaster.validate_frame).
     ("missing-value", _HEADER + _rows(50) + "2017-01-03 02:00,,1\n" + _rows(49, "2017-01-03 03:00"),
      ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["'temp'", "missing value", "2017-01-03 02:00", "--missing"]),
@@ -290,3 +292,59 @@ def test_same_seed_same_forecast(tmp_path):
         assert result.returncode == 0, result.stderr
         outputs.append((tmp_path / name).read_text())
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize(
+    "values", [lambda t: np.sin(2 * np.pi * t / 24), lambda t: 0 * t + 3.25],
+    ids=["exactly-seasonal", "constant"],
+)
+def test_undefined_mase_is_nan_with_a_note(tmp_path, values):
+    # The seasonal-naive MAE on such training rows is ~1e-14 or 0: MASE was
+    # printed as 230436504745897.8438 or inf before.
+    t = np.arange(300)
+    frame = pd.DataFrame({"y": values(t)},
+                         index=pd.date_range("2024-01-01", periods=300, freq="h"))
+    frame.to_csv(tmp_path / "data.csv", index_label="timestamp")
+    result = run_cli("forecast", "data.csv", "--window", "24", "--horizon", "6",
+                     "--max-iter", "1", "--out", "out.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("backtest:")[1]
+    mase = [line.split()[-1] for line in table.splitlines()
+            if line.split()[:1] in (["model"], ["persistence"], ["seasonal_naive"])]
+    assert mase == ["NaN", "NaN", "NaN"], table
+    assert "note: MASE is NaN" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr
+
+
+def test_training_failure_is_exit_1_not_input_error(tmp_path, monkeypatch, capsys):
+    # A diverging fit is not the user's input: status 1 and one clear line.
+    from tsrnn import cli
+    from tsrnn.exceptions import TrainingError
+
+    def diverge(self, *args, **kwargs):
+        raise TrainingError("Training diverged: the loss became inf in epoch 1.")
+
+    monkeypatch.setattr("tsrnn.RNNForecaster.fit", diverge)
+    weather_csv(tmp_path / "data.csv", 300)
+    code = cli.main(["forecast", str(tmp_path / "data.csv"), "--target", "temp_air",
+                     "--out", str(tmp_path / "out.csv")])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "tsrnn: training failed: Training diverged: the loss became inf in epoch 1."
+    ]
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_unexpected_error_shows_its_traceback(tmp_path, monkeypatch):
+    # A bug (here a ValueError that is not an InputError) is not reported as
+    # bad input: it propagates with its traceback.
+    from tsrnn import cli
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr("tsrnn.RNNForecaster.backtest", broken)
+    weather_csv(tmp_path / "data.csv", 300)
+    with pytest.raises(ValueError, match="an internal bug"):
+        cli.main(["forecast", str(tmp_path / "data.csv"), "--target", "temp_air",
+                  "--max-iter", "1", "--out", str(tmp_path / "out.csv")])

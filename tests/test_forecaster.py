@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from _forecaster_data import FAST, make_frame
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from tsrnn import RNNForecaster
+from tsrnn._windows import fit_origins
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +146,9 @@ def test_early_stopping_keeps_validation_targets_out_of_training(frame):
     # Training windows' targets end before the first validation target.
     f = RNNForecaster(target="y", early_stopping=True, **FAST).fit(frame)
     cut = len(frame) - int(np.ceil(0.1 * len(frame)))
-    train, val = f._origins_fit({None: frame}, [0], np.zeros((len(frame), 1)))
+    train, val = fit_origins(
+        [len(frame)], [0], np.zeros((len(frame), 1)), f.window, f.horizon, 0.1
+    )
     assert train.max() + f.horizon < cut <= val.min() + 1
     assert val.max() + f.horizon == len(frame) - 1
 
@@ -158,13 +161,21 @@ def test_warm_start_continues_training(frame):
     assert len(f.loss_curve_) == 4 and f.n_iter_ == 2
     assert f.loss_curve_[2] < first[0]  # started from the trained weights
     assert f.scaler_ is scaler  # the learned mapping keeps its input scaling
+
+
+@pytest.mark.parametrize(
+    "change", [{"horizon": 6}, {"quantiles": (0.5,)}, {"target": "x"}]
+)
+def test_refused_warm_start_leaves_no_model(frame, change):
+    # A warm start that must change the head or the columns is refused, and
+    # the refusal drops the old model: nothing half-updated can answer.
+    f = RNNForecaster(target="y", warm_start=True, **FAST).fit(frame)
     with pytest.raises(ValueError, match="warm_start must keep"):
-        f.set_params(horizon=6).fit(frame)
-    f.set_params(horizon=4)
-    with pytest.raises(ValueError, match="warm_start must keep"):
-        f.set_params(quantiles=(0.5,)).fit(frame)
-    assert f.quantiles_ is None  # a refused warm start changes nothing
-    assert f.set_params(quantiles=None, warm_start=False, horizon=6).fit(frame).n_outputs_ == 6
+        f.set_params(**change).fit(frame)
+    with pytest.raises(NotFittedError):
+        f.predict()
+    # The next fit starts afresh with the new parameters.
+    assert f.fit(frame).predict().shape[0] == f.horizon
 
 
 # ----------------------------------------------------------------------
@@ -267,7 +278,5 @@ def test_bad_parameters_are_rejected(frame):
 
 
 def test_unfitted_forecaster_raises(frame):
-    from sklearn.exceptions import NotFittedError
-
     with pytest.raises(NotFittedError):
         RNNForecaster(target="y").predict()

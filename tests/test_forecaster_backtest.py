@@ -9,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
 from tsrnn import RNNForecaster
-from tsrnn._forecaster import Backtest
+from tsrnn._backtest import Backtest
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from _forecaster_data import FAST, make_frame
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import RNNForecaster
+from tsrnn._windows import fit_origins
 
 
 @pytest.fixture(autouse=True)
@@ -54,14 +55,14 @@ def test_mask_keeps_filled_targets_out_of_training():
     frame = with_gaps()
     masked = RNNForecaster(target="y", missing="mask", **FAST).fit(frame.iloc[:200])
     filled = RNNForecaster(target="y", missing="interpolate", **FAST).fit(frame.iloc[:200])
-    Y_mask = masked._encode(frame.iloc[:200], None, fitting=True)["Y"]
-    Y_fill = filled._encode(frame.iloc[:200], None, fitting=True)["Y"]
+    Y_mask = masked._encoder.encode(frame.iloc[:200], None, fitting=True)["Y"]
+    Y_fill = filled._encoder.encode(frame.iloc[:200], None, fitting=True)["Y"]
     np.testing.assert_array_equal(np.isnan(Y_mask[:, 0]), frame["y"].iloc[:200].isna())
     assert not np.isnan(Y_fill).any()
     # The inputs are the same filled values in both policies.
     np.testing.assert_array_equal(
-        masked._encode(frame.iloc[:200], None, fitting=True)["A"],
-        filled._encode(frame.iloc[:200], None, fitting=True)["A"],
+        masked._encoder.encode(frame.iloc[:200], None, fitting=True)["A"],
+        filled._encoder.encode(frame.iloc[:200], None, fitting=True)["A"],
     )
     # A missing target gives no loss and no gradient.
     Z = np.ones((1, 4))
@@ -76,8 +77,8 @@ def test_mask_training_ignores_the_values_of_missing_targets_windows():
     frame = make_frame(200)
     frame.iloc[100:130, 0] = np.nan
     f = RNNForecaster(target="y", missing="mask", **FAST).fit(frame)
-    Y = f._encode(frame, None, fitting=True)["Y"]
-    train, _ = f._origins_fit({None: frame}, [0], Y)
+    Y = f._encoder.encode(frame, None, fitting=True)["Y"]
+    train, _ = fit_origins([len(frame)], [0], Y, f.window, f.horizon)
     targets = train[:, None] + np.arange(1, 5)
     assert (~np.isnan(Y[targets, 0])).any(axis=1).all()
     assert len(train) == 200 - 12 - 4 + 1 - (30 - 4 + 1)

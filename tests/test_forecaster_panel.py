@@ -8,6 +8,7 @@ from _forecaster_data import FAST, make_frame, make_panel
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import RNNForecaster
+from tsrnn._windows import fit_origins
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +52,9 @@ def test_one_model_for_all_series(fitted):
         alone = panel[panel["site"] == key].drop(columns="site")
         expected = fitted._forecast(
             fitted._windows(
-                fitted._encode(alone[fitted._columns], key, fitting=False)["A"],
+                fitted._encoder.encode(
+                    alone[fitted._frame_layout.columns], key, fitting=False
+                )["A"],
                 [len(alone) - 1],
             )
         )[0, :, 0, 0]
@@ -63,8 +66,8 @@ def test_one_model_for_all_series(fitted):
 def test_windows_never_cross_series():
     panel = make_panel(n=40)
     f = RNNForecaster(target="y", series_id="site", **FAST).fit(panel)
-    frames = f._series_frames(panel)
-    train, _ = f._origins_fit(frames, [0, 40], np.zeros((80, 1)))
+    lengths = [len(frame) for frame in f._frame_layout.split(panel).values()]
+    train, _ = fit_origins(lengths, [0, 40], np.zeros((80, 1)), f.window, f.horizon)
     first = train - f.window + 1
     last = train + f.horizon
     assert ((first >= 40) == (last >= 40)).all()

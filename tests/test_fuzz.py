@@ -670,7 +670,7 @@ def test_fuzz_rnn_forecaster(case, window, horizon, cell, missing, freq, quantil
             assert _finite(forecast.to_numpy(np.float64))
             last = f._context[next(iter(f._context))].index[-1]
             stamps = forecast.index.get_level_values(-1)
-            assert stamps[0] == last + f._offset
+            assert stamps[0] == last + pd.tseries.frequencies.to_offset(f.freq_)
         result = f.backtest(frame)
         assert _finite(result.forecasts["forecast"])
         assert (result.forecasts["step"].between(1, horizon)).all()

@@ -6,10 +6,10 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from tsrnn._base import BaseRNN
+from tsrnn._arrays import ArrayRNN
 
 
-class RNNClassifier(ClassifierMixin, BaseRNN):
+class RNNClassifier(ClassifierMixin, ArrayRNN):
     """Recurrent neural network classifier (LSTM, GRU or peephole LSTM).
 
     A stack of recurrent layers reads a sequence of rows; a dense layer on the

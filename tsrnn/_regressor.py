@@ -5,10 +5,10 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import column_or_1d
 
-from tsrnn._base import BaseRNN
+from tsrnn._arrays import ArrayRNN
 
 
-class RNNRegressor(RegressorMixin, BaseRNN):
+class RNNRegressor(RegressorMixin, ArrayRNN):
     """Recurrent neural network regressor (LSTM, GRU or peephole LSTM).
 
     A stack of recurrent layers reads a sequence of rows; a dense linear layer

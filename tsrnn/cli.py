@@ -7,13 +7,18 @@ fit an :class:`~tsrnn.RNNForecaster` with a progress bar, print a backtest
 table against the persistence and seasonal-naive baselines, and write the
 forecast as CSV and, on request, as a PNG plot.
 
-Errors the user can fix (a missing file, an unknown column, text where numbers
-belong, timestamps out of order, too little data) raise :class:`UsageError`.
-``main`` turns them into a single ``tsrnn: error: ...`` line on stderr and exit
-status 2, the status argparse uses for bad arguments, so scripts can tell "your
-input is wrong" (2) from "tsrnn crashed" (1, with a traceback). Every check on
-the input runs before training, so a bad file fails in well under a second
-instead of after a minute of fitting.
+Errors the user can fix are :class:`~tsrnn.exceptions.InputError`: the CLI's
+own (a missing file, text where numbers belong, a time column that does not
+parse: :class:`UsageError`, a subclass) and every refusal of the data by the
+forecaster's own checks (an unknown column, timestamps out of order, gaps,
+too little data). ``main`` turns them, and only them, into a single
+``tsrnn: error: ...`` line on stderr and exit status 2, the status argparse
+uses for bad arguments. Training that fails on accepted data
+(:class:`~tsrnn.exceptions.TrainingError`) is one ``tsrnn: training failed:``
+line and status 1; anything else is a bug and shows its traceback (status 1).
+The CLI parses the CSV and leaves every other check to
+``RNNForecaster.validate_frame``, which runs them before training, so a bad
+file fails in well under a second instead of after a minute of fitting.
 
 Outputs are written to temporary files in the destination directory and moved
 into place with ``os.replace`` only after everything has succeeded, so a failed
@@ -26,7 +31,6 @@ without matplotlib is refused up front with a message saying what to install.
 """
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -35,6 +39,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from tsrnn.exceptions import InputError, TrainingError
 
 __all__ = ["main", "UsageError"]
 
@@ -56,8 +64,8 @@ _PATIENCE = 3
 _DEFAULT_QUANTILES = "0.1,0.5,0.9"
 
 
-class UsageError(Exception):
-    """A problem with the user's input or options: reported in one line, exit 2."""
+class UsageError(InputError):
+    """A problem with the CSV or the options: reported in one line, exit 2."""
 
 
 # --------------------------------------------------------------------------
@@ -237,11 +245,10 @@ def _first_line(exc):
     return lines[0] if lines else type(exc).__name__
 
 
-def _parse_times(column, name, path, allow_repeats=False):
+def _parse_times(column, name, path):
     """Parse a column of timestamps into a DatetimeIndex, naming the first bad value.
 
-    Timestamps must increase; with ``allow_repeats`` (when --freq is given,
-    and the forecaster averages each step's rows) they may also repeat.
+    Their order and spacing are the forecaster's to check.
     """
     if pd.api.types.is_numeric_dtype(column):
         raise UsageError(
@@ -276,26 +283,10 @@ def _parse_times(column, name, path, allow_repeats=False):
         raise UsageError(
             f"the timestamps in column {name!r} of {path} do not share one time zone"
         )
-    index = pd.DatetimeIndex(stamps, name=name)
-    values = index.asi8
-    steps = np.diff(values)
-    if (steps < 0).any():
-        row = int(np.flatnonzero(steps < 0)[0]) + 2
-        raise UsageError(
-            f"timestamps in {path} are not sorted: row {row} ({index[row - 1]}) is "
-            f"earlier than row {row - 1} ({index[row - 2]}); sort the file by time"
-        )
-    if not allow_repeats and (steps == 0).any():
-        row = int(np.flatnonzero(steps == 0)[0]) + 2
-        raise UsageError(
-            f"timestamps in {path} repeat: row {row} has the timestamp {index[row - 1]} "
-            f"of row {row - 1}; aggregate the duplicates, or pass --freq to average "
-            "them into regular steps"
-        )
-    return index
+    return pd.DatetimeIndex(stamps, name=name)
 
 
-def load_frame(path, time_col=None, allow_repeats=False):
+def load_frame(path, time_col=None):
     """The CSV at ``path`` as a DataFrame indexed by its sorted timestamps.
 
     The time column (``time_col``, default the first column) becomes the
@@ -310,7 +301,7 @@ def load_frame(path, time_col=None, allow_repeats=False):
             f"time column {time_col!r} is not in {path}; its columns are "
             f"{', '.join(map(str, frame.columns))}"
         )
-    index = _parse_times(frame.pop(time_col), time_col, path, allow_repeats)
+    index = _parse_times(frame.pop(time_col), time_col, path)
     if frame.shape[1] == 0:
         raise UsageError(f"{path} has a time column but no data columns")
     frame.index = index
@@ -333,37 +324,25 @@ def _check_numeric(frame, columns, path):
 
 
 def select_columns(frame, target, features, path):
-    """Check the target and input columns; return (frame with them, target)."""
+    """The target and the ``--features`` columns of ``frame``, as float64.
+
+    Only what the CSV and the options decide is checked here (named feature
+    columns exist, the chosen columns hold numbers); whether the target
+    exists and can be forecast is the forecaster's check.
+    """
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
-    if target is None:
-        numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
-        if len(numeric) != 1:
-            raise UsageError(
-                f"{path} has several columns; choose the one to forecast with "
-                f"--target (one of: {', '.join(columns)})"
-            )
-        target = numeric[0]
-    if target not in columns:
-        raise UsageError(
-            f"target column {target!r} is not in {path}; its columns are {', '.join(columns)}"
-        )
-    if features is None:
-        features = [c for c in columns if c != target]
-    else:
+    if features is not None:
         unknown = [c for c in features if c not in columns]
         if unknown:
             raise UsageError(
                 f"feature column {unknown[0]!r} is not in {path}; its columns are "
                 f"{', '.join(columns)}"
             )
-        features = [c for c in dict.fromkeys(features) if c != target]
-    keep = [target] + features
-    _check_numeric(frame, keep, path)
-    frame = frame[keep].astype("float64")
-    if frame[target].isna().all():
-        raise UsageError(f"target column {target!r} in {path} has no values")
-    return frame, target
+        keep = list(dict.fromkeys(([target] if target in columns else []) + features))
+        frame = frame[keep]
+    _check_numeric(frame, frame.columns, path)
+    return frame.astype("float64")
 
 
 # --------------------------------------------------------------------------
@@ -504,41 +483,20 @@ def _plot_writer(model, data, args):
 # --------------------------------------------------------------------------
 
 
-def plan_split(n_rows, window, horizon, test_size, validation_fraction=0.1):
-    """Rows held out for the backtest, and whether early stopping fits.
-
-    The last ``max(horizon, round(test_size * n_rows))`` rows are the backtest
-    block, never trained on; the forecaster gets the rows before it. Those
-    must hold at least one training example (``window + horizon`` rows).
-    Early stopping additionally holds out the last ``validation_fraction`` of
-    the training rows, which must span ``horizon`` rows and leave a training
-    example before them; on shorter data it is switched off rather than
-    refusing a file that can be fitted.
-
-    Returns ``(n_test, early_stopping)``, or raises UsageError.
-    """
-    n_test = max(horizon, round(test_size * n_rows))
-    n_train = n_rows - n_test
-    if n_train < window + horizon:
-        raise UsageError(
-            f"{n_rows} rows are too few for --window {window} and --horizon {horizon}: "
-            f"training needs window + horizon = {window + horizon} rows and the "
-            f"backtest holds out the last {n_test}, so at least "
-            f"{window + horizon + n_test} rows are needed"
-        )
-    # The same arithmetic as RNNForecaster's chronological validation split.
-    n_val = math.ceil(validation_fraction * n_train)
-    early_stopping = n_val >= horizon and n_train - n_val >= window + horizon
-    return n_test, early_stopping
+# Forecaster parameters named in its messages, and the options that set them.
+_OPTIONS = {
+    "target=": "--target COL", "target column": "--target COL", "window=": "--window N", "horizon=": "--horizon N",
+    "freq=": "--freq FREQ", "missing=": "--missing interpolate|mask",
+}
 
 
-def _fit_error(exc, source):
-    """The forecaster's ValueError about the data, as a one-line UsageError."""
+def _input_error(exc, source):
+    """The forecaster's InputError about the data, as a one-line UsageError."""
     message = f"cannot fit {source}: {_first_line(exc)}"
     # The forecaster's hints name its Python parameters; add their options.
-    options = [option for keyword, option in (
-        ("freq=", "--freq FREQ"), ("missing=", "--missing interpolate|mask"),
-    ) if keyword in message]
+    options = list(dict.fromkeys(
+        option for keyword, option in _OPTIONS.items() if keyword in message
+    ))
     if options:
         message += f" (command line: {', '.join(options)})"
     return UsageError(message)
@@ -568,17 +526,17 @@ def _forecast(args, out):
         target = args.target if args.target is not None else _EMBEDDED_TARGET
     else:
         source = args.csv
-        frame = load_frame(args.csv, args.time_col, allow_repeats=args.freq is not None)
+        frame = load_frame(args.csv, args.time_col)
         target = args.target
-    frame, target = select_columns(frame, target, args.features, source)
-    try:
-        n_test, early_stopping = plan_split(len(frame), args.window, args.horizon,
-                                            args.test_size)
-    except UsageError as exc:
-        raise UsageError(f"{source}: {exc}")
-    train, test = frame.iloc[:-n_test], frame.iloc[-n_test:]
-
-    from sklearn.exceptions import ConvergenceWarning
+    frame = select_columns(frame, target, args.features, source)
+    # The backtest block must hold one horizon; the forecaster checks the rest.
+    n_test = max(args.horizon, round(args.test_size * len(frame)))
+    if n_test >= len(frame):
+        raise UsageError(
+            f"{source} has {len(frame)} rows: too few to hold out the last {n_test} "
+            "for the backtest and train on the rest (--horizon, --test-size)"
+        )
+    train, test = train_test_split(frame, test_size=n_test, shuffle=False)
 
     from tsrnn._forecaster import RNNForecaster
 
@@ -592,17 +550,28 @@ def _forecast(args, out):
         freq=args.freq,
         missing=args.missing,
         max_iter=args.max_iter,
-        early_stopping=early_stopping,
+        early_stopping=True,
         n_iter_no_change=_PATIENCE,
         random_state=args.seed,
     )
+    where = f"{source} (its first {len(train)} rows; the backtest holds out the last {n_test})"
+    try:
+        try:
+            model.validate_frame(train)
+        except InputError:
+            # Too short for a validation block, or bad data: without early
+            # stopping, only bad data is still refused.
+            model.set_params(early_stopping=False).validate_frame(train)
+    except InputError as exc:
+        raise _input_error(exc, where) from None
+    target = target if target is not None else train.columns[0]
     print(
         f"tsrnn: forecasting {target!r} {args.horizon} steps ahead from {source} "
         f"({len(frame)} rows, {frame.index[0]} to {frame.index[-1]}, "
         f"{_count(frame.shape[1], 'column')})\n"
         f"model: {args.cell}, window {args.window}, hidden "
         f"{','.join(map(str, args.hidden))}, at most {_count(args.max_iter, 'epoch')}"
-        + ("" if early_stopping else " (too few rows for early stopping)")
+        + ("" if model.early_stopping else " (too few rows for early stopping)")
         + f"; trained on the first {len(train)} rows, backtested on the last {n_test}",
         file=out, flush=True,
     )
@@ -613,8 +582,6 @@ def _forecast(args, out):
             # The progress bar already shows that training ran to --max-iter.
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(train, callback=progress)
-    except ValueError as exc:
-        raise _fit_error(exc, source)
     finally:
         progress.close()
     print(f"trained {_count(model.n_iter_, 'epoch')} in "
@@ -625,13 +592,18 @@ def _forecast(args, out):
     # forecast, from data the model was not trained on.
     try:
         result = model.backtest(test)
-    except ValueError as exc:
-        raise _fit_error(exc, source)
+    except InputError as exc:
+        raise _input_error(exc, source) from None
     print(f"\nbacktest: forecasts from every row of the last {n_test}, "
           f"{args.horizon} steps ahead; seasonal naive repeats the value "
           f"{_count(result.season, 'step')} earlier; MASE is MAE over the seasonal "
           "naive MAE on the training rows:", file=out)
     print(result.metrics.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+    if np.isnan(model.mase_scale_).any():
+        print(f"note: MASE is NaN: on the training rows, the value {result.season} "
+              "steps earlier predicts the target without error (a constant series, "
+              "or one that repeats exactly with its season), so there is no scale "
+              "to divide by; compare the MAE instead.", file=out)
 
     # The forecast starts after the last row of the whole file.
     forecast = model.predict(frame)
@@ -646,16 +618,22 @@ def _forecast(args, out):
 
 
 def main(argv=None):
-    """Run the command line; return the exit status (0, or 2 for bad input)."""
+    """Run the command line; return the exit status.
+
+    0 on success, 2 for bad input or options, 1 when training fails; any
+    other error propagates with its traceback (Python exits with 1).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "forecast":
             _forecast(args, sys.stdout)
-    except UsageError as exc:
+    except InputError as exc:
         # One line, whatever the message holds (a column name may contain a
         # newline), so that scripts can grep it.
-        message = " ".join(str(exc).split())
-        print(f"tsrnn: error: {message}", file=sys.stderr)
+        print(f"tsrnn: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except TrainingError as exc:
+        print(f"tsrnn: training failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     return 0

@@ -10,7 +10,10 @@ Scorers follow sklearn's "greater is better" convention, so they return the
 *negated* error, like sklearn's ``neg_mean_absolute_error``.
 """
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import mean_absolute_error
 
 __all__ = [
@@ -21,21 +24,35 @@ __all__ = [
 ]
 
 
+# A seasonal-naive error this small next to the data's magnitude is rounding,
+# not forecast error: a series that repeats exactly with its season (or a
+# constant one) leaves ~1e-14 of its magnitude. MASE is undefined there.
+_NEGLIGIBLE_SCALE = 1e-10
+
+
 def _seasonal_naive_mae(series, season):
     """Per-column in-sample MAE of the forecast ``y[t - season]``.
 
     ``series`` is a sequence of 2-D arrays (n_rows, n_outputs), one per
     independent series: differences never cross from one series to the next.
-    NaN values are skipped. A column with no pair of observed values gets NaN.
+    NaN values are skipped. A column with no pair of observed values, or whose
+    MAE is negligible next to its largest absolute value (see
+    ``_NEGLIGIBLE_SCALE``), gets NaN: MASE is undefined for it.
     """
-    errors = [np.abs(y[season:] - y[:-season]) for y in series if len(y) > season]
+    n_cols = series[0].shape[1] if len(series) else 1
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a NaN error
+        errors = [np.abs(y[season:] - y[:-season]) for y in series if len(y) > season]
     if not errors:
-        return np.full(series[0].shape[1] if len(series) else 1, np.nan)
+        return np.full(n_cols, np.nan)
     errors = np.concatenate(errors)
     counts = np.sum(~np.isnan(errors), axis=0)
     sums = np.nansum(errors, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        magnitude = np.nanmax(np.abs(np.concatenate(series)), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        mae = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return np.where(mae > _NEGLIGIBLE_SCALE * magnitude, mae, np.nan)
 
 
 def mean_absolute_scaled_error(
@@ -67,15 +84,26 @@ def mean_absolute_scaled_error(
     Returns
     -------
     mase : float or ndarray of shape (n_outputs,)
-        NaN or inf when the training series is too short or constant.
+        NaN, with an ``UndefinedMetricWarning``, for an output whose training
+        series is too short for one seasonal difference, or whose seasonal
+        naive forecast has no error on it (a constant series, or one that
+        repeats exactly with its season): MASE has no scale there.
     """
     y_true = np.asarray(y_true, dtype=float)
     y_train = np.asarray(y_train, dtype=float)
     if y_train.ndim == 1:
         y_train = y_train[:, None]
     mae = mean_absolute_error(y_true, y_pred, multioutput="raw_values")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scores = mae / _seasonal_naive_mae([y_train], int(season))
+    scale = _seasonal_naive_mae([y_train], int(season))
+    if np.isnan(scale).any():
+        warnings.warn(
+            "MASE is undefined: the seasonal naive forecast has no error on the "
+            "training series (too short, constant, or exactly seasonal), so there "
+            "is no scale to divide by; returning NaN.",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+    scores = mae / scale
     if multioutput == "raw_values":
         return scores
     if multioutput != "uniform_average":
@@ -104,6 +132,8 @@ def _final_forecaster(estimator, X):
 def _make_scorer(metric):
     def scorer(estimator, X, y=None):
         forecaster, X = _final_forecaster(estimator, X)
+        if metric == "MASE":
+            return forecaster.score(X)  # warns when MASE is undefined
         return -float(forecaster.backtest(X).metrics.loc["model", metric])
 
     scorer.__name__ = f"neg_{metric.lower()}_scorer"

@@ -1,0 +1,376 @@
+"""The forecaster's view of a pandas frame: columns, series, time grid, gaps.
+
+Design
+------
+``FrameLayout`` is learned from the training frame and kept by the
+forecaster. It knows which columns are targets, past covariates and
+known-future covariates, whether the frame holds one series or several (a
+``series_id`` column or an (id, timestamp) MultiIndex), the time step, and
+what to do with gaps. Every frame the forecaster receives later (``predict``,
+``update``, ``backtest``) goes through the same layout, so it is cut into
+series, put on the same regular grid and checked the same way.
+
+Every problem with the data is an :class:`~tsrnn.exceptions.InputError` that
+names the column, series and timestamp at fault and says how to fix it. A
+frame that is not a DataFrame, or an index that is not a DatetimeIndex, is a
+``TypeError``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_numeric_dtype
+from pandas.tseries.frequencies import to_offset
+
+from tsrnn.exceptions import InputError
+
+
+def check_frame(X, name):
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{name} must be a pandas DataFrame with a DatetimeIndex (or an "
+            f"(id, timestamp) MultiIndex), got {type(X).__name__}."
+        )
+
+
+def where(key):
+    """' in series <key>' for messages, or nothing for a single series."""
+    return "" if key is None else f" in series {key!r}"
+
+
+def default_season(offset):
+    """Season length in steps for a frequency: one day for sub-daily data.
+
+    Sub-daily steps that divide a day give the steps per day; daily data give
+    7 (a week); monthly 12 and quarterly 4 (a year); anything else 1, which
+    makes the seasonal naive forecast the persistence forecast.
+    """
+    name = type(offset).__name__
+    # Day is a Tick in pandas 2 but not in pandas 3: test it first.
+    if name == "Day" and offset.n == 1:
+        return 7
+    if isinstance(offset, pd.offsets.Tick):
+        step = pd.Timedelta(offset)
+        day = pd.Timedelta(days=1)
+        if step < day and day % step == pd.Timedelta(0):
+            return int(day // step)
+        return 1
+    if "Month" in name and offset.n == 1:
+        return 12
+    if "Quarter" in name and offset.n == 1:
+        return 4
+    return 1
+
+
+@dataclass
+class FrameLayout:
+    """Column roles, series layout, time step and gap policy of a forecaster.
+
+    Build it with :meth:`from_frame` on the training frame.
+    """
+
+    targets: list
+    past: list
+    known: list
+    multi: bool
+    series_id: object
+    id_name: object
+    time_name: object
+    offset: object = None
+    resample: bool = False
+    missing: str = "raise"
+
+    @property
+    def columns(self):
+        """Model columns in their order: targets, past, known-future."""
+        return self.targets + self.past + self.known
+
+    @property
+    def n_past(self):
+        """Leading columns unknown after the forecast origin."""
+        return len(self.targets) + len(self.past)
+
+    # ------------------------------------------------------------------
+    # Construction
+    # ------------------------------------------------------------------
+    @classmethod
+    def from_frame(cls, X, target, known_future, series_id, missing):
+        """Decide the column roles from the training frame (no time step yet)."""
+        id_col = series_id if not isinstance(X.index, pd.MultiIndex) else None
+        if id_col is not None and id_col not in X.columns:
+            raise InputError(
+                f"series_id={id_col!r} is not a column of X; columns are "
+                f"{list(X.columns)}."
+            )
+        candidates = [c for c in X.columns if c != id_col]
+        numeric = [c for c in candidates if is_numeric_dtype(X[c])]
+        if target is None:
+            if len(numeric) != 1:
+                raise InputError(
+                    "target=None needs a frame with exactly one numeric column; X has "
+                    f"{numeric}. Pass target='<column>' or a list of columns."
+                )
+            targets = numeric
+        elif isinstance(target, str):
+            targets = [target]
+        else:
+            targets = list(target)
+        known = list(known_future or [])
+        for role, cols in (("target", targets), ("known_future", known)):
+            for col in cols:
+                if col not in X.columns:
+                    raise InputError(
+                        f"{role} column {col!r} is not in X; columns are "
+                        f"{list(X.columns)}."
+                    )
+                if not is_numeric_dtype(X[col]):
+                    raise TypeError(
+                        f"{role} column {col!r} must be numeric, got dtype {X[col].dtype}."
+                    )
+        if not targets:
+            raise InputError("target must name at least one column.")
+        both = sorted(set(targets) & set(known), key=str)
+        if both or len(set(targets)) < len(targets) or len(set(known)) < len(known):
+            repeated = both or [c for c in targets + known if (targets + known).count(c) > 1]
+            raise InputError(
+                "Columns may appear only once in target and known_future; repeated: "
+                f"{repeated}."
+            )
+        multi = isinstance(X.index, pd.MultiIndex) or id_col is not None
+        id_name, time_name = index_names(X, series_id)
+        return cls(
+            targets=targets,
+            past=[c for c in numeric if c not in targets and c not in known],
+            known=known,
+            multi=multi,
+            series_id=series_id,
+            id_name=id_name,
+            time_name=time_name,
+            missing=missing,
+        )
+
+    def structure(self):
+        """What a warm-started fit must keep: the columns and series layout."""
+        return (tuple(self.targets), tuple(self.past), tuple(self.known), self.multi)
+
+    def set_step(self, frames, freq):
+        """Fix the time step: ``freq`` (resampling to it) or inferred from frames."""
+        if freq is not None:
+            offset = to_offset(freq)
+            # "0h" or "-1h" would divide by zero or run backwards in resample.
+            if offset.n <= 0:
+                raise InputError(f"freq must be a positive time step, got {freq!r}.")
+            self.resample = True
+        else:
+            offset = None
+            for key, frame in frames.items():
+                self._check_order(frame.index, key)
+                found = frame.index.freq
+                if found is None and len(frame) >= 3:
+                    found = pd.DatetimeIndex(frame.index.to_numpy(), freq="infer").freq
+                if found is None:
+                    self._raise_irregular(frame.index, key)
+                if offset is not None and found != offset:
+                    raise InputError(
+                        f"Series have different frequencies: {offset.freqstr} and "
+                        f"{found.freqstr}{where(key)}. Pass freq= to resample "
+                        "them all to one step."
+                    )
+                offset = found
+        self.offset = offset
+
+    # ------------------------------------------------------------------
+    # Frames in, regular series out
+    # ------------------------------------------------------------------
+    def split(self, X, regularize=True):
+        """{series key: frame of the model's columns (float64)}.
+
+        The key is None for a single series. With ``regularize`` every frame
+        is put on the regular grid of the time step (which must be set).
+        """
+        if isinstance(X.index, pd.MultiIndex):
+            if X.index.nlevels != 2:
+                raise InputError(
+                    "A MultiIndex must have two levels, (series id, timestamp); got "
+                    f"{X.index.nlevels} levels {list(X.index.names)}."
+                )
+            if not self.multi:
+                raise InputError(
+                    "This forecaster was fitted on a single series; X has an "
+                    "(id, timestamp) MultiIndex."
+                )
+            frames = {key: g.droplevel(0) for key, g in X.groupby(level=0, sort=False)}
+        elif self.series_id is not None:
+            if self.series_id not in X.columns:
+                raise InputError(
+                    f"series_id={self.series_id!r} is not a column of X; columns are "
+                    f"{list(X.columns)}."
+                )
+            frames = dict(iter(X.groupby(self.series_id, sort=False)))
+        else:
+            if self.multi:
+                raise InputError(
+                    "This forecaster was fitted on several series; X must have an "
+                    "(id, timestamp) MultiIndex or the series_id column."
+                )
+            frames = {None: X}
+        missing_cols = [c for c in self.columns if c not in X.columns]
+        if missing_cols:
+            raise InputError(
+                f"X lacks the column(s) {missing_cols} used in fit; it has "
+                f"{list(X.columns)}."
+            )
+        out = {}
+        for key, frame in frames.items():
+            if not isinstance(frame.index, pd.DatetimeIndex):
+                raise TypeError(
+                    f"The time index{where(key)} must be a DatetimeIndex, got "
+                    f"{type(frame.index).__name__}; convert it with "
+                    "df.index = pd.to_datetime(df.index)."
+                )
+            out[key] = frame[self.columns].astype(np.float64)
+        # update() accepts an empty frame (nothing new); everything that
+        # needs timestamps from X does not.
+        if not out or (regularize and not all(len(f) for f in out.values())):
+            raise InputError("X has no rows.")
+        if regularize:
+            out = {key: self.regularize(frame, key) for key, frame in out.items()}
+        return out
+
+    def regularize(self, frame, key):
+        """``frame`` on the regular grid of the time step, or an InputError."""
+        if self.resample:
+            # pandas' resample sorts, averages duplicates and irregular stamps
+            # into bins, and inserts empty bins as NaN rows.
+            return frame.sort_index().resample(self.offset).mean()
+        self._check_order(frame.index, key)
+        regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset)
+        if not frame.index.equals(regular):
+            self._raise_irregular(frame.index, key, expected=self.offset)
+        frame = frame.copy(deep=False)
+        frame.index = regular.rename(frame.index.name)
+        return frame
+
+    def check_gaps(self, frame, key):
+        """With ``missing="raise"``, refuse a frame with an empty cell."""
+        if self.missing != "raise":
+            return
+        na = frame.isna().to_numpy()
+        if not na.any():
+            return
+        row = int(np.argmax(na.any(axis=1)))
+        col = frame.columns[int(np.argmax(na[row]))]
+        hint = " (resampling with freq= turns empty steps into gaps)" if self.resample else ""
+        raise InputError(
+            f"Column {col!r}{where(key)} has a missing value at "
+            f"{frame.index[row]}, its first gap{hint}. Fill the gaps yourself (e.g. "
+            "X.interpolate(method='time')), or pass missing='interpolate' to fill "
+            "them, or missing='mask' to fill the inputs but never train on "
+            "filled-in targets."
+        )
+
+    def future(self, future, frames, horizon):
+        """{key: (horizon, n_known) raw array} of known-future values."""
+        if not self.known:
+            if future is not None:
+                raise InputError(
+                    "future= is only used with known_future covariates; this "
+                    "forecaster has none."
+                )
+            return {}
+        if future is None:
+            raise InputError(
+                f"known_future={self.known} needs future=: a DataFrame with "
+                f"these columns for the {horizon} timestamps after the history."
+            )
+        check_frame(future, "future")
+        missing_cols = [c for c in self.known if c not in future.columns]
+        if missing_cols:
+            raise InputError(f"future lacks the known-future column(s) {missing_cols}.")
+        if not self.multi:
+            by_key = {None: future}
+        elif isinstance(future.index, pd.MultiIndex):
+            by_key = {k: g.droplevel(0) for k, g in future.groupby(level=0, sort=False)}
+        elif self.series_id is not None and self.series_id in future.columns:
+            by_key = dict(iter(future.groupby(self.series_id, sort=False)))
+        else:
+            raise InputError(
+                "With several series, future needs an (id, timestamp) MultiIndex or "
+                "the series_id column."
+            )
+        out = {}
+        for key, frame in frames.items():
+            expected = self.future_index(frame, horizon)
+            if key not in by_key:
+                raise InputError(f"future has no rows for series {key!r}.")
+            values = by_key[key][self.known]
+            values = values[~values.index.duplicated()].reindex(expected)
+            na = values.isna().to_numpy()
+            if na.any():
+                row = int(np.argmax(na.any(axis=1)))
+                col = self.known[int(np.argmax(na[row]))]
+                raise InputError(
+                    f"future has no value of {col!r}{where(key)} at "
+                    f"{expected[row]}; it needs the {horizon} timestamps "
+                    f"{expected[0]} .. {expected[-1]}."
+                )
+            out[key] = values.to_numpy(np.float64)
+        return out
+
+    def future_index(self, frame, horizon, name=None):
+        """The ``horizon`` timestamps after the last row of ``frame``."""
+        return pd.date_range(
+            frame.index[-1] + self.offset, periods=horizon, freq=self.offset, name=name
+        )
+
+    # ------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------
+    def _check_order(self, index, key):
+        # Rows are counted from 1, as in the file the frame came from.
+        if not index.is_monotonic_increasing:
+            bad = int(np.argmax(np.diff(index.asi8) < 0)) + 1
+            raise InputError(
+                f"The index{where(key)} is not sorted: row {bad + 1} ({index[bad]}) is "
+                f"earlier than row {bad} ({index[bad - 1]}). Sort it with "
+                "X.sort_index(), or pass freq= to resample it."
+            )
+        if index.has_duplicates:
+            bad = int(np.argmax(index.duplicated()))
+            raise InputError(
+                f"The index{where(key)} has duplicated timestamps, first "
+                f"{index[bad]} (row {bad + 1}). Aggregate them, e.g. "
+                "X.groupby(level=0).mean(), or pass freq= (e.g. freq='h') to let the "
+                "forecaster resample with the mean."
+            )
+
+    def _raise_irregular(self, index, key, expected=None):
+        diffs = index[1:] - index[:-1]
+        if expected is None:
+            expected = pd.Series(diffs).mode().iloc[0] if len(diffs) else None
+            alias = to_offset(expected).freqstr if expected is not None else "h"
+        else:
+            alias = expected.freqstr
+        if len(index) < 3 and index.freq is None and expected is None:
+            detail = f"{len(index)} timestamps are too few to infer a frequency"
+        else:
+            regular = pd.date_range(index[0], periods=len(index), freq=alias)
+            i = int(np.argmax(index != regular))
+            detail = (
+                f"{index[i]} (row {i + 1}) follows {index[i - 1]} after "
+                f"{index[i] - index[i - 1]}, but the step is {alias}"
+            )
+        raise InputError(
+            f"The index{where(key)} is not regular: {detail}. Resample it, "
+            f"e.g. X.resample('{alias}').mean(), or pass freq='{alias}' to let the "
+            "forecaster resample (empty steps become missing values, handled by "
+            "`missing`)."
+        )
+
+
+def index_names(X, series_id):
+    """(series-id name or None, timestamp index name) of a frame."""
+    if isinstance(X.index, pd.MultiIndex):
+        return X.index.names[0], X.index.names[1]
+    return series_id, X.index.name

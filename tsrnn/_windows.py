@@ -1,0 +1,320 @@
+"""The forecaster's arrays: scaled series, stacked, and cut into windows.
+
+Design
+------
+Encoding. Columns are ordered [targets, past covariates, known-future
+covariates], each standardised by one StandardScaler fitted on the training
+frame (NaN ignored by the scaler). Targets are inputs too (autoregression).
+With known-future covariates the input sequence is ``window + horizon`` steps:
+the last ``horizon`` steps carry the future values of the known covariates,
+zeros (the training mean) in the target and past-covariate columns, and a
+0/1 "future" flag column. The head then reads the state after the last future
+step. This needs no second network (decoder).
+
+Missing values. During fit, gaps are filled by time interpolation (both
+directions at the edges). At inference, filling must not look past the
+origin: a gap that closed before the origin is interpolated, a gap still open
+at the origin carries the last observation forward, and a column with nothing
+observed yet is set to its training mean. ``ForecastWindows`` applies this per
+origin with ``last_obs`` (index of the last observed row at or before each
+row). With ``missing="mask"`` missing target values stay NaN in the training
+targets and add nothing to the loss.
+
+Windows. All series are stacked into one array; a forecast origin ``p`` is a
+row index into it, and its input is rows ``p - window + 1 .. p`` (+ the future
+rows). Inputs are gathered from a ``sliding_window_view`` of the stack only
+for the origins asked for, so memory is O(data + batch). Origins never take
+windows across two series. The training targets are changes from the
+target's (scaled) value at the origin: the network corrects the persistence
+forecast (see ``_forecaster.py`` for why).
+"""
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tsrnn.exceptions import InputError
+
+
+class Encoder:
+    """Scales and fills the frames of one layout into model arrays.
+
+    Parameters
+    ----------
+    layout : FrameLayout
+    scaler : fitted StandardScaler over ``layout.columns``
+    dtype : numpy dtype of the model
+    horizon : int
+    """
+
+    def __init__(self, layout, scaler, dtype, horizon):
+        self.layout, self.scaler, self.dtype, self.horizon = layout, scaler, dtype, horizon
+
+    def encode(self, frame, key, fitting, future=None):
+        """Model arrays of one regular series frame.
+
+        Returns a dict: ``A`` scaled filled inputs (+ future flag column),
+        ``Y`` scaled targets (NaN = not a training target), ``R`` raw targets
+        (NaN where missing), ``Rff`` raw targets carried forward, and at
+        inference with gaps ``causal = (last_obs, ffill)`` for causal filling
+        (else None). With ``future`` (horizon, n_known) the arrays get
+        ``horizon`` more rows.
+        """
+        layout = self.layout
+        n_t, n_past = len(layout.targets), layout.n_past
+        raw = frame.to_numpy(np.float64)
+        observed = ~np.isnan(raw)
+        gaps = not observed.all()
+        if gaps:
+            layout.check_gaps(frame, key)
+        out = {"R": raw[:, :n_t], "causal": None}
+        filled = raw
+        if gaps:
+            if fitting:
+                filled = frame.interpolate(method="time", limit_direction="both")
+            else:
+                # Closed gaps only; known-future columns are known, so both ways.
+                filled = frame.interpolate(method="time", limit_area="inside")
+                kf = layout.known
+                filled[kf] = frame[kf].interpolate(method="time", limit_direction="both")
+            filled = filled.to_numpy(np.float64)
+        mean, scale = self.scaler.mean_, self.scaler.scale_
+        scaled = (filled - mean) / scale
+        self.check_range(scaled, raw, frame.index, "X")
+        # A column with nothing observed stays NaN -> 0, its training mean.
+        A = np.nan_to_num(scaled)
+        Y = A[:, :n_t].copy()
+        if layout.missing == "mask":
+            Y[~observed[:, :n_t]] = np.nan
+        out["Rff"] = pd.DataFrame(raw[:, :n_t]).ffill().to_numpy()
+        if gaps and not fitting:
+            rows = np.arange(len(raw))[:, None]
+            last_obs = np.maximum.accumulate(
+                np.where(observed[:, :n_past], rows, -1), axis=0
+            )
+            ffill = pd.DataFrame(raw[:, :n_past]).ffill().to_numpy()
+            ffill = np.nan_to_num((ffill - mean[:n_past]) / scale[:n_past])
+            out["causal"] = (last_obs, ffill)
+        if layout.known:
+            A = np.hstack([A, np.zeros((len(A), 1))])
+        if future is not None:
+            block = np.zeros((self.horizon, A.shape[1]))
+            scaled = (future - mean[n_past:]) / scale[n_past:]
+            steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
+            self.check_range(scaled, future, steps, "future", first=n_past)
+            block[:, n_past:-1] = scaled
+            A = np.vstack([A, block])
+            pad = np.full((self.horizon, n_t), np.nan)
+            Y, out["R"], out["Rff"] = (np.vstack([a, pad]) for a in (Y, out["R"], out["Rff"]))
+            if out["causal"] is not None:
+                last_obs, ffill = out["causal"]
+                out["causal"] = (
+                    np.vstack([last_obs, np.repeat(last_obs[-1:], self.horizon, 0)]),
+                    np.vstack([ffill, np.zeros((self.horizon, n_past))]),
+                )
+        out["A"] = A.astype(self.dtype, copy=False)
+        out["Y"] = Y.astype(self.dtype, copy=False)
+        return out
+
+    def check_range(self, scaled, raw, index, what, first=0):
+        """Raise for inf, or values that standardise beyond the model's dtype.
+
+        Either would otherwise reach the kernels (nan_to_num turns inf into
+        1.8e308) and fail there with a message about their argument ``x``.
+        """
+        limit = np.finfo(self.dtype).max
+        bad = np.abs(scaled) > limit  # NaN compares False: gaps are handled elsewhere
+        if not bad.any():
+            return
+        row, j = (int(i) for i in np.argwhere(bad)[0])
+        col, value = self.layout.columns[first + j], raw[row, j]
+        place = f"{what} column {col!r} at {index[row]}"
+        if np.isinf(value):
+            raise InputError(f"{place} is {value}; replace it with a finite number.")
+        raise InputError(
+            f"{place} is {value:g}, which is outside the range of {self.dtype} "
+            f"once standardised with the training mean and scale of {col!r}. "
+            "Check the units, or fit with dtype=np.float64."
+        )
+
+    def unscale_targets(self, Z):
+        """Scaled target values (..., n_targets, n_q) back to original units."""
+        n_t = len(self.layout.targets)
+        return Z * self.scaler.scale_[:n_t, None] + self.scaler.mean_[:n_t, None]
+
+
+def check_scaler(scaler, layout):
+    """Refuse columns the model cannot learn from instead of forecasting NaN."""
+    mean, var = scaler.mean_, scaler.var_
+    n_t = len(layout.targets)
+    unobserved = np.isnan(mean[:n_t])
+    if unobserved.any():
+        col = layout.targets[int(np.argmax(unobserved))]
+        raise InputError(f"Target column {col!r} has no observed value in X.")
+    # A column with nothing observed has NaN moments (its inputs become the
+    # training mean, 0); an observed one with non-finite moments overflowed.
+    overflow = ~np.isnan(mean) & ~(np.isfinite(mean) & np.isfinite(var))
+    if overflow.any():
+        col = layout.columns[int(np.argmax(overflow))]
+        raise InputError(
+            f"Column {col!r} has values too large to standardise (its variance "
+            "overflows float64). Rescale it, e.g. express it in larger units."
+        )
+
+
+def stack(records, names):
+    """Concatenate arrays of several series: [arrays...] + [row offsets]."""
+    offsets = np.cumsum([0] + [len(r["A"]) for r in records[:-1]])
+    return [np.concatenate([r[name] for r in records]) for name in names] + [offsets]
+
+
+def stack_inference(records, n_past):
+    """(A, offsets, causal) of several series encoded for inference."""
+    A, offsets = stack(records, ["A"])
+    causal = None
+    if any(r["causal"] is not None for r in records):
+        last_obs, ffill = [], []
+        for r, o in zip(records, offsets):
+            lo, ff = r["causal"] or (
+                np.repeat(np.arange(len(r["A"]))[:, None], n_past, 1),
+                np.zeros((len(r["A"]), n_past)),
+            )
+            # -1 ("nothing observed yet") becomes o - 1: before the series.
+            last_obs.append(lo + o)
+            ffill.append(ff)
+        causal = (np.concatenate(last_obs), np.concatenate(ffill).astype(A.dtype))
+    return A, offsets, causal
+
+
+def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None):
+    """Training origins and, with a validation fraction, validation origins.
+
+    Origins whose horizon holds no observed target (``missing="mask"``) are
+    dropped: they would only dilute the batches. With
+    ``validation_fraction``, the last ``ceil(fraction * n)`` rows of every
+    series are validation targets and training targets end before them.
+    Returns ``(train, val)``, val None without a fraction.
+    """
+    w, h = window, horizon
+    # Observed targets in rows 0 .. r-1.
+    seen = np.concatenate([[0], np.cumsum(~np.isnan(Y).all(axis=1))])
+    train, val = [], []
+    for n, o in zip(lengths, offsets):
+        origins = np.arange(w - 1, n - h)
+        origins = origins[seen[o + origins + h + 1] > seen[o + origins + 1]]
+        if validation_fraction is not None:
+            cut = n - int(np.ceil(validation_fraction * n))
+            val.append(o + origins[origins >= cut - 1])
+            origins = origins[origins + h <= cut - 1]
+        train.append(o + origins)
+    train = np.concatenate(train)
+    if not len(train):
+        raise InputError(
+            f"Too few rows to train: an example needs window={w} + horizon={h} = "
+            f"{w + h} consecutive rows, but the longest series has {max(lengths)}"
+            + (
+                f" (early_stopping keeps its last {validation_fraction:g} "
+                "for validation)"
+                if validation_fraction is not None else ""
+            )
+            + "."
+        )
+    if validation_fraction is None:
+        return train, None
+    val = np.concatenate(val)
+    if not len(val):
+        raise InputError(
+            f"The validation block is too short: early_stopping holds out the last "
+            f"{validation_fraction:g} of each series' rows, which must span "
+            f"at least horizon={h} rows. Increase validation_fraction or the data."
+        )
+    return train, val
+
+
+class ForecastWindows:
+    """Inputs (and training targets) of a set of forecast origins.
+
+    Behaves as a read-only 3-D array of shape (n_origins, length, n_inputs)
+    whose row slices gather the inputs of those origins (``shape``, ``ndim``,
+    ``window[a:b]``), so the network's blocked prediction runs over it
+    without the whole array ever existing, and as a training view
+    (``n_items``, ``n_rows``, ``batch``, ``prefix``) for the training loop.
+
+    Parameters
+    ----------
+    A : ndarray (n_rows, n_inputs)
+        Stacked, scaled, filled model inputs of all series.
+    origins : ndarray of int
+        Row index of the last observed row of each item.
+    window, horizon : int
+    n_past : int
+        Number of leading columns (targets + past covariates) that are
+        unknown after the origin.
+    future : bool
+        Inputs run ``horizon`` steps past the origin (known-future covariates).
+        The last column of A is then the future flag.
+    Y : ndarray (n_rows, n_targets) or None
+        Scaled targets (NaN = not observed), for training.
+    causal : (last_obs, ffill) or None
+        ``last_obs`` (n_rows, n_past) int: row of the last observed value at
+        or before each row (``offset - 1`` of the series when none);
+        ``ffill`` (n_rows, n_past): scaled last observation (0 when none).
+        Given at inference when the data have gaps.
+    """
+
+    prefix = None  # no short-history sequence: every origin has a full window
+    ndim = 3
+
+    def __init__(self, A, origins, window, horizon, n_past, future, Y=None, causal=None):
+        self.origins = np.asarray(origins, dtype=np.intp)
+        self.n_items = self.n_rows = len(self.origins)
+        self.window, self.horizon, self.n_past, self.future = window, horizon, n_past, future
+        self.length = window + horizon if future else window
+        self.shape = (self.n_items, self.length, A.shape[1])
+        self._A = A
+        # (n_rows - length + 1, length, n_inputs): a strided view, no copy.
+        self._inputs = sliding_window_view(A, self.length, axis=0).transpose(0, 2, 1)
+        self._Y = Y
+        self._targets = None
+        if Y is not None:
+            self._targets = sliding_window_view(Y, horizon, axis=0).transpose(0, 2, 1)
+        self.causal = causal
+
+    def __getitem__(self, rows):
+        return self.inputs(np.arange(self.n_items)[rows])
+
+    def inputs(self, idx):
+        p = self.origins[idx]
+        X = self._inputs[p - self.window + 1]  # fancy indexing: a copy of the batch
+        if self.causal is not None:
+            last_obs, ffill = self.causal
+            rows = (p - self.window + 1)[:, None] + np.arange(self.window)  # (B, W)
+            # A row after the last observation at or before p is in a gap that
+            # is still open at the origin: carry that observation forward.
+            open_gap = rows[:, :, None] > last_obs[p][:, None, :]  # (B, W, n_past)
+            past = X[:, : self.window, : self.n_past]
+            carried = np.broadcast_to(ffill[p][:, None, :], past.shape)
+            past[open_gap] = carried[open_gap]
+        if self.future:
+            X[:, self.window :, : self.n_past] = 0
+            X[:, self.window :, -1] = 1
+        return X
+
+    def origin_values(self, n_targets):
+        """Scaled (filled, causal) target values at every origin, (n, n_targets)."""
+        values = self._A[self.origins, :n_targets].copy()
+        if self.causal is not None:
+            last_obs, ffill = self.causal
+            open_gap = self.origins[:, None] > last_obs[self.origins, :n_targets]
+            values[open_gap] = ffill[self.origins, :n_targets][open_gap]
+        return values
+
+    def targets(self, idx=slice(None)):
+        """Training targets of some origins: changes from the origin, flattened."""
+        p = self.origins[idx]
+        Y = self._targets[p + 1]  # (B, horizon, n_targets), rows p+1 .. p+horizon
+        Y = Y - self._A[p, None, : Y.shape[2]]
+        return Y.reshape(len(p), -1)
+
+    def batch(self, idx):
+        return self.inputs(idx), self.targets(idx)
