@@ -18,7 +18,7 @@ to ``cores // workers`` through dask's ``distributed.nanny.pre-spawn-environ``
 (the environment the nanny gives a worker before it starts; dask's default
 there is OMP_NUM_THREADS=1). Each result reports the count its worker saw.
 
-    python examples/dask_many_sensors.py                  # 32 sensors, local cluster, ~1.5 min on 2 cores
+    python examples/dask_many_sensors.py                  # 32 sensors, local cluster (README: run time)
     python examples/dask_many_sensors.py --quick          # seconds, for smoke tests
     python examples/dask_many_sensors.py --scheduler tcp://host:8786   # your cluster
 

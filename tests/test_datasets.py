@@ -185,7 +185,7 @@ def test_make_weather_keeps_on_the_hour_rows(tmp_path):
 def test_make_weather_rejects_gaps(tmp_path):
     make = _load_make_weather()
     src = _psm3_file(tmp_path, [0, 1, 3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="lacks 1 hour"):
         make.convert(src)
 
 

@@ -172,7 +172,7 @@ def test_refused_warm_start_leaves_no_model(frame, change):
     f = RNNForecaster(target="y", warm_start=True, **FAST).fit(frame)
     with pytest.raises(ValueError, match="warm_start must keep"):
         f.set_params(**change).fit(frame)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         f.predict()
     # The next fit starts afresh with the new parameters.
     assert f.fit(frame).predict().shape[0] == f.horizon
@@ -264,7 +264,7 @@ def test_too_short_frame_names_the_shape(frame):
 
 
 def test_predict_needs_the_training_columns(frame, fitted):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Feature names seen at fit time, yet now missing"):
         fitted.predict(frame.drop(columns="x"))
 
 
@@ -278,5 +278,5 @@ def test_bad_parameters_are_rejected(frame):
 
 
 def test_unfitted_forecaster_raises(frame):
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         RNNForecaster(target="y").predict()

@@ -12,7 +12,6 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_validat
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-import tsrnn
 from tsrnn import RNNForecaster
 from tsrnn.metrics import mae_scorer, mase_scorer, mean_absolute_scaled_error, rmse_scorer
 
@@ -58,7 +57,12 @@ def test_scorers_follow_greater_is_better(frame):
     assert mae_scorer(f, test) == -metrics["MAE"]
     assert rmse_scorer(f, test, None) == -metrics["RMSE"]
     assert mase_scorer(f, test) == -metrics["MASE"] == f.score(test)
-    assert tsrnn.metrics.mase_scorer is mase_scorer
+    # Scorers reach the forecaster at the end of a Pipeline, and refuse
+    # estimators that cannot backtest.
+    pipe = make_pipeline(FunctionTransformer().fit(test), f)
+    assert mae_scorer(pipe, test) == -metrics["MAE"]
+    with pytest.raises(TypeError, match="need an RNNForecaster"):
+        mae_scorer(FunctionTransformer().fit(test), test)
 
 
 def test_no_leakage_test_rows_do_not_change_the_model_or_earlier_forecasts(frame):

@@ -511,7 +511,7 @@ def _check_unfitted_after_refusal(est, fitted):
     """A refused fit must leave no model behind: predicting raises NotFittedError."""
     if fitted:
         return
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         if isinstance(est, RNNForecaster):
             est.predict()
         else:
@@ -865,7 +865,7 @@ def test_forecaster_is_not_fitted_after_a_failed_fit():
     with pytest.raises(ValueError, match="Too few rows"):
         f.fit(_hourly())
     for call in (f.predict, lambda: f.backtest(_hourly()), lambda: f.update(_hourly())):
-        with pytest.raises(NotFittedError):  # was AttributeError: no '_context'
+        with pytest.raises(NotFittedError, match="not fitted yet"):  # was AttributeError: no '_context'
             call()
 
 
@@ -878,5 +878,5 @@ def test_estimator_is_not_fitted_after_a_failed_fit(Est):
     est = Est(early_stopping=True, max_iter=1, hidden_layer_sizes=(3,))
     with pytest.raises(ValueError, match="validation set is too small"):
         est.fit(X, y)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         est.predict(X)

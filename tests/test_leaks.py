@@ -202,3 +202,27 @@ def test_forecaster_fit_on_200k_rows_does_not_materialise_windows(capped_epochs)
     # The forecaster keeps float64 copies of the frame (scaling, filling):
     # still O(data), 16 MB each here, far from the 1.3 GB of windows.
     assert peak < materialised / 10, f"peak {peak / MB:.0f} MB"
+
+
+def test_forecaster_early_stopping_scores_validation_in_blocks(capped_epochs):
+    # Issue 12, bug 2: the validation windows were built all at once, about
+    # 0.7 GB at 1M rows x 10 sensors with window 168. They are gathered block
+    # by block now, like prediction's; only the validation targets exist whole.
+    n, d, w, h = 200_000, 10, 168, 24
+    X, _ = _big_stream(n, d)
+    frame = pd.DataFrame(X, columns=[f"s{i}" for i in range(d)],
+                         index=pd.date_range("2000-01-01", periods=n, freq="min"))
+    n_val = int(np.ceil(0.2 * n))
+    val_windows = n_val * w * (d * 4)  # 269 MB of float32 validation inputs
+    f = RNNForecaster(target="s0", window=w, horizon=h, hidden_layer_sizes=8,
+                      early_stopping=True, validation_fraction=0.2, max_iter=1,
+                      random_state=0)
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            f.fit(frame)
+
+    peak = _peak_bytes(fit)
+    assert len(f.validation_scores_) == 1
+    assert peak < val_windows / 3, f"peak {peak / MB:.0f} MB"

@@ -44,9 +44,9 @@ def test_forecaster_refit_on_too_few_rows_drops_the_old_model(weather):
     assert np.isfinite(f.predict(weather).to_numpy()).all()
     with pytest.raises(InputError, match="Too few rows to train"):
         f.fit((weather * 100 + 1000).iloc[:20])
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         f.predict(weather)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         f.backtest(weather)
     assert not hasattr(f, "n_features_in_") and not hasattr(f, "loss_curve_")
 
@@ -68,7 +68,7 @@ def test_forecaster_every_refused_refit_leaves_it_unfitted(weather, make_bad, er
                       random_state=0).fit(weather)
     with pytest.raises(error, match=match):
         f.fit(make_bad(weather))
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         f.predict()
 
 
@@ -80,7 +80,7 @@ def test_forecaster_divergence_leaves_it_unfitted(weather):
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(TrainingError, match="Training diverged"):
             f.set_params(learning_rate_init=1e38, max_grad_norm=None).fit(weather)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         f.predict()
 
 
@@ -91,7 +91,7 @@ def test_array_estimator_refit_on_bad_data_drops_the_old_model(Estimator):
     est = Estimator(**SMALL).fit(X, y)
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.fit(np.where(X > 1, np.nan, X), y)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         est.predict(X)
 
 
@@ -103,7 +103,7 @@ def test_refused_warm_start_drops_the_old_model(Estimator):
     est.set_params(hidden_layer_sizes=(5,))
     with pytest.raises(ValueError, match="must keep cell, hidden_layer_sizes"):
         est.fit(X, y)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         est.predict(X)
 
 
@@ -114,7 +114,7 @@ def test_regressor_divergence_drops_the_old_model():
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(TrainingError, match="Training diverged"):
             reg.fit(X, y * 1e200)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         reg.predict(X)
 
 
@@ -135,5 +135,5 @@ def test_partial_fit_that_diverges_drops_the_model():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with pytest.raises(TrainingError, match="Training diverged"):
             reg.partial_fit(X, y * 1e200)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         reg.predict(X)

@@ -103,8 +103,15 @@ def convert(path):
 
     if not frame.index.is_unique or not frame.index.is_monotonic_increasing:
         raise ValueError("timestamps are duplicated or out of order")
-    # Assigning freq validates that every hour is present exactly once; we
-    # would rather fail here than ship a silently gap-filled series.
+    # Every hour must be present exactly once: we would rather fail here than
+    # ship a silently gap-filled series.
+    hours = pd.date_range(frame.index[0], frame.index[-1], freq="h")
+    if len(hours) != len(frame):
+        missing = hours.difference(frame.index)
+        raise ValueError(
+            f"the source lacks {len(missing)} hour(s), first {missing[0]}; "
+            "it must hold every hour of the year"
+        )
     frame.index.freq = "h"
     if frame.isna().any().any():
         raise ValueError("source contains missing values; decide how to handle them first")
