@@ -256,7 +256,7 @@ def test_unknown_target_names_the_column(frame):
 
 
 def test_too_short_frame_names_the_shape(frame):
-    with pytest.raises(ValueError, match="window \\+ horizon = 16.*has 10"):
+    with pytest.raises(ValueError, match="window=12 \\+ horizon=4 = 16.*has 10"):
         RNNForecaster(target="y", **FAST).fit(frame.iloc[:10])
     f = RNNForecaster(target="y", **FAST).fit(frame)
     with pytest.raises(ValueError, match="at least window=12 rows.*got 5"):

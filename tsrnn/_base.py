@@ -154,6 +154,9 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------
     # Hooks of the subclasses
     # ------------------------------------------------------------------
+    # Whether early stopping may keep the weights the fit started from, when no
+    # epoch beats them on the validation block.
+    _score_initial_model = False
     # What to try when the loss diverges, for the TrainingError's message.
     _divergence_hint = (
         "Scale X and y (e.g. StandardScaler), lower learning_rate_init, or set "
@@ -350,9 +353,20 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             clip_grad_norm(grad, self.max_grad_norm)
         self._adam_t += 1
         adam_step(
-            param, grad, m, v, self._adam_t, self.learning_rate_init,
+            param, grad, m, v, self._adam_t, self.learning_rate_init * self._lr_factor(),
             self.beta_1, self.beta_2, self.epsilon,
         )
+
+    def _lr_factor(self):
+        """Multiplier of learning_rate_init at this step of the fit."""
+        schedule = getattr(self, "_schedule", None)
+        if schedule is None:
+            return 1.0
+        first, total = schedule
+        # Cosine annealing over the steps of max_iter epochs (Loshchilov &
+        # Hutter 2017), from the full rate down to zero.
+        done = min(1.0, (self._adam_t - first) / total)
+        return 0.5 * (1.0 + np.cos(np.pi * done))
 
     # ------------------------------------------------------------------
     # Inference
@@ -457,6 +471,9 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
+            if self._score_initial_model:
+                self.best_validation_score_ = self._score_validation(val)
+                best_params = self._flat[0].copy()
             self.best_loss_ = None
             self._no_improvement_count = 0
         elif not incremental or self.best_loss_ is None:
@@ -467,6 +484,10 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         else:
             self.n_iter_ = 0
             max_iter = self.max_iter
+        self._schedule = None
+        if getattr(self, "learning_rate", "constant") == "cosine" and not incremental:
+            steps_per_epoch = -(-train.n_items // batch_size) + (train.prefix is not None)
+            self._schedule = (self._adam_t, max_iter * steps_per_epoch)
         start = time.perf_counter()
         try:
             for _ in range(max_iter):
@@ -550,11 +571,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                 self._no_improvement_count = 0
             self.best_loss_ = min(self.best_loss_, loss)
             return False
-        X_val, Y_val = val
-        # A stream's validation inputs start with history rows that have no
-        # validation target: the targets are the last rows' outputs.
-        Z = self._predict_validation(X_val)[-Y_val.shape[0] :]
-        score = self._validation_score(Z, Y_val)
+        score = self._score_validation(val)
         self.validation_scores_.append(score)
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
@@ -564,6 +581,13 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             self.best_validation_score_ = score
             return True
         return False
+
+    def _score_validation(self, val):
+        X_val, Y_val = val
+        # A stream's validation inputs start with history rows that have no
+        # validation target: the targets are the last rows' outputs.
+        Z = self._predict_validation(X_val)[-Y_val.shape[0] :]
+        return self._validation_score(Z, Y_val)
 
     def __sklearn_is_fitted__(self):
         # A failed fit drops every fitted attribute, so weights make a model.

@@ -53,13 +53,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._base import BaseRNN
+from tsrnn._baselines import LagBaseline, LinearBaseline, evenly_spaced, select_baseline
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
     check_scaler,
+    choose_lags,
     fit_origins,
+    seasonal_lags,
     stack,
     stack_inference,
 )
@@ -225,6 +228,10 @@ n_iter_, t_
         "known_future": [list, tuple, None],
         "series_id": [str, None],
         "season": [Interval(Integral, 1, None, closed="left"), None],
+        "window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "baseline": [StrOptions({"persistence", "seasonal", "auto", "linear"})],
+        "relative_inputs": ["boolean"],
+        "learning_rate": [StrOptions({"constant", "cosine"})],
     }
 
     def __init__(
@@ -241,6 +248,9 @@ n_iter_, t_
         known_future=None,
         series_id=None,
         season=None,
+        baseline="persistence",
+        relative_inputs=False,
+        learning_rate="constant",
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -293,6 +303,9 @@ n_iter_, t_
         self.known_future = known_future
         self.series_id = series_id
         self.season = season
+        self.baseline = baseline
+        self.relative_inputs = relative_inputs
+        self.learning_rate = learning_rate
 
     # ------------------------------------------------------------------
     # Public API
@@ -392,9 +405,9 @@ n_iter_, t_
             frames = layout.split(X)
             time_name = index_names(X, layout.series_id)[1]
         for key, frame in frames.items():
-            if len(frame) < self.window:
+            if len(frame) < self.window_:
                 raise InputError(
-                    f"Forecasting needs at least window={self.window} rows of history"
+                    f"Forecasting needs at least window={self.window_} rows of history"
                     f"{where(key)}, got {len(frame)} (through {frame.index[-1]}). "
                     "Pass a longer frame, or use update() to append new rows to the "
                     "context kept from fit."
@@ -498,7 +511,7 @@ n_iter_, t_
         A, offsets, causal = stack_inference(records, layout.n_past)
         R, Rff = stack(records, ["R", "Rff"])[:2]
 
-        h, w = self.horizon, self.window
+        h, w = self.horizon, self.window_
         origins, keys, first_row = [], [], []
         for (key, frame), o in zip(contexts.items(), offsets):
             n = len(frame)
@@ -689,9 +702,12 @@ n_iter_, t_
             )
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
+        lengths = [len(f) for f in frames.values()]
+        if first_pass:
+            self._baseline = self._fit_baseline(A, Y, offsets, lengths)  # sets window_
         train, val = fit_origins(
-            [len(f) for f in frames.values()], offsets, Y, self.window, self.horizon,
-            self.validation_fraction if self.early_stopping else None,
+            lengths, offsets, Y, self.window_, self.horizon,
+            self._holdout_fraction(lengths) if self.early_stopping else None,
         )
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
@@ -715,6 +731,16 @@ n_iter_, t_
         return quantiles
 
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
+    # The untrained network outputs zero corrections, so the untrained model is
+    # the baseline; early stopping keeps it when no epoch beats it on the
+    # validation block.
+    _score_initial_model = True
+
+    def _initialize(self, n_features):
+        super()._initialize(n_features)
+        views = self._views()
+        views["head.weight"][...] = 0
+        views["head.bias"][...] = 0
 
     def _residuals(self, Z, Y):
         """Targets minus outputs, (n, horizon * n_targets, n_q), 0 where masked."""
@@ -746,12 +772,78 @@ n_iter_, t_
     def _windows(self, A, origins, Y=None, causal=None):
         layout = self._frame_layout
         return ForecastWindows(
-            A, origins, self.window, self.horizon, layout.n_past, bool(layout.known),
-            Y=Y, causal=causal,
+            A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
+            bool(layout.known), Y=Y, causal=causal, baseline=self._baseline,
+            relative=self.relative_inputs,
         )
 
+    def _window_candidates(self, lengths):
+        """Windows ``window="auto"`` chooses from: enough past for the season."""
+        if self.window != "auto":
+            return [self.window]
+        h, season = self.horizon, self.season_
+        wanted = {2 * h, 4 * h} | ({season + h} if season > 1 else set())
+        # Each series must keep most of its rows as training windows.
+        longest = (max(lengths) - h) // 3
+        return sorted({max(1, min(w, longest)) for w in wanted})
+
+    def _holdout_fraction(self, lengths):
+        """Share of the rows held out for validation: at least 2 horizons' origins."""
+        return max(self.validation_fraction, min(0.3, 3 * self.horizon / max(lengths)))
+
+    def _fit_baseline(self, A, Y, offsets, lengths):
+        """The baseline forecast the network will correct (``_baselines.py``).
+
+        Sets ``window_``: ``window="auto"`` is decided with the baseline.
+        """
+        n_t, h = len(self._frame_layout.targets), self.horizon
+        candidates = self._window_candidates(lengths)
+        if self.baseline == "linear":
+            steps = np.arange(1, h + 1)
+
+            def gather(window, origins):
+                windows = ForecastWindows(
+                    A, origins, window, h, self._frame_layout.n_past, n_t,
+                    bool(self._frame_layout.known),
+                )
+                return windows._gather(np.arange(len(origins)))
+
+            def targets(origins):
+                return Y[origins[:, None] + steps]
+
+            try:
+                fit, val = fit_origins(
+                    lengths, offsets, Y, max(candidates), h, self._holdout_fraction(lengths)
+                )
+            except InputError:
+                # Too short to hold out time for the choice: the shortest
+                # window and a moderate penalty towards persistence.
+                self.window_ = candidates[0]
+                origins, _ = fit_origins(lengths, offsets, Y, self.window_, h)
+                return LinearBaseline(self.window_, h, n_t, level=False, covariates=False, alpha=1.0).fit(
+                    gather(self.window_, origins), targets(origins)
+                )
+            fit, val = fit[evenly_spaced(len(fit))], val[evenly_spaced(len(val))]
+            seasonal = seasonal_lags(h, self.season_)
+            if self.season_ <= 1 or seasonal.max() >= max(candidates):
+                seasonal = None
+            baseline, self.window_, self.baseline_scores_ = select_baseline(
+                gather, targets, fit, val, candidates, h, n_t, seasonal
+            )
+            return baseline
+        # Lag baselines: the middle candidate (season + horizon when seasonal).
+        self.window_ = candidates[len(candidates) // 2]
+        persistence = np.zeros((h, n_t), np.intp)
+        seasonal = np.repeat(seasonal_lags(h, self.season_)[:, None], n_t, 1)
+        if self.baseline == "persistence" or seasonal.max() >= self.window_:
+            return LagBaseline(persistence, self.window_)
+        if self.baseline == "seasonal":
+            return LagBaseline(seasonal, self.window_)
+        train, _ = fit_origins(lengths, offsets, Y, self.window_, h)
+        return LagBaseline(choose_lags(A, Y, train, [persistence, seasonal]), self.window_)
+
     def _tail(self, frame):
-        return frame.iloc[-max(self.window, self.season_) :].copy()
+        return frame.iloc[-max(self.window_, self.season_) :].copy()
 
     def _with_context(self, key, frame):
         """(frame with the kept context prepended when it follows it, rows added)."""
@@ -770,7 +862,7 @@ n_iter_, t_
         n_t = len(self._frame_layout.targets)
         Z = self._raw_predict_sequences(windows).astype(np.float64)
         Z = Z.reshape(windows.n_items, self.horizon, n_t, -1)
-        Z += windows.origin_values(n_t)[:, None, :, None]  # changes from the origin
+        Z += windows.baselines()[..., None]  # the network forecasts changes from it
         Z.sort(axis=-1)  # monotone rearrangement of the quantiles
         return self._encoder.unscale_targets(Z)
 

@@ -22,7 +22,7 @@ def plot_forecast(forecaster, history, forecast, ax=None, series=None, n_history
     if layout.multi:
         forecast = forecast.xs(key, level=0)
     if n_history is None:
-        n_history = max(forecaster.window, 2 * forecaster.horizon)
+        n_history = max(forecaster.window_, 2 * forecaster.horizon)
     past = history[key].iloc[-n_history:]
     if ax is None:
         _, ax = plt.subplots()

@@ -29,11 +29,19 @@ target's (scaled) value at the origin: the network corrects the persistence
 forecast (see ``_forecaster.py`` for why).
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.utils import gen_batches
+
+from tsrnn._baselines import LagBaseline
 
 from tsrnn.exceptions import InputError
+
+# Baselines gather their windows in blocks of about this many bytes.
+_GATHER_BYTES = 2**22
 
 
 class Encoder:
@@ -231,14 +239,50 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None):
     return train, val
 
 
+def seasonal_lags(horizon, season):
+    """Rows before the origin holding the seasonal-naive value of each step.
+
+    Step k (1-based) repeats the value of the same phase in the last observed
+    season: ``season * ceil(k / season) - k`` rows before the origin (0, the
+    origin itself, when k is a multiple of the season).
+    """
+    steps = np.arange(1, horizon + 1)
+    return season * -(-steps // season) - steps
+
+
+def choose_lags(A, Y, origins, candidates):
+    """The baseline lag of each (step, target) with the least in-sample MAE.
+
+    ``candidates`` is a list of (horizon, n_targets) lag arrays (persistence
+    is all zeros). Each is scored by its mean absolute error against the
+    scaled targets ``Y`` at the training ``origins``; ties keep the earlier
+    candidate.
+    """
+    h, n_t = candidates[0].shape
+    steps = np.arange(1, h + 1)
+    future = Y[origins[:, None] + steps]  # (n, h, n_t)
+    errors = []
+    for lags in candidates:
+        past = A[origins[:, None, None] - lags[None], np.arange(n_t)]  # (n, h, n_t)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (masked) steps
+            errors.append(np.nanmean(np.abs(future - past), axis=0))
+    errors = np.nan_to_num(np.stack(errors), nan=np.inf)
+    best = np.argmin(errors, axis=0)  # (h, n_t)
+    return np.choose(best, candidates)
+
+
 class ForecastWindows:
     """Inputs (and training targets) of a set of forecast origins.
 
     Behaves as a read-only 3-D array of shape (n_origins, length, n_inputs)
-    whose row slices gather the inputs of those origins (``shape``, ``ndim``,
-    ``window[a:b]``), so the network's blocked prediction runs over it
-    without the whole array ever existing, and as a training view
+    whose row slices gather the network inputs of those origins (``shape``,
+    ``ndim``, ``windows[a:b]``), so the network's blocked prediction runs
+    over it without the whole array ever existing, and as a training view
     (``n_items``, ``n_rows``, ``batch``, ``prefix``) for the training loop.
+
+    The network forecasts each step as a change from a baseline forecast
+    made from the same window (``_baselines.py``).
 
     Parameters
     ----------
@@ -247,9 +291,9 @@ class ForecastWindows:
     origins : ndarray of int
         Row index of the last observed row of each item.
     window, horizon : int
-    n_past : int
+    n_past, n_targets : int
         Number of leading columns (targets + past covariates) that are
-        unknown after the origin.
+        unknown after the origin, and of targets among them.
     future : bool
         Inputs run ``horizon`` steps past the origin (known-future covariates).
         The last column of A is then the future flag.
@@ -260,30 +304,41 @@ class ForecastWindows:
         or before each row (``offset - 1`` of the series when none);
         ``ffill`` (n_rows, n_past): scaled last observation (0 when none).
         Given at inference when the data have gaps.
+    baseline : callable or None
+        Maps gathered windows (B, length, n_inputs) to the baseline forecast
+        (B, horizon, n_targets) the network corrects (``_baselines.py``);
+        None: persistence.
+    relative : bool
+        Feed the target columns of the window as changes from their value at
+        the origin, so the network sees the shape of the recent past, not
+        its level.
     """
 
     prefix = None  # no short-history sequence: every origin has a full window
     ndim = 3
 
-    def __init__(self, A, origins, window, horizon, n_past, future, Y=None, causal=None):
+    def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
+                 causal=None, baseline=None, relative=False):
         self.origins = np.asarray(origins, dtype=np.intp)
         self.n_items = self.n_rows = len(self.origins)
         self.window, self.horizon, self.n_past, self.future = window, horizon, n_past, future
+        self.n_targets, self.relative = n_targets, relative
+        if baseline is None:
+            baseline = LagBaseline(np.zeros((horizon, n_targets), np.intp), window)
+        self.baseline = baseline
         self.length = window + horizon if future else window
         self.shape = (self.n_items, self.length, A.shape[1])
         self._A = A
         # (n_rows - length + 1, length, n_inputs): a strided view, no copy.
         self._inputs = sliding_window_view(A, self.length, axis=0).transpose(0, 2, 1)
         self._Y = Y
-        self._targets = None
-        if Y is not None:
-            self._targets = sliding_window_view(Y, horizon, axis=0).transpose(0, 2, 1)
         self.causal = causal
 
     def __getitem__(self, rows):
         return self.inputs(np.arange(self.n_items)[rows])
 
-    def inputs(self, idx):
+    def _gather(self, idx):
+        """Scaled, causally filled inputs of some origins (a copy)."""
         p = self.origins[idx]
         X = self._inputs[p - self.window + 1]  # fancy indexing: a copy of the batch
         if self.causal is not None:
@@ -300,21 +355,38 @@ class ForecastWindows:
             X[:, self.window :, -1] = 1
         return X
 
-    def origin_values(self, n_targets):
-        """Scaled (filled, causal) target values at every origin, (n, n_targets)."""
-        values = self._A[self.origins, :n_targets].copy()
-        if self.causal is not None:
-            last_obs, ffill = self.causal
-            open_gap = self.origins[:, None] > last_obs[self.origins, :n_targets]
-            values[open_gap] = ffill[self.origins, :n_targets][open_gap]
-        return values
+    def _network_inputs(self, X):
+        if self.relative:
+            n_t, w = self.n_targets, self.window
+            X[:, :w, :n_t] -= X[:, w - 1 : w, :n_t]
+        return X
+
+    def inputs(self, idx):
+        return self._network_inputs(self._gather(idx))
+
+    def baselines(self, idx=slice(None)):
+        """Baseline forecasts (n, horizon, n_targets) of some origins.
+
+        Their windows are gathered a block at a time, as prediction does.
+        """
+        idx = np.arange(self.n_items)[idx]
+        out = np.empty((len(idx), self.horizon, self.n_targets))
+        block = max(1, _GATHER_BYTES // (self.length * self.shape[2] * self._A.itemsize))
+        for rows in gen_batches(len(idx), block):
+            out[rows] = self.baseline(self._gather(idx[rows]))
+        return out
+
+    def future_targets(self, idx):
+        """Scaled targets of the ``horizon`` rows after some origins (B, h, n_t)."""
+        return self._Y[self.origins[idx][:, None] + np.arange(1, self.horizon + 1)]
 
     def targets(self, idx=slice(None)):
-        """Training targets of some origins: changes from the origin, flattened."""
-        p = self.origins[idx]
-        Y = self._targets[p + 1]  # (B, horizon, n_targets), rows p+1 .. p+horizon
-        Y = Y - self._A[p, None, : Y.shape[2]]
-        return Y.reshape(len(p), -1)
+        """Training targets of some origins: changes from the baselines, flattened."""
+        idx = np.arange(self.n_items)[idx]
+        Y = self.future_targets(idx) - self.baselines(idx)
+        return Y.reshape(len(idx), -1).astype(self._A.dtype, copy=False)
 
     def batch(self, idx):
-        return self.inputs(idx), self.targets(idx)
+        X = self._gather(idx)
+        Y = self.future_targets(idx) - self.baseline(X)
+        return self._network_inputs(X), Y.reshape(len(idx), -1).astype(X.dtype, copy=False)
