@@ -829,6 +829,21 @@ def test_init_params_contract(F, cell, num_layers, dtype):
     assert out.shape == (2, 3, H) and out.dtype == dtype
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_layer_param_shapes_is_the_layout_of_one_layer(F, cell):
+    # The one definition of the layout (the estimators' flat buffer builds on
+    # it too): in torch's order, then the peepholes; layers may differ in width.
+    shapes = F.layer_param_shapes(cell, 6, 5, layer=2)
+    expected = {k.replace("_l0", "_l2"): v for k, v in contract_shapes(cell, 6, 5, 1).items()}
+    assert list(shapes.items()) == list(expected.items())
+    stacked = F.param_shapes(cell, 3, 4, num_layers=3)
+    assert list(stacked.items()) == list(contract_shapes(cell, 3, 4, 3).items())
+    assert list(stacked) == [n for k in range(3)
+                             for n in F.layer_param_shapes(cell, 3 if k == 0 else 4, 4, k)]
+    with pytest.raises(ValueError, match="unknown cell"):
+        F.layer_param_shapes("rnn", 3, 4)
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_init_params_names_and_shapes_match_torch(F, cell, num_layers):

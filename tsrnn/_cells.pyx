@@ -28,10 +28,10 @@ first zero the buffer for beta = 0, a second pass over it for a product with
 only D-deep sums), and each step's recurrent product accumulates onto it
 there. The backward sweep writes the gate gradients da over the stored
 activations, which are dead once their step is done, so training holds one
-gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM over all T*B rows,
-da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient and dW_hh in a single
-pass over da (instead of two GEMMs and a column sum). BLAS
-comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
+gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM
+over all T*B rows, da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient
+and dW_hh in a single pass over da (instead of two GEMMs and a column sum).
+BLAS comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
 C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
 ``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
 not use BLAS: BLAS would repack W_hh on every call, so W_hh is packed once per
@@ -52,13 +52,21 @@ OMP_NUM_THREADS and threadpoolctl govern it; the caller limits BLAS to one
 thread around these calls, because a threaded BLAS called from inside a
 parallel region oversubscribes the cores badly.
 
-Vectorisation. The default build targets baseline x86-64. The per-step gate
-loops (forward and backward, with inline float32 sigmoid and tanh) and the
-recurrent micro-kernel are C functions compiled three times with gcc's
-``target_clones`` (x86-64-v4 = AVX-512, x86-64-v3 = AVX2 + FMA, and baseline);
-the loader picks one per machine at run time. Each gate loop handles one row
-per call through restrict pointers: that is the form gcc vectorises (it left
-the same loop scalar with the row pointers computed inside the batch loop).
+C kernels. This file holds the sweeps (time loop, chunks, OpenMP, BLAS
+calls, shape checks); the loops that need C are plain C functions in
+``_kernels.c``, declared in ``_kernels.h`` and below through
+``cdef extern from "_kernels.h"``: the float32 sigmoid/tanh, the forward and
+backward gate loops of one step, the peephole weight-gradient sums and the
+packed micro-kernel, one function per element type. The default build targets
+baseline x86-64 (no -march=native). The activations, gate loops and peephole
+sums are compiled three times by gcc's ``target_clones`` (x86-64-v4 =
+AVX-512, x86-64-v3 = AVX2 + FMA, baseline SSE2), and the loader picks one per
+process. The micro-kernel has a 512-bit form (``target("avx512f")``, used
+where the CPU has AVX-512F) and a 256-bit form cloned for x86-64-v3 and the
+baseline; its panel width follows the form, so the choice is made once per
+process and packing follows it. ``_kernels.c`` says why each loop has its
+shape (one row per call through restrict pointers is the form gcc
+vectorises).
 
 Determinism. A row's arithmetic never depends on which chunk holds it: the
 gate loops are per row, and the micro-kernel accumulates every output element
@@ -73,25 +81,62 @@ so a wrong call is a ValueError and never an out-of-bounds write.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, tanh
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 import numpy as np
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int tsrnn_max_threads(void) { return omp_get_max_threads(); }
-    static const int TSRNN_OPENMP = 1;
-    #else
-    static int tsrnn_max_threads(void) { return 1; }
-    static const int TSRNN_OPENMP = 0;
-    #endif
-    """
+cdef extern from "_kernels.h":
+    # The C kernels (tsrnn/_kernels.c); the header documents every argument.
+    int tsrnn_openmp() noexcept nogil
     int tsrnn_max_threads() noexcept nogil
-    const int TSRNN_OPENMP
+    int tsrnn_avx512() noexcept nogil
+
+    void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
+    void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
+    void tsrnn_sigmoid_f64(double* x, Py_ssize_t n) noexcept nogil
+    void tsrnn_tanh_f64(const double* x, double* out, Py_ssize_t n) noexcept nogil
+
+    int tsrnn_nr_f32() noexcept nogil
+    int tsrnn_nr_f64() noexcept nogil
+    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, int nr,
+                        float* bp) noexcept nogil
+    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, int nr,
+                        double* bp) noexcept nogil
+    void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
+                               const float* bp, float* c, int ldc, int accumulate) noexcept nogil
+    void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
+                               const double* bp, double* c, int ldc, int accumulate) noexcept nogil
+
+    void tsrnn_lstm_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        float* gates, const float* bias, const float* peep, const float* c_prev,
+        float* c_new, float* h_new) noexcept nogil
+    void tsrnn_lstm_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        double* gates, const double* bias, const double* peep, const double* c_prev,
+        double* c_new, double* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        float* gates, const float* bias, const float* bias_hn, const float* h_prev,
+        float* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        double* gates, const double* bias, const double* bias_hn, const double* h_prev,
+        double* h_new) noexcept nogil
+
+    void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        float* gates, const float* peep, const float* c_prev, const float* dh_out,
+        const float* dh_next, float* dc_next) noexcept nogil
+    void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        double* gates, const double* peep, const double* c_prev, const double* dh_out,
+        const double* dh_next, double* dc_next) noexcept nogil
+    void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
+    void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
+
+    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
+    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
+
 
 cdef enum:
     # Output columns per block in the post-sweep reductions.
@@ -109,7 +154,7 @@ CELL_PEEPHOLE = 2
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
-    return bool(TSRNN_OPENMP)
+    return bool(tsrnn_openmp())
 
 
 def max_threads():
@@ -118,7 +163,7 @@ def max_threads():
 
 
 # --------------------------------------------------------------------------
-# BLAS and scalar helpers
+# BLAS, the packed micro-kernel and the activations
 # --------------------------------------------------------------------------
 
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -138,219 +183,6 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
-
-
-cdef extern from *:
-    """
-    /* Vectorisable float32 exp, sigmoid and tanh.
-     *
-     * libm's expf/tanhf are scalar calls, which keeps the gate loops from
-     * vectorising; in the forward pass they cost more than the GEMMs for
-     * H <= 128. Here e^x = 2^n e^r with n = round(x / ln 2) (the 1.5 * 2^23
-     * trick rounds without a libm call), r = x - n ln 2 split in two constants
-     * (Cody-Waite), and e^r from its Taylor series to r^7: |r| <= ln2/2 bounds
-     * the truncation error by 5.3e-9, below float32 resolution. 2^n is built
-     * in the exponent bits. tanh(x) = expm1(2x) / (expm1(2x) + 2) with
-     * expm1 = s*q + (s - 1) keeps full relative accuracy near 0. The measured
-     * error (tests/test_activations.py): under 2e-7 (sigmoid) and 3e-7 (tanh)
-     * absolute, 8.9e-8 and 1.5e-7 measured.
-     *
-     * Each array function is compiled twice (target_clones): for x86-64-v3
-     * (AVX2 + FMA) and for the baseline; the loader picks one at run time, so
-     * the default build stays portable with no -march=native.
-     */
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    #define TSRNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define TSRNN_CLONES
-    #endif
-    #define TSRNN_RESTRICT __restrict__
-
-    static inline float tsrnn_exp_parts(float x, float *scale) {
-        /* Returns q = e^r - 1 and sets *scale = 2^n, so e^x = scale * (1 + q). */
-        const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-        const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
-        float q = 1.0f / 5040.0f;
-        q = q * r + 1.0f / 720.0f;
-        q = q * r + 1.0f / 120.0f;
-        q = q * r + 1.0f / 24.0f;
-        q = q * r + 1.0f / 6.0f;
-        q = q * r + 0.5f;
-        q = q * r + 1.0f;
-        q = q * r;
-        int32_t bits = ((int32_t) n + 127) << 23;
-        memcpy(scale, &bits, sizeof(float));
-        return q;
-    }
-
-    static inline float tsrnn_sigmoidf(float x) {
-        float v = -x, s;
-        v = v < -87.0f ? -87.0f : v;
-        v = v > 87.0f ? 87.0f : v;
-        const float q = tsrnn_exp_parts(v, &s);
-        return 1.0f / (1.0f + (s + s * q));
-    }
-
-    static inline float tsrnn_tanhf(float x) {
-        /* |x| >= 9 rounds to +-1 in float32. */
-        float v = x, s;
-        v = v < -9.0f ? -9.0f : v;
-        v = v > 9.0f ? 9.0f : v;
-        const float q = tsrnn_exp_parts(2.0f * v, &s);
-        const float em = s * q + (s - 1.0f);
-        return em / (em + 2.0f);
-    }
-
-    /* float64 is the accuracy reference: libm. */
-    static inline double tsrnn_sigmoidd(double x) { return 1.0 / (1.0 + exp(-x)); }
-    static inline double tsrnn_tanhd(double x) { return tanh(x); }
-
-    TSRNN_CLONES static void tsrnn_sigmoid_f32(float *x, Py_ssize_t n) {
-        for (Py_ssize_t i = 0; i < n; i++) x[i] = tsrnn_sigmoidf(x[i]);
-    }
-
-    TSRNN_CLONES static void tsrnn_tanh_f32(const float *x, float *out, Py_ssize_t n) {
-        /* out may alias x. */
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = tsrnn_tanhf(x[i]);
-    }
-    """
-    void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
-    void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
-
-
-cdef extern from *:
-    """
-    /* Recurrent GEMM on pre-packed weights.
-     *
-     * Each step multiplies a chunk of nb <= 64 rows by W_hh. BLAS repacks the
-     * whole of W_hh on every such call; with one call per step and chunk that
-     * packing cost as much as the arithmetic (perf, LSTM H=256: 30% of the
-     * time in sgemm_itcopy/incopy against 38% in the kernel). Here W_hh is
-     * packed once per layer call into panels of NR columns, and a register-
-     * blocked MR x NR micro-kernel streams the panels from cache (NR is two
-     * vectors: 16 floats with AVX2, 32 with AVX-512).
-     *
-     * Packed layout: panel p holds columns [p*NR, p*NR+NR) of the row-major
-     * product's right operand for every k, zero-padded past n:
-     * packed[(p*k + kk)*NR + c] = Bop[kk, p*NR + c].
-     * Every output element is one dot product accumulated in k order, whatever
-     * rows surround it, so chunking never changes a result.
-     */
-    #define TSRNN_DEFINE_PACKED_GEMM(NAME, T, VL, MR, ATTR)                        \
-    ATTR static void NAME(int m, int n, int k, const T *a, int lda, const T *bp,     \
-                          T *c, int ldc, int accumulate) {                           \
-        typedef T vec __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
-        const int nr = 2 * VL;                                                      \
-        for (int p = 0; p * nr < n; p++) {                                          \
-            const T *panel = bp + (size_t) p * k * nr;                              \
-            const int nc = n - p * nr < nr ? n - p * nr : nr;                       \
-            for (int i = 0; i < m; i += MR) {                                       \
-                const int mr = m - i < MR ? m - i : MR;                             \
-                vec acc[MR][2];                                                     \
-                for (int r = 0; r < MR; r++) {                                      \
-                    acc[r][0] = (vec) {0};                                          \
-                    acc[r][1] = (vec) {0};                                          \
-                }                                                                   \
-                /* Rows past m repeat the last row: the fast loop always runs  \
-                   MR rows, and only the valid ones are stored. */              \
-                const T *ar[MR];                                                    \
-                for (int r = 0; r < MR; r++)                                        \
-                    ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;         \
-                for (int kk = 0; kk < k; kk++) {                                    \
-                    const vec b0 = *(const vec *) (panel + (size_t) kk * nr);       \
-                    const vec b1 = *(const vec *) (panel + (size_t) kk * nr + VL);  \
-                    for (int r = 0; r < MR; r++) {                                  \
-                        const T av = ar[r][kk];                                     \
-                        acc[r][0] += av * b0;                                       \
-                        acc[r][1] += av * b1;                                       \
-                    }                                                               \
-                }                                                                   \
-                for (int r = 0; r < mr; r++) {                                      \
-                    T *cr = c + (size_t) (i + r) * ldc + p * nr;                    \
-                    if (nc == nr) {  /* full panel: whole-vector stores */          \
-                        if (accumulate) {                                           \
-                            *(vec *) cr += acc[r][0];                               \
-                            *(vec *) (cr + VL) += acc[r][1];                        \
-                        } else {                                                    \
-                            *(vec *) cr = acc[r][0];                                \
-                            *(vec *) (cr + VL) = acc[r][1];                         \
-                        }                                                           \
-                        continue;                                                   \
-                    }                                                               \
-                    T tmp[2 * VL];                                                  \
-                    memcpy(tmp, &acc[r][0], sizeof(vec));                           \
-                    memcpy(tmp + VL, &acc[r][1], sizeof(vec));                      \
-                    if (accumulate) {                                               \
-                        for (int q = 0; q < nc; q++) cr[q] += tmp[q];               \
-                    } else {                                                        \
-                        for (int q = 0; q < nc; q++) cr[q] = tmp[q];                \
-                    }                                                               \
-                }                                                                   \
-            }                                                                       \
-        }                                                                           \
-    }
-
-    #define TSRNN_DEFINE_PACK(NAME, T)                                              \
-    static void NAME(int n, int k, const T *b, int ldb, int trans, int nr, T *bp) { \
-        /* Bop = b^T (b is n x k) when trans, else b itself (k x n). */            \
-        for (int p = 0; p * nr < n; p++)                                            \
-            for (int kk = 0; kk < k; kk++)                                          \
-                for (int q = 0; q < nr; q++) {                                      \
-                    const int col = p * nr + q;                                     \
-                    bp[((size_t) p * k + kk) * nr + q] = col >= n ? (T) 0 :         \
-                        (trans ? b[(size_t) col * ldb + kk] : b[(size_t) kk * ldb + col]); \
-                }                                                                   \
-    }
-
-    /* 256-bit vectors (AVX2 clone, or SSE2 pairs in the baseline clone). */
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f32, float, 8, 6, TSRNN_CLONES)
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f64, double, 4, 6, TSRNN_CLONES)
-    TSRNN_DEFINE_PACK(tsrnn_pack_f32, float)
-    TSRNN_DEFINE_PACK(tsrnn_pack_f64, double)
-
-    /* 512-bit vectors where the CPU has AVX-512F: twice the FMA width, and
-       32 registers hold an 8 x 32 float tile. The panel width differs, so the
-       choice is made once per process and packing follows it. */
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f32, float, 16, 8, __attribute__((target("avx512f"))))
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f64, double, 8, 8, __attribute__((target("avx512f"))))
-    static int tsrnn_avx512(void) {
-        static int has = -1;  /* a benign race: every thread stores the same value */
-        if (has < 0) has = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        return has;
-    }
-    #else
-    #define tsrnn_gemm512_f32 tsrnn_gemm256_f32
-    #define tsrnn_gemm512_f64 tsrnn_gemm256_f64
-    static int tsrnn_avx512(void) { return 0; }
-    #endif
-
-    static int tsrnn_nr_f32(void) { return tsrnn_avx512() ? 32 : 16; }
-    static int tsrnn_nr_f64(void) { return tsrnn_avx512() ? 16 : 8; }
-
-    static void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
-                                      const float *bp, float *c, int ldc, int acc) {
-        if (tsrnn_avx512()) tsrnn_gemm512_f32(m, n, k, a, lda, bp, c, ldc, acc);
-        else tsrnn_gemm256_f32(m, n, k, a, lda, bp, c, ldc, acc);
-    }
-    static void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
-                                      const double *bp, double *c, int ldc, int acc) {
-        if (tsrnn_avx512()) tsrnn_gemm512_f64(m, n, k, a, lda, bp, c, ldc, acc);
-        else tsrnn_gemm256_f64(m, n, k, a, lda, bp, c, ldc, acc);
-    }
-    """
-    int tsrnn_nr_f32() noexcept nogil
-    int tsrnn_nr_f64() noexcept nogil
-    int tsrnn_avx512() noexcept nogil
-    void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
-                               const float* bp, float* c, int ldc, int accumulate) noexcept nogil
-    void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
-                               const double* bp, double* c, int ldc, int accumulate) noexcept nogil
-    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, int nr, float* bp) noexcept nogil
-    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, int nr, double* bp) noexcept nogil
 
 
 def simd_width_bits():
@@ -393,22 +225,17 @@ cdef floating[::1] packed_weights(const floating[:, ::1] w, bint trans):
 
 
 cdef inline void sigmoid_inplace(floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
     if floating is float:
         tsrnn_sigmoid_f32(x, n)
     else:
-        # float64 is the accuracy reference: keep libm.
-        for i in range(n):
-            x[i] = 1.0 / (1.0 + exp(-x[i]))
+        tsrnn_sigmoid_f64(x, n)
 
 
 cdef inline void tanh_into(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
     if floating is float:
         tsrnn_tanh_f32(x, out, n)
     else:
-        for i in range(n):
-            out[i] = tanh(x[i])
+        tsrnn_tanh_f64(x, out, n)
 
 
 def _activations(floating[::1] x):
@@ -426,109 +253,6 @@ def _activations(floating[::1] x):
 # --------------------------------------------------------------------------
 # One time step of one chunk: gate loops
 # --------------------------------------------------------------------------
-
-cdef extern from *:
-    """
-    /* Forward gate loops of one step and chunk. On entry the gate buffer
-     * holds x W_ih^T + h_prev W_hh^T (the recurrent GEMM accumulates into it);
-     * one pass per row adds the biases, applies the activations and writes
-     * the state, so each row is read and written once. Rows are separate
-     * calls with restrict parameters, the form in which gcc vectorises the
-     * loop (sigmoid and tanh are inline, so they vectorise with it).
-     * Compiled per ISA by target_clones.
-     *
-     * lstm/peephole: g = [i f g o | tanh(c)] out, c_new, h_new.
-     * gru: g = [r z n | W_hn h] in (the hidden n part sits in the 4th slot)
-     *      and [r z n | W_hn h + b_hn] out.
-     */
-    /* One LSTM row once the pre-activations are complete, but for the o
-       gate's optional extra term O_EXTRA (empty, or the peephole's
-       "+ po[j] * c"), pasted in so that the plain LSTM carries no dead add. */
-    #define TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, O_EXTRA)                              \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
-            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
-            const T c = fg * cp[j] + ig * gg;                                       \
-            const T og = SIG(g[3 * H + j] + bias[3 * H + j] O_EXTRA);               \
-            const T tc = TANH(c);                                                   \
-            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
-            g[4 * H + j] = tc;                                                      \
-            cn[j] = c;                                                              \
-            hn[j] = og * tc;                                                        \
-        }
-    #define TSRNN_DEFINE_STEP_FORWARD(SFX, T, SIG, TANH)                            \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_lstm_row_forward_##SFX(                                                 \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT cp, T *TSRNN_RESTRICT cn,                       \
-            T *TSRNN_RESTRICT hn) {                                                 \
-        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, )                                         \
-    }                                                                               \
-    /* The peephole row: the c(t-1) terms go in first, in a plain pass,    \
-       then the LSTM's loop with one more term for o. Fused into one loop    \
-       (and as a two-pass split at c) gcc 12 made slower code: 1.3x and 1.2x  \
-       this one's time at 64,64,8,64. */                                     \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_peephole_row_forward_##SFX(                                             \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
-            T *TSRNN_RESTRICT cn, T *TSRNN_RESTRICT hn) {                           \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            g[j] += peep[j] * cp[j];                                                \
-            g[H + j] += peep[H + j] * cp[j];                                        \
-        }                                                                           \
-        const T *TSRNN_RESTRICT po = peep + 2 * H;                                  \
-        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, + po[j] * c)                              \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_lstm_step_forward_##SFX(                         \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
-            const T *bias, const T *peep, const T *c_prev, T *c_new, T *h_new) {    \
-        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
-            if (peephole)                                                           \
-                tsrnn_peephole_row_forward_##SFX(H, gates + b * S, bias, peep,      \
-                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
-            else                                                                    \
-                tsrnn_lstm_row_forward_##SFX(H, gates + b * S, bias,                \
-                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
-        }                                                                           \
-    }                                                                               \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_gru_row_forward_##SFX(                                                  \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT bias_hn, const T *TSRNN_RESTRICT hq,            \
-            T *TSRNN_RESTRICT hn) {                                                 \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T r = SIG(g[j] + bias[j]), z = SIG(g[H + j] + bias[H + j]);       \
-            const T hh = g[3 * H + j] + bias_hn[j];                                 \
-            const T n = TANH(g[2 * H + j] + bias[2 * H + j] + r * hh);              \
-            g[j] = r; g[H + j] = z; g[2 * H + j] = n; g[3 * H + j] = hh;            \
-            hn[j] = (1 - z) * n + z * hq[j];                                        \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_gru_step_forward_##SFX(                          \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates, const T *bias,     \
-            const T *bias_hn, const T *h_prev, T *h_new) {                          \
-        for (Py_ssize_t b = 0; b < nb; b++)                                         \
-            tsrnn_gru_row_forward_##SFX(H, gates + b * S, bias, bias_hn,            \
-                                        h_prev + b * H, h_new + b * H);             \
-    }
-
-    TSRNN_DEFINE_STEP_FORWARD(f32, float, tsrnn_sigmoidf, tsrnn_tanhf)
-    TSRNN_DEFINE_STEP_FORWARD(f64, double, tsrnn_sigmoidd, tsrnn_tanhd)
-    """
-    void tsrnn_lstm_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        float* gates, const float* bias, const float* peep, const float* c_prev,
-        float* c_new, float* h_new) noexcept nogil
-    void tsrnn_lstm_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        double* gates, const double* bias, const double* peep, const double* c_prev,
-        double* c_new, double* h_new) noexcept nogil
-    void tsrnn_gru_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        float* gates, const float* bias, const float* bias_hn, const float* h_prev,
-        float* h_new) noexcept nogil
-    void tsrnn_gru_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        double* gates, const double* bias, const double* bias_hn, const double* h_prev,
-        double* h_new) noexcept nogil
-
 
 cdef inline void lstm_step_forward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
@@ -557,144 +281,6 @@ cdef inline void gru_step_forward(
         tsrnn_gru_step_forward_f32(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
     else:
         tsrnn_gru_step_forward_f64(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
-
-
-cdef extern from *:
-    """
-    /* Backward gate loops of one step and chunk, one pass per row, in C so
-     * that they get the same AVX2 clones as the activations (Cython cannot
-     * attach target_clones). Every line is the chain rule of one forward line;
-     * the derivations are spelled out in tests/_reference.py.
-     *
-     * lstm/peephole, per unit:  g = [i f g o tanh(c)] of step t,
-     *   dh  = dh_out + dh_next               h(t) feeds the layer above and t+1
-     *   dao = dh tanh(c) o(1-o)              h = o tanh(c)
-     *   dc  = dc_next + dh o (1-tanh^2 c) (+ dao w_co)
-     *   dai = dc g i(1-i), daf = dc c_prev f(1-f), dag = dc i (1-g^2)
-     *   dc_prev = dc f (+ dai w_ci + daf w_cf)
-     * gru, per unit:  g = [r z n hn],
-     *   dn = dh (1-z), dz = dh (h_prev - n), dan = dn (1-n^2)
-     *   dar = dan hn r(1-r), daz = dz z(1-z)
-     *   dax = [dar daz dan], and the hidden side differs only in the n block:
-     *   dahn = dan*r (the gradient of W_hn h + b_hn); direct dh_prev = dh z
-     */
-    #define TSRNN_DEFINE_STEP_BACKWARD(SFX, T)                                      \
-    /* In place: each row's gate gradients overwrite its stored activations  \
-       (the forward values of step t are dead once step t is done), so        \
-       backward needs no (T, B, G*H) gradient buffer. Iteration j reads all    \
-       the gates of unit j before writing them, so one pointer serves both.   \
-       One row per call, with restrict parameters: gcc vectorises the loop     \
-       only in this form (with the row pointers computed inside the batch      \
-       loop it reports "complicated access pattern" and stays scalar). PEEP    \
-       is a literal 0 or 1 at each call, so the peephole terms cost nothing    \
-       in the plain LSTM. */                                                   \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_lstm_row_backward_##SFX(                                                \
-            const int PEEP, Py_ssize_t H, T *TSRNN_RESTRICT g,                      \
-            const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
-            const T *TSRNN_RESTRICT dho, const T *TSRNN_RESTRICT dhn,               \
-            T *TSRNN_RESTRICT dcn) {                                                \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = g[j], fg = g[H + j], gg = g[2 * H + j];                    \
-            const T og = g[3 * H + j], tc = g[4 * H + j];                           \
-            const T dh = dho[j] + dhn[j];                                           \
-            const T dao = dh * tc * og * (1 - og);                                  \
-            T dc = dcn[j] + dh * og * (1 - tc * tc);                                \
-            if (PEEP) dc += dao * peep[2 * H + j];                                  \
-            const T dai = dc * gg * ig * (1 - ig);                                  \
-            const T daf = dc * cp[j] * fg * (1 - fg);                               \
-            const T dag = dc * ig * (1 - gg * gg);                                  \
-            T dcp = dc * fg;                                                        \
-            if (PEEP) dcp += dai * peep[j] + daf * peep[H + j];                     \
-            dcn[j] = dcp;                                                           \
-            g[j] = dai;                                                             \
-            g[H + j] = daf;                                                         \
-            g[2 * H + j] = dag;                                                     \
-            g[3 * H + j] = dao;                                                     \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_lstm_step_backward_##SFX(                        \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
-            const T *peep, const T *c_prev, const T *dh_out, const T *dh_next,      \
-            T *dc_next) {                                                           \
-        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
-            if (peephole)                                                           \
-                tsrnn_lstm_row_backward_##SFX(1, H, gates + b * S, peep,            \
-                    c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H);                                               \
-            else                                                                    \
-                tsrnn_lstm_row_backward_##SFX(0, H, gates + b * S, peep,            \
-                    c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H);                                               \
-        }                                                                           \
-    }                                                                               \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_gru_row_backward_##SFX(                                                 \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT hq,          \
-            const T *TSRNN_RESTRICT dho, T *TSRNN_RESTRICT dhn) {                   \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];    \
-            const T dh = dho[j] + dhn[j];                                           \
-            const T dn = dh * (1 - z), dz = dh * (hq[j] - n);                       \
-            const T dan = dn * (1 - n * n);                                         \
-            const T dar = dan * hn * r * (1 - r), daz = dz * z * (1 - z);           \
-            g[j] = dar; g[H + j] = daz; g[2 * H + j] = dan;                         \
-            g[3 * H + j] = dan * r;                                                 \
-            dhn[j] = dh * z;                                                        \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_gru_step_backward_##SFX(                         \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates,                    \
-            const T *h_prev, const T *dh_out, T *dh_next) {                         \
-        for (Py_ssize_t b = 0; b < nb; b++)                                         \
-            tsrnn_gru_row_backward_##SFX(H, gates + b * S, h_prev + b * H,          \
-                dh_out + b * H, dh_next + b * H);                                   \
-    }
-
-    TSRNN_DEFINE_STEP_BACKWARD(f32, float)
-    TSRNN_DEFINE_STEP_BACKWARD(f64, double)
-
-    /* Peephole weight gradients over rows [r0, r1) of the (T*B) gate
-     * gradients, in row order, into acc = [dw_ci | dw_cf | dw_co] (3H):
-     * dw_ci += dai c(t-1), dw_cf += daf c(t-1), dw_co += dao c(t). Row r is
-     * step t = r / B; rows of step 0 pair with c0. */
-    #define TSRNN_DEFINE_PEEP_GRADS(SFX, T)                                         \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_peep_row_##SFX(Py_ssize_t H, const T *TSRNN_RESTRICT d,                   \
-                         const T *TSRNN_RESTRICT cp, const T *TSRNN_RESTRICT cc,    \
-                         T *TSRNN_RESTRICT acc) {                                   \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            acc[j] += d[j] * cp[j];                                                 \
-            acc[H + j] += d[H + j] * cp[j];                                         \
-            acc[2 * H + j] += d[3 * H + j] * cc[j];                                 \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_peep_grads_##SFX(                                \
-            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H, Py_ssize_t S, \
-            const T *da, const T *cs, const T *c0, T *acc) {                        \
-        for (Py_ssize_t j = 0; j < 3 * H; j++) acc[j] = 0;                          \
-        for (Py_ssize_t r = r0; r < r1; r++)                                        \
-            tsrnn_peep_row_##SFX(H, da + r * S, r < B ? c0 + r * H : cs + (r - B) * H, \
-                                 cs + r * H, acc);                                  \
-    }
-
-    TSRNN_DEFINE_PEEP_GRADS(f32, float)
-    TSRNN_DEFINE_PEEP_GRADS(f64, double)
-    """
-    void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        float* gates, const float* peep, const float* c_prev, const float* dh_out,
-        const float* dh_next, float* dc_next) noexcept nogil
-    void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        double* gates, const double* peep, const double* c_prev, const double* dh_out,
-        const double* dh_next, double* dc_next) noexcept nogil
-    void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
-    void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
-    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
-    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
 
 
 cdef inline void lstm_step_backward(

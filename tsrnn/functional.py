@@ -29,7 +29,8 @@ from threadpoolctl import ThreadpoolController
 
 from . import _cells
 
-__all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes"]
+__all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
+           "layer_param_shapes"]
 
 CELLS = ("lstm", "gru", "peephole")
 _N_GATES = {"lstm": 4, "gru": 3, "peephole": 4}
@@ -104,24 +105,45 @@ def _is_lstm(cell):
     return cell != "gru"
 
 
-def param_shapes(cell, input_size, hidden_size, num_layers=1):
-    """Names and shapes of the parameters of a stacked recurrent net.
+def layer_param_shapes(cell, input_size, hidden_size, layer=0):
+    """Names and shapes of the parameters of one recurrent layer.
 
-    Returns a dict ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
-    state_dict, followed by the peephole vectors of each layer.
+    The single definition of the weight layout: :func:`param_shapes`,
+    :func:`init_params` and the validation of ``params`` build on it, and so
+    should any other code that lays weights out (the estimators' flat buffer). Returns ``{name: shape}`` in the order
+    of ``torch.nn.LSTM``'s state_dict for that layer, then the peephole
+    vectors: ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}``
+    (G*H, H), ``bias_ih_l{layer}`` and ``bias_hh_l{layer}`` (G*H,), and for the
+    peephole cell ``weight_ci_l{layer}``, ``weight_cf_l{layer}``,
+    ``weight_co_l{layer}`` (H,); G is 4 (i, f, g, o) for the LSTM cells and 3
+    (r, z, n) for the GRU. As in torch, the names that start with ``bias_``
+    are the biases and every other array is a weight.
     """
     _check_cell(cell)
     gh = _N_GATES[cell] * hidden_size
+    shapes = {
+        f"weight_ih_l{layer}": (gh, input_size),
+        f"weight_hh_l{layer}": (gh, hidden_size),
+        f"bias_ih_l{layer}": (gh,),
+        f"bias_hh_l{layer}": (gh,),
+    }
+    if cell == "peephole":
+        for name in _PEEPHOLE_NAMES:
+            shapes[f"{name}_l{layer}"] = (hidden_size,)
+    return shapes
+
+
+def param_shapes(cell, input_size, hidden_size, num_layers=1):
+    """Names and shapes of the parameters of a stacked recurrent net.
+
+    Returns a dict ``{name: shape}``: :func:`layer_param_shapes` of each layer
+    in turn, the first taking ``input_size`` inputs and the others
+    ``hidden_size``.
+    """
     shapes = {}
     for k in range(num_layers):
-        d = input_size if k == 0 else hidden_size
-        shapes[f"weight_ih_l{k}"] = (gh, d)
-        shapes[f"weight_hh_l{k}"] = (gh, hidden_size)
-        shapes[f"bias_ih_l{k}"] = (gh,)
-        shapes[f"bias_hh_l{k}"] = (gh,)
-        if cell == "peephole":
-            for name in _PEEPHOLE_NAMES:
-                shapes[f"{name}_l{k}"] = (hidden_size,)
+        shapes.update(layer_param_shapes(
+            cell, input_size if k == 0 else hidden_size, hidden_size, layer=k))
     return shapes
 
 
