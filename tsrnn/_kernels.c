@@ -215,21 +215,87 @@ TSRNN_INLINE void store_tail_f64(double *restrict cr, const double *restrict til
 
 enum { MR256 = 6, MR512 = 8 };
 
+/* Store (or add) one row of a float32 tile, two vectors wide: whole-vector
+ * stores for a full panel, the first nc values of a partial one. */
+TSRNN_INLINE void store_v8sf(float *cr, const v8sf acc[2], int nc, int accumulate)
+{
+    /* acc by pointer: a vector passed by value would change the ABI of
+       the baseline clone (-Wpsabi); inlined, it costs nothing. */
+    enum { VL = 8 };
+    if (nc == 2 * VL && accumulate) {
+        *(v8sf *) cr += acc[0];
+        *(v8sf *) (cr + VL) += acc[1];
+    } else if (nc == 2 * VL) {
+        *(v8sf *) cr = acc[0];
+        *(v8sf *) (cr + VL) = acc[1];
+    } else {
+        float tile[2 * VL];
+        memcpy(tile, &acc[0], sizeof(v8sf));
+        memcpy(tile + VL, &acc[1], sizeof(v8sf));
+        store_tail_f32(cr, tile, nc, accumulate);
+    }
+}
+
+/* One row of A against every panel: the rows an MR-row tile would waste work
+ * on (a batch of one, the last rows of a chunk), since the tile computes MR
+ * rows to store one. Four panels at a time give eight independent accumulator
+ * chains, enough to hide the FMA latency. Each output element is still the
+ * tile's FMA chain in k order, so a row gets the same bits whichever path
+ * computes it (tests/test_functional.py checks every chunk size bitwise).
+ * Only float32 has it: float64 is the accuracy reference, not a fast path. */
+TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, float *c,
+                             int accumulate)
+{
+    enum { VL = 8, NR = 2 * VL, NP = 4 };
+    const int panels = (n + NR - 1) / NR;
+    const size_t ps = (size_t) k * NR;  /* panel stride */
+    for (int p = 0; p < panels; p += NP) {
+        const int np = panels - p < NP ? panels - p : NP;
+        const float *pan = bp + (size_t) p * ps;
+        v8sf acc[NP][2];
+        for (int q = 0; q < NP; q++)
+            acc[q][0] = acc[q][1] = (v8sf) {0};
+        if (np == NP) {  /* constant trip count: the chains stay in registers */
+            for (int kk = 0; kk < k; kk++) {
+                const float av = a[kk];
+                for (int q = 0; q < NP; q++) {
+                    const float *b = pan + q * ps + (size_t) kk * NR;
+                    acc[q][0] += av * *(const v8sf *) b;
+                    acc[q][1] += av * *(const v8sf *) (b + VL);
+                }
+            }
+        } else {
+            for (int kk = 0; kk < k; kk++) {
+                const float av = a[kk];
+                for (int q = 0; q < np; q++) {
+                    const float *b = pan + q * ps + (size_t) kk * NR;
+                    acc[q][0] += av * *(const v8sf *) b;
+                    acc[q][1] += av * *(const v8sf *) (b + VL);
+                }
+            }
+        }
+        for (int q = 0; q < np; q++) {
+            const int col = (p + q) * NR;
+            store_v8sf(c + col, acc[q], n - col < NR ? n - col : NR, accumulate);
+        }
+    }
+}
+
 TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, int lda,
                                            const float *bp, float *c, int ldc, int accumulate)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR256 };
+    const int m_tiles = m - m % MR;  /* rows in full tiles; the rest go one by one */
     for (int p = 0; p * NR < n; p++) {
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
-        for (int i = 0; i < m; i += MR) {
-            const int mr = m - i < MR ? m - i : MR;
+        for (int i = 0; i < m_tiles; i += MR) {
             v8sf acc[MR][2];
             const float *ar[MR];
             for (int r = 0; r < MR; r++) {
                 acc[r][0] = (v8sf) {0};
                 acc[r][1] = (v8sf) {0};
-                ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;
+                ar[r] = a + (size_t) (i + r) * lda;
             }
             for (int kk = 0; kk < k; kk++) {
                 const v8sf b0 = *(const v8sf *) (panel + (size_t) kk * NR);
@@ -240,23 +306,13 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
                     acc[r][1] += av * b1;
                 }
             }
-            for (int r = 0; r < mr; r++) {
-                float *cr = c + (size_t) (i + r) * ldc + p * NR;
-                if (nc == NR && accumulate) {
-                    *(v8sf *) cr += acc[r][0];
-                    *(v8sf *) (cr + VL) += acc[r][1];
-                } else if (nc == NR) {
-                    *(v8sf *) cr = acc[r][0];
-                    *(v8sf *) (cr + VL) = acc[r][1];
-                } else {
-                    float tile[NR];
-                    memcpy(tile, &acc[r][0], sizeof(v8sf));
-                    memcpy(tile + VL, &acc[r][1], sizeof(v8sf));
-                    store_tail_f32(cr, tile, nc, accumulate);
-                }
-            }
+            for (int r = 0; r < MR; r++)
+                store_v8sf(c + (size_t) (i + r) * ldc + p * NR, acc[r], nc,
+                           accumulate);
         }
     }
+    for (int i = m_tiles; i < m; i++)
+        row256_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
 }
 
 TSRNN_CLONES_NO_V4 static void gemm256_f64(int m, int n, int k, const double *a, int lda,
@@ -304,21 +360,79 @@ TSRNN_CLONES_NO_V4 static void gemm256_f64(int m, int n, int k, const double *a,
 }
 
 #if TSRNN_X86_CLONES
+TSRNN_INLINE void store_v16sf(float *cr, const v16sf acc[2], int nc, int accumulate)
+{
+    /* acc by pointer: a vector passed by value would change the ABI of
+       the baseline clone (-Wpsabi); inlined, it costs nothing. */
+    enum { VL = 16 };
+    if (nc == 2 * VL && accumulate) {
+        *(v16sf *) cr += acc[0];
+        *(v16sf *) (cr + VL) += acc[1];
+    } else if (nc == 2 * VL) {
+        *(v16sf *) cr = acc[0];
+        *(v16sf *) (cr + VL) = acc[1];
+    } else {
+        float tile[2 * VL];
+        memcpy(tile, &acc[0], sizeof(v16sf));
+        memcpy(tile + VL, &acc[1], sizeof(v16sf));
+        store_tail_f32(cr, tile, nc, accumulate);
+    }
+}
+
+/* row256_f32 at 512 bits. */
+TSRNN_INLINE void row512_f32(int n, int k, const float *a, const float *bp, float *c,
+                             int accumulate)
+{
+    enum { VL = 16, NR = 2 * VL, NP = 4 };
+    const int panels = (n + NR - 1) / NR;
+    const size_t ps = (size_t) k * NR;
+    for (int p = 0; p < panels; p += NP) {
+        const int np = panels - p < NP ? panels - p : NP;
+        const float *pan = bp + (size_t) p * ps;
+        v16sf acc[NP][2];
+        for (int q = 0; q < NP; q++)
+            acc[q][0] = acc[q][1] = (v16sf) {0};
+        if (np == NP) {
+            for (int kk = 0; kk < k; kk++) {
+                const float av = a[kk];
+                for (int q = 0; q < NP; q++) {
+                    const float *b = pan + q * ps + (size_t) kk * NR;
+                    acc[q][0] += av * *(const v16sf *) b;
+                    acc[q][1] += av * *(const v16sf *) (b + VL);
+                }
+            }
+        } else {
+            for (int kk = 0; kk < k; kk++) {
+                const float av = a[kk];
+                for (int q = 0; q < np; q++) {
+                    const float *b = pan + q * ps + (size_t) kk * NR;
+                    acc[q][0] += av * *(const v16sf *) b;
+                    acc[q][1] += av * *(const v16sf *) (b + VL);
+                }
+            }
+        }
+        for (int q = 0; q < np; q++) {
+            const int col = (p + q) * NR;
+            store_v16sf(c + col, acc[q], n - col < NR ? n - col : NR, accumulate);
+        }
+    }
+}
+
 TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int lda,
                                       const float *bp, float *c, int ldc, int accumulate)
 {
     enum { VL = 16, NR = 2 * VL, MR = MR512 };
+    const int m_tiles = m - m % MR;
     for (int p = 0; p * NR < n; p++) {
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
-        for (int i = 0; i < m; i += MR) {
-            const int mr = m - i < MR ? m - i : MR;
+        for (int i = 0; i < m_tiles; i += MR) {
             v16sf acc[MR][2];
             const float *ar[MR];
             for (int r = 0; r < MR; r++) {
                 acc[r][0] = (v16sf) {0};
                 acc[r][1] = (v16sf) {0};
-                ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;
+                ar[r] = a + (size_t) (i + r) * lda;
             }
             for (int kk = 0; kk < k; kk++) {
                 const v16sf b0 = *(const v16sf *) (panel + (size_t) kk * NR);
@@ -329,23 +443,13 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
                     acc[r][1] += av * b1;
                 }
             }
-            for (int r = 0; r < mr; r++) {
-                float *cr = c + (size_t) (i + r) * ldc + p * NR;
-                if (nc == NR && accumulate) {
-                    *(v16sf *) cr += acc[r][0];
-                    *(v16sf *) (cr + VL) += acc[r][1];
-                } else if (nc == NR) {
-                    *(v16sf *) cr = acc[r][0];
-                    *(v16sf *) (cr + VL) = acc[r][1];
-                } else {
-                    float tile[NR];
-                    memcpy(tile, &acc[r][0], sizeof(v16sf));
-                    memcpy(tile + VL, &acc[r][1], sizeof(v16sf));
-                    store_tail_f32(cr, tile, nc, accumulate);
-                }
-            }
+            for (int r = 0; r < MR; r++)
+                store_v16sf(c + (size_t) (i + r) * ldc + p * NR, acc[r], nc,
+                            accumulate);
         }
     }
+    for (int i = m_tiles; i < m; i++)
+        row512_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
 }
 
 TSRNN_AVX512F static void gemm512_f64(int m, int n, int k, const double *a, int lda,
