@@ -79,12 +79,16 @@ Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
 so a wrong call is a ValueError and never an out-of-bounds write.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 import numpy as np
+
+cnp.import_array()
 
 cdef extern from "_kernels.h":
     # The C kernels (tsrnn/_kernels.c); the header documents every argument.
@@ -147,9 +151,15 @@ cdef enum:
     WBLOCK = 256
     KBLOCK = 2048
 
-CELL_LSTM = 0
-CELL_GRU = 1
-CELL_PEEPHOLE = 2
+cdef enum:
+    # Cell codes, as C constants for the nogil code and exported below.
+    LSTM = 0
+    GRU = 1
+    PEEPHOLE = 2
+
+CELL_LSTM = LSTM
+CELL_GRU = GRU
+CELL_PEEPHOLE = PEEPHOLE
 
 
 def openmp_enabled():
@@ -342,6 +352,9 @@ cdef void packed_rows_gemm(Py_ssize_t n_rows, int n, int k,
     """
     cdef Py_ssize_t n_blocks = (n_rows + 4 * BLOCK - 1) // (4 * BLOCK)
     cdef Py_ssize_t blk, r0
+    if n_threads == 1:  # no parallel region for one thread (see _forward)
+        packed_gemm(<int> n_rows, n, k, a, lda, bp, c, ldc, False)
+        return
     for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
         r0 = blk * 4 * BLOCK
         packed_gemm(<int> min(4 * BLOCK, n_rows - r0), n, k, a + r0 * lda, lda,
@@ -454,123 +467,245 @@ cdef int _threads_for(Py_ssize_t n_items, int max_threads) noexcept nogil:
     return n if n > 0 else 1
 
 
-def _check(bint ok, str what):
+cdef inline int _check(bint ok, str what) except -1:
     if not ok:
         raise ValueError(f"tsrnn._cells: inconsistent buffer shapes: {what}")
+    return 0
 
 
-def _check_int32(Py_ssize_t n, str what):
+cdef inline int _check_int32(Py_ssize_t n, str what) except -1:
     # BLAS takes 32-bit ints for sizes and leading dimensions.
     if n >= 2 ** 31:
         raise ValueError(f"{what} = {n} is too large for 32-bit BLAS indexing")
+    return 0
+
+
+cdef inline int _require(cnp.ndarray a, str name, int ndim, int typenum,
+                         bint writable) except -1:
+    # The checks a typed memoryview would make, at a tenth of the cost
+    # (memoryview arguments cost ~0.3 us each, most of a batch-1 call's
+    # Cython overhead).
+    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or (writable and not cnp.PyArray_ISWRITEABLE(a))):
+        raise ValueError(f"tsrnn._cells: {name} must be a C-contiguous {ndim}-D "
+                         f"{'writable ' if writable else ''}array of the weights' dtype")
+    return 0
+
+
+cdef inline bint _dims(cnp.ndarray a, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2=-1):
+    """a.shape == (d0, d1) or (d0, d1, d2); a's ndim is already checked."""
+    return (cnp.PyArray_DIM(a, 0) == d0 and cnp.PyArray_DIM(a, 1) == d1
+            and (d2 < 0 or cnp.PyArray_DIM(a, 2) == d2))
 
 
 def forward_layer(int cell,
-                  const floating[:, :, ::1] x,       # (T, B, D)
-                  const floating[:, ::1] w_ih,       # (G*H, D)
-                  const floating[:, ::1] w_hh,       # (G*H, H)
-                  const floating[::1] bias,          # (G*H,) folded biases
-                  const floating[::1] bias_hn,       # (H,) gru only, else (0,)
-                  const floating[:, ::1] peep,       # (3, H) peephole, else (0, H)
-                  const floating[:, ::1] h0,         # (B, H)
-                  const floating[:, ::1] c0,         # (B, H) lstm cells, else (0, H)
-                  floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
-                  floating[:, :, ::1] cs,            # (T | 2, B, H) out: c(t), lstm cells
-                  floating[:, :, ::1] gates,         # (T | 1, B, S) out: activations
-                  Py_ssize_t chunk,                  # batch rows per sweep
-                  bint keep,                         # keep activations for backward
-                  int n_threads_max):                # cap on omp_get_max_threads()
+                  cnp.ndarray x not None,        # (T, B, D)
+                  cnp.ndarray w_ih not None,     # (G*H, D)
+                  cnp.ndarray w_hh not None,     # (G*H, H)
+                  cnp.ndarray bias not None,     # (G*H,) folded biases
+                  cnp.ndarray bias_hn,           # (H,) gru only, else ignored
+                  cnp.ndarray peep,              # (3, H) peephole only, else ignored
+                  cnp.ndarray h0 not None,       # (B, H)
+                  cnp.ndarray c0,                # (B, H) lstm cells, else ignored
+                  cnp.ndarray hs not None,       # (T, B, H) out: h(t)
+                  cnp.ndarray cs,                # (T | 2, B, H) out: c(t), lstm cells, else ignored
+                  cnp.ndarray gates not None,    # (T | 1, B, S) out: activations
+                  Py_ssize_t chunk,              # batch rows per sweep
+                  bint keep,                     # keep c(t) of every step for backward
+                  int n_threads_max):            # cap on omp_get_max_threads()
     """Run one layer over all time steps. See the module docstring for layouts.
 
-    With ``keep`` (training), gates and cs hold every step for backward. Without
-    it (inference), gates is a one-step scratch (1, B, S), cs alternates two
-    slots (c(t) is in cs[t % 2]), and the input projection is computed per step
-    from a packed W_ih, so memory no longer grows with T.
-    """
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = w_hh.shape[1]
-    cdef bint is_gru = cell == CELL_GRU
-    cdef bint peephole = cell == CELL_PEEPHOLE
-    cdef Py_ssize_t G = 3 if is_gru else 4
-    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
-    cdef Py_ssize_t n_chunks, ci, b0, t, gt, ct, cp
-    cdef int nb, n_threads
-    cdef const floating* h_prev
-    cdef const floating* c_prev
+    Every array is C-contiguous and of one dtype (float32 or float64); the
+    inputs may be read-only. The arguments a cell does not use are ignored and
+    may be None.
 
-    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
+    ``gates`` holds every step (T, B, S) or one (1, B, S). With every step,
+    the input projection of all T*B rows is one GEMM before the sweep (one
+    pass, MR-row tiles even at batch 1); with one step, it is computed per
+    step from a packed W_ih, so memory no longer grows with T (inference on
+    large batches). ``keep`` (training) needs every step of gates and c(t)
+    in cs (T, B, H); without it cs alternates two slots (c(t) is in
+    cs[t % 2]). Either way the arithmetic of every element is the same, so
+    training and inference outputs are bitwise equal.
+
+    Calls no BLAS: the callers need not limit BLAS threads around it.
+    """
+    cdef Py_ssize_t T = 0, B = 0, D = 0, H = 0
+    cdef bint is_gru = cell == GRU
+    cdef bint is_lstm = not is_gru
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if cell != LSTM and cell != GRU and cell != PEEPHOLE:
+        raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise ValueError("tsrnn._cells: arrays must be float32 or float64")
+    _require(x, "x", 3, typenum, False)
+    _require(w_ih, "w_ih", 2, typenum, False)
+    _require(w_hh, "w_hh", 2, typenum, False)
+    _require(bias, "bias", 1, typenum, False)
+    _require(h0, "h0", 2, typenum, False)
+    _require(hs, "hs", 3, typenum, True)
+    _require(gates, "gates", 3, typenum, True)
+    T, B, D = x.shape[0], x.shape[1], x.shape[2]
+    H = w_hh.shape[1]
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef bint all_steps = gates.shape[0] == T
     _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
-    _check(w_ih.shape[0] == G * H and w_ih.shape[1] == D, "weight_ih")
-    _check(w_hh.shape[0] == G * H, "weight_hh")
+    _check(_dims(w_ih, G * H, D), "weight_ih")
+    _check(_dims(w_hh, G * H, H), "weight_hh")
     _check(bias.shape[0] == G * H, "bias")
-    _check(bias_hn.shape[0] == (H if is_gru else 0), "bias_hn")
-    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
-    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
-    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
-    _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
-    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T if keep else 2, B, H), "cs")
-    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T if keep else 1, B, S), "gates")
+    _check(_dims(h0, B, H), "h0")
+    _check(_dims(hs, T, B, H), "hs")
+    _check(_dims(gates, T if keep else gates.shape[0], B, S)
+           and (all_steps or gates.shape[0] == 1), "gates")
+    if is_gru:
+        _require(bias_hn, "bias_hn", 1, typenum, False)
+        _check(bias_hn.shape[0] == H, "bias_hn")
+    else:
+        _require(c0, "c0", 2, typenum, False)
+        _require(cs, "cs", 3, typenum, True)
+        _check(_dims(c0, B, H), "c0")
+        _check(_dims(cs, T if keep else 2, B, H), "cs")
+    if peephole:
+        _require(peep, "peep", 2, typenum, False)
+        _check(_dims(peep, 3, H), "peephole")
     _check_int32(T * B * S, "T * B * gate width")
     _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
-    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
-    n_chunks = (B + chunk - 1) // chunk
+    if typenum == cnp.NPY_FLOAT32:
+        _forward[float](
+            cell, T, B, D, H, <const float*> cnp.PyArray_DATA(x),
+            <const float*> cnp.PyArray_DATA(w_ih), <const float*> cnp.PyArray_DATA(w_hh),
+            <const float*> cnp.PyArray_DATA(bias),
+            <const float*> cnp.PyArray_DATA(bias_hn) if is_gru else NULL,
+            <const float*> cnp.PyArray_DATA(peep) if peephole else NULL,
+            <const float*> cnp.PyArray_DATA(h0),
+            <const float*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
+            <float*> cnp.PyArray_DATA(hs), <float*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
+            <float*> cnp.PyArray_DATA(gates), chunk, keep, all_steps, n_threads_max)
+    else:
+        _forward[double](
+            cell, T, B, D, H, <const double*> cnp.PyArray_DATA(x),
+            <const double*> cnp.PyArray_DATA(w_ih), <const double*> cnp.PyArray_DATA(w_hh),
+            <const double*> cnp.PyArray_DATA(bias),
+            <const double*> cnp.PyArray_DATA(bias_hn) if is_gru else NULL,
+            <const double*> cnp.PyArray_DATA(peep) if peephole else NULL,
+            <const double*> cnp.PyArray_DATA(h0),
+            <const double*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
+            <double*> cnp.PyArray_DATA(hs), <double*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
+            <double*> cnp.PyArray_DATA(gates), chunk, keep, all_steps, n_threads_max)
+
+
+cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                  const floating* x, const floating* w_ih, const floating* w_hh,
+                  const floating* bias, const floating* bias_hn, const floating* peep,
+                  const floating* h0, const floating* c0, floating* hs, floating* cs,
+                  floating* gates, Py_ssize_t chunk, bint keep, bint all_steps,
+                  int n_threads_max) except -1:
+    """forward_layer once the shapes are checked: pack the weights, sweep."""
+    cdef bint is_gru = cell == GRU
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     # gates += h_prev @ w_hh.T at every step: pack w_hh.T once. The GRU's
     # hidden n part stays apart from its input part, r * (h W_hn + b_hn), so
     # its columns are packed separately and land in the gate buffer's 4th slot.
     cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
-    cdef floating[::1] whh_mv, whn_mv
-    if is_gru:
-        whh_mv = packed_weights(w_hh[:n_acc], True)
-        whn_mv = packed_weights(w_hh[n_acc:], True)
-    else:
-        whh_mv = packed_weights(w_hh, True)
-        whn_mv = whh_mv
-    cdef const floating* whh_pack = &whh_mv[0]
-    cdef const floating* whn_pack = &whn_mv[0]
-    cdef floating[::1] wih_mv = packed_weights(w_ih, True)
-    cdef const floating* wih_pack = &wih_mv[0]
-    with nogil:
-        if keep:
-            # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
-            # are added inside the gate loop, where they cost nothing extra).
-            packed_rows_gemm(T * B, <int> (G * H), <int> D, &x[0, 0, 0], <int> D,
-                             wih_pack, &gates[0, 0, 0], <int> S,
-                             _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+    cdef Py_ssize_t size_hh = packed_size(<floating> 0, n_acc, H)
+    cdef Py_ssize_t size_hn = packed_size(<floating> 0, H, H) if is_gru else 0
+    cdef Py_ssize_t size_ih = packed_size(<floating> 0, G * H, D)
+    # One malloc for all three: numpy arrays cost ~1 us each at batch 1.
+    cdef floating* wpack = <floating*> malloc((size_hh + size_hn + size_ih) * sizeof(floating))
+    if wpack == NULL:
+        raise MemoryError()
+    cdef floating* whh_pack = wpack
+    cdef floating* whn_pack = wpack + size_hh
+    cdef floating* wih_pack = wpack + size_hh + size_hn
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
+    cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
+    cdef Py_ssize_t ci
+    cdef int n_threads
+    try:
+        with nogil:
+            pack(<int> n_acc, <int> H, w_hh, <int> H, True, whh_pack)
+            if is_gru:
+                pack(<int> H, <int> H, w_hh + n_acc * H, <int> H, True, whn_pack)
+            pack(<int> (G * H), <int> D, w_ih, <int> D, True, wih_pack)
+            if all_steps:
+                # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
+                # are added inside the gate loop, where they cost nothing extra).
+                packed_rows_gemm(T * B, <int> (G * H), <int> D, x, <int> D, wih_pack,
+                                 gates, <int> S,
+                                 _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+            n_threads = _threads_for(n_chunks, max_thr)
+            if n_threads == 1:
+                # No parallel region: entering one costs microseconds, a
+                # large share of a batch-1 call.
+                for ci in range(n_chunks):
+                    _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
+                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
+                                   h0, c0, hs, cs, gates, keep, all_steps)
+            else:
+                for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+                    _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
+                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
+                                   h0, c0, hs, cs, gates, keep, all_steps)
+    finally:
+        free(wpack)
+    return 0
 
-        n_threads = _threads_for(n_chunks, max_thr)
-        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            b0 = ci * chunk
-            nb = <int> min(chunk, B - b0)
-            for t in range(T):
-                gt = t if keep else 0
-                ct = t if keep else t % 2
-                cp = t - 1 if keep else (t - 1) % 2
-                if not keep:
-                    # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
-                    packed_gemm(nb, <int> (G * H), <int> D, &x[t, b0, 0], <int> D,
-                                wih_pack, &gates[0, b0, 0], <int> S, False)
-                if t == 0:
-                    h_prev = &h0[b0, 0]
-                else:
-                    h_prev = &hs[t - 1, b0, 0]
-                # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
-                packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack,
-                            &gates[gt, b0, 0], <int> S, True)
-                if is_gru:
-                    # gates[chunk, 3H:] = h_prev @ w_hn.T
-                    packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack,
-                                &gates[gt, b0, 3 * H], <int> S, False)
-                    gru_step_forward(nb, H, S, &gates[gt, b0, 0], &bias[0],
-                                     &bias_hn[0], h_prev, &hs[t, b0, 0])
-                else:
-                    if t == 0:
-                        c_prev = &c0[b0, 0]
-                    else:
-                        c_prev = &cs[cp, b0, 0]
-                    lstm_step_forward(nb, H, S, peephole, &gates[gt, b0, 0], &bias[0],
-                                      &peep[0, 0] if peephole else NULL,
-                                      c_prev, &cs[ct, b0, 0], &hs[t, b0, 0])
+
+cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                         Py_ssize_t b0, Py_ssize_t nb_,
+                         const floating* x, const floating* whh_pack,
+                         const floating* whn_pack, const floating* wih_pack,
+                         const floating* bias, const floating* bias_hn,
+                         const floating* peep, const floating* h0, const floating* c0,
+                         floating* hs, floating* cs, floating* gates,
+                         bint keep, bint all_steps) noexcept nogil:
+    """The time sweep of batch rows [b0, b0 + nb_): every step of one chunk.
+
+    Pointers are to whole (T | 1 | 2, B, width) buffers; row b of step t of
+    a (steps, B, width) buffer starts at (t * B + b) * width.
+    """
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
+    cdef int nb = <int> nb_
+    cdef Py_ssize_t t, gt, ct, cp
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    cdef floating* g
+    for t in range(T):
+        gt = t if all_steps else 0
+        ct = t if keep else t % 2
+        cp = t - 1 if keep else (t - 1) % 2
+        g = gates + (gt * B + b0) * S
+        if not all_steps:
+            # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
+            packed_gemm(nb, <int> (G * H), <int> D, x + (t * B + b0) * D, <int> D,
+                        wih_pack, g, <int> S, False)
+        if t == 0:
+            h_prev = h0 + b0 * H
+        else:
+            h_prev = hs + ((t - 1) * B + b0) * H
+        # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
+        packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack, g, <int> S, True)
+        if is_gru:
+            # gates[chunk, 3H:] = h_prev @ w_hn.T
+            packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack, g + 3 * H,
+                        <int> S, False)
+            gru_step_forward(nb, H, S, g, bias, bias_hn, h_prev, hs + (t * B + b0) * H)
+        else:
+            if t == 0:
+                c_prev = c0 + b0 * H
+            else:
+                c_prev = cs + (cp * B + b0) * H
+            lstm_step_forward(nb, H, S, peephole, g, bias, peep, c_prev,
+                              cs + (ct * B + b0) * H, hs + (t * B + b0) * H)
 
 
 def backward_layer(int cell,

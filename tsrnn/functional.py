@@ -21,6 +21,7 @@ layout the kernels use, which is also what makes read-only, Fortran-ordered
 and strided inputs safe.
 """
 import contextlib
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -79,6 +80,10 @@ def _blas_limited_to_one(libs):
 # when another process holds the other core and libgomp's woken thread
 # spin-waits against it (measured 20-60x slower on a loaded 2-core machine).
 _SERIAL_WORK = 1 << 21
+
+# Largest gate buffer of every step (bytes) that inference allocates, so that
+# the kernel projects the input of all steps at once; beyond it, one step.
+_ALL_STEPS_BYTES = 1 << 18
 
 
 def _threading(batch, work):
@@ -218,13 +223,20 @@ class RNNCache:
                  "hidden_size", "nbytes", "consumed")
 
 
+@functools.lru_cache(maxsize=64)
+def _expected_layout(cell, input_size, hidden_size, num_layers):
+    """param_shapes as a tuple of (name, shape), cached: it is rebuilt on every
+    call otherwise, a sizeable part of a batch-1 call."""
+    return tuple(param_shapes(cell, input_size, hidden_size, num_layers).items())
+
+
 def _validate_params(cell, params):
     """Return (dtype, input_size, hidden_size, per-layer contiguous weights)."""
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
         raise ValueError("params is missing 'weight_ih_l0' or 'weight_hh_l0'")
-    num_layers = 0
+    num_layers = 1
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
     w_ih0 = np.asarray(params["weight_ih_l0"])
@@ -234,38 +246,39 @@ def _validate_params(cell, params):
     input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
     if input_size < 1 or hidden_size < 1:
         raise ValueError("params describe an empty layer (input or hidden size 0)")
-    expected = param_shapes(cell, input_size, hidden_size, num_layers)
-    missing = [k for k in expected if k not in params]
-    if missing:
-        raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
-    unexpected = sorted(set(params) - set(expected))
-    if unexpected:
+    expected = _expected_layout(cell, input_size, hidden_size, num_layers)
+    if len(params) != len(expected) or not all(name in params for name, _ in expected):
+        missing = [name for name, _ in expected if name not in params]
+        if missing:
+            raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
+        unexpected = sorted(set(params) - {name for name, _ in expected})
         raise ValueError(f"params has keys that a {cell} does not use: {unexpected}")
-    dtypes = {np.asarray(params[k]).dtype for k in expected}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+    arrays = [np.asarray(params[name]) for name, _ in expected]
+    dtype = arrays[0].dtype
+    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
         raise ValueError(
             "params must all have one dtype, float32 or float64; got "
-            f"{sorted(str(d) for d in dtypes)}"
+            f"{sorted(str(d) for d in {a.dtype for a in arrays})}"
         )
-    dtype = dtypes.pop()
-    arrays = {}
-    for name, shape in expected.items():
-        a = np.ascontiguousarray(params[name])
+    for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
+        if not a.flags.c_contiguous:
+            arrays[i] = a = np.ascontiguousarray(a)
         if not np.isfinite(a).all():
             raise ValueError(f"params[{name!r}] contains NaN or inf")
-        arrays[name] = a
+    arrays = dict(zip((name for name, _ in expected), arrays))
     layers = []
     for k in range(num_layers):
         lay = _Layer()
         lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = (
             arrays[f"{n}_l{k}"] for n in _LAYER_NAMES
         )
+        # Only the peephole cell has these; rnn_forward gives the others an
+        # empty placeholder when backward needs one.
+        lay.peep = None
         if cell == "peephole":
-            lay.peep = np.stack([arrays[f"{n}_l{k}"] for n in _PEEPHOLE_NAMES])
-        else:
-            lay.peep = np.empty((0, hidden_size), dtype)
+            lay.peep = np.array([arrays[f"{n}_l{k}"] for n in _PEEPHOLE_NAMES])
         layers.append(lay)
     return dtype, input_size, hidden_size, layers
 
@@ -360,48 +373,62 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
 
     code = _CELL_CODE[cell]
     lstm = _is_lstm(cell)
+    peephole = cell == "peephole"
     n_gates = _N_GATES[cell]
     gh = n_gates * hidden_size
     width = (5 if lstm else 4) * hidden_size
-    no_c = np.empty((0, hidden_size), dtype)
-    no_cs = np.empty((0, 0, 0), dtype)
+    # Gates of every step let the kernel project the input of all steps in
+    # one pass (see forward_layer); inference keeps one step once that
+    # buffer would outgrow the cache, so its memory does not grow with T.
+    all_steps = training or time * batch * width * dtype.itemsize <= _ALL_STEPS_BYTES
+    num_layers = len(layers)
+    h_n = np.empty((num_layers, batch, hidden_size), dtype)
+    c_n = np.empty((num_layers, batch, hidden_size), dtype) if lstm else None
+    last_c = time - 1 if training else (time - 1) % 2
     nbytes = 0
-    with _single_threaded_blas():
-        for k, lay in enumerate(layers):
-            bias = lay.b_ih + lay.b_hh
-            if lstm:
-                bias_hn = np.empty(0, dtype)
-            else:
-                # b_hn is multiplied by the reset gate, so it cannot be folded.
-                bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
-                bias_hn = np.ascontiguousarray(lay.b_hh[2 * hidden_size:])
-            # Inference keeps one step of gates and two of c (see forward_layer).
-            hs = np.empty((time, batch, hidden_size), dtype)
-            cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else no_cs
-            gates = np.empty((time if training else 1, batch, width), dtype)
-            lay.h0 = h0[k]
-            lay.c0 = c0[k] if lstm else no_c
-            n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
-            _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
-                                 lay.peep, lay.h0, lay.c0, hs, cs, gates,
-                                 chunk, training, n_threads)
-            lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
-            nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
-            inp = hs
-            if rng is not None and k < len(layers) - 1:
-                keep = rng.random_sample(hs.shape) >= dropout
-                lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
-                inp = hs * lay.mask
+    # No BLAS limit here: forward_layer calls no BLAS.
+    for k, lay in enumerate(layers):
+        bias = lay.b_ih + lay.b_hh
+        if lstm:
+            bias_hn = None
+        else:
+            # b_hn is multiplied by the reset gate, so it cannot be folded.
+            bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
+            bias_hn = lay.b_hh[2 * hidden_size:].copy()
+        # Inference keeps two steps of c (see forward_layer).
+        hs = np.empty((time, batch, hidden_size), dtype)
+        cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else None
+        gates = np.empty((time if all_steps else 1, batch, width), dtype)
+        n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
+        _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
+                             lay.peep if peephole else None, h0[k],
+                             c0[k] if lstm else None, hs, cs, gates,
+                             chunk, training, n_threads)
+        h_n[k] = hs[time - 1]
+        if lstm:
+            c_n[k] = cs[last_c]
+        if training:
+            # What backward reads; its typed buffers want arrays, even empty.
+            no_c = np.empty((0, hidden_size), dtype)
+            lay.h0, lay.c0 = h0[k], (c0[k] if lstm else no_c)
+            lay.inp, lay.hs, lay.gates, lay.mask = inp, hs, gates, None
+            lay.cs = cs if lstm else np.empty((0, 0, 0), dtype)
+            if not peephole:
+                lay.peep = no_c
+            nbytes += inp.nbytes + hs.nbytes + lay.cs.nbytes + gates.nbytes
+        inp = hs
+        if rng is not None and k < num_layers - 1:
+            keep = rng.random_sample(hs.shape) >= dropout
+            lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
+            inp = hs * lay.mask
 
     # A read-only batch-first view of the top layer's time-major h(t): no
     # copy, and the next rnn_forward call (a stacked model's next layer) finds
     # its time-major input already contiguous. Read-only because backward
     # reads the same memory.
-    out = layers[-1].hs.transpose(1, 0, 2)
+    out = hs.transpose(1, 0, 2)
     out.flags.writeable = False
-    h_n = np.stack([lay.hs[-1] for lay in layers])
-    last_c = time - 1 if training else (time - 1) % 2
-    final = (h_n, np.stack([lay.cs[last_c] for lay in layers])) if lstm else h_n
+    final = (h_n, c_n) if lstm else h_n
     if not training:
         return out, final, None
     cache = RNNCache()
