@@ -923,3 +923,24 @@ def test_blas_runs_one_thread_inside_the_kernels_and_is_restored_after(F, monkey
         after = blas_threads()
     assert len(seen) == 1 and all(n == [1] * len(n) and n for n in seen), seen
     assert after and all(n == 2 for n in after), after
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_nonfinite_finds_nan_and_inf_in_every_lane(dtype):
+    # The scan behind the NaN/inf validation: an integer test on the exponent
+    # bits, vectorised, so every position (vector body and tail) must count.
+    from tsrnn import _cells
+
+    big = np.finfo(dtype).max
+    clean = (np.linspace(-1, 1, 37) * big).astype(dtype)  # huge but finite, and 0
+    tiny = np.array([np.finfo(dtype).tiny, -0.0, 5e-324 if dtype == np.float64 else 1e-45], dtype)
+    assert _cells.first_nonfinite([clean, tiny, np.empty(0, dtype)]) == -1
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in range(37):
+            a = clean.copy()
+            a[pos] = bad
+            assert _cells.first_nonfinite([clean, a.reshape(37, 1)]) == 1, (bad, pos)
+    with pytest.raises(ValueError):
+        _cells.first_nonfinite([clean[::2]])
+    with pytest.raises(ValueError):
+        _cells.first_nonfinite([np.zeros(3, np.float16)])

@@ -95,6 +95,8 @@ cdef extern from "_kernels.h":
     int tsrnn_openmp() noexcept nogil
     int tsrnn_max_threads() noexcept nogil
     int tsrnn_avx512() noexcept nogil
+    int tsrnn_all_finite_f32(const float* x, Py_ssize_t n) noexcept nogil
+    int tsrnn_all_finite_f64(const double* x, Py_ssize_t n) noexcept nogil
 
     void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
     void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
@@ -193,6 +195,34 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
+
+
+def first_nonfinite(arrays):
+    """Index of the first array in ``arrays`` holding a NaN or an inf, else -1.
+
+    A scan for functional.py's validation (which decides what to do and says
+    so to the user): one C call per array instead of np.isfinite(a).all().
+    Every array must be a C-contiguous float32 or float64 ndarray.
+    """
+    cdef Py_ssize_t i = 0
+    cdef cnp.ndarray a
+    cdef int ok
+    for obj in arrays:
+        if not isinstance(obj, cnp.ndarray):
+            raise TypeError("first_nonfinite takes ndarrays")
+        a = <cnp.ndarray> obj
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            raise ValueError("first_nonfinite takes C-contiguous arrays")
+        if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+            ok = tsrnn_all_finite_f32(<const float*> cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+        elif cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64:
+            ok = tsrnn_all_finite_f64(<const double*> cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+        else:
+            raise ValueError("first_nonfinite takes float32 or float64 arrays")
+        if not ok:
+            return i
+        i += 1
+    return -1
 
 
 def simd_width_bits():

@@ -29,6 +29,10 @@ TSRNN_API int tsrnn_openmp(void);       /* 1 when compiled with OpenMP */
 TSRNN_API int tsrnn_max_threads(void);  /* omp_get_max_threads(), or 1 */
 TSRNN_API int tsrnn_avx512(void);       /* the CPU has AVX-512F (x86-64 gcc >= 11) */
 
+/* ---- 1 when x[0:n] holds no NaN or inf ---- */
+TSRNN_API int tsrnn_all_finite_f32(const float *x, ptrdiff_t n);
+TSRNN_API int tsrnn_all_finite_f64(const double *x, ptrdiff_t n);
+
 /* ---- element-wise activations (arrays) ---- */
 TSRNN_API void tsrnn_sigmoid_f32(float *x, ptrdiff_t n);                   /* in place */
 TSRNN_API void tsrnn_tanh_f32(const float *x, float *out, ptrdiff_t n);    /* out may alias x */

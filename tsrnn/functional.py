@@ -41,7 +41,6 @@ _CELL_CODE = {
     "peephole": _cells.CELL_PEEPHOLE,
 }
 _PEEPHOLE_NAMES = ("weight_ci", "weight_cf", "weight_co")
-_LAYER_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 _blas_controller = None
 
@@ -264,21 +263,21 @@ def _validate_params(cell, params):
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
         if not a.flags.c_contiguous:
-            arrays[i] = a = np.ascontiguousarray(a)
-        if not np.isfinite(a).all():
-            raise ValueError(f"params[{name!r}] contains NaN or inf")
-    arrays = dict(zip((name for name, _ in expected), arrays))
+            arrays[i] = np.ascontiguousarray(a)
+    bad = _cells.first_nonfinite(arrays)
+    if bad >= 0:
+        raise ValueError(f"params[{expected[bad][0]!r}] contains NaN or inf")
+    # Each layer's arrays, in layer_param_shapes' order: weight_ih, weight_hh,
+    # bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
+    per_layer = len(expected) // num_layers
     layers = []
     for k in range(num_layers):
+        mine = arrays[k * per_layer:(k + 1) * per_layer]
         lay = _Layer()
-        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = (
-            arrays[f"{n}_l{k}"] for n in _LAYER_NAMES
-        )
+        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
         # Only the peephole cell has these; rnn_forward gives the others an
         # empty placeholder when backward needs one.
-        lay.peep = None
-        if cell == "peephole":
-            lay.peep = np.array([arrays[f"{n}_l{k}"] for n in _PEEPHOLE_NAMES])
+        lay.peep = np.array(mine[4:]) if cell == "peephole" else None
         layers.append(lay)
     return dtype, input_size, hidden_size, layers
 
@@ -293,7 +292,7 @@ def _as_real_array(a, name):
 def _time_major(a, dtype, name):
     """Copy a batch-first (B, T, F) array to a contiguous time-major one."""
     out = np.ascontiguousarray(a.transpose(1, 0, 2), dtype=dtype)
-    if not np.isfinite(out).all():
+    if _cells.first_nonfinite((out,)) >= 0:
         raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype})")
     return out
 
@@ -318,7 +317,7 @@ def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
                 f"{label} has shape {a.shape}, expected (num_layers, batch, hidden) = {shape}"
             )
         a = np.array(a, dtype=dtype, order="C", copy=True)
-        if not np.isfinite(a).all():
+        if _cells.first_nonfinite((a,)) >= 0:
             raise ValueError(f"{label} contains NaN or inf")
         out.append(a)
     return out[0], (out[1] if len(out) == 2 else None)
