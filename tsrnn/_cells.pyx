@@ -533,14 +533,16 @@ def forward_layer(int cell,
                   cnp.ndarray x not None,        # (T, B, D)
                   cnp.ndarray w_ih not None,     # (G*H, D)
                   cnp.ndarray w_hh not None,     # (G*H, H)
-                  cnp.ndarray bias not None,     # (G*H,) folded biases
-                  cnp.ndarray bias_hn,           # (H,) gru only, else ignored
-                  cnp.ndarray peep,              # (3, H) peephole only, else ignored
+                  cnp.ndarray b_ih not None,     # (G*H,)
+                  cnp.ndarray b_hh not None,     # (G*H,)
+                  tuple peep,                    # (w_ci, w_cf, w_co), each (H,): peephole only
                   cnp.ndarray h0 not None,       # (B, H)
                   cnp.ndarray c0,                # (B, H) lstm cells, else ignored
                   cnp.ndarray hs not None,       # (T, B, H) out: h(t)
                   cnp.ndarray cs,                # (T | 2, B, H) out: c(t), lstm cells, else ignored
                   cnp.ndarray gates not None,    # (T | 1, B, S) out: activations
+                  cnp.ndarray h_n not None,      # (B, H) out: h(T-1)
+                  cnp.ndarray c_n,               # (B, H) out: c(T-1), lstm cells, else ignored
                   Py_ssize_t chunk,              # batch rows per sweep
                   bint keep,                     # keep c(t) of every step for backward
                   int n_threads_max):            # cap on omp_get_max_threads()
@@ -548,7 +550,7 @@ def forward_layer(int cell,
 
     Every array is C-contiguous and of one dtype (float32 or float64); the
     inputs may be read-only. The arguments a cell does not use are ignored and
-    may be None.
+    may be None. The biases arrive as torch has them and are folded here.
 
     ``gates`` holds every step (T, B, S) or one (1, B, S). With every step,
     the input projection of all T*B rows is one GEMM before the sweep (one
@@ -567,6 +569,7 @@ def forward_layer(int cell,
     cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef int i
     if cell != LSTM and cell != GRU and cell != PEEPHOLE:
         raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
@@ -574,10 +577,12 @@ def forward_layer(int cell,
     _require(x, "x", 3, typenum, False)
     _require(w_ih, "w_ih", 2, typenum, False)
     _require(w_hh, "w_hh", 2, typenum, False)
-    _require(bias, "bias", 1, typenum, False)
+    _require(b_ih, "b_ih", 1, typenum, False)
+    _require(b_hh, "b_hh", 1, typenum, False)
     _require(h0, "h0", 2, typenum, False)
     _require(hs, "hs", 3, typenum, True)
     _require(gates, "gates", 3, typenum, True)
+    _require(h_n, "h_n", 2, typenum, True)
     T, B, D = x.shape[0], x.shape[1], x.shape[2]
     H = w_hh.shape[1]
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
@@ -585,22 +590,28 @@ def forward_layer(int cell,
     _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
     _check(_dims(w_ih, G * H, D), "weight_ih")
     _check(_dims(w_hh, G * H, H), "weight_hh")
-    _check(bias.shape[0] == G * H, "bias")
+    _check(b_ih.shape[0] == G * H and b_hh.shape[0] == G * H, "bias")
     _check(_dims(h0, B, H), "h0")
     _check(_dims(hs, T, B, H), "hs")
+    _check(_dims(h_n, B, H), "h_n")
     _check(_dims(gates, T if keep else gates.shape[0], B, S)
            and (all_steps or gates.shape[0] == 1), "gates")
-    if is_gru:
-        _require(bias_hn, "bias_hn", 1, typenum, False)
-        _check(bias_hn.shape[0] == H, "bias_hn")
-    else:
+    if is_lstm:
         _require(c0, "c0", 2, typenum, False)
         _require(cs, "cs", 3, typenum, True)
+        _require(c_n, "c_n", 2, typenum, True)
         _check(_dims(c0, B, H), "c0")
         _check(_dims(cs, T if keep else 2, B, H), "cs")
+        _check(_dims(c_n, B, H), "c_n")
+    cdef const void* pw[3]
+    pw[0] = pw[1] = pw[2] = NULL
     if peephole:
-        _require(peep, "peep", 2, typenum, False)
-        _check(_dims(peep, 3, H), "peephole")
+        _check(peep is not None and len(peep) == 3, "peephole")
+        for i in range(3):
+            _check(isinstance(peep[i], cnp.ndarray), "peephole")
+            _require(peep[i], "peephole", 1, typenum, False)
+            _check(cnp.PyArray_DIM(peep[i], 0) == H, "peephole")
+            pw[i] = cnp.PyArray_DATA(peep[i])
     _check_int32(T * B * S, "T * B * gate width")
     _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
@@ -608,34 +619,38 @@ def forward_layer(int cell,
         _forward[float](
             cell, T, B, D, H, <const float*> cnp.PyArray_DATA(x),
             <const float*> cnp.PyArray_DATA(w_ih), <const float*> cnp.PyArray_DATA(w_hh),
-            <const float*> cnp.PyArray_DATA(bias),
-            <const float*> cnp.PyArray_DATA(bias_hn) if is_gru else NULL,
-            <const float*> cnp.PyArray_DATA(peep) if peephole else NULL,
+            <const float*> cnp.PyArray_DATA(b_ih), <const float*> cnp.PyArray_DATA(b_hh),
+            <const float*> pw[0], <const float*> pw[1], <const float*> pw[2],
             <const float*> cnp.PyArray_DATA(h0),
             <const float*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
             <float*> cnp.PyArray_DATA(hs), <float*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
-            <float*> cnp.PyArray_DATA(gates), chunk, keep, all_steps, n_threads_max)
+            <float*> cnp.PyArray_DATA(gates), <float*> cnp.PyArray_DATA(h_n),
+            <float*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
+            chunk, keep, all_steps, n_threads_max)
     else:
         _forward[double](
             cell, T, B, D, H, <const double*> cnp.PyArray_DATA(x),
             <const double*> cnp.PyArray_DATA(w_ih), <const double*> cnp.PyArray_DATA(w_hh),
-            <const double*> cnp.PyArray_DATA(bias),
-            <const double*> cnp.PyArray_DATA(bias_hn) if is_gru else NULL,
-            <const double*> cnp.PyArray_DATA(peep) if peephole else NULL,
+            <const double*> cnp.PyArray_DATA(b_ih), <const double*> cnp.PyArray_DATA(b_hh),
+            <const double*> pw[0], <const double*> pw[1], <const double*> pw[2],
             <const double*> cnp.PyArray_DATA(h0),
             <const double*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
             <double*> cnp.PyArray_DATA(hs), <double*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
-            <double*> cnp.PyArray_DATA(gates), chunk, keep, all_steps, n_threads_max)
+            <double*> cnp.PyArray_DATA(gates), <double*> cnp.PyArray_DATA(h_n),
+            <double*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
+            chunk, keep, all_steps, n_threads_max)
 
 
 cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                   const floating* x, const floating* w_ih, const floating* w_hh,
-                  const floating* bias, const floating* bias_hn, const floating* peep,
-                  const floating* h0, const floating* c0, floating* hs, floating* cs,
-                  floating* gates, Py_ssize_t chunk, bint keep, bint all_steps,
-                  int n_threads_max) except -1:
-    """forward_layer once the shapes are checked: pack the weights, sweep."""
+                  const floating* b_ih, const floating* b_hh, const floating* w_ci,
+                  const floating* w_cf, const floating* w_co, const floating* h0,
+                  const floating* c0, floating* hs, floating* cs, floating* gates,
+                  floating* h_n, floating* c_n, Py_ssize_t chunk, bint keep,
+                  bint all_steps, int n_threads_max) except -1:
+    """forward_layer once the shapes are checked: fold, pack, sweep."""
     cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     # gates += h_prev @ w_hh.T at every step: pack w_hh.T once. The GRU's
@@ -645,19 +660,37 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     cdef Py_ssize_t size_hh = packed_size(<floating> 0, n_acc, H)
     cdef Py_ssize_t size_hn = packed_size(<floating> 0, H, H) if is_gru else 0
     cdef Py_ssize_t size_ih = packed_size(<floating> 0, G * H, D)
-    # One malloc for all three: numpy arrays cost ~1 us each at batch 1.
-    cdef floating* wpack = <floating*> malloc((size_hh + size_hn + size_ih) * sizeof(floating))
+    # One malloc for the packed weights, the folded biases and the peepholes
+    # as one (3, H) block: a numpy array costs ~1 us at batch 1.
+    cdef floating* wpack = <floating*> malloc(
+        (size_hh + size_hn + size_ih + G * H + H + 3 * H) * sizeof(floating))
     if wpack == NULL:
         raise MemoryError()
     cdef floating* whh_pack = wpack
     cdef floating* whn_pack = wpack + size_hh
     cdef floating* wih_pack = wpack + size_hh + size_hn
+    cdef floating* bias = wih_pack + size_ih    # (G*H,) b_ih + b_hh, but b_hn
+    cdef floating* bias_hn = bias + G * H       # (H,) b_hn (gru)
+    cdef floating* peep = bias_hn + H           # (3, H) w_ci, w_cf, w_co (peephole)
     cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
-    cdef Py_ssize_t ci
+    cdef Py_ssize_t ci, j
+    cdef Py_ssize_t last_c = T - 1 if keep else (T - 1) % 2
     cdef int n_threads
     try:
         with nogil:
+            # Both biases of a gate enter the same pre-activation, except the
+            # GRU's b_hn, which the reset gate multiplies with W_hn h.
+            for j in range(G * H):
+                bias[j] = b_ih[j] + b_hh[j]
+            if is_gru:
+                for j in range(H):
+                    bias[2 * H + j] = b_ih[2 * H + j]
+                    bias_hn[j] = b_hh[2 * H + j]
+            if peephole:
+                memcpy(peep, w_ci, H * sizeof(floating))
+                memcpy(peep + H, w_cf, H * sizeof(floating))
+                memcpy(peep + 2 * H, w_co, H * sizeof(floating))
             pack(<int> n_acc, <int> H, w_hh, <int> H, True, whh_pack)
             if is_gru:
                 pack(<int> H, <int> H, w_hh + n_acc * H, <int> H, True, whn_pack)
@@ -681,6 +714,10 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
                     _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
                                    x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
                                    h0, c0, hs, cs, gates, keep, all_steps)
+            # The final state: h(T-1) and c(T-1) (slot (T-1) % 2 at inference).
+            memcpy(h_n, hs + (T - 1) * B * H, B * H * sizeof(floating))
+            if not is_gru:
+                memcpy(c_n, cs + last_c * B * H, B * H * sizeof(floating))
     finally:
         free(wpack)
     return 0

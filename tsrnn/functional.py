@@ -275,9 +275,10 @@ def _validate_params(cell, params):
         mine = arrays[k * per_layer:(k + 1) * per_layer]
         lay = _Layer()
         lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
-        # Only the peephole cell has these; rnn_forward gives the others an
-        # empty placeholder when backward needs one.
-        lay.peep = np.array(mine[4:]) if cell == "peephole" else None
+        # (w_ci, w_cf, w_co) for the peephole cell; rnn_forward stacks them
+        # (or gives the other cells an empty placeholder) when backward
+        # needs them.
+        lay.peep = tuple(mine[4:])
         layers.append(lay)
     return dtype, input_size, hidden_size, layers
 
@@ -383,37 +384,24 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     num_layers = len(layers)
     h_n = np.empty((num_layers, batch, hidden_size), dtype)
     c_n = np.empty((num_layers, batch, hidden_size), dtype) if lstm else None
-    last_c = time - 1 if training else (time - 1) % 2
     nbytes = 0
     # No BLAS limit here: forward_layer calls no BLAS.
     for k, lay in enumerate(layers):
-        bias = lay.b_ih + lay.b_hh
-        if lstm:
-            bias_hn = None
-        else:
-            # b_hn is multiplied by the reset gate, so it cannot be folded.
-            bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
-            bias_hn = lay.b_hh[2 * hidden_size:].copy()
         # Inference keeps two steps of c (see forward_layer).
         hs = np.empty((time, batch, hidden_size), dtype)
         cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else None
         gates = np.empty((time if all_steps else 1, batch, width), dtype)
         n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
-        _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
-                             lay.peep if peephole else None, h0[k],
-                             c0[k] if lstm else None, hs, cs, gates,
-                             chunk, training, n_threads)
-        h_n[k] = hs[time - 1]
-        if lstm:
-            c_n[k] = cs[last_c]
+        _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh, lay.peep,
+                             h0[k], c0[k] if lstm else None, hs, cs, gates,
+                             h_n[k], c_n[k] if lstm else None, chunk, training, n_threads)
         if training:
             # What backward reads; its typed buffers want arrays, even empty.
             no_c = np.empty((0, hidden_size), dtype)
             lay.h0, lay.c0 = h0[k], (c0[k] if lstm else no_c)
             lay.inp, lay.hs, lay.gates, lay.mask = inp, hs, gates, None
             lay.cs = cs if lstm else np.empty((0, 0, 0), dtype)
-            if not peephole:
-                lay.peep = no_c
+            lay.peep = np.array(lay.peep) if peephole else no_c
             nbytes += inp.nbytes + hs.nbytes + lay.cs.nbytes + gates.nbytes
         inp = hs
         if rng is not None and k < num_layers - 1:
