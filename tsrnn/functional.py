@@ -224,9 +224,10 @@ class RNNCache:
 
 @functools.lru_cache(maxsize=64)
 def _expected_layout(cell, input_size, hidden_size, num_layers):
-    """param_shapes as a tuple of (name, shape), cached: it is rebuilt on every
-    call otherwise, a sizeable part of a batch-1 call."""
-    return tuple(param_shapes(cell, input_size, hidden_size, num_layers).items())
+    """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
+    is rebuilt on every call otherwise, a sizeable part of a batch-1 call."""
+    layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers).items())
+    return layout, frozenset(name for name, _ in layout)
 
 
 def _validate_params(cell, params):
@@ -245,20 +246,23 @@ def _validate_params(cell, params):
     input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
     if input_size < 1 or hidden_size < 1:
         raise ValueError("params describe an empty layer (input or hidden size 0)")
-    expected = _expected_layout(cell, input_size, hidden_size, num_layers)
-    if len(params) != len(expected) or not all(name in params for name, _ in expected):
+    # Plain loops and set comparisons below, not generators: at batch 1 this
+    # function is a large share of the call.
+    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers)
+    if len(params) != len(expected) or not params.keys() >= names:
         missing = [name for name, _ in expected if name not in params]
         if missing:
             raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
-        unexpected = sorted(set(params) - {name for name, _ in expected})
+        unexpected = sorted(set(params) - names)
         raise ValueError(f"params has keys that a {cell} does not use: {unexpected}")
     arrays = [np.asarray(params[name]) for name, _ in expected]
-    dtype = arrays[0].dtype
-    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) != 1 or arrays[0].dtype not in (np.float32, np.float64):
         raise ValueError(
             "params must all have one dtype, float32 or float64; got "
-            f"{sorted(str(d) for d in {a.dtype for a in arrays})}"
+            f"{sorted(str(d) for d in dtypes)}"
         )
+    dtype = arrays[0].dtype
     for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
