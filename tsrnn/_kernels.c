@@ -243,7 +243,7 @@ TSRNN_INLINE void store_tail_f64(double *restrict cr, const double *restrict til
         for (int q = 0; q < nc; q++) cr[q] = tile[q];
 }
 
-enum { MR256 = 6, MR512 = 8 };
+enum { MR256 = 6, MR512 = 8, ROW_PATH_MAX = 2 };
 /* Panel widths (two vectors) of the 256-bit kernels; the 512-bit ones are twice. */
 enum { TSRNN_NR_F32_256 = 16, TSRNN_NR_F64_256 = 8 };
 
@@ -271,9 +271,13 @@ TSRNN_INLINE void store_v8sf(float *cr, const v8sf acc[2], int nc, int accumulat
 /* One row of A against every panel: the rows an MR-row tile would waste work
  * on (a batch of one, the last rows of a chunk), since the tile computes MR
  * rows to store one. Four panels at a time give eight independent accumulator
- * chains, enough to hide the FMA latency. Each output element is still the
- * tile's FMA chain in k order, so a row gets the same bits whichever path
- * computes it (tests/test_functional.py checks every chunk size bitwise).
+ * chains, enough to hide the FMA latency. But each row streams all of the
+ * packed weights, where a tile streams them once for MR rows: for 3 or more
+ * leftover rows a partial tile wins once W_hh outgrows the caches (H = 256,
+ * four leftover rows of a 64-row chunk: one-row path 28% slower), hence
+ * ROW_PATH_MAX. Each output element is still the tile's FMA chain in k order,
+ * so a row gets the same bits whichever path computes it
+ * (tests/test_functional.py checks every chunk size bitwise).
  * Only float32 has it: float64 is the accuracy reference, not a fast path. */
 TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, float *c,
                              int accumulate)
@@ -317,7 +321,10 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
                                            const float *bp, float *c, int ldc, int accumulate)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR256 };
-    const int m_tiles = m - m % MR;  /* rows in full tiles; the rest go one by one */
+    /* Rows in tiles (the last one partial, rows past m repeating the last
+     * row); the last m % MR rows go one by one when there are at most two
+     * (see row256_f32). */
+    const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
     for (int p = 0; p * NR < n; p++) {
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
@@ -327,7 +334,7 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
             for (int r = 0; r < MR; r++) {
                 acc[r][0] = (v8sf) {0};
                 acc[r][1] = (v8sf) {0};
-                ar[r] = a + (size_t) (i + r) * lda;
+                ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;
             }
             for (int kk = 0; kk < k; kk++) {
                 const v8sf b0 = *(const v8sf *) (panel + (size_t) kk * NR);
@@ -338,7 +345,7 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
                     acc[r][1] += av * b1;
                 }
             }
-            for (int r = 0; r < MR; r++)
+            for (int r = 0; r < MR && i + r < m; r++)
                 store_v8sf(c + (size_t) (i + r) * ldc + p * NR, acc[r], nc,
                            accumulate);
         }
@@ -454,7 +461,7 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
                                       const float *bp, float *c, int ldc, int accumulate)
 {
     enum { VL = 16, NR = 2 * VL, MR = MR512 };
-    const int m_tiles = m - m % MR;
+    const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
     for (int p = 0; p * NR < n; p++) {
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
@@ -464,7 +471,7 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
             for (int r = 0; r < MR; r++) {
                 acc[r][0] = (v16sf) {0};
                 acc[r][1] = (v16sf) {0};
-                ar[r] = a + (size_t) (i + r) * lda;
+                ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;
             }
             for (int kk = 0; kk < k; kk++) {
                 const v16sf b0 = *(const v16sf *) (panel + (size_t) kk * NR);
@@ -475,7 +482,7 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
                     acc[r][1] += av * b1;
                 }
             }
-            for (int r = 0; r < MR; r++)
+            for (int r = 0; r < MR && i + r < m; r++)
                 store_v16sf(c + (size_t) (i + r) * ldc + p * NR, acc[r], nc,
                             accumulate);
         }
