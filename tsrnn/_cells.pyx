@@ -26,7 +26,9 @@ GEMMs. The input projection of all T*B rows is one GEMM before the sweep,
 writing into the gate buffer (by the packed micro-kernel below: BLAS would
 first zero the buffer for beta = 0, a second pass over it for a product with
 only D-deep sums), and each step's recurrent product accumulates onto it
-there. The backward sweep writes the gate gradients da over the stored
+there. Inference does the same while the (T, B, S) gate buffer is small
+(functional._ALL_STEPS_BYTES); beyond that it keeps one step and projects
+each step's input on its own, so its memory does not grow with T. The backward sweep writes the gate gradients da over the stored
 activations, which are dead once their step is done, so training holds one
 gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM
 over all T*B rows, da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient
@@ -36,12 +38,16 @@ C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
 ``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
 not use BLAS: BLAS would repack W_hh on every call, so W_hh is packed once per
 layer call and multiplied by our own register-blocked micro-kernel
-(``packed_gemm``).
+(``packed_gemm``), which sends a batch of one (and up to two rows left over
+by its tiles) through a one-row path. The forward pass therefore calls no
+BLAS at all; only backward does.
 
 Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
 chooses about one chunk per thread). Batch rows never interact in a recurrent
 net, so each chunk runs its whole time sweep independently inside one
-``prange`` iteration: one parallel region per layer, no barrier per step.
+``prange`` iteration: one parallel region per layer, no barrier per step,
+and none at all when one thread runs (entering a region costs microseconds,
+a large share of a batch-1 call).
 The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
 columns; the weight-gradient GEMM is also cut along its summed dimension into
 fixed blocks whose partial products are added in block order, so that both
@@ -78,6 +84,11 @@ bitwise identical for any OMP_NUM_THREADS and any chunk size.
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
 so a wrong call is a ValueError and never an out-of-bounds write.
+``forward_layer`` takes plain ndarrays and checks dtype, C-contiguity,
+writability and shapes through numpy's C API: typed-memoryview arguments cost
+about 0.3 us each, most of the Cython overhead of a batch-1 call.
+``backward_layer`` keeps typed memoryviews, whose cost is noise next to a
+training step.
 """
 cimport numpy as cnp
 from cython cimport floating
