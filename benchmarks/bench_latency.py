@@ -74,10 +74,7 @@ try:
 except ImportError:
     onnx = ort = None
 
-try:
-    import torch
-except ImportError:
-    torch = None
+torch = None  # imported in main() unless --no-torch: the import alone takes seconds
 
 CELLS = ("lstm", "gru", "peephole")
 # (batch, steps, inputs, hidden): the three single-series shapes and a
@@ -255,6 +252,12 @@ def main(argv=None):
         args.repeat, args.min_time, args.rounds = 5, 0.0, 2
     sizes = args.sizes or list(SIZES)
     have_ort = ort is not None
+    global torch
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
     have_torch = torch is not None and not args.no_torch
     base = load_baseline(args.baseline) if args.baseline else None
 
