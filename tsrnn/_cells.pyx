@@ -94,7 +94,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 import numpy as np
@@ -547,8 +547,8 @@ def forward_layer(int cell,
                   cnp.ndarray b_ih not None,     # (G*H,)
                   cnp.ndarray b_hh not None,     # (G*H,)
                   tuple peep,                    # (w_ci, w_cf, w_co), each (H,): peephole only
-                  cnp.ndarray h0 not None,       # (B, H)
-                  cnp.ndarray c0,                # (B, H) lstm cells, else ignored
+                  cnp.ndarray h0,                # (B, H), None: zeros
+                  cnp.ndarray c0,                # (B, H) lstm cells (None: zeros), else ignored
                   cnp.ndarray hs not None,       # (T, B, H) out: h(t)
                   cnp.ndarray cs,                # (T | 2, B, H) out: c(t), lstm cells, else ignored
                   cnp.ndarray gates not None,    # (T | 1, B, S) out: activations
@@ -561,7 +561,9 @@ def forward_layer(int cell,
 
     Every array is C-contiguous and of one dtype (float32 or float64); the
     inputs may be read-only. The arguments a cell does not use are ignored and
-    may be None. The biases arrive as torch has them and are folded here.
+    may be None; so may the initial state, meaning zeros (inference from a
+    zero state then allocates none). The biases arrive as torch has them and
+    are folded here.
 
     ``gates`` holds every step (T, B, S) or one (1, B, S). With every step,
     the input projection of all T*B rows is one GEMM before the sweep (one
@@ -590,7 +592,6 @@ def forward_layer(int cell,
     _require(w_hh, "w_hh", 2, typenum, False)
     _require(b_ih, "b_ih", 1, typenum, False)
     _require(b_hh, "b_hh", 1, typenum, False)
-    _require(h0, "h0", 2, typenum, False)
     _require(hs, "hs", 3, typenum, True)
     _require(gates, "gates", 3, typenum, True)
     _require(h_n, "h_n", 2, typenum, True)
@@ -602,16 +603,19 @@ def forward_layer(int cell,
     _check(_dims(w_ih, G * H, D), "weight_ih")
     _check(_dims(w_hh, G * H, H), "weight_hh")
     _check(b_ih.shape[0] == G * H and b_hh.shape[0] == G * H, "bias")
-    _check(_dims(h0, B, H), "h0")
+    if h0 is not None:
+        _require(h0, "h0", 2, typenum, False)
+        _check(_dims(h0, B, H), "h0")
     _check(_dims(hs, T, B, H), "hs")
     _check(_dims(h_n, B, H), "h_n")
     _check(_dims(gates, T if keep else gates.shape[0], B, S)
            and (all_steps or gates.shape[0] == 1), "gates")
     if is_lstm:
-        _require(c0, "c0", 2, typenum, False)
         _require(cs, "cs", 3, typenum, True)
         _require(c_n, "c_n", 2, typenum, True)
-        _check(_dims(c0, B, H), "c0")
+        if c0 is not None:
+            _require(c0, "c0", 2, typenum, False)
+            _check(_dims(c0, B, H), "c0")
         _check(_dims(cs, T if keep else 2, B, H), "cs")
         _check(_dims(c_n, B, H), "c_n")
     cdef const void* pw[3]
@@ -632,8 +636,8 @@ def forward_layer(int cell,
             <const float*> cnp.PyArray_DATA(w_ih), <const float*> cnp.PyArray_DATA(w_hh),
             <const float*> cnp.PyArray_DATA(b_ih), <const float*> cnp.PyArray_DATA(b_hh),
             <const float*> pw[0], <const float*> pw[1], <const float*> pw[2],
-            <const float*> cnp.PyArray_DATA(h0),
-            <const float*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
+            <const float*> cnp.PyArray_DATA(h0) if h0 is not None else NULL,
+            <const float*> cnp.PyArray_DATA(c0) if is_lstm and c0 is not None else NULL,
             <float*> cnp.PyArray_DATA(hs), <float*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
             <float*> cnp.PyArray_DATA(gates), <float*> cnp.PyArray_DATA(h_n),
             <float*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
@@ -644,8 +648,8 @@ def forward_layer(int cell,
             <const double*> cnp.PyArray_DATA(w_ih), <const double*> cnp.PyArray_DATA(w_hh),
             <const double*> cnp.PyArray_DATA(b_ih), <const double*> cnp.PyArray_DATA(b_hh),
             <const double*> pw[0], <const double*> pw[1], <const double*> pw[2],
-            <const double*> cnp.PyArray_DATA(h0),
-            <const double*> cnp.PyArray_DATA(c0) if is_lstm else NULL,
+            <const double*> cnp.PyArray_DATA(h0) if h0 is not None else NULL,
+            <const double*> cnp.PyArray_DATA(c0) if is_lstm and c0 is not None else NULL,
             <double*> cnp.PyArray_DATA(hs), <double*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
             <double*> cnp.PyArray_DATA(gates), <double*> cnp.PyArray_DATA(h_n),
             <double*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
@@ -673,8 +677,9 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     cdef Py_ssize_t size_ih = packed_size(<floating> 0, G * H, D)
     # One malloc for the packed weights, the folded biases and the peepholes
     # as one (3, H) block: a numpy array costs ~1 us at batch 1.
+    cdef Py_ssize_t size_zero = B * H if h0 == NULL or (c0 == NULL and not is_gru) else 0
     cdef floating* wpack = <floating*> malloc(
-        (size_hh + size_hn + size_ih + G * H + H + 3 * H) * sizeof(floating))
+        (size_hh + size_hn + size_ih + G * H + H + 3 * H + size_zero) * sizeof(floating))
     if wpack == NULL:
         raise MemoryError()
     cdef floating* whh_pack = wpack
@@ -683,6 +688,7 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     cdef floating* bias = wih_pack + size_ih    # (G*H,) b_ih + b_hh, but b_hn
     cdef floating* bias_hn = bias + G * H       # (H,) b_hn (gru)
     cdef floating* peep = bias_hn + H           # (3, H) w_ci, w_cf, w_co (peephole)
+    cdef floating* zeros = peep + 3 * H         # (B, H) zero h0 and/or c0, when asked
     cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
     cdef Py_ssize_t ci, j
@@ -698,6 +704,14 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
                 for j in range(H):
                     bias[2 * H + j] = b_ih[2 * H + j]
                     bias_hn[j] = b_hh[2 * H + j]
+            if size_zero:
+                # Zeros, not a skipped product: h0 @ W_hh of zeros adds +0 to
+                # the gates, which is what an explicit zero state gives.
+                memset(zeros, 0, size_zero * sizeof(floating))
+                if h0 == NULL:
+                    h0 = zeros
+                if c0 == NULL and not is_gru:
+                    c0 = zeros
             if peephole:
                 memcpy(peep, w_ci, H * sizeof(floating))
                 memcpy(peep + H, w_cf, H * sizeof(floating))

@@ -371,7 +371,10 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         raise ValueError(f"x has input size {feat} but the params expect {input_size}")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-    h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
+    if state is None and not training:
+        h0 = c0 = (None,) * len(layers)  # the kernel starts from zeros itself
+    else:
+        h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
     inp = _time_major(x, dtype, "x")
     rng = check_random_state(random_state) if (training and dropout > 0) else None
 
