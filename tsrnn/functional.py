@@ -114,9 +114,9 @@ def layer_param_shapes(cell, input_size, hidden_size, layer=0):
 
     The single definition of the weight layout: :func:`param_shapes`,
     :func:`init_params` and the validation of ``params`` build on it, and so
-    should any other code that lays weights out (the estimators' flat buffer). Returns ``{name: shape}`` in the order
-    of ``torch.nn.LSTM``'s state_dict for that layer, then the peephole
-    vectors: ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}``
+    should any other code that lays weights out (the estimators' flat
+    buffer). Returns ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
+    state_dict for that layer, then the peephole vectors: ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}``
     (G*H, H), ``bias_ih_l{layer}`` and ``bias_hh_l{layer}`` (G*H,), and for the
     peephole cell ``weight_ci_l{layer}``, ``weight_cf_l{layer}``,
     ``weight_co_l{layer}`` (H,); G is 4 (i, f, g, o) for the LSTM cells and 3
