@@ -4,10 +4,15 @@ OpenMP support is detected by compiling and linking a tiny test program, because
 flag lists alone cannot tell whether libgomp is installed. Without OpenMP the
 kernels build serially (prange degrades to range) and a warning says so.
 TSRNN_NO_OPENMP=1 forces the serial build. We never add -ffast-math (it breaks
-NaN checks) or -march=native (wheels must run on any x86-64); the activation
-loops get AVX2 clones through gcc's target_clones instead. -fno-trapping-math
-only tells gcc that nobody reads the FP exception flags, which lets it turn the
-clamps in those loops into vector selects; it changes no result.
+NaN checks) or -march=native (wheels must run on any x86-64); the C kernels in
+tsrnn/_kernels.c get AVX-512 and AVX2 clones through gcc's target_clones
+instead (see the comment at its top). -fno-trapping-math only tells gcc that
+nobody reads the FP exception flags, which lets it turn the clamps in those
+loops into vector selects; it changes no result.
+
+The extension is two translation units: Cython's tsrnn/_cells.c (generated
+from _cells.pyx) and tsrnn/_kernels.c, both compiled with the same flags.
+MANIFEST.in puts the .pyx, .c and .h sources in the sdist.
 """
 import os
 import subprocess
@@ -61,7 +66,8 @@ compile_omp, link_omp = openmp_flags()
 extensions = [
     Extension(
         "tsrnn._cells",
-        ["tsrnn/_cells.pyx"],
+        ["tsrnn/_cells.pyx", "tsrnn/_kernels.c"],
+        depends=["tsrnn/_kernels.h"],
         include_dirs=[np.get_include()],
         extra_compile_args=["-O3", "-fno-trapping-math"] + compile_omp,
         extra_link_args=link_omp,

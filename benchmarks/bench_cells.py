@@ -15,7 +15,10 @@ What it does, in order:
    markdown table of speedups (torch time / tsrnn time, >1 means tsrnn wins),
    GFLOP/s and share of the ceiling;
 4. with --scaling, times tsrnn (and torch, for reference) at 1 thread against
-   --threads threads for the sizes with batch >= 64.
+   --threads threads for the sizes with batch >= 64;
+5. with --baseline DIR, also times the tsrnn of another checkout (built in
+   place), interleaved with this one, and reports baseline / this per row:
+   the A/B of a change against its parent on a shared machine.
 
 torch is optional: without it the script checks nothing against a reference,
 says so, and times tsrnn alone. --quick is a seconds-long smoke run for the
@@ -56,6 +59,9 @@ try:
     import torch
 except ImportError:  # the benchmark must still run where torch is absent
     torch = None
+
+# Set by --baseline: tsrnn.functional of another checkout (see load_baseline).
+BASELINE = None
 
 CELLS = ("lstm", "gru", "peephole")
 GATES = {"lstm": 4, "gru": 3, "peephole": 4}
@@ -262,17 +268,38 @@ def _data(size):
     return x, g
 
 
-def tsrnn_contenders(cell, size, threads):
+def load_baseline(path):
+    """tsrnn.functional (and its compiled _cells) of another checkout.
+
+    The checkout must be built in place (``python setup.py build_ext
+    --inplace``). It is imported as the package ``tsrnn_baseline``, so both
+    builds live in this process and can be timed interleaved.
+    """
+    import importlib
+    import types
+
+    pkg_dir = os.path.join(os.path.abspath(path), "tsrnn")
+    if not os.path.isfile(os.path.join(pkg_dir, "functional.py")):
+        sys.exit(f"--baseline {path}: no tsrnn/functional.py there")
+    pkg = types.ModuleType("tsrnn_baseline")
+    pkg.__path__ = [pkg_dir]  # functional's `from . import _cells` finds that build
+    sys.modules["tsrnn_baseline"] = pkg
+    return importlib.import_module("tsrnn_baseline.functional")
+
+
+def tsrnn_contenders(cell, size, threads, functional=None):
     _, _, inp, hidden = size
     params = init_params(cell, inp, hidden, num_layers=1, dtype=np.float32, random_state=0)
     x, g = _data(size)
+    fwd, bwd = (rnn_forward, rnn_backward) if functional is None else (
+        functional.rnn_forward, functional.rnn_backward)
 
     def train():
-        _, _, cache = rnn_forward(cell, x, params, training=True)
-        rnn_backward(g, cache)
+        _, _, cache = fwd(cell, x, params, training=True)
+        bwd(g, cache)
 
     def infer():
-        rnn_forward(cell, x, params, training=False)
+        fwd(cell, x, params, training=False)
 
     ctx = tsrnn_limits(threads)
     return Contender(train, context=ctx), Contender(infer, context=ctx)
@@ -337,6 +364,21 @@ def measure_pair(a, b, args):
 def measure_row(cell, size, args, threads, have_torch):
     ts_train, ts_infer = tsrnn_contenders(cell, size, threads)
     row = dict(cell=cell, size=size)
+    if BASELINE is not None:
+        # This build, its baseline (and torch) interleaved: train, then infer.
+        bl_train, bl_infer = tsrnn_contenders(cell, size, threads, BASELINE)
+        runs = []
+        for mode, ts, bl, th in (("train", ts_train, bl_train, None),
+                                 ("infer", ts_infer, bl_infer, None)):
+            group = {"ts": ts, "bl": bl}
+            if have_torch:
+                group["th"] = torch_contenders(cell, size, threads)[0 if mode == "train" else 1]
+            res = time_interleaved(group, **timing_kw(args))
+            for key, (t, n) in res.items():
+                row[f"{key}_{mode}"] = t
+                runs.append(n)
+        row["runs"] = min(runs)
+        return row
     if have_torch:
         th_train, th_infer = torch_contenders(cell, size, threads)
         row["ts_train"], row["th_train"], n1 = measure_pair(ts_train, th_train, args)
@@ -346,6 +388,20 @@ def measure_row(cell, size, args, threads, have_torch):
         (row["ts_train"], n1), (row["ts_infer"], n2) = res["train"], res["infer"]
     row["runs"] = min(n1, n2)
     return row
+
+
+def baseline_table(rows):
+    """This build against --baseline, both timed interleaved in this process."""
+    head = ("| cell | B,T,D,H | train: baseline / this | infer: baseline / this "
+            "| this train / infer ms | baseline train / infer ms | runs |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['cell']} | {fmt_size(r['size'])} "
+            f"| **{r['bl_train'] / r['ts_train']:.3f}x** | **{r['bl_infer'] / r['ts_infer']:.3f}x** "
+            f"| {ms(r['ts_train'])} / {ms(r['ts_infer'])} "
+            f"| {ms(r['bl_train'])} / {ms(r['bl_infer'])} | {r['runs']} |")
+    return lines
 
 
 def measure_scaling(cell, size, args, threads, with_torch):
@@ -505,7 +561,13 @@ def main(argv=None):
                     help="before timing, wait up to SECONDS for the CPU to be idle "
                          "(other processes under 10%% busy for 10 s); useful on a shared machine")
     ap.add_argument("--markdown", metavar="FILE", help="also write machine info and tables here")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also time tsrnn from this checkout (built in place), interleaved "
+                         "with this one: the A/B of a change against its parent")
     args = ap.parse_args(argv)
+    global BASELINE
+    if args.baseline:
+        BASELINE = load_baseline(args.baseline)
 
     if args.quick:
         args.sizes = args.sizes or [QUICK_SIZE]
@@ -565,6 +627,21 @@ def main(argv=None):
         for size in sizes:
             print(f"timing {cell} {fmt_size(size)} ...", file=sys.stderr, flush=True)
             rows.append(measure_row(cell, size, args, threads, have_torch))
+
+    if BASELINE is not None:
+        emit(f"## This build against --baseline {args.baseline}, {threads} thread(s) each")
+        emit()
+        emit("Ratio = baseline time / this build's time (>1: this build faster); "
+             "both builds timed interleaved in one process.")
+        emit()
+        for line in baseline_table(rows):
+            emit(line)
+        emit()
+        tr = [r["bl_train"] / r["ts_train"] for r in rows]
+        inf = [r["bl_infer"] / r["ts_infer"] for r in rows]
+        emit(f"Geometric mean, baseline / this: train {statistics.geometric_mean(tr):.3f}x, "
+             f"infer {statistics.geometric_mean(inf):.3f}x.")
+        emit()
 
     emit(f"## tsrnn vs torch, {threads} thread(s) each" if have_torch
          else f"## tsrnn alone, {threads} thread(s)")

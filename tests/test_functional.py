@@ -829,6 +829,21 @@ def test_init_params_contract(F, cell, num_layers, dtype):
     assert out.shape == (2, 3, H) and out.dtype == dtype
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_layer_param_shapes_is_the_layout_of_one_layer(F, cell):
+    # The one definition of the layout (the estimators' flat buffer builds on
+    # it too): in torch's order, then the peepholes; layers may differ in width.
+    shapes = F.layer_param_shapes(cell, 6, 5, layer=2)
+    expected = {k.replace("_l0", "_l2"): v for k, v in contract_shapes(cell, 6, 5, 1).items()}
+    assert list(shapes.items()) == list(expected.items())
+    stacked = F.param_shapes(cell, 3, 4, num_layers=3)
+    assert list(stacked.items()) == list(contract_shapes(cell, 3, 4, 3).items())
+    assert list(stacked) == [n for k in range(3)
+                             for n in F.layer_param_shapes(cell, 3 if k == 0 else 4, 4, k)]
+    with pytest.raises(ValueError, match="unknown cell"):
+        F.layer_param_shapes("rnn", 3, 4)
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_init_params_names_and_shapes_match_torch(F, cell, num_layers):
@@ -883,8 +898,10 @@ def test_init_params_forget_bias_ignored_for_gru(F):
 
 
 def test_blas_runs_one_thread_inside_the_kernels_and_is_restored_after(F, monkeypatch):
-    # The kernels call BLAS from inside OpenMP regions; a threaded BLAS there
-    # oversubscribes the cores. The limit must also not leak to the caller.
+    # backward_layer calls BLAS from inside OpenMP regions; a threaded BLAS
+    # there oversubscribes the cores. The limit must also not leak to the
+    # caller. forward_layer calls no BLAS (only the packed micro-kernel), so
+    # rnn_forward skips the limit, which costs microseconds per call.
     from threadpoolctl import threadpool_info, threadpool_limits
     from tsrnn import _cells
 
@@ -892,18 +909,38 @@ def test_blas_runs_one_thread_inside_the_kernels_and_is_restored_after(F, monkey
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     seen = []
-    for name in ("forward_layer", "backward_layer"):
-        original = getattr(_cells, name)
+    original = _cells.backward_layer
 
-        def spy(*args, _original=original):
-            seen.append(blas_threads())
-            return _original(*args)
+    def spy(*args):
+        seen.append(blas_threads())
+        return original(*args)
 
-        monkeypatch.setattr(_cells, name, spy)
+    monkeypatch.setattr(_cells, "backward_layer", spy)
     case = Case("lstm", 1, B=4, T=3, seed=5)
     with threadpool_limits(limits=2, user_api="blas"):
         _, _, cache = F.rnn_forward("lstm", case.x, case.params)
         F.rnn_backward(case.R, cache)
         after = blas_threads()
-    assert len(seen) == 2 and all(n == [1] * len(n) and n for n in seen), seen
+    assert len(seen) == 1 and all(n == [1] * len(n) and n for n in seen), seen
     assert after and all(n == 2 for n in after), after
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_nonfinite_finds_nan_and_inf_in_every_lane(dtype):
+    # The scan behind the NaN/inf validation: an integer test on the exponent
+    # bits, vectorised, so every position (vector body and tail) must count.
+    from tsrnn import _cells
+
+    big = np.finfo(dtype).max
+    clean = (np.linspace(-1, 1, 37) * big).astype(dtype)  # huge but finite, and 0
+    tiny = np.array([np.finfo(dtype).tiny, -0.0, 5e-324 if dtype == np.float64 else 1e-45], dtype)
+    assert _cells.first_nonfinite([clean, tiny, np.empty(0, dtype)]) == -1
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in range(37):
+            a = clean.copy()
+            a[pos] = bad
+            assert _cells.first_nonfinite([clean, a.reshape(37, 1)]) == 1, (bad, pos)
+    with pytest.raises(ValueError):
+        _cells.first_nonfinite([clean[::2]])
+    with pytest.raises(ValueError):
+        _cells.first_nonfinite([np.zeros(3, np.float16)])

@@ -26,22 +26,28 @@ GEMMs. The input projection of all T*B rows is one GEMM before the sweep,
 writing into the gate buffer (by the packed micro-kernel below: BLAS would
 first zero the buffer for beta = 0, a second pass over it for a product with
 only D-deep sums), and each step's recurrent product accumulates onto it
-there. The backward sweep writes the gate gradients da over the stored
+there. Inference does the same while the (T, B, S) gate buffer is small
+(functional._ALL_STEPS_BYTES); beyond that it keeps one step and projects
+each step's input on its own, so its memory does not grow with T. The backward sweep writes the gate gradients da over the stored
 activations, which are dead once their step is done, so training holds one
-gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM over all T*B rows,
-da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient and dW_hh in a single
-pass over da (instead of two GEMMs and a column sum). BLAS
-comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
+gate-sized buffer (T, B, S), S = 5H or 4H, not two. After the sweep, one GEMM
+over all T*B rows, da^T @ [x | 1 | h(t-1)], gives dW_ih, the bias gradient
+and dW_hh in a single pass over da (instead of two GEMMs and a column sum).
+BLAS comes from scipy.linalg.cython_blas (Fortran, column-major): a row-major
 C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T, see
 ``gemm_rm``. The recurrent projection, one small GEMM per step and chunk, does
 not use BLAS: BLAS would repack W_hh on every call, so W_hh is packed once per
 layer call and multiplied by our own register-blocked micro-kernel
-(``packed_gemm``).
+(``packed_gemm``), which sends a batch of one (and up to two rows left over
+by its tiles) through a one-row path. The forward pass therefore calls no
+BLAS at all; only backward does.
 
 Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
 chooses about one chunk per thread). Batch rows never interact in a recurrent
 net, so each chunk runs its whole time sweep independently inside one
-``prange`` iteration: one parallel region per layer, no barrier per step.
+``prange`` iteration: one parallel region per layer, no barrier per step,
+and none at all when one thread runs (entering a region costs microseconds,
+a large share of a batch-1 call).
 The post-sweep GEMMs and reductions are cut into fixed blocks of output rows or
 columns; the weight-gradient GEMM is also cut along its summed dimension into
 fixed blocks whose partial products are added in block order, so that both
@@ -52,13 +58,21 @@ OMP_NUM_THREADS and threadpoolctl govern it; the caller limits BLAS to one
 thread around these calls, because a threaded BLAS called from inside a
 parallel region oversubscribes the cores badly.
 
-Vectorisation. The default build targets baseline x86-64. The per-step gate
-loops (forward and backward, with inline float32 sigmoid and tanh) and the
-recurrent micro-kernel are C functions compiled three times with gcc's
-``target_clones`` (x86-64-v4 = AVX-512, x86-64-v3 = AVX2 + FMA, and baseline);
-the loader picks one per machine at run time. Each gate loop handles one row
-per call through restrict pointers: that is the form gcc vectorises (it left
-the same loop scalar with the row pointers computed inside the batch loop).
+C kernels. This file holds the sweeps (time loop, chunks, OpenMP, BLAS
+calls, shape checks); the loops that need C are plain C functions in
+``_kernels.c``, declared in ``_kernels.h`` and below through
+``cdef extern from "_kernels.h"``: the float32 sigmoid/tanh, the forward and
+backward gate loops of one step, the peephole weight-gradient sums and the
+packed micro-kernel, one function per element type. The default build targets
+baseline x86-64 (no -march=native). The activations, gate loops and peephole
+sums are compiled three times by gcc's ``target_clones`` (x86-64-v4 =
+AVX-512, x86-64-v3 = AVX2 + FMA, baseline SSE2), and the loader picks one per
+process. The micro-kernel has a 512-bit form (``target("avx512f")``, used
+where the CPU has AVX-512F) and a 256-bit form cloned for x86-64-v3 and the
+baseline; its panel width follows the form, so the choice is made once per
+process and packing follows it. ``_kernels.c`` says why each loop has its
+shape (one row per call through restrict pointers is the form gcc
+vectorises).
 
 Determinism. A row's arithmetic never depends on which chunk holds it: the
 gate loops are per row, and the micro-kernel accumulates every output element
@@ -70,28 +84,76 @@ bitwise identical for any OMP_NUM_THREADS and any chunk size.
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
 so a wrong call is a ValueError and never an out-of-bounds write.
+``forward_layer`` takes plain ndarrays and checks dtype, C-contiguity,
+writability and shapes through numpy's C API: typed-memoryview arguments cost
+about 0.3 us each, most of the Cython overhead of a batch-1 call.
+``backward_layer`` keeps typed memoryviews, whose cost is noise next to a
+training step.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, tanh
-from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 import numpy as np
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int tsrnn_max_threads(void) { return omp_get_max_threads(); }
-    static const int TSRNN_OPENMP = 1;
-    #else
-    static int tsrnn_max_threads(void) { return 1; }
-    static const int TSRNN_OPENMP = 0;
-    #endif
-    """
+cnp.import_array()
+
+cdef extern from "_kernels.h":
+    # The C kernels (tsrnn/_kernels.c); the header documents every argument.
+    int tsrnn_openmp() noexcept nogil
     int tsrnn_max_threads() noexcept nogil
-    const int TSRNN_OPENMP
+    int tsrnn_avx512() noexcept nogil
+    int tsrnn_all_finite_f32(const float* x, Py_ssize_t n) noexcept nogil
+    int tsrnn_all_finite_f64(const double* x, Py_ssize_t n) noexcept nogil
+
+    void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
+    void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
+    void tsrnn_sigmoid_f64(double* x, Py_ssize_t n) noexcept nogil
+    void tsrnn_tanh_f64(const double* x, double* out, Py_ssize_t n) noexcept nogil
+
+    int tsrnn_nr_f32() noexcept nogil
+    int tsrnn_nr_f64() noexcept nogil
+    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, int nr,
+                        float* bp) noexcept nogil
+    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, int nr,
+                        double* bp) noexcept nogil
+    void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
+                               const float* bp, float* c, int ldc, int accumulate) noexcept nogil
+    void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
+                               const double* bp, double* c, int ldc, int accumulate) noexcept nogil
+
+    void tsrnn_lstm_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        float* gates, const float* bias, const float* peep, const float* c_prev,
+        float* c_new, float* h_new) noexcept nogil
+    void tsrnn_lstm_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        double* gates, const double* bias, const double* peep, const double* c_prev,
+        double* c_new, double* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        float* gates, const float* bias, const float* bias_hn, const float* h_prev,
+        float* h_new) noexcept nogil
+    void tsrnn_gru_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        double* gates, const double* bias, const double* bias_hn, const double* h_prev,
+        double* h_new) noexcept nogil
+
+    void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        float* gates, const float* peep, const float* c_prev, const float* dh_out,
+        const float* dh_next, float* dc_next) noexcept nogil
+    void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
+        double* gates, const double* peep, const double* c_prev, const double* dh_out,
+        const double* dh_next, double* dc_next) noexcept nogil
+    void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
+    void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
+        double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
+
+    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
+    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
+
 
 cdef enum:
     # Output columns per block in the post-sweep reductions.
@@ -102,14 +164,20 @@ cdef enum:
     WBLOCK = 256
     KBLOCK = 2048
 
-CELL_LSTM = 0
-CELL_GRU = 1
-CELL_PEEPHOLE = 2
+cdef enum:
+    # Cell codes, as C constants for the nogil code and exported below.
+    LSTM = 0
+    GRU = 1
+    PEEPHOLE = 2
+
+CELL_LSTM = LSTM
+CELL_GRU = GRU
+CELL_PEEPHOLE = PEEPHOLE
 
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
-    return bool(TSRNN_OPENMP)
+    return bool(tsrnn_openmp())
 
 
 def max_threads():
@@ -118,7 +186,7 @@ def max_threads():
 
 
 # --------------------------------------------------------------------------
-# BLAS and scalar helpers
+# BLAS, the packed micro-kernel and the activations
 # --------------------------------------------------------------------------
 
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -140,217 +208,32 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k,
               &beta, c, &ldc)
 
 
-cdef extern from *:
+def first_nonfinite(arrays):
+    """Index of the first array in ``arrays`` holding a NaN or an inf, else -1.
+
+    A scan for functional.py's validation (which decides what to do and says
+    so to the user): one C call per array instead of np.isfinite(a).all().
+    Every array must be a C-contiguous float32 or float64 ndarray.
     """
-    /* Vectorisable float32 exp, sigmoid and tanh.
-     *
-     * libm's expf/tanhf are scalar calls, which keeps the gate loops from
-     * vectorising; in the forward pass they cost more than the GEMMs for
-     * H <= 128. Here e^x = 2^n e^r with n = round(x / ln 2) (the 1.5 * 2^23
-     * trick rounds without a libm call), r = x - n ln 2 split in two constants
-     * (Cody-Waite), and e^r from its Taylor series to r^7: |r| <= ln2/2 bounds
-     * the truncation error by 5.3e-9, below float32 resolution. 2^n is built
-     * in the exponent bits. tanh(x) = expm1(2x) / (expm1(2x) + 2) with
-     * expm1 = s*q + (s - 1) keeps full relative accuracy near 0. The measured
-     * error (tests/test_activations.py): under 2e-7 (sigmoid) and 3e-7 (tanh)
-     * absolute, 8.9e-8 and 1.5e-7 measured.
-     *
-     * Each array function is compiled twice (target_clones): for x86-64-v3
-     * (AVX2 + FMA) and for the baseline; the loader picks one at run time, so
-     * the default build stays portable with no -march=native.
-     */
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    #define TSRNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define TSRNN_CLONES
-    #endif
-    #define TSRNN_RESTRICT __restrict__
-
-    static inline float tsrnn_exp_parts(float x, float *scale) {
-        /* Returns q = e^r - 1 and sets *scale = 2^n, so e^x = scale * (1 + q). */
-        const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-        const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
-        float q = 1.0f / 5040.0f;
-        q = q * r + 1.0f / 720.0f;
-        q = q * r + 1.0f / 120.0f;
-        q = q * r + 1.0f / 24.0f;
-        q = q * r + 1.0f / 6.0f;
-        q = q * r + 0.5f;
-        q = q * r + 1.0f;
-        q = q * r;
-        int32_t bits = ((int32_t) n + 127) << 23;
-        memcpy(scale, &bits, sizeof(float));
-        return q;
-    }
-
-    static inline float tsrnn_sigmoidf(float x) {
-        float v = -x, s;
-        v = v < -87.0f ? -87.0f : v;
-        v = v > 87.0f ? 87.0f : v;
-        const float q = tsrnn_exp_parts(v, &s);
-        return 1.0f / (1.0f + (s + s * q));
-    }
-
-    static inline float tsrnn_tanhf(float x) {
-        /* |x| >= 9 rounds to +-1 in float32. */
-        float v = x, s;
-        v = v < -9.0f ? -9.0f : v;
-        v = v > 9.0f ? 9.0f : v;
-        const float q = tsrnn_exp_parts(2.0f * v, &s);
-        const float em = s * q + (s - 1.0f);
-        return em / (em + 2.0f);
-    }
-
-    /* float64 is the accuracy reference: libm. */
-    static inline double tsrnn_sigmoidd(double x) { return 1.0 / (1.0 + exp(-x)); }
-    static inline double tsrnn_tanhd(double x) { return tanh(x); }
-
-    TSRNN_CLONES static void tsrnn_sigmoid_f32(float *x, Py_ssize_t n) {
-        for (Py_ssize_t i = 0; i < n; i++) x[i] = tsrnn_sigmoidf(x[i]);
-    }
-
-    TSRNN_CLONES static void tsrnn_tanh_f32(const float *x, float *out, Py_ssize_t n) {
-        /* out may alias x. */
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = tsrnn_tanhf(x[i]);
-    }
-    """
-    void tsrnn_sigmoid_f32(float* x, Py_ssize_t n) noexcept nogil
-    void tsrnn_tanh_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
-
-
-cdef extern from *:
-    """
-    /* Recurrent GEMM on pre-packed weights.
-     *
-     * Each step multiplies a chunk of nb <= 64 rows by W_hh. BLAS repacks the
-     * whole of W_hh on every such call; with one call per step and chunk that
-     * packing cost as much as the arithmetic (perf, LSTM H=256: 30% of the
-     * time in sgemm_itcopy/incopy against 38% in the kernel). Here W_hh is
-     * packed once per layer call into panels of NR columns, and a register-
-     * blocked MR x NR micro-kernel streams the panels from cache (NR is two
-     * vectors: 16 floats with AVX2, 32 with AVX-512).
-     *
-     * Packed layout: panel p holds columns [p*NR, p*NR+NR) of the row-major
-     * product's right operand for every k, zero-padded past n:
-     * packed[(p*k + kk)*NR + c] = Bop[kk, p*NR + c].
-     * Every output element is one dot product accumulated in k order, whatever
-     * rows surround it, so chunking never changes a result.
-     */
-    #define TSRNN_DEFINE_PACKED_GEMM(NAME, T, VL, MR, ATTR)                        \
-    ATTR static void NAME(int m, int n, int k, const T *a, int lda, const T *bp,     \
-                          T *c, int ldc, int accumulate) {                           \
-        typedef T vec __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)))); \
-        const int nr = 2 * VL;                                                      \
-        for (int p = 0; p * nr < n; p++) {                                          \
-            const T *panel = bp + (size_t) p * k * nr;                              \
-            const int nc = n - p * nr < nr ? n - p * nr : nr;                       \
-            for (int i = 0; i < m; i += MR) {                                       \
-                const int mr = m - i < MR ? m - i : MR;                             \
-                vec acc[MR][2];                                                     \
-                for (int r = 0; r < MR; r++) {                                      \
-                    acc[r][0] = (vec) {0};                                          \
-                    acc[r][1] = (vec) {0};                                          \
-                }                                                                   \
-                /* Rows past m repeat the last row: the fast loop always runs  \
-                   MR rows, and only the valid ones are stored. */              \
-                const T *ar[MR];                                                    \
-                for (int r = 0; r < MR; r++)                                        \
-                    ar[r] = a + (size_t) (i + r < m ? i + r : m - 1) * lda;         \
-                for (int kk = 0; kk < k; kk++) {                                    \
-                    const vec b0 = *(const vec *) (panel + (size_t) kk * nr);       \
-                    const vec b1 = *(const vec *) (panel + (size_t) kk * nr + VL);  \
-                    for (int r = 0; r < MR; r++) {                                  \
-                        const T av = ar[r][kk];                                     \
-                        acc[r][0] += av * b0;                                       \
-                        acc[r][1] += av * b1;                                       \
-                    }                                                               \
-                }                                                                   \
-                for (int r = 0; r < mr; r++) {                                      \
-                    T *cr = c + (size_t) (i + r) * ldc + p * nr;                    \
-                    if (nc == nr) {  /* full panel: whole-vector stores */          \
-                        if (accumulate) {                                           \
-                            *(vec *) cr += acc[r][0];                               \
-                            *(vec *) (cr + VL) += acc[r][1];                        \
-                        } else {                                                    \
-                            *(vec *) cr = acc[r][0];                                \
-                            *(vec *) (cr + VL) = acc[r][1];                         \
-                        }                                                           \
-                        continue;                                                   \
-                    }                                                               \
-                    T tmp[2 * VL];                                                  \
-                    memcpy(tmp, &acc[r][0], sizeof(vec));                           \
-                    memcpy(tmp + VL, &acc[r][1], sizeof(vec));                      \
-                    if (accumulate) {                                               \
-                        for (int q = 0; q < nc; q++) cr[q] += tmp[q];               \
-                    } else {                                                        \
-                        for (int q = 0; q < nc; q++) cr[q] = tmp[q];                \
-                    }                                                               \
-                }                                                                   \
-            }                                                                       \
-        }                                                                           \
-    }
-
-    #define TSRNN_DEFINE_PACK(NAME, T)                                              \
-    static void NAME(int n, int k, const T *b, int ldb, int trans, int nr, T *bp) { \
-        /* Bop = b^T (b is n x k) when trans, else b itself (k x n). */            \
-        for (int p = 0; p * nr < n; p++)                                            \
-            for (int kk = 0; kk < k; kk++)                                          \
-                for (int q = 0; q < nr; q++) {                                      \
-                    const int col = p * nr + q;                                     \
-                    bp[((size_t) p * k + kk) * nr + q] = col >= n ? (T) 0 :         \
-                        (trans ? b[(size_t) col * ldb + kk] : b[(size_t) kk * ldb + col]); \
-                }                                                                   \
-    }
-
-    /* 256-bit vectors (AVX2 clone, or SSE2 pairs in the baseline clone). */
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f32, float, 8, 6, TSRNN_CLONES)
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm256_f64, double, 4, 6, TSRNN_CLONES)
-    TSRNN_DEFINE_PACK(tsrnn_pack_f32, float)
-    TSRNN_DEFINE_PACK(tsrnn_pack_f64, double)
-
-    /* 512-bit vectors where the CPU has AVX-512F: twice the FMA width, and
-       32 registers hold an 8 x 32 float tile. The panel width differs, so the
-       choice is made once per process and packing follows it. */
-    #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f32, float, 16, 8, __attribute__((target("avx512f"))))
-    TSRNN_DEFINE_PACKED_GEMM(tsrnn_gemm512_f64, double, 8, 8, __attribute__((target("avx512f"))))
-    static int tsrnn_avx512(void) {
-        static int has = -1;  /* a benign race: every thread stores the same value */
-        if (has < 0) has = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        return has;
-    }
-    #else
-    #define tsrnn_gemm512_f32 tsrnn_gemm256_f32
-    #define tsrnn_gemm512_f64 tsrnn_gemm256_f64
-    static int tsrnn_avx512(void) { return 0; }
-    #endif
-
-    static int tsrnn_nr_f32(void) { return tsrnn_avx512() ? 32 : 16; }
-    static int tsrnn_nr_f64(void) { return tsrnn_avx512() ? 16 : 8; }
-
-    static void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
-                                      const float *bp, float *c, int ldc, int acc) {
-        if (tsrnn_avx512()) tsrnn_gemm512_f32(m, n, k, a, lda, bp, c, ldc, acc);
-        else tsrnn_gemm256_f32(m, n, k, a, lda, bp, c, ldc, acc);
-    }
-    static void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
-                                      const double *bp, double *c, int ldc, int acc) {
-        if (tsrnn_avx512()) tsrnn_gemm512_f64(m, n, k, a, lda, bp, c, ldc, acc);
-        else tsrnn_gemm256_f64(m, n, k, a, lda, bp, c, ldc, acc);
-    }
-    """
-    int tsrnn_nr_f32() noexcept nogil
-    int tsrnn_nr_f64() noexcept nogil
-    int tsrnn_avx512() noexcept nogil
-    void tsrnn_packed_gemm_f32(int m, int n, int k, const float* a, int lda,
-                               const float* bp, float* c, int ldc, int accumulate) noexcept nogil
-    void tsrnn_packed_gemm_f64(int m, int n, int k, const double* a, int lda,
-                               const double* bp, double* c, int ldc, int accumulate) noexcept nogil
-    void tsrnn_pack_f32(int n, int k, const float* b, int ldb, int trans, int nr, float* bp) noexcept nogil
-    void tsrnn_pack_f64(int n, int k, const double* b, int ldb, int trans, int nr, double* bp) noexcept nogil
+    cdef Py_ssize_t i = 0
+    cdef cnp.ndarray a
+    cdef int ok
+    for obj in arrays:
+        if not isinstance(obj, cnp.ndarray):
+            raise TypeError("first_nonfinite takes ndarrays")
+        a = <cnp.ndarray> obj
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            raise ValueError("first_nonfinite takes C-contiguous arrays")
+        if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+            ok = tsrnn_all_finite_f32(<const float*> cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+        elif cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64:
+            ok = tsrnn_all_finite_f64(<const double*> cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
+        else:
+            raise ValueError("first_nonfinite takes float32 or float64 arrays")
+        if not ok:
+            return i
+        i += 1
+    return -1
 
 
 def simd_width_bits():
@@ -393,22 +276,17 @@ cdef floating[::1] packed_weights(const floating[:, ::1] w, bint trans):
 
 
 cdef inline void sigmoid_inplace(floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
     if floating is float:
         tsrnn_sigmoid_f32(x, n)
     else:
-        # float64 is the accuracy reference: keep libm.
-        for i in range(n):
-            x[i] = 1.0 / (1.0 + exp(-x[i]))
+        tsrnn_sigmoid_f64(x, n)
 
 
 cdef inline void tanh_into(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
     if floating is float:
         tsrnn_tanh_f32(x, out, n)
     else:
-        for i in range(n):
-            out[i] = tanh(x[i])
+        tsrnn_tanh_f64(x, out, n)
 
 
 def _activations(floating[::1] x):
@@ -426,109 +304,6 @@ def _activations(floating[::1] x):
 # --------------------------------------------------------------------------
 # One time step of one chunk: gate loops
 # --------------------------------------------------------------------------
-
-cdef extern from *:
-    """
-    /* Forward gate loops of one step and chunk. On entry the gate buffer
-     * holds x W_ih^T + h_prev W_hh^T (the recurrent GEMM accumulates into it);
-     * one pass per row adds the biases, applies the activations and writes
-     * the state, so each row is read and written once. Rows are separate
-     * calls with restrict parameters, the form in which gcc vectorises the
-     * loop (sigmoid and tanh are inline, so they vectorise with it).
-     * Compiled per ISA by target_clones.
-     *
-     * lstm/peephole: g = [i f g o | tanh(c)] out, c_new, h_new.
-     * gru: g = [r z n | W_hn h] in (the hidden n part sits in the 4th slot)
-     *      and [r z n | W_hn h + b_hn] out.
-     */
-    /* One LSTM row once the pre-activations are complete, but for the o
-       gate's optional extra term O_EXTRA (empty, or the peephole's
-       "+ po[j] * c"), pasted in so that the plain LSTM carries no dead add. */
-    #define TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, O_EXTRA)                              \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = SIG(g[j] + bias[j]), fg = SIG(g[H + j] + bias[H + j]);     \
-            const T gg = TANH(g[2 * H + j] + bias[2 * H + j]);                      \
-            const T c = fg * cp[j] + ig * gg;                                       \
-            const T og = SIG(g[3 * H + j] + bias[3 * H + j] O_EXTRA);               \
-            const T tc = TANH(c);                                                   \
-            g[j] = ig; g[H + j] = fg; g[2 * H + j] = gg; g[3 * H + j] = og;         \
-            g[4 * H + j] = tc;                                                      \
-            cn[j] = c;                                                              \
-            hn[j] = og * tc;                                                        \
-        }
-    #define TSRNN_DEFINE_STEP_FORWARD(SFX, T, SIG, TANH)                            \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_lstm_row_forward_##SFX(                                                 \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT cp, T *TSRNN_RESTRICT cn,                       \
-            T *TSRNN_RESTRICT hn) {                                                 \
-        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, )                                         \
-    }                                                                               \
-    /* The peephole row: the c(t-1) terms go in first, in a plain pass,    \
-       then the LSTM's loop with one more term for o. Fused into one loop    \
-       (and as a two-pass split at c) gcc 12 made slower code: 1.3x and 1.2x  \
-       this one's time at 64,64,8,64. */                                     \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_peephole_row_forward_##SFX(                                             \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
-            T *TSRNN_RESTRICT cn, T *TSRNN_RESTRICT hn) {                           \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            g[j] += peep[j] * cp[j];                                                \
-            g[H + j] += peep[H + j] * cp[j];                                        \
-        }                                                                           \
-        const T *TSRNN_RESTRICT po = peep + 2 * H;                                  \
-        TSRNN_LSTM_ROW_LOOP(T, SIG, TANH, + po[j] * c)                              \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_lstm_step_forward_##SFX(                         \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
-            const T *bias, const T *peep, const T *c_prev, T *c_new, T *h_new) {    \
-        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
-            if (peephole)                                                           \
-                tsrnn_peephole_row_forward_##SFX(H, gates + b * S, bias, peep,      \
-                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
-            else                                                                    \
-                tsrnn_lstm_row_forward_##SFX(H, gates + b * S, bias,                \
-                    c_prev + b * H, c_new + b * H, h_new + b * H);                  \
-        }                                                                           \
-    }                                                                               \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_gru_row_forward_##SFX(                                                  \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT bias,        \
-            const T *TSRNN_RESTRICT bias_hn, const T *TSRNN_RESTRICT hq,            \
-            T *TSRNN_RESTRICT hn) {                                                 \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T r = SIG(g[j] + bias[j]), z = SIG(g[H + j] + bias[H + j]);       \
-            const T hh = g[3 * H + j] + bias_hn[j];                                 \
-            const T n = TANH(g[2 * H + j] + bias[2 * H + j] + r * hh);              \
-            g[j] = r; g[H + j] = z; g[2 * H + j] = n; g[3 * H + j] = hh;            \
-            hn[j] = (1 - z) * n + z * hq[j];                                        \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_gru_step_forward_##SFX(                          \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates, const T *bias,     \
-            const T *bias_hn, const T *h_prev, T *h_new) {                          \
-        for (Py_ssize_t b = 0; b < nb; b++)                                         \
-            tsrnn_gru_row_forward_##SFX(H, gates + b * S, bias, bias_hn,            \
-                                        h_prev + b * H, h_new + b * H);             \
-    }
-
-    TSRNN_DEFINE_STEP_FORWARD(f32, float, tsrnn_sigmoidf, tsrnn_tanhf)
-    TSRNN_DEFINE_STEP_FORWARD(f64, double, tsrnn_sigmoidd, tsrnn_tanhd)
-    """
-    void tsrnn_lstm_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        float* gates, const float* bias, const float* peep, const float* c_prev,
-        float* c_new, float* h_new) noexcept nogil
-    void tsrnn_lstm_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        double* gates, const double* bias, const double* peep, const double* c_prev,
-        double* c_new, double* h_new) noexcept nogil
-    void tsrnn_gru_step_forward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        float* gates, const float* bias, const float* bias_hn, const float* h_prev,
-        float* h_new) noexcept nogil
-    void tsrnn_gru_step_forward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        double* gates, const double* bias, const double* bias_hn, const double* h_prev,
-        double* h_new) noexcept nogil
-
 
 cdef inline void lstm_step_forward(
         Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, bint peephole,
@@ -557,144 +332,6 @@ cdef inline void gru_step_forward(
         tsrnn_gru_step_forward_f32(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
     else:
         tsrnn_gru_step_forward_f64(nb, H, S, gates, bias, bias_hn, h_prev, h_new)
-
-
-cdef extern from *:
-    """
-    /* Backward gate loops of one step and chunk, one pass per row, in C so
-     * that they get the same AVX2 clones as the activations (Cython cannot
-     * attach target_clones). Every line is the chain rule of one forward line;
-     * the derivations are spelled out in tests/_reference.py.
-     *
-     * lstm/peephole, per unit:  g = [i f g o tanh(c)] of step t,
-     *   dh  = dh_out + dh_next               h(t) feeds the layer above and t+1
-     *   dao = dh tanh(c) o(1-o)              h = o tanh(c)
-     *   dc  = dc_next + dh o (1-tanh^2 c) (+ dao w_co)
-     *   dai = dc g i(1-i), daf = dc c_prev f(1-f), dag = dc i (1-g^2)
-     *   dc_prev = dc f (+ dai w_ci + daf w_cf)
-     * gru, per unit:  g = [r z n hn],
-     *   dn = dh (1-z), dz = dh (h_prev - n), dan = dn (1-n^2)
-     *   dar = dan hn r(1-r), daz = dz z(1-z)
-     *   dax = [dar daz dan], and the hidden side differs only in the n block:
-     *   dahn = dan*r (the gradient of W_hn h + b_hn); direct dh_prev = dh z
-     */
-    #define TSRNN_DEFINE_STEP_BACKWARD(SFX, T)                                      \
-    /* In place: each row's gate gradients overwrite its stored activations  \
-       (the forward values of step t are dead once step t is done), so        \
-       backward needs no (T, B, G*H) gradient buffer. Iteration j reads all    \
-       the gates of unit j before writing them, so one pointer serves both.   \
-       One row per call, with restrict parameters: gcc vectorises the loop     \
-       only in this form (with the row pointers computed inside the batch      \
-       loop it reports "complicated access pattern" and stays scalar). PEEP    \
-       is a literal 0 or 1 at each call, so the peephole terms cost nothing    \
-       in the plain LSTM. */                                                   \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_lstm_row_backward_##SFX(                                                \
-            const int PEEP, Py_ssize_t H, T *TSRNN_RESTRICT g,                      \
-            const T *TSRNN_RESTRICT peep, const T *TSRNN_RESTRICT cp,               \
-            const T *TSRNN_RESTRICT dho, const T *TSRNN_RESTRICT dhn,               \
-            T *TSRNN_RESTRICT dcn) {                                                \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T ig = g[j], fg = g[H + j], gg = g[2 * H + j];                    \
-            const T og = g[3 * H + j], tc = g[4 * H + j];                           \
-            const T dh = dho[j] + dhn[j];                                           \
-            const T dao = dh * tc * og * (1 - og);                                  \
-            T dc = dcn[j] + dh * og * (1 - tc * tc);                                \
-            if (PEEP) dc += dao * peep[2 * H + j];                                  \
-            const T dai = dc * gg * ig * (1 - ig);                                  \
-            const T daf = dc * cp[j] * fg * (1 - fg);                               \
-            const T dag = dc * ig * (1 - gg * gg);                                  \
-            T dcp = dc * fg;                                                        \
-            if (PEEP) dcp += dai * peep[j] + daf * peep[H + j];                     \
-            dcn[j] = dcp;                                                           \
-            g[j] = dai;                                                             \
-            g[H + j] = daf;                                                         \
-            g[2 * H + j] = dag;                                                     \
-            g[3 * H + j] = dao;                                                     \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_lstm_step_backward_##SFX(                        \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole, T *gates,      \
-            const T *peep, const T *c_prev, const T *dh_out, const T *dh_next,      \
-            T *dc_next) {                                                           \
-        for (Py_ssize_t b = 0; b < nb; b++) {                                       \
-            if (peephole)                                                           \
-                tsrnn_lstm_row_backward_##SFX(1, H, gates + b * S, peep,            \
-                    c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H);                                               \
-            else                                                                    \
-                tsrnn_lstm_row_backward_##SFX(0, H, gates + b * S, peep,            \
-                    c_prev + b * H, dh_out + b * H, dh_next + b * H,                \
-                    dc_next + b * H);                                               \
-        }                                                                           \
-    }                                                                               \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_gru_row_backward_##SFX(                                                 \
-            Py_ssize_t H, T *TSRNN_RESTRICT g, const T *TSRNN_RESTRICT hq,          \
-            const T *TSRNN_RESTRICT dho, T *TSRNN_RESTRICT dhn) {                   \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];    \
-            const T dh = dho[j] + dhn[j];                                           \
-            const T dn = dh * (1 - z), dz = dh * (hq[j] - n);                       \
-            const T dan = dn * (1 - n * n);                                         \
-            const T dar = dan * hn * r * (1 - r), daz = dz * z * (1 - z);           \
-            g[j] = dar; g[H + j] = daz; g[2 * H + j] = dan;                         \
-            g[3 * H + j] = dan * r;                                                 \
-            dhn[j] = dh * z;                                                        \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_gru_step_backward_##SFX(                         \
-            Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, T *gates,                    \
-            const T *h_prev, const T *dh_out, T *dh_next) {                         \
-        for (Py_ssize_t b = 0; b < nb; b++)                                         \
-            tsrnn_gru_row_backward_##SFX(H, gates + b * S, h_prev + b * H,          \
-                dh_out + b * H, dh_next + b * H);                                   \
-    }
-
-    TSRNN_DEFINE_STEP_BACKWARD(f32, float)
-    TSRNN_DEFINE_STEP_BACKWARD(f64, double)
-
-    /* Peephole weight gradients over rows [r0, r1) of the (T*B) gate
-     * gradients, in row order, into acc = [dw_ci | dw_cf | dw_co] (3H):
-     * dw_ci += dai c(t-1), dw_cf += daf c(t-1), dw_co += dao c(t). Row r is
-     * step t = r / B; rows of step 0 pair with c0. */
-    #define TSRNN_DEFINE_PEEP_GRADS(SFX, T)                                         \
-    static inline __attribute__((always_inline)) void                             \
-    tsrnn_peep_row_##SFX(Py_ssize_t H, const T *TSRNN_RESTRICT d,                   \
-                         const T *TSRNN_RESTRICT cp, const T *TSRNN_RESTRICT cc,    \
-                         T *TSRNN_RESTRICT acc) {                                   \
-        for (Py_ssize_t j = 0; j < H; j++) {                                        \
-            acc[j] += d[j] * cp[j];                                                 \
-            acc[H + j] += d[H + j] * cp[j];                                         \
-            acc[2 * H + j] += d[3 * H + j] * cc[j];                                 \
-        }                                                                           \
-    }                                                                               \
-    TSRNN_CLONES static void tsrnn_peep_grads_##SFX(                                \
-            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H, Py_ssize_t S, \
-            const T *da, const T *cs, const T *c0, T *acc) {                        \
-        for (Py_ssize_t j = 0; j < 3 * H; j++) acc[j] = 0;                          \
-        for (Py_ssize_t r = r0; r < r1; r++)                                        \
-            tsrnn_peep_row_##SFX(H, da + r * S, r < B ? c0 + r * H : cs + (r - B) * H, \
-                                 cs + r * H, acc);                                  \
-    }
-
-    TSRNN_DEFINE_PEEP_GRADS(f32, float)
-    TSRNN_DEFINE_PEEP_GRADS(f64, double)
-    """
-    void tsrnn_lstm_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        float* gates, const float* peep, const float* c_prev, const float* dh_out,
-        const float* dh_next, float* dc_next) noexcept nogil
-    void tsrnn_lstm_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S, int peephole,
-        double* gates, const double* peep, const double* c_prev, const double* dh_out,
-        const double* dh_next, double* dc_next) noexcept nogil
-    void tsrnn_gru_step_backward_f32(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        float* gates, const float* h_prev, const float* dh_out, float* dh_next) noexcept nogil
-    void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
-        double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
-    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
-    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
 
 
 cdef inline void lstm_step_backward(
@@ -756,6 +393,9 @@ cdef void packed_rows_gemm(Py_ssize_t n_rows, int n, int k,
     """
     cdef Py_ssize_t n_blocks = (n_rows + 4 * BLOCK - 1) // (4 * BLOCK)
     cdef Py_ssize_t blk, r0
+    if n_threads == 1:  # no parallel region for one thread (see _forward)
+        packed_gemm(<int> n_rows, n, k, a, lda, bp, c, ldc, False)
+        return
     for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
         r0 = blk * 4 * BLOCK
         packed_gemm(<int> min(4 * BLOCK, n_rows - r0), n, k, a + r0 * lda, lda,
@@ -868,123 +508,296 @@ cdef int _threads_for(Py_ssize_t n_items, int max_threads) noexcept nogil:
     return n if n > 0 else 1
 
 
-def _check(bint ok, str what):
+cdef inline int _check(bint ok, str what) except -1:
     if not ok:
         raise ValueError(f"tsrnn._cells: inconsistent buffer shapes: {what}")
+    return 0
 
 
-def _check_int32(Py_ssize_t n, str what):
+cdef inline int _check_int32(Py_ssize_t n, str what) except -1:
     # BLAS takes 32-bit ints for sizes and leading dimensions.
     if n >= 2 ** 31:
         raise ValueError(f"{what} = {n} is too large for 32-bit BLAS indexing")
+    return 0
+
+
+cdef inline int _require(cnp.ndarray a, str name, int ndim, int typenum,
+                         bint writable) except -1:
+    # The checks a typed memoryview would make, at a tenth of the cost
+    # (memoryview arguments cost ~0.3 us each, most of a batch-1 call's
+    # Cython overhead).
+    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or (writable and not cnp.PyArray_ISWRITEABLE(a))):
+        raise ValueError(f"tsrnn._cells: {name} must be a C-contiguous {ndim}-D "
+                         f"{'writable ' if writable else ''}array of the weights' dtype")
+    return 0
+
+
+cdef inline bint _dims(cnp.ndarray a, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2=-1):
+    """a.shape == (d0, d1) or (d0, d1, d2); a's ndim is already checked."""
+    return (cnp.PyArray_DIM(a, 0) == d0 and cnp.PyArray_DIM(a, 1) == d1
+            and (d2 < 0 or cnp.PyArray_DIM(a, 2) == d2))
 
 
 def forward_layer(int cell,
-                  const floating[:, :, ::1] x,       # (T, B, D)
-                  const floating[:, ::1] w_ih,       # (G*H, D)
-                  const floating[:, ::1] w_hh,       # (G*H, H)
-                  const floating[::1] bias,          # (G*H,) folded biases
-                  const floating[::1] bias_hn,       # (H,) gru only, else (0,)
-                  const floating[:, ::1] peep,       # (3, H) peephole, else (0, H)
-                  const floating[:, ::1] h0,         # (B, H)
-                  const floating[:, ::1] c0,         # (B, H) lstm cells, else (0, H)
-                  floating[:, :, ::1] hs,            # (T, B, H) out: h(t)
-                  floating[:, :, ::1] cs,            # (T | 2, B, H) out: c(t), lstm cells
-                  floating[:, :, ::1] gates,         # (T | 1, B, S) out: activations
-                  Py_ssize_t chunk,                  # batch rows per sweep
-                  bint keep,                         # keep activations for backward
-                  int n_threads_max):                # cap on omp_get_max_threads()
+                  cnp.ndarray x not None,        # (T, B, D)
+                  cnp.ndarray w_ih not None,     # (G*H, D)
+                  cnp.ndarray w_hh not None,     # (G*H, H)
+                  cnp.ndarray b_ih not None,     # (G*H,)
+                  cnp.ndarray b_hh not None,     # (G*H,)
+                  tuple peep,                    # (w_ci, w_cf, w_co), each (H,): peephole only
+                  cnp.ndarray h0,                # (B, H), None: zeros
+                  cnp.ndarray c0,                # (B, H) lstm cells (None: zeros), else ignored
+                  cnp.ndarray hs not None,       # (T, B, H) out: h(t)
+                  cnp.ndarray cs,                # (T | 2, B, H) out: c(t), lstm cells, else ignored
+                  cnp.ndarray gates not None,    # (T | 1, B, S) out: activations
+                  cnp.ndarray h_n not None,      # (B, H) out: h(T-1)
+                  cnp.ndarray c_n,               # (B, H) out: c(T-1), lstm cells, else ignored
+                  Py_ssize_t chunk,              # batch rows per sweep
+                  bint keep,                     # keep c(t) of every step for backward
+                  int n_threads_max):            # cap on omp_get_max_threads()
     """Run one layer over all time steps. See the module docstring for layouts.
 
-    With ``keep`` (training), gates and cs hold every step for backward. Without
-    it (inference), gates is a one-step scratch (1, B, S), cs alternates two
-    slots (c(t) is in cs[t % 2]), and the input projection is computed per step
-    from a packed W_ih, so memory no longer grows with T.
-    """
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = w_hh.shape[1]
-    cdef bint is_gru = cell == CELL_GRU
-    cdef bint peephole = cell == CELL_PEEPHOLE
-    cdef Py_ssize_t G = 3 if is_gru else 4
-    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
-    cdef Py_ssize_t n_chunks, ci, b0, t, gt, ct, cp
-    cdef int nb, n_threads
-    cdef const floating* h_prev
-    cdef const floating* c_prev
+    Every array is C-contiguous and of one dtype (float32 or float64); the
+    inputs may be read-only. The arguments a cell does not use are ignored and
+    may be None; so may the initial state, meaning zeros (inference from a
+    zero state then allocates none). The biases arrive as torch has them and
+    are folded here.
 
-    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
+    ``gates`` holds every step (T, B, S) or one (1, B, S). With every step,
+    the input projection of all T*B rows is one GEMM before the sweep (one
+    pass, MR-row tiles even at batch 1); with one step, it is computed per
+    step from a packed W_ih, so memory no longer grows with T (inference on
+    large batches). ``keep`` (training) needs every step of gates and c(t)
+    in cs (T, B, H); without it cs alternates two slots (c(t) is in
+    cs[t % 2]). Either way the arithmetic of every element is the same, so
+    training and inference outputs are bitwise equal.
+
+    Calls no BLAS: the callers need not limit BLAS threads around it.
+    """
+    cdef Py_ssize_t T = 0, B = 0, D = 0, H = 0
+    cdef bint is_gru = cell == GRU
+    cdef bint is_lstm = not is_gru
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef int i
+    if cell != LSTM and cell != GRU and cell != PEEPHOLE:
+        raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise ValueError("tsrnn._cells: arrays must be float32 or float64")
+    _require(x, "x", 3, typenum, False)
+    _require(w_ih, "w_ih", 2, typenum, False)
+    _require(w_hh, "w_hh", 2, typenum, False)
+    _require(b_ih, "b_ih", 1, typenum, False)
+    _require(b_hh, "b_hh", 1, typenum, False)
+    _require(hs, "hs", 3, typenum, True)
+    _require(gates, "gates", 3, typenum, True)
+    _require(h_n, "h_n", 2, typenum, True)
+    T, B, D = x.shape[0], x.shape[1], x.shape[2]
+    H = w_hh.shape[1]
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef bint all_steps = gates.shape[0] == T
     _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
-    _check(w_ih.shape[0] == G * H and w_ih.shape[1] == D, "weight_ih")
-    _check(w_hh.shape[0] == G * H, "weight_hh")
-    _check(bias.shape[0] == G * H, "bias")
-    _check(bias_hn.shape[0] == (H if is_gru else 0), "bias_hn")
-    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
-    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
-    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
-    _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
-    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T if keep else 2, B, H), "cs")
-    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T if keep else 1, B, S), "gates")
+    _check(_dims(w_ih, G * H, D), "weight_ih")
+    _check(_dims(w_hh, G * H, H), "weight_hh")
+    _check(b_ih.shape[0] == G * H and b_hh.shape[0] == G * H, "bias")
+    if h0 is not None:
+        _require(h0, "h0", 2, typenum, False)
+        _check(_dims(h0, B, H), "h0")
+    _check(_dims(hs, T, B, H), "hs")
+    _check(_dims(h_n, B, H), "h_n")
+    _check(_dims(gates, T if keep else gates.shape[0], B, S)
+           and (all_steps or gates.shape[0] == 1), "gates")
+    if is_lstm:
+        _require(cs, "cs", 3, typenum, True)
+        _require(c_n, "c_n", 2, typenum, True)
+        if c0 is not None:
+            _require(c0, "c0", 2, typenum, False)
+            _check(_dims(c0, B, H), "c0")
+        _check(_dims(cs, T if keep else 2, B, H), "cs")
+        _check(_dims(c_n, B, H), "c_n")
+    cdef const void* pw[3]
+    pw[0] = pw[1] = pw[2] = NULL
+    if peephole:
+        _check(peep is not None and len(peep) == 3, "peephole")
+        for i in range(3):
+            _check(isinstance(peep[i], cnp.ndarray), "peephole")
+            _require(peep[i], "peephole", 1, typenum, False)
+            _check(cnp.PyArray_DIM(peep[i], 0) == H, "peephole")
+            pw[i] = cnp.PyArray_DATA(peep[i])
     _check_int32(T * B * S, "T * B * gate width")
     _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
-    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
-    n_chunks = (B + chunk - 1) // chunk
+    if typenum == cnp.NPY_FLOAT32:
+        _forward[float](
+            cell, T, B, D, H, <const float*> cnp.PyArray_DATA(x),
+            <const float*> cnp.PyArray_DATA(w_ih), <const float*> cnp.PyArray_DATA(w_hh),
+            <const float*> cnp.PyArray_DATA(b_ih), <const float*> cnp.PyArray_DATA(b_hh),
+            <const float*> pw[0], <const float*> pw[1], <const float*> pw[2],
+            <const float*> cnp.PyArray_DATA(h0) if h0 is not None else NULL,
+            <const float*> cnp.PyArray_DATA(c0) if is_lstm and c0 is not None else NULL,
+            <float*> cnp.PyArray_DATA(hs), <float*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
+            <float*> cnp.PyArray_DATA(gates), <float*> cnp.PyArray_DATA(h_n),
+            <float*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
+            chunk, keep, all_steps, n_threads_max)
+    else:
+        _forward[double](
+            cell, T, B, D, H, <const double*> cnp.PyArray_DATA(x),
+            <const double*> cnp.PyArray_DATA(w_ih), <const double*> cnp.PyArray_DATA(w_hh),
+            <const double*> cnp.PyArray_DATA(b_ih), <const double*> cnp.PyArray_DATA(b_hh),
+            <const double*> pw[0], <const double*> pw[1], <const double*> pw[2],
+            <const double*> cnp.PyArray_DATA(h0) if h0 is not None else NULL,
+            <const double*> cnp.PyArray_DATA(c0) if is_lstm and c0 is not None else NULL,
+            <double*> cnp.PyArray_DATA(hs), <double*> cnp.PyArray_DATA(cs) if is_lstm else NULL,
+            <double*> cnp.PyArray_DATA(gates), <double*> cnp.PyArray_DATA(h_n),
+            <double*> cnp.PyArray_DATA(c_n) if is_lstm else NULL,
+            chunk, keep, all_steps, n_threads_max)
+
+
+cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                  const floating* x, const floating* w_ih, const floating* w_hh,
+                  const floating* b_ih, const floating* b_hh, const floating* w_ci,
+                  const floating* w_cf, const floating* w_co, const floating* h0,
+                  const floating* c0, floating* hs, floating* cs, floating* gates,
+                  floating* h_n, floating* c_n, Py_ssize_t chunk, bint keep,
+                  bint all_steps, int n_threads_max) except -1:
+    """forward_layer once the shapes are checked: fold, pack, sweep."""
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     # gates += h_prev @ w_hh.T at every step: pack w_hh.T once. The GRU's
     # hidden n part stays apart from its input part, r * (h W_hn + b_hn), so
     # its columns are packed separately and land in the gate buffer's 4th slot.
     cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
-    cdef floating[::1] whh_mv, whn_mv
-    if is_gru:
-        whh_mv = packed_weights(w_hh[:n_acc], True)
-        whn_mv = packed_weights(w_hh[n_acc:], True)
-    else:
-        whh_mv = packed_weights(w_hh, True)
-        whn_mv = whh_mv
-    cdef const floating* whh_pack = &whh_mv[0]
-    cdef const floating* whn_pack = &whn_mv[0]
-    cdef floating[::1] wih_mv = packed_weights(w_ih, True)
-    cdef const floating* wih_pack = &wih_mv[0]
-    with nogil:
-        if keep:
-            # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
-            # are added inside the gate loop, where they cost nothing extra).
-            packed_rows_gemm(T * B, <int> (G * H), <int> D, &x[0, 0, 0], <int> D,
-                             wih_pack, &gates[0, 0, 0], <int> S,
-                             _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+    cdef Py_ssize_t size_hh = packed_size(<floating> 0, n_acc, H)
+    cdef Py_ssize_t size_hn = packed_size(<floating> 0, H, H) if is_gru else 0
+    cdef Py_ssize_t size_ih = packed_size(<floating> 0, G * H, D)
+    # One malloc for the packed weights, the folded biases and the peepholes
+    # as one (3, H) block: a numpy array costs ~1 us at batch 1.
+    cdef Py_ssize_t size_zero = B * H if h0 == NULL or (c0 == NULL and not is_gru) else 0
+    cdef floating* wpack = <floating*> malloc(
+        (size_hh + size_hn + size_ih + G * H + H + 3 * H + size_zero) * sizeof(floating))
+    if wpack == NULL:
+        raise MemoryError()
+    cdef floating* whh_pack = wpack
+    cdef floating* whn_pack = wpack + size_hh
+    cdef floating* wih_pack = wpack + size_hh + size_hn
+    cdef floating* bias = wih_pack + size_ih    # (G*H,) b_ih + b_hh, but b_hn
+    cdef floating* bias_hn = bias + G * H       # (H,) b_hn (gru)
+    cdef floating* peep = bias_hn + H           # (3, H) w_ci, w_cf, w_co (peephole)
+    cdef floating* zeros = peep + 3 * H         # (B, H) zero h0 and/or c0, when asked
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
+    cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
+    cdef Py_ssize_t ci, j
+    cdef Py_ssize_t last_c = T - 1 if keep else (T - 1) % 2
+    cdef int n_threads
+    try:
+        with nogil:
+            # Both biases of a gate enter the same pre-activation, except the
+            # GRU's b_hn, which the reset gate multiplies with W_hn h.
+            for j in range(G * H):
+                bias[j] = b_ih[j] + b_hh[j]
+            if is_gru:
+                for j in range(H):
+                    bias[2 * H + j] = b_ih[2 * H + j]
+                    bias_hn[j] = b_hh[2 * H + j]
+            if size_zero:
+                # Zeros, not a skipped product: h0 @ W_hh of zeros adds +0 to
+                # the gates, which is what an explicit zero state gives.
+                memset(zeros, 0, size_zero * sizeof(floating))
+                if h0 == NULL:
+                    h0 = zeros
+                if c0 == NULL and not is_gru:
+                    c0 = zeros
+            if peephole:
+                memcpy(peep, w_ci, H * sizeof(floating))
+                memcpy(peep + H, w_cf, H * sizeof(floating))
+                memcpy(peep + 2 * H, w_co, H * sizeof(floating))
+            pack(<int> n_acc, <int> H, w_hh, <int> H, True, whh_pack)
+            if is_gru:
+                pack(<int> H, <int> H, w_hh + n_acc * H, <int> H, True, whn_pack)
+            pack(<int> (G * H), <int> D, w_ih, <int> D, True, wih_pack)
+            if all_steps:
+                # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
+                # are added inside the gate loop, where they cost nothing extra).
+                packed_rows_gemm(T * B, <int> (G * H), <int> D, x, <int> D, wih_pack,
+                                 gates, <int> S,
+                                 _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+            n_threads = _threads_for(n_chunks, max_thr)
+            if n_threads == 1:
+                # No parallel region: entering one costs microseconds, a
+                # large share of a batch-1 call.
+                for ci in range(n_chunks):
+                    _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
+                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
+                                   h0, c0, hs, cs, gates, keep, all_steps)
+            else:
+                for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+                    _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
+                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
+                                   h0, c0, hs, cs, gates, keep, all_steps)
+            # The final state: h(T-1) and c(T-1) (slot (T-1) % 2 at inference).
+            memcpy(h_n, hs + (T - 1) * B * H, B * H * sizeof(floating))
+            if not is_gru:
+                memcpy(c_n, cs + last_c * B * H, B * H * sizeof(floating))
+    finally:
+        free(wpack)
+    return 0
 
-        n_threads = _threads_for(n_chunks, max_thr)
-        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            b0 = ci * chunk
-            nb = <int> min(chunk, B - b0)
-            for t in range(T):
-                gt = t if keep else 0
-                ct = t if keep else t % 2
-                cp = t - 1 if keep else (t - 1) % 2
-                if not keep:
-                    # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
-                    packed_gemm(nb, <int> (G * H), <int> D, &x[t, b0, 0], <int> D,
-                                wih_pack, &gates[0, b0, 0], <int> S, False)
-                if t == 0:
-                    h_prev = &h0[b0, 0]
-                else:
-                    h_prev = &hs[t - 1, b0, 0]
-                # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
-                packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack,
-                            &gates[gt, b0, 0], <int> S, True)
-                if is_gru:
-                    # gates[chunk, 3H:] = h_prev @ w_hn.T
-                    packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack,
-                                &gates[gt, b0, 3 * H], <int> S, False)
-                    gru_step_forward(nb, H, S, &gates[gt, b0, 0], &bias[0],
-                                     &bias_hn[0], h_prev, &hs[t, b0, 0])
-                else:
-                    if t == 0:
-                        c_prev = &c0[b0, 0]
-                    else:
-                        c_prev = &cs[cp, b0, 0]
-                    lstm_step_forward(nb, H, S, peephole, &gates[gt, b0, 0], &bias[0],
-                                      &peep[0, 0] if peephole else NULL,
-                                      c_prev, &cs[ct, b0, 0], &hs[t, b0, 0])
+
+cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                         Py_ssize_t b0, Py_ssize_t nb_,
+                         const floating* x, const floating* whh_pack,
+                         const floating* whn_pack, const floating* wih_pack,
+                         const floating* bias, const floating* bias_hn,
+                         const floating* peep, const floating* h0, const floating* c0,
+                         floating* hs, floating* cs, floating* gates,
+                         bint keep, bint all_steps) noexcept nogil:
+    """The time sweep of batch rows [b0, b0 + nb_): every step of one chunk.
+
+    Pointers are to whole (T | 1 | 2, B, width) buffers; row b of step t of
+    a (steps, B, width) buffer starts at (t * B + b) * width.
+    """
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
+    cdef int nb = <int> nb_
+    cdef Py_ssize_t t, gt, ct, cp
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    cdef floating* g
+    for t in range(T):
+        gt = t if all_steps else 0
+        ct = t if keep else t % 2
+        cp = t - 1 if keep else (t - 1) % 2
+        g = gates + (gt * B + b0) * S
+        if not all_steps:
+            # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
+            packed_gemm(nb, <int> (G * H), <int> D, x + (t * B + b0) * D, <int> D,
+                        wih_pack, g, <int> S, False)
+        if t == 0:
+            h_prev = h0 + b0 * H
+        else:
+            h_prev = hs + ((t - 1) * B + b0) * H
+        # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
+        packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack, g, <int> S, True)
+        if is_gru:
+            # gates[chunk, 3H:] = h_prev @ w_hn.T
+            packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack, g + 3 * H,
+                        <int> S, False)
+            gru_step_forward(nb, H, S, g, bias, bias_hn, h_prev, hs + (t * B + b0) * H)
+        else:
+            if t == 0:
+                c_prev = c0 + b0 * H
+            else:
+                c_prev = cs + (cp * B + b0) * H
+            lstm_step_forward(nb, H, S, peephole, g, bias, peep, c_prev,
+                              cs + (ct * B + b0) * H, hs + (t * B + b0) * H)
 
 
 def backward_layer(int cell,

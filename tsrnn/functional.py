@@ -21,6 +21,7 @@ layout the kernels use, which is also what makes read-only, Fortran-ordered
 and strided inputs safe.
 """
 import contextlib
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,7 +30,8 @@ from threadpoolctl import ThreadpoolController
 
 from . import _cells
 
-__all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes"]
+__all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
+           "layer_param_shapes"]
 
 CELLS = ("lstm", "gru", "peephole")
 _N_GATES = {"lstm": 4, "gru": 3, "peephole": 4}
@@ -39,7 +41,6 @@ _CELL_CODE = {
     "peephole": _cells.CELL_PEEPHOLE,
 }
 _PEEPHOLE_NAMES = ("weight_ci", "weight_cf", "weight_co")
-_LAYER_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 _blas_controller = None
 
@@ -79,6 +80,10 @@ def _blas_limited_to_one(libs):
 # spin-waits against it (measured 20-60x slower on a loaded 2-core machine).
 _SERIAL_WORK = 1 << 21
 
+# Largest gate buffer of every step (bytes) that inference allocates, so that
+# the kernel projects the input of all steps at once; beyond it, one step.
+_ALL_STEPS_BYTES = 1 << 18
+
 
 def _threading(batch, work):
     """Return (thread cap, chunk rows) for one layer call.
@@ -104,24 +109,45 @@ def _is_lstm(cell):
     return cell != "gru"
 
 
-def param_shapes(cell, input_size, hidden_size, num_layers=1):
-    """Names and shapes of the parameters of a stacked recurrent net.
+def layer_param_shapes(cell, input_size, hidden_size, layer=0):
+    """Names and shapes of the parameters of one recurrent layer.
 
-    Returns a dict ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
-    state_dict, followed by the peephole vectors of each layer.
+    The single definition of the weight layout: :func:`param_shapes`,
+    :func:`init_params` and the validation of ``params`` build on it, and so
+    should any other code that lays weights out (the estimators' flat
+    buffer). Returns ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
+    state_dict for that layer, then the peephole vectors: ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}``
+    (G*H, H), ``bias_ih_l{layer}`` and ``bias_hh_l{layer}`` (G*H,), and for the
+    peephole cell ``weight_ci_l{layer}``, ``weight_cf_l{layer}``,
+    ``weight_co_l{layer}`` (H,); G is 4 (i, f, g, o) for the LSTM cells and 3
+    (r, z, n) for the GRU. As in torch, the names that start with ``bias_``
+    are the biases and every other array is a weight.
     """
     _check_cell(cell)
     gh = _N_GATES[cell] * hidden_size
+    shapes = {
+        f"weight_ih_l{layer}": (gh, input_size),
+        f"weight_hh_l{layer}": (gh, hidden_size),
+        f"bias_ih_l{layer}": (gh,),
+        f"bias_hh_l{layer}": (gh,),
+    }
+    if cell == "peephole":
+        for name in _PEEPHOLE_NAMES:
+            shapes[f"{name}_l{layer}"] = (hidden_size,)
+    return shapes
+
+
+def param_shapes(cell, input_size, hidden_size, num_layers=1):
+    """Names and shapes of the parameters of a stacked recurrent net.
+
+    Returns a dict ``{name: shape}``: :func:`layer_param_shapes` of each layer
+    in turn, the first taking ``input_size`` inputs and the others
+    ``hidden_size``.
+    """
     shapes = {}
     for k in range(num_layers):
-        d = input_size if k == 0 else hidden_size
-        shapes[f"weight_ih_l{k}"] = (gh, d)
-        shapes[f"weight_hh_l{k}"] = (gh, hidden_size)
-        shapes[f"bias_ih_l{k}"] = (gh,)
-        shapes[f"bias_hh_l{k}"] = (gh,)
-        if cell == "peephole":
-            for name in _PEEPHOLE_NAMES:
-                shapes[f"{name}_l{k}"] = (hidden_size,)
+        shapes.update(layer_param_shapes(
+            cell, input_size if k == 0 else hidden_size, hidden_size, layer=k))
     return shapes
 
 
@@ -196,13 +222,21 @@ class RNNCache:
                  "hidden_size", "nbytes", "consumed")
 
 
+@functools.lru_cache(maxsize=64)
+def _expected_layout(cell, input_size, hidden_size, num_layers):
+    """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
+    is rebuilt on every call otherwise, a sizeable part of a batch-1 call."""
+    layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers).items())
+    return layout, frozenset(name for name, _ in layout)
+
+
 def _validate_params(cell, params):
     """Return (dtype, input_size, hidden_size, per-layer contiguous weights)."""
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
         raise ValueError("params is missing 'weight_ih_l0' or 'weight_hh_l0'")
-    num_layers = 0
+    num_layers = 1
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
     w_ih0 = np.asarray(params["weight_ih_l0"])
@@ -212,38 +246,43 @@ def _validate_params(cell, params):
     input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
     if input_size < 1 or hidden_size < 1:
         raise ValueError("params describe an empty layer (input or hidden size 0)")
-    expected = param_shapes(cell, input_size, hidden_size, num_layers)
-    missing = [k for k in expected if k not in params]
-    if missing:
-        raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
-    unexpected = sorted(set(params) - set(expected))
-    if unexpected:
+    # Plain loops and set comparisons below, not generators: at batch 1 this
+    # function is a large share of the call.
+    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers)
+    if len(params) != len(expected) or not params.keys() >= names:
+        missing = [name for name, _ in expected if name not in params]
+        if missing:
+            raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
+        unexpected = sorted(set(params) - names)
         raise ValueError(f"params has keys that a {cell} does not use: {unexpected}")
-    dtypes = {np.asarray(params[k]).dtype for k in expected}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+    arrays = [np.asarray(params[name]) for name, _ in expected]
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) != 1 or arrays[0].dtype not in (np.float32, np.float64):
         raise ValueError(
             "params must all have one dtype, float32 or float64; got "
             f"{sorted(str(d) for d in dtypes)}"
         )
-    dtype = dtypes.pop()
-    arrays = {}
-    for name, shape in expected.items():
-        a = np.ascontiguousarray(params[name])
+    dtype = arrays[0].dtype
+    for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"params[{name!r}] contains NaN or inf")
-        arrays[name] = a
+        if not a.flags.c_contiguous:
+            arrays[i] = np.ascontiguousarray(a)
+    bad = _cells.first_nonfinite(arrays)
+    if bad >= 0:
+        raise ValueError(f"params[{expected[bad][0]!r}] contains NaN or inf")
+    # Each layer's arrays, in layer_param_shapes' order: weight_ih, weight_hh,
+    # bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
+    per_layer = len(expected) // num_layers
     layers = []
     for k in range(num_layers):
+        mine = arrays[k * per_layer:(k + 1) * per_layer]
         lay = _Layer()
-        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = (
-            arrays[f"{n}_l{k}"] for n in _LAYER_NAMES
-        )
-        if cell == "peephole":
-            lay.peep = np.stack([arrays[f"{n}_l{k}"] for n in _PEEPHOLE_NAMES])
-        else:
-            lay.peep = np.empty((0, hidden_size), dtype)
+        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
+        # (w_ci, w_cf, w_co) for the peephole cell; rnn_forward stacks them
+        # (or gives the other cells an empty placeholder) when backward
+        # needs them.
+        lay.peep = tuple(mine[4:])
         layers.append(lay)
     return dtype, input_size, hidden_size, layers
 
@@ -258,7 +297,7 @@ def _as_real_array(a, name):
 def _time_major(a, dtype, name):
     """Copy a batch-first (B, T, F) array to a contiguous time-major one."""
     out = np.ascontiguousarray(a.transpose(1, 0, 2), dtype=dtype)
-    if not np.isfinite(out).all():
+    if _cells.first_nonfinite((out,)) >= 0:
         raise ValueError(f"{name} contains NaN or inf (after conversion to {dtype})")
     return out
 
@@ -283,7 +322,7 @@ def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
                 f"{label} has shape {a.shape}, expected (num_layers, batch, hidden) = {shape}"
             )
         a = np.array(a, dtype=dtype, order="C", copy=True)
-        if not np.isfinite(a).all():
+        if _cells.first_nonfinite((a,)) >= 0:
             raise ValueError(f"{label} contains NaN or inf")
         out.append(a)
     return out[0], (out[1] if len(out) == 2 else None)
@@ -332,54 +371,58 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         raise ValueError(f"x has input size {feat} but the params expect {input_size}")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-    h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
+    if state is None and not training:
+        h0 = c0 = (None,) * len(layers)  # the kernel starts from zeros itself
+    else:
+        h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
     inp = _time_major(x, dtype, "x")
     rng = check_random_state(random_state) if (training and dropout > 0) else None
 
     code = _CELL_CODE[cell]
     lstm = _is_lstm(cell)
+    peephole = cell == "peephole"
     n_gates = _N_GATES[cell]
     gh = n_gates * hidden_size
     width = (5 if lstm else 4) * hidden_size
-    no_c = np.empty((0, hidden_size), dtype)
-    no_cs = np.empty((0, 0, 0), dtype)
+    # Gates of every step let the kernel project the input of all steps in
+    # one pass (see forward_layer); inference keeps one step once that
+    # buffer would outgrow the cache, so its memory does not grow with T.
+    all_steps = training or time * batch * width * dtype.itemsize <= _ALL_STEPS_BYTES
+    num_layers = len(layers)
+    h_n = np.empty((num_layers, batch, hidden_size), dtype)
+    c_n = np.empty((num_layers, batch, hidden_size), dtype) if lstm else None
     nbytes = 0
-    with _single_threaded_blas():
-        for k, lay in enumerate(layers):
-            bias = lay.b_ih + lay.b_hh
-            if lstm:
-                bias_hn = np.empty(0, dtype)
-            else:
-                # b_hn is multiplied by the reset gate, so it cannot be folded.
-                bias[2 * hidden_size:] = lay.b_ih[2 * hidden_size:]
-                bias_hn = np.ascontiguousarray(lay.b_hh[2 * hidden_size:])
-            # Inference keeps one step of gates and two of c (see forward_layer).
-            hs = np.empty((time, batch, hidden_size), dtype)
-            cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else no_cs
-            gates = np.empty((time if training else 1, batch, width), dtype)
-            lay.h0 = h0[k]
-            lay.c0 = c0[k] if lstm else no_c
-            n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
-            _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, bias, bias_hn,
-                                 lay.peep, lay.h0, lay.c0, hs, cs, gates,
-                                 chunk, training, n_threads)
-            lay.inp, lay.hs, lay.cs, lay.gates, lay.mask = inp, hs, cs, gates, None
-            nbytes += inp.nbytes + hs.nbytes + cs.nbytes + gates.nbytes
-            inp = hs
-            if rng is not None and k < len(layers) - 1:
-                keep = rng.random_sample(hs.shape) >= dropout
-                lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
-                inp = hs * lay.mask
+    # No BLAS limit here: forward_layer calls no BLAS.
+    for k, lay in enumerate(layers):
+        # Inference keeps two steps of c (see forward_layer).
+        hs = np.empty((time, batch, hidden_size), dtype)
+        cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else None
+        gates = np.empty((time if all_steps else 1, batch, width), dtype)
+        n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
+        _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh, lay.peep,
+                             h0[k], c0[k] if lstm else None, hs, cs, gates,
+                             h_n[k], c_n[k] if lstm else None, chunk, training, n_threads)
+        if training:
+            # What backward reads; its typed buffers want arrays, even empty.
+            no_c = np.empty((0, hidden_size), dtype)
+            lay.h0, lay.c0 = h0[k], (c0[k] if lstm else no_c)
+            lay.inp, lay.hs, lay.gates, lay.mask = inp, hs, gates, None
+            lay.cs = cs if lstm else np.empty((0, 0, 0), dtype)
+            lay.peep = np.array(lay.peep) if peephole else no_c
+            nbytes += inp.nbytes + hs.nbytes + lay.cs.nbytes + gates.nbytes
+        inp = hs
+        if rng is not None and k < num_layers - 1:
+            keep = rng.random_sample(hs.shape) >= dropout
+            lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
+            inp = hs * lay.mask
 
     # A read-only batch-first view of the top layer's time-major h(t): no
     # copy, and the next rnn_forward call (a stacked model's next layer) finds
     # its time-major input already contiguous. Read-only because backward
     # reads the same memory.
-    out = layers[-1].hs.transpose(1, 0, 2)
+    out = hs.transpose(1, 0, 2)
     out.flags.writeable = False
-    h_n = np.stack([lay.hs[-1] for lay in layers])
-    last_c = time - 1 if training else (time - 1) % 2
-    final = (h_n, np.stack([lay.cs[last_c] for lay in layers])) if lstm else h_n
+    final = (h_n, c_n) if lstm else h_n
     if not training:
         return out, final, None
     cache = RNNCache()
