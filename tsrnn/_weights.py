@@ -20,22 +20,20 @@ import math
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from tsrnn.functional import param_shapes
+from tsrnn.functional import layer_param_shapes
 
 
 def build_layout(cell, n_features, hidden_sizes, n_outputs):
     """``(layout, n_decay)`` of a stack of one-layer cells and a dense head.
 
     Each recurrent layer is its own ``num_layers=1`` stack (so layers may have
-    different widths); its arrays take functional's names with the layer's
-    index in place of ``l0``.
+    different widths); its arrays are functional's, named for layer k.
     """
     weights, biases = [], []
     width = n_features
     for k, h in enumerate(hidden_sizes):
-        for name, shape in param_shapes(cell, width, h, 1).items():
-            named = (name[: -len("_l0")] + f"_l{k}", shape)
-            (biases if name.startswith("bias") else weights).append(named)
+        for name, shape in layer_param_shapes(cell, width, h, layer=k).items():
+            (biases if name.startswith("bias_") else weights).append((name, shape))
         width = h
     weights.append(("head.weight", (n_outputs, width)))
     biases.append(("head.bias", (n_outputs,)))
