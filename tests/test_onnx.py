@@ -212,6 +212,22 @@ def test_save_onnx_writes_a_loadable_file(tmp_path, batch):
     (got,) = session(onnx.load(path)).run(None, {"X": X})
     assert_close(got, model.predict(X))
     assert os.listdir(tmp_path) == ["model.onnx"]  # no temporary file left
+    # Permissions of any new file (the umask's), not a temporary file's 0600.
+    (tmp_path / "plain").write_bytes(b"")
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+def test_save_onnx_refuses_a_bad_path(tmp_path, batch):
+    X, y = batch
+    model = RNNRegressor(8, max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got int"):
+        save_onnx(model, 3)
+    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+        save_onnx(model, tmp_path / "no_such_dir" / "model.onnx")
+    (tmp_path / "model.onnx").mkdir()
+    with pytest.raises(IsADirectoryError, match="model.onnx"):
+        save_onnx(model, tmp_path / "model.onnx")
+    assert os.listdir(tmp_path) == ["model.onnx"]  # the temporary file was removed
 
 
 def test_save_onnx_failure_leaves_the_old_file(tmp_path):

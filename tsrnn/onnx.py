@@ -39,7 +39,7 @@ Nothing in the graph validates its input: NaN in gives NaN out, where
 """
 
 import os
-import tempfile
+import uuid
 
 import numpy as np
 
@@ -77,9 +77,11 @@ def to_onnx(estimator):
         :func:`save_onnx` or ``onnx.save``.
 
         * RNNRegressor: input ``"X"`` float32 ``(batch, steps,
-          n_features_in_)``, output ``"predictions"`` float32 ``(batch,)``
-          (one target) or ``(batch, n_outputs_)``. A stream model predicts
-          row i from the window ending at it: ``steps = window`` rows.
+          n_features_in_)``, features in the order of the training X
+          (``feature_names_in_`` for a DataFrame), output
+          ``"predictions"`` float32 ``(batch,)`` (one target) or
+          ``(batch, n_outputs_)``. A stream model predicts row i from the
+          window ending at it: ``steps = window`` rows.
         * RNNClassifier: the same input, outputs ``"label"`` ``(batch,)``
           (values of ``classes_``) and ``"probabilities"`` float32
           ``(batch, n_classes)``.
@@ -144,16 +146,22 @@ def save_onnx(estimator, path):
     model : onnx.ModelProto
         The model that was written.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
     model = to_onnx(estimator)
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=directory)
+    # A fresh name beside the destination, created with the permissions of any
+    # new file (tempfile's would be 0600, unreadable by a serving account),
+    # and renamed over it only once it is complete.
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(model.SerializeToString())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
     return model
 
