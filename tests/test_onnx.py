@@ -7,6 +7,7 @@ relative" is checked as |got - want| <= 1e-5 * (|want| + max |want|): the
 two runtimes sum in different orders, so a prediction close to zero is
 compared at the scale of the others.
 """
+import json
 import os
 import subprocess
 import sys
@@ -163,6 +164,8 @@ def test_classifier_matches_predict_and_predict_proba(cell, layers, kind, stream
     np.testing.assert_array_equal(label, clf.predict(X)[WINDOW - 1 :])
     if kind == "binary":
         assert label.dtype == np.int64
+    meta = {p.key: p.value for p in exported.metadata_props}
+    assert json.loads(meta["classes"]) == clf.classes_.tolist()
     Xb = batch[0]
     label, proba = run(exported, Xb)
     assert_close(proba, clf.predict_proba(Xb))

@@ -38,6 +38,7 @@ Nothing in the graph validates its input: NaN in gives NaN out, where
 ``predict`` would raise.
 """
 
+import json
 import os
 import uuid
 
@@ -181,7 +182,7 @@ def _metadata(estimator):
     meta = {"estimator": type(estimator).__name__, "cell": estimator._cell,
             "window": estimator.window}
     if hasattr(estimator, "feature_names_in_"):
-        meta["feature_names_in"] = ",".join(map(str, estimator.feature_names_in_))
+        meta["feature_names_in"] = json.dumps(estimator.feature_names_in_.tolist())
     return meta
 
 
@@ -238,7 +239,7 @@ def _classifier_model(est):
     g.add_output(proba, "probabilities", FLOAT, ["batch", len(classes)],
                  "RNNClassifier.predict_proba, columns in the order of classes_")
     meta = _metadata(est)
-    meta["classes"] = ",".join(map(str, classes.tolist()))
+    meta["classes"] = json.dumps(classes.tolist())
     return g.model(
         "tsrnn RNNClassifier: predict(X) and predict_proba(X) of a batch of sequences.", meta
     )
