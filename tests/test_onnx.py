@@ -257,3 +257,19 @@ def test_export_never_imports_torch():
                           text=True, timeout=120, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_without_onnx_the_import_says_which_extra():
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"  # as if onnx were not installed
+        "import tsrnn\n"  # the package itself does not need onnx
+        "try:\n"
+        "    import tsrnn.onnx\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'tsrnn[onnx]'" in proc.stdout

@@ -45,13 +45,12 @@ import uuid
 import numpy as np
 
 try:
-    import onnx
+    from onnx import TensorProto, numpy_helper
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         "tsrnn.onnx needs the onnx package, an optional extra: "
         "pip install 'tsrnn[onnx]' (and onnxruntime to run the exported models)."
     ) from exc
-from onnx import TensorProto, numpy_helper
 from sklearn.utils.validation import check_is_fitted
 
 from tsrnn._classifier import RNNClassifier
