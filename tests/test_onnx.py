@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -192,6 +194,33 @@ def test_classifier_tiny_probabilities_keep_their_precision(batch):
     want = clf.predict_proba(X)
     assert want[:, 0].max() < 1e-4
     assert_close(proba[:, 0], want[:, 0])
+
+
+# ----------------------------------------------------------------------
+# Every architecture: hypothesis over the shapes
+# ----------------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cell=st.sampled_from(CELLS),
+    hidden=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    n_features=st.integers(1, 4),
+    n_outputs=st.integers(1, 3),
+    steps=st.integers(1, 5),
+    n_sequences=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_any_architecture_matches_predict(cell, hidden, n_features, n_outputs, steps,
+                                          n_sequences, seed):
+    # Width-1 layers, one feature, one step, a batch of one: the shapes where a
+    # Squeeze or Reshape would drop the wrong axis. Random weights of order
+    # one, so every layer matters.
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_sequences, steps, n_features)).astype(np.float32)
+    y = rng.normal(size=(n_sequences, n_outputs)).squeeze(axis=1 if n_outputs == 1 else ())
+    model = RNNRegressor(hidden, cell=cell, max_iter=1, random_state=0).fit(X, y)
+    model.load_state_dict({k: rng.normal(size=v.shape) for k, v in model.state_dict().items()})
+    (got,) = run(to_onnx(model), X)
+    assert_close(got, model.predict(X))
 
 
 # ----------------------------------------------------------------------

@@ -171,6 +171,20 @@ def test_relative_inputs_and_auto_choices(frame):
     assert_close(onnx_forecasts(f, frame), predicted(f, frame))
 
 
+def test_one_step_one_quantile(frame):
+    # horizon=1 and a single quantile: axes of length one the graph must keep.
+    f = RNNForecaster(target="y", quantiles=(0.5,), **BASE | {"horizon": 1}).fit(frame)
+    strong_head(f)
+    model = to_onnx(f)
+    columns = json.loads(metadata(model)["window_columns"])
+    window = np.stack([frame[columns].to_numpy()[n - f.window_ : n] for n in CUTS])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"window": window.astype(np.float32)})
+    assert got.shape == (len(CUTS), 1, 1, 1)
+    want = [f.predict(frame.iloc[:n])["y_q0.5"].to_numpy() for n in CUTS]
+    assert_close(got.reshape(-1), np.concatenate(want))
+
+
 @pytest.mark.parametrize("form", ["column", "multiindex"])
 def test_several_series_in_one_batch(form):
     panel = make_panel(form=form)
