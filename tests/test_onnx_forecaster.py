@@ -24,10 +24,11 @@ ort = pytest.importorskip("onnxruntime")
 
 from tsrnn import RNNForecaster  # noqa: E402
 from tsrnn._baselines import LagBaseline, LinearBaseline  # noqa: E402
+from tsrnn._windows import seasonal_lags  # noqa: E402
 from tsrnn.onnx import OPSET, to_onnx  # noqa: E402
 
 CELLS = ("lstm", "gru", "peephole")
-BASELINES = ("persistence", "seasonal", "linear")
+BASELINES = ("persistence", "seasonal", "auto")
 H = FAST["horizon"]
 CUTS = (150, 223, 300)  # forecast origins: the last row of df.iloc[:n]
 # Small models, a season short enough for the window to see it.
@@ -102,11 +103,10 @@ def assert_close(got, want, rtol=1e-5):
 
 
 def check_baseline_kind(f, kind):
-    # The test covers what its name says: "linear" must have chosen a linear
-    # baseline and "seasonal" real seasonal lags.
-    if kind == "linear":
-        assert isinstance(f._baseline, LinearBaseline)
-    else:
+    # The test covers what its name says: "seasonal" must have real seasonal
+    # lags. ("auto" chooses from the data; test_every_linear_baseline_form
+    # covers each linear form it can choose.)
+    if kind != "auto":
         assert isinstance(f._baseline, LagBaseline)
         assert (f._baseline.lags.max() > 0) == (kind == "seasonal")
 
@@ -149,11 +149,14 @@ def test_quantiles_targets_and_covariates_match_predict(cell, baseline, frame):
 
 @pytest.mark.parametrize("covariates", [False, True], ids=["targets", "covariates"])
 @pytest.mark.parametrize("level", [False, True], ids=["changes", "level"])
-def test_every_linear_baseline_form(level, covariates, frame):
+@pytest.mark.parametrize("anchor", ["persistence", "seasonal"])
+def test_every_linear_baseline_form(anchor, level, covariates, frame):
     # select_baseline picks one form from the data; set each one here, with
     # random coefficients, so every branch of the graph's linear stage runs.
-    f = RNNForecaster(baseline="linear", relative_inputs=True, **BASE | RICH).fit(frame)
-    b = LinearBaseline(f.window_, H, 2, level=level, covariates=covariates, alpha=1.0)
+    f = RNNForecaster(**BASE | RICH).fit(frame)
+    lags = seasonal_lags(H, 6) if anchor == "seasonal" else np.zeros(H, np.intp)
+    b = LinearBaseline(f.window_, H, 2, np.repeat(lags[:, None], 2, 1), level=level,
+                       covariates=covariates, alpha=1.0)
     n_inputs = f.rnn_params_["weight_ih_l0"].shape[1]
     n_features = b._design(np.zeros((1, f.window_ + H, n_inputs)))[0].shape[1]
     rng = np.random.default_rng(1)
@@ -164,8 +167,8 @@ def test_every_linear_baseline_form(level, covariates, frame):
     assert_close(onnx_forecasts(f, frame), predicted(f, frame))
 
 
-def test_relative_inputs_and_auto_choices(frame):
-    f = RNNForecaster(target="y", baseline="auto", window="auto", relative_inputs=True,
+def test_auto_choices(frame):
+    f = RNNForecaster(target="y", baseline="auto", window="auto",
                       cell="gru", **{k: v for k, v in BASE.items() if k != "window"})
     strong_head(f.fit(frame))
     assert_close(onnx_forecasts(f, frame), predicted(f, frame))
@@ -232,15 +235,15 @@ NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
                   "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
                   "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
-          "missing", "known_future", "series_id", "season", "baseline", "relative_inputs",
-          "learning_rate", "calibration", "calibration_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "missing", "known_future", "series_id", "season", "baseline",
+          "calibration", "calibration_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
 
 
 def test_exporter_knows_every_fitted_attribute(frame):
-    f = RNNForecaster(baseline="linear", early_stopping=True, **BASE | RICH).fit(frame)
+    f = RNNForecaster(early_stopping=True, **BASE | RICH).fit(frame)
     fitted = {k for k in vars(f) if k not in f.get_params()}
     unknown = fitted - EXPORTED - NOT_IN_PREDICT
     assert not unknown, f"to_onnx does not know these fitted attributes: {sorted(unknown)}"

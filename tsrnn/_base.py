@@ -353,20 +353,9 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             clip_grad_norm(grad, self.max_grad_norm)
         self._adam_t += 1
         adam_step(
-            param, grad, m, v, self._adam_t, self.learning_rate_init * self._lr_factor(),
+            param, grad, m, v, self._adam_t, self.learning_rate_init,
             self.beta_1, self.beta_2, self.epsilon,
         )
-
-    def _lr_factor(self):
-        """Multiplier of learning_rate_init at this step of the fit."""
-        schedule = getattr(self, "_schedule", None)
-        if schedule is None:
-            return 1.0
-        first, total = schedule
-        # Cosine annealing over the steps of max_iter epochs (Loshchilov &
-        # Hutter 2017), from the full rate down to zero.
-        done = min(1.0, (self._adam_t - first) / total)
-        return 0.5 * (1.0 + np.cos(np.pi * done))
 
     # ------------------------------------------------------------------
     # Inference
@@ -488,10 +477,6 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         else:
             self.n_iter_ = 0
             max_iter = self.max_iter
-        self._schedule = None
-        if getattr(self, "learning_rate", "constant") == "cosine" and not incremental:
-            steps_per_epoch = -(-train.n_items // batch_size) + (train.prefix is not None)
-            self._schedule = (self._adam_t, max_iter * steps_per_epoch)
         start = time.perf_counter()
         try:
             for _ in range(max_iter):

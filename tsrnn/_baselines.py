@@ -54,6 +54,9 @@ class LagBaseline:
     def __init__(self, lags, window):
         self.lags, self.window = np.asarray(lags, np.intp), window
 
+    def describe(self):
+        return "persistence" if not self.lags.any() else "seasonal naive"
+
     def __call__(self, X):
         n_t = self.lags.shape[1]
         rows = self.window - 1 - self.lags  # (h, n_t)
@@ -61,11 +64,19 @@ class LagBaseline:
 
 
 class LinearBaseline:
-    """Ridge regression of the next ``horizon`` changes on the last ``window``.
+    """Ridge regression of the next ``horizon`` values, as departures from an anchor.
+
+    The forecast of step k is the anchor's (the origin's value, or the value
+    of the same phase in the last season) plus a linear function of the
+    window's target values, taken as changes from the origin. The ridge
+    penalty therefore shrinks the forecast towards the anchor.
 
     Parameters
     ----------
     window, horizon, n_targets : int
+    anchor : ndarray (horizon, n_targets) of int
+        Rows before the origin whose value anchors each step (all 0:
+        persistence; ``seasonal_lags``: seasonal naive).
     level : bool
         Also use the value at the origin as a feature (mean reversion).
     covariates : bool
@@ -75,8 +86,9 @@ class LinearBaseline:
         Ridge penalty, relative to the mean squared feature value.
     """
 
-    def __init__(self, window, horizon, n_targets, level, covariates, alpha):
+    def __init__(self, window, horizon, n_targets, anchor, level, covariates, alpha):
         self.window, self.horizon, self.n_targets = window, horizon, n_targets
+        self.anchor = LagBaseline(anchor, window)
         self.level, self.covariates, self.alpha = level, covariates, alpha
 
     def _design(self, X, Y=None):
@@ -89,10 +101,14 @@ class LinearBaseline:
         if self.covariates:
             parts.append(X[:, :, n_t:].reshape(len(X), -1).astype(np.float64))
         F = np.hstack(parts) if len(parts) > 1 else parts[0]
+        anchor = self.anchor(X).astype(np.float64)  # (B, horizon, n_t)
         if Y is None:
-            return F, origin
-        T = (Y - origin).reshape(len(Y), -1)
-        return F, origin, T
+            return F, anchor
+        return F, anchor, (Y - anchor).reshape(len(Y), -1)
+
+    def describe(self):
+        extras = [self.anchor.describe()] + ["level"] * self.level + ["covariates"] * self.covariates
+        return f"linear ({', '.join(extras)})"
 
     def fit(self, X, Y):
         """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t)."""
@@ -104,9 +120,9 @@ class LinearBaseline:
         return self
 
     def __call__(self, X):
-        F, origin = self._design(X)
+        F, anchor = self._design(X)
         values = (F @ self.coef_ + self.intercept_).reshape(len(X), self.horizon, self.n_targets)
-        return origin + values
+        return anchor + values
 
 
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
@@ -159,14 +175,19 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     for name, lag in lags.items():
         lag = np.repeat(lag[:, None], n_targets, 1)
         scores[(name, longest, None)] = error(LagBaseline(lag, longest)(X_val))
-    forms = [(level, cov) for level in (False, True) for cov in (False, True)
-             if cov is False or X_val.shape[2] > n_targets]
+    forms = [(anchor, level, cov) for anchor in lags for level in (False, True)
+             for cov in (False, True) if cov is False or X_val.shape[2] > n_targets]
     for window in windows:
         X_fit, X_val = gather(window, fit_idx), gather(window, val_idx)
-        for level, covariates in forms:
-            probe = LinearBaseline(window, horizon, n_targets, level, covariates, alpha=1.0)
+        for anchor, level, covariates in forms:
+            if lags[anchor].max() >= window:
+                continue  # the window does not reach back a season
+            probe = LinearBaseline(
+                window, horizon, n_targets, np.repeat(lags[anchor][:, None], n_targets, 1),
+                level, covariates, alpha=1.0,
+            )
             F, _, T = probe._design(X_fit, Y_fit)
-            F_val, origin_val = probe._design(X_val)
+            F_val, anchor_val = probe._design(X_val)
             keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
             if keep.sum() <= F.shape[1]:
                 continue  # fewer windows than coefficients
@@ -175,15 +196,19 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
             # leave-one-out: overlapping windows make leave-one-out optimistic.
             for alpha in _ALPHAS:
                 model = Ridge(alpha=alpha * scale).fit(F[keep], T[keep])
-                pred = origin_val + model.predict(F_val).reshape(-1, horizon, n_targets)
-                key = ((level, covariates), window, float(alpha))
+                pred = anchor_val + model.predict(F_val).reshape(-1, horizon, n_targets)
+                key = ((anchor, level, covariates), window, float(alpha))
                 scores[key] = error(pred)
                 fitted[key] = (model.coef_.T, model.intercept_)
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
         lag = np.repeat(lags[kind][:, None], n_targets, 1)
         return LagBaseline(lag, window), window, scores
-    baseline = LinearBaseline(window, horizon, n_targets, *kind, alpha)
+    anchor, level, covariates = kind
+    baseline = LinearBaseline(
+        window, horizon, n_targets, np.repeat(lags[anchor][:, None], n_targets, 1),
+        level, covariates, alpha,
+    )
     baseline.coef_, baseline.intercept_ = fitted[(kind, window, alpha)]
     return baseline, window, scores
 

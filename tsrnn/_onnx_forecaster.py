@@ -14,8 +14,7 @@ that reads the fitted forecaster and adds its nodes:
 2. :func:`baseline` - the forecast the network corrects, from the same
    scaled window (``_baselines.py``: ``LagBaseline`` or ``LinearBaseline``);
 3. :func:`network_inputs` and ``GraphBuilder.network`` - the recurrent
-   layers and the head (with ``relative_inputs``, the target columns as
-   changes from the origin first);
+   layers and the head;
 4. :func:`add_corrections` - the network's outputs, ordered (step, target,
    quantile), added to the baseline;
 5. :func:`sort_quantiles` - the monotone rearrangement;
@@ -178,14 +177,10 @@ def baseline(g, f, A):
     w = b.window
     past = _slice(g, X, [0, 0], [w, n_t], [1, 2], "past_targets")  # (B, w, n_t)
     if isinstance(b, LagBaseline):
-        # X[:, w - 1 - lags[k, j], j] for every (step k, target j), one Gather
-        # from the flattened (row, target) values.
-        flat = g.op("Reshape", [past, g.ints([0, -1])], "past_flat")
-        rows = w - 1 - b.lags
-        idx = rows * n_t + np.arange(n_t)
-        return g.op("Gather", [flat, g.ints(idx, "lag_index")], "lag_baseline", axis=1)
+        return _lag_values(g, past, b, n_t, "lag_baseline")
     # LinearBaseline._design: window changes from the origin [, the origin]
-    # [, every other input column of the whole window], then F @ coef_.
+    # [, every other input column of the whole window], then F @ coef_,
+    # added to the anchor (persistence or seasonal naive).
     origin = _slice(g, past, [w - 1], [w], [1], "origin")  # (B, 1, n_t)
     parts = [g.op("Reshape", [g.op("Sub", [past, origin]), g.ints([0, -1])], "changes")]
     if b.level:
@@ -197,27 +192,23 @@ def baseline(g, f, A):
     values = g.op("Add", [g.op("MatMul", [F, g.const(b.coef_, "linear_coef")]),
                           g.const(b.intercept_, "linear_intercept")], "linear_values")
     values = g.op("Reshape", [values, g.ints([0, b.horizon, n_t])], "linear_changes")
-    return g.op("Add", [origin, values], "linear_baseline")
+    anchor = _lag_values(g, past, b.anchor, n_t, "linear_anchor")
+    return g.op("Add", [anchor, values], "linear_baseline")
+
+
+def _lag_values(g, past, lag_baseline, n_t, hint):
+    """X[:, w - 1 - lags[k, j], j] for every (step k, target j), one Gather."""
+    flat = g.op("Reshape", [past, g.ints([0, -1])], f"{hint}_flat")
+    rows = lag_baseline.window - 1 - lag_baseline.lags
+    idx = rows * n_t + np.arange(n_t)
+    return g.op("Gather", [flat, g.ints(idx, f"{hint}_index")], hint, axis=1)
 
 
 # ----------------------------------------------------------------------
-# 3. The network's inputs (ForecastWindows._network_inputs)
+# 3. The network's inputs
 # ----------------------------------------------------------------------
 def network_inputs(g, f, A):
-    """float32 network input; with ``relative_inputs``, targets relative to the origin."""
-    if f.relative_inputs:
-        n_t, w = len(f._frame_layout.targets), f.window_
-        n_inputs = f.rnn_params_["weight_ih_l0"].shape[1]
-        length = w + (f.horizon if f._frame_layout.known else 0)
-        dtype = f._flat.dtype
-        origin = _slice(g, A, [w - 1, 0], [w, n_t], [1, 2], "origin_targets")  # (B, 1, n_t)
-        # The origin's target values, zero in the other columns and in the
-        # known-future rows, subtracted from the window.
-        origin = g.op("Pad", [origin, g.ints([0, 0, 0, 0, 0, n_inputs - n_t], "pads")],
-                      "origin_padded")
-        rows = (np.arange(length) < w).astype(dtype)[None, :, None]
-        shift = g.op("Mul", [origin, g.const(rows, "window_rows")], "relative_shift")
-        A = g.op("Sub", [A, shift], "relative_inputs")
+    """The scaled window itself, in the network's float32."""
     return A if f._flat.dtype == np.float32 else g.cast(A, FLOAT, "network_inputs")
 
 
