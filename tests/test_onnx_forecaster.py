@@ -176,7 +176,7 @@ def test_auto_choices(frame):
 
 def test_one_step_one_quantile(frame):
     # horizon=1 and a single quantile: axes of length one the graph must keep.
-    f = RNNForecaster(target="y", quantiles=(0.5,), **BASE | {"horizon": 1}).fit(frame)
+    f = RNNForecaster(target="y", **BASE | {"quantiles": (0.5,), "horizon": 1}).fit(frame)
     strong_head(f)
     model = to_onnx(f)
     columns = json.loads(metadata(model)["window_columns"])
