@@ -22,6 +22,26 @@ the forward pass needs no second (T, B, G*H) array:
 Backward derives every derivative from these cached activations
 (sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
 
+Packed rows (variable lengths). Every row buffer is really a list of rows:
+step t occupies rows [offs[t], offs[t] + nsz[t]), and row i of a step is
+sequence i. Without lengths nsz[t] = B and offs[t] = t*B, which is the
+time-major (T, B, width) layout above. With lengths (``batch_sizes``,
+torch's PackedSequence), ``functional`` sorts the sequences by decreasing
+length, so the sequences still running at step t are the first nsz[t], and
+N = sum of the lengths rows hold only valid steps: the input projection, the
+per-step products, the gate loops and the weight-gradient GEMMs never touch a
+padded step. A sequence's final state is its state after its last step in
+the sweep.
+
+Direction. ``reverse`` runs the sweep from t = T-1 down to 0 (the reverse
+half of a bidirectional layer); each sequence starts from its initial state at
+its own last valid step, as torch's packed reverse direction does. At each
+step the running rows split in two groups: those that continue from the step
+before in the sweep, and those that start here from h0/c0 (a forward sweep
+only at t = 0, a reverse one at each sequence's last step). Each group is one
+call per kernel, so the fixed-length forward sweep makes exactly the calls on
+exactly the rows it made before lengths and directions existed.
+
 GEMMs. The input projection of all T*B rows is one GEMM before the sweep,
 writing into the gate buffer (by the packed micro-kernel below: BLAS would
 first zero the buffer for beta = 0, a second pass over it for a product with
