@@ -229,6 +229,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             self.cell, n_features, self._hidden_sizes(), self.n_outputs_, n_dirs
         )
         self._cell = self.cell
+        self._directions = n_dirs
         n_params = sum(int(np.prod(shape)) for _, _, shape in self._layout)
         self._flat = np.zeros((4, n_params), dtype=dtype)
         self._adam_t = 0
@@ -328,7 +329,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         at step 0 (where it ends). Both are final states.
         """
         out = top[rows, ends]
-        if self._n_directions() == 2:
+        if self._directions == 2:
             half = top.shape[2] // 2
             out[:, half:] = top[rows, 0, half:]
         return out
@@ -351,7 +352,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                     d = d * self._last_outputs(mask, np.arange(B), ends)
                 # (B, directions * H) -> (directions, B, H), the layout of h_n.
                 dh = np.ascontiguousarray(
-                    d.reshape(B, self._n_directions(), -1).transpose(1, 0, 2))
+                    d.reshape(B, self._directions, -1).transpose(1, 0, 2))
                 dstate = (dh, np.zeros_like(dh)) if self._cell != "gru" else dh
                 d, grads, _ = rnn_backward(None, cache, dstate, input_grad=k > 0)
             else:
@@ -484,7 +485,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         # functional layer's output, cell state and gate buffer (at most 7 * H
         # values).
         n_inputs = self._layout[0][2][1]  # weight_ih_l0 comes first: (G*H, D)
-        width = n_inputs + 7 * sum(self._hidden_sizes_fitted()) * self._n_directions()
+        width = n_inputs + 7 * sum(self._hidden_sizes_fitted()) * self._directions
         return max(1, _PREDICT_BLOCK_BYTES // (n_steps * width * self._flat.itemsize))
 
     def _raw_predict_sequences(self, X, lengths=None, per_step=False, state=None,
