@@ -100,7 +100,7 @@ def data_bytes(cfg):
 def step_model(cfg):
     """Arrays alive at the end of rnn_backward, by reading the code.
 
-    Sizes in bytes, for tsrnn/_base.py _loss_grad -> _forward_stack /
+    Sizes in bytes, for tsrnn/_network.py _loss_grad -> _forward_stack /
     rnn_forward -> rnn_backward with one layer, no dropout and the loss on
     the last step, plus the two arrays fit keeps for the whole epoch. A model
     of the code, not a measurement: the table prints it next to the measured

@@ -330,9 +330,9 @@ def test_tbptt_steps_once_per_segment_and_keeps_one_segment_of_activations(monke
             cached.append(out[2].nbytes)
         return out
 
-    import tsrnn._base
+    import tsrnn._network
 
-    monkeypatch.setattr(tsrnn._base, "rnn_forward", spy)
+    monkeypatch.setattr(tsrnn._network, "rnn_forward", spy)
     reg = RNNRegressor(hidden_layer_sizes=(8,), batch_size=10, max_iter=1, random_state=0)
     reg.fit(X, y)
     full = max(cached)

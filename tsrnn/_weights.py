@@ -9,8 +9,9 @@ defines them (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
 ``bias_hh_l{k}``, and ``weight_c{i,f,o}_l{k}`` for peephole cells, each
 again with torch's ``_reverse`` suffix for a bidirectional net), then
 ``head.weight`` (n_outputs, H) and ``head.bias`` (n_outputs,) as in
-``nn.Linear`` (H is twice the top layer's width when bidirectional). All weights precede all biases, so the L2 penalty (weights
-only, as in MLP) applies to the single slice ``[:_n_decay]``.
+``nn.Linear`` (H is twice the top layer's width when bidirectional). All
+weights precede all biases, so the L2 penalty (weights only, as in MLP)
+applies to the single slice ``[:_n_decay]``.
 
 Per-array views are built on demand and never stored as attributes: a
 pickled view would become a copy cut off from the buffer.
@@ -94,8 +95,9 @@ class FlatWeights:
         Keys follow ``torch.nn.LSTM`` / ``torch.nn.GRU`` (``weight_ih_l0``,
         ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ... and
         ``weight_ci_l0`` etc. for peephole cells, with ``_reverse`` copies
-        when bidirectional), which is also the layout of ``tsrnn.functional``. Writing into these arrays changes the model; use
-        :meth:`state_dict` for copies.
+        when bidirectional), which is also the layout of ``tsrnn.functional``.
+        Writing into these arrays changes the model; use :meth:`state_dict`
+        for copies.
         """
         check_is_fitted(self)
         return {k: v for k, v in self._views().items() if not k.startswith("head.")}
