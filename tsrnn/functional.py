@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
 from . import _cells
+from ._packing import check_lengths
 
 __all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
            "layer_param_shapes"]
@@ -234,54 +235,6 @@ class RNNCache:
                  "input_size", "hidden_size", "nbytes", "consumed")
 
 
-class _Packing:
-    """Where the valid steps of a variable-length batch sit in the kernels' rows.
-
-    The kernels take a batch of variable-length sequences packed as torch's
-    ``PackedSequence`` is: sequences sorted by decreasing length (stable), and
-    step t holding the ``batch_sizes[t]`` sequences still running, one row
-    each, steps one after the other. Padded steps have no row, so the kernels
-    never compute them. Row r is step ``step[r]`` of user sequence ``seq[r]``;
-    kernel state row i is user sequence ``order[i]``.
-    """
-
-    __slots__ = ("order", "batch_sizes", "seq", "step", "n_rows")
-
-    def __init__(self, lengths):
-        batch = lengths.shape[0]
-        self.order = np.argsort(-lengths, kind="stable")
-        counts = np.bincount(lengths)
-        self.batch_sizes = (batch - np.cumsum(counts)[:-1]).astype(np.intp)
-        starts = np.cumsum(self.batch_sizes) - self.batch_sizes
-        self.n_rows = int(self.batch_sizes.sum())
-        self.step = np.repeat(np.arange(len(self.batch_sizes)), self.batch_sizes)
-        self.seq = self.order[np.arange(self.n_rows) - starts[self.step]]
-
-    def pack(self, a, dtype, name):
-        """Batch-first (B, T, F) -> packed (N, F) contiguous rows of ``dtype``."""
-        out = np.ascontiguousarray(a[self.seq, self.step], dtype=dtype)
-        if _cells.first_nonfinite((out,)) >= 0:
-            raise ValueError(f"{name} contains NaN or inf within the sequence lengths "
-                             f"(after conversion to {dtype})")
-        return out
-
-    def unpack(self, rows, time):
-        """Packed (N, F) -> batch-first (B, time, F), zeros past each length."""
-        out = np.zeros((len(self.order), time, rows.shape[-1]), rows.dtype)
-        out[self.seq, self.step] = rows
-        return out
-
-    def to_kernel(self, state):
-        """(L, B, H) user state -> kernel row order (a copy)."""
-        return None if state is None else np.ascontiguousarray(state[:, self.order])
-
-    def to_user(self, state):
-        """(L, B, H) kernel-order state -> user order, in place of a copy."""
-        out = np.empty_like(state)
-        out[:, self.order] = state
-        return out
-
-
 @functools.lru_cache(maxsize=64)
 def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
     """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
@@ -374,26 +327,6 @@ def _time_major(a, dtype, name):
     return out
 
 
-def _check_lengths(lengths, batch, time):
-    """A _Packing for ``lengths``, or None when every sequence has all steps."""
-    if lengths is None:
-        return None
-    a = np.asarray(lengths)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"lengths must hold integers, got dtype {a.dtype}")
-    if a.shape != (batch,):
-        raise ValueError(f"lengths has shape {a.shape}, expected (batch,) = ({batch},)")
-    bad = np.flatnonzero((a < 1) | (a > time))
-    if bad.size:
-        raise ValueError(
-            f"lengths[{bad[0]}] = {a[bad[0]]}, but every length must be between 1 and "
-            f"the number of time steps of x, {time}"
-        )
-    if (a == time).all():
-        return None  # the unpacked path gives the same numbers, with no copies
-    return _Packing(a.astype(np.intp))
-
-
 def _validate_state(state, cell, n_states, batch, hidden_size, dtype, name):
     """Return (h, c) as contiguous (L, B, H) copies; c is None for the GRU.
 
@@ -476,7 +409,7 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         raise ValueError(f"x has input size {feat} but the params expect {input_size}")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-    packing = _check_lengths(lengths, batch, time)
+    packing = check_lengths(lengths, batch, time)
     n_dirs = len(layers[0])
     n_states = len(layers) * n_dirs
     if state is None and not training:
