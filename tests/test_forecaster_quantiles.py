@@ -43,6 +43,7 @@ def test_columns_without_the_median():
 def test_pinball_loss_and_gradient():
     f = RNNForecaster(target="y", quantiles=(0.1, 0.9), horizon=2)
     f.quantiles_ = np.array([0.1, 0.9])
+    f._head_levels = [0.1, 0.9]  # what fit sets: the levels the outputs are trained for
     rng = np.random.default_rng(0)
     Y = rng.normal(size=(5, 2))
     Y[0, 1] = np.nan  # masked target: no loss, no gradient

@@ -42,6 +42,8 @@ def _shorten(code):
 def test_python_block_runs(code, monkeypatch, tmp_path):
     if re.search(r"^import torch|^from torch", code, re.M):
         pytest.importorskip("torch")
+    if re.search(r"^import onnxruntime", code, re.M):
+        pytest.importorskip("onnxruntime")  # in the test extra; optional elsewhere
     if "plot(" in code:
         matplotlib = pytest.importorskip("matplotlib")
         matplotlib.use("Agg")  # no window during tests

@@ -32,10 +32,12 @@ def padded(n=24, T=7, D=2, seed=0, min_len=2):
 
 
 def step_targets(X, lengths):
-    """A value per step (the running sum of feature 0), NaN past each end."""
+    """A value per step (the running sum of feature 0), NaN past each end.
+
+    Shaped (n, T, 1), as the regressor takes one value per step."""
     Y = np.cumsum(np.nan_to_num(X[:, :, 0]), axis=1)
     Y[np.arange(X.shape[1]) >= lengths[:, None]] = np.nan
-    return Y
+    return Y[..., None]
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def test_nan_inside_a_sequence_names_sequence_and_step(Est):
 def test_step_target_nan_inside_a_sequence_is_an_error():
     X, lengths = padded()
     Y = step_targets(X, lengths)
-    Y[5, 1] = np.nan
+    Y[5, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"y\[5, 1\] is NaN or infinite, but step 1 lies "
                                          "inside sequence 5"):
         RNNRegressor(**SMALL).fit(X, Y)
@@ -193,6 +195,20 @@ def test_per_step_classifier_masks_steps_past_the_end():
     assert type(clf.predict(X[:1])) is np.ndarray
 
 
+def test_regressor_2d_y_is_outputs_per_sequence_even_with_as_many_as_steps():
+    # (n, T) has meant T outputs per sequence since before targets per step:
+    # the regressor takes a value per step as (n, T, 1).
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(10, 3, 2), rng.randn(10, 3)
+    reg = RNNRegressor(**SMALL).fit(X, y)
+    assert reg.n_outputs_ == 3 and reg.predict(X).shape == (10, 3)
+    reg = RNNRegressor(**SMALL).fit(X, y[..., None])
+    assert reg.n_outputs_ == 1 and reg.predict(X).shape == (10, 3)
+    assert reg.predict(X[:, :2]).shape == (10, 2)  # any number of steps
+    with pytest.raises(ValueError, match=r"y has shape \(10, 2, 1\): a 3-D y holds a target"):
+        RNNRegressor(**SMALL).fit(X, y[:, :2, None])
+
+
 def test_per_step_and_per_sequence_targets_do_not_mix():
     X, lengths = padded()
     reg = RNNRegressor(**SMALL).fit(X, step_targets(X, lengths))
@@ -210,7 +226,7 @@ def test_per_step_score_weights_each_sequence():
 
     w = np.arange(1, 25.0)
     valid = np.arange(7) < lengths[:, None]
-    expected = r2_score(Y[valid], reg.predict(X)[valid],
+    expected = r2_score(Y[valid][:, 0], reg.predict(X)[valid],
                         sample_weight=np.broadcast_to(w[:, None], valid.shape)[valid])
     assert reg.score(X, Y, sample_weight=w) == pytest.approx(expected)
 
@@ -275,7 +291,7 @@ def test_bad_initial_state_and_stream_state_raise():
 
 TBPTT_CASES = {
     "sequences, last step": lambda rng: (rng.randn(20, 9, 2), rng.randn(20)),
-    "sequences, every step": lambda rng: (rng.randn(20, 9, 2), rng.randn(20, 9)),
+    "sequences, every step": lambda rng: (rng.randn(20, 9, 2), rng.randn(20, 9, 1)),
     "padded, every step": lambda rng: (lambda X, n: (X, step_targets(X, n)))(*padded(20, 9)),
     "padded, last step": lambda rng: (padded(20, 9)[0], rng.randn(20)),
     "stream": lambda rng: (rng.randn(60, 2), rng.randn(60)),
@@ -320,7 +336,7 @@ def test_tbptt_gradient_stops_at_the_segment_edge():
 
 def test_tbptt_steps_once_per_segment_and_keeps_one_segment_of_activations(monkeypatch):
     rng = np.random.RandomState(0)
-    X, y = rng.randn(10, 20, 2), rng.randn(10, 20)
+    X, y = rng.randn(10, 20, 2), rng.randn(10, 20, 1)
     cached = []
     original = F.rnn_forward
 
@@ -433,7 +449,10 @@ def test_loss_gradient_with_lengths_and_weights_matches_finite_differences(
               max_iter=1, alpha=0.1, dropout=0.2, dtype=np.float64, random_state=0).fit(X, y)
     valid = np.arange(5) < lengths[:, None]
     if per_step:
-        encoded = est._encode_targets(np.asarray(y)[valid], False, True, None)
+        y_valid = np.asarray(y)[valid]
+        if task == "regression":
+            y_valid = y_valid[:, 0]  # one value per step
+        encoded = est._encode_targets(y_valid, False, True, None)
         Y = np.zeros((6, 5) + encoded.shape[1:], encoded.dtype)
         Y[valid] = encoded
         W = np.broadcast_to(rng.rand(6)[:, None], (6, 5))

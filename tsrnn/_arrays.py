@@ -10,12 +10,13 @@ Sequences (issue 14). A 3-D batch may hold sequences of different lengths:
 one that ends early is padded with NaN in every feature after its last step
 (``sequence_lengths`` finds the lengths; the kernels never read the padding).
 A NaN anywhere else is missing data and is refused, naming the sequence and
-the step. y shaped like X's first two axes, ``(n_sequences, n_timesteps)``
-(or with a third axis of outputs for the regressor), is a target at every
-step: the model is then a sequence labeller, fitted with a loss at every
-valid step, and predicts ``(n_sequences, n_timesteps)``. y's entries past a
-sequence's length are ignored. The mode is fixed by the first fit
-(``_per_step``). ``bidirectional`` needs sequences (a stream's row must not
+the step. A target at every step is y of shape ``(n_sequences, n_timesteps)``
+for the classifier and ``(n_sequences, n_timesteps, n_outputs)`` for the
+regressor, whose 2-D y already means n_outputs values per sequence
+(``_targets_per_step``): the model is then a sequence labeller, fitted with a
+loss at every valid step, and predicts ``(n_sequences, n_timesteps)`` (a
+last axis of outputs for several). y's entries past a sequence's length are
+ignored. The mode is fixed by the first fit (``_per_step``). ``bidirectional`` needs sequences (a stream's row must not
 see the rows after it). Predictions on sequences can start from a given
 state and return the final one (``initial_state`` / ``return_state``), the
 form sklearn itself uses for extra outputs (``return_std``): that is how a
@@ -128,8 +129,10 @@ class ArrayRNN(BaseRNN):
             )
         if per_step:
             valid = _valid_steps(lengths, *X.shape[:2])
-            Y_valid = self._encode_targets(
-                self._check_step_targets(y, valid), first_pass, incremental, classes)
+            y_valid = self._check_step_targets(y, valid)
+            if y_valid.ndim == 2 and y_valid.shape[1] == 1:
+                y_valid = y_valid[:, 0]  # one output per step: not a column vector
+            Y_valid = self._encode_targets(y_valid, first_pass, incremental, classes)
             # Padded steps get a placeholder target that no loss reads.
             Y = np.zeros(valid.shape + Y_valid.shape[1:], Y_valid.dtype)
             Y[valid] = Y_valid
@@ -140,9 +143,9 @@ class ArrayRNN(BaseRNN):
         train, val = self._split(X, Y, sequences, lengths, per_step, sample_weight)
         return X.shape[-1], train, val
 
+    @abstractmethod
     def _targets_per_step(self, X, y):
-        """y shaped (n, T, ...) like X: a target at every step."""
-        return y.ndim >= 2 and y.shape[1] == X.shape[1] and X.shape[1] > 1
+        """Whether y (validated, any ndim) of 3-D X has a target at every step."""
 
     def _check_step_targets(self, y, valid):
         """The targets of the valid steps, flattened (n_valid, ...)."""

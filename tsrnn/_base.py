@@ -302,6 +302,9 @@ class BaseRNN(RecurrentNetwork, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------
     # Inference
     # ------------------------------------------------------------------
+    def _after_training(self, train, val):
+        """Hook run after the epochs of every fit call, with the same data."""
+
     def _predict_validation(self, X_val):
         """Raw outputs of the validation inputs built by ``_prepare_fit``."""
         return self._raw_predict_sequences(X_val)
@@ -343,6 +346,7 @@ class BaseRNN(RecurrentNetwork, BaseEstimator, metaclass=ABCMeta):
                     self._adam_t = 0
             training = True
             self._run_epochs(train, val, incremental, callback)
+            self._after_training(train, val)
         except _Diverged as exc:
             self._forget_fit()
             raise TrainingError(

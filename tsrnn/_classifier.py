@@ -442,6 +442,10 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
         y_true, y_pred, weights = pairs
         return float(accuracy_score(y_true, y_pred, sample_weight=weights))
 
+    def _targets_per_step(self, X, y):
+        # A classifier has one label per sequence, so a 2-D y is a label per step.
+        return y.ndim == 2 and y.shape[1] == X.shape[1] and X.shape[1] > 1
+
     @staticmethod
     def _proba(Z):
         if Z.shape[1] == 1:

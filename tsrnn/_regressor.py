@@ -37,10 +37,11 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
     last step. ``window`` is not used. Sequences may end early: pad them with
     NaN in every feature after their last step (any other NaN is an error
     that names the sequence and step). With y of shape ``(n_sequences,
-    n_timesteps)`` (or ``(n_sequences, n_timesteps, n_outputs)``) there is a
-    target at every step instead: training puts a loss on every valid step
-    and :meth:`predict` returns one value per step, NaN past a sequence's
-    end (y's entries there are ignored).
+    n_timesteps, n_outputs)`` there is a target at every step instead (use
+    ``y[..., None]`` for one value per step; a 2-D y is ``n_outputs`` values
+    per sequence): training puts a loss on every valid step and
+    :meth:`predict` returns ``(n_sequences, n_timesteps)`` for one output,
+    NaN past a sequence's end (y's entries there are ignored).
 
     ``n_features_in_`` is the number of features (sensors), the last axis.
 
@@ -275,8 +276,8 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
             A stream (rows in time order) or a batch of sequences, NaN after
             the end of a sequence that ends early.
 
-        y : array-like of shape (n_rows,), (n_rows, n_outputs), \
-                (n_sequences, n_timesteps) or (n_sequences, n_timesteps, n_outputs)
+        y : array-like of shape (n_rows,), (n_rows, n_outputs) or \
+                (n_sequences, n_timesteps, n_outputs)
             Targets, one per row of a stream, per sequence or per step.
 
         sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
@@ -300,8 +301,8 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
                 of shape (n_sequences, n_timesteps, n_features)
             A stream (rows in time order) or a batch of sequences.
 
-        y : array-like of shape (n_rows,), (n_rows, n_outputs), \
-                (n_sequences, n_timesteps) or (n_sequences, n_timesteps, n_outputs)
+        y : array-like of shape (n_rows,), (n_rows, n_outputs) or \
+                (n_sequences, n_timesteps, n_outputs)
             Targets, one per row of a stream, per sequence or per step.
 
         sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
@@ -373,6 +374,16 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
             return super().score(X, y, sample_weight)
         y_true, y_pred, weights = pairs
         return float(r2_score(y_true, y_pred, sample_weight=weights))
+
+    def _targets_per_step(self, X, y):
+        # A 2-D y is n_outputs values per sequence, whatever n_outputs is; a
+        # value per step takes a third axis.
+        if y.ndim == 3 and y.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"y has shape {y.shape}: a 3-D y holds a target at every step, "
+                f"(n_sequences, n_timesteps, n_outputs), and X has {X.shape[1]} steps."
+            )
+        return y.ndim == 3
 
     def _encode_targets(self, y, first_pass, incremental, classes):
         if y.ndim == 2 and y.shape[1] == 1:
