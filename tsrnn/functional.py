@@ -81,6 +81,9 @@ def _blas_limited_to_one(libs):
 # spin-waits against it (measured 20-60x slower on a loaded 2-core machine).
 _SERIAL_WORK = 1 << 21
 
+# The reverse flags of a layer's directions, by number of directions.
+_DIRECTIONS = {1: (False,), 2: (False, True)}
+
 # Largest gate buffer of every step (bytes) that inference allocates, so that
 # the kernel projects the input of all steps at once; beyond it, one step.
 _ALL_STEPS_BYTES = 1 << 18
@@ -218,10 +221,14 @@ def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
 
 
 class _Layer:
-    """One direction of one layer: weights in kernel form, plus its activations."""
+    """One direction of one layer: weights in kernel form, plus its activations.
+
+    ``mask`` is the dropout mask of the layer's output (both directions side
+    by side), kept on its forward direction.
+    """
 
     __slots__ = ("w_ih", "w_hh", "b_ih", "b_hh", "peep", "inp", "hs", "cs",
-                 "gates", "h0", "c0")
+                 "gates", "h0", "c0", "mask")
 
 
 class RNNCache:
@@ -231,7 +238,7 @@ class RNNCache:
     (time-major), which dominate the memory of training.
     """
 
-    __slots__ = ("cell", "dtype", "layers", "masks", "packing", "batch", "time",
+    __slots__ = ("cell", "dtype", "layers", "n_dirs", "packing", "batch", "time",
                  "input_size", "hidden_size", "nbytes", "consumed")
 
 
@@ -245,8 +252,12 @@ def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
 
 
 def _validate_params(cell, params):
-    """Return (dtype, input_size, hidden_size, layers): per layer, a list of
-    one or two directions (forward, reverse) of contiguous weights."""
+    """Return (dtype, input_size, hidden_size, layers, n_dirs).
+
+    ``layers`` holds one _Layer of contiguous weights per layer and
+    direction, in torch's order: layer k's direction d is
+    ``layers[k * n_dirs + d]`` (d = 1 the reverse one).
+    """
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
@@ -296,20 +307,16 @@ def _validate_params(cell, params):
     n_dirs = 2 if bidirectional else 1
     per_dir = len(expected) // (num_layers * n_dirs)
     layers = []
-    for k in range(num_layers):
-        directions = []
-        for d in range(n_dirs):
-            start = (k * n_dirs + d) * per_dir
-            mine = arrays[start:start + per_dir]
-            lay = _Layer()
-            lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
-            # (w_ci, w_cf, w_co) for the peephole cell; rnn_forward stacks
-            # them (or gives the other cells an empty placeholder) when
-            # backward needs them.
-            lay.peep = tuple(mine[4:])
-            directions.append(lay)
-        layers.append(directions)
-    return dtype, input_size, hidden_size, layers
+    for start in range(0, len(arrays), per_dir):
+        mine = arrays[start:start + per_dir]
+        lay = _Layer()
+        lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
+        # (w_ci, w_cf, w_co) for the peephole cell; rnn_forward stacks them
+        # (or gives the other cells an empty placeholder) when backward
+        # needs them.
+        lay.peep = tuple(mine[4:])
+        layers.append(lay)
+    return dtype, input_size, hidden_size, layers, n_dirs
 
 
 def _as_real_array(a, name):
@@ -398,7 +405,7 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     cache : RNNCache or None
     """
     _check_cell(cell)
-    dtype, input_size, hidden_size, layers = _validate_params(cell, params)
+    dtype, input_size, hidden_size, layers, n_dirs = _validate_params(cell, params)
     x = _as_real_array(x, "x")
     if x.ndim != 3:
         raise ValueError(f"x must be 3-D (batch, time, input), got shape {x.shape}")
@@ -409,9 +416,8 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         raise ValueError(f"x has input size {feat} but the params expect {input_size}")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-    packing = check_lengths(lengths, batch, time)
-    n_dirs = len(layers[0])
-    n_states = len(layers) * n_dirs
+    packing = None if lengths is None else check_lengths(lengths, batch, time)
+    n_states = len(layers)
     if state is None and not training:
         h0 = c0 = (None,) * n_states  # the kernel starts from zeros itself
     else:
@@ -426,8 +432,6 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         batch_sizes = packing.batch_sizes
         if h0[0] is not None:
             h0, c0 = packing.to_kernel(h0), packing.to_kernel(c0)
-    # Row buffers: (time, batch, width) time-major, or (N, width) packed.
-    lead = (time, batch) if packing is None else (rows,)
     rng = check_random_state(random_state) if (training and dropout > 0) else None
 
     code = _CELL_CODE[cell]
@@ -439,27 +443,30 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     # one pass (see forward_layer); inference keeps one step once that
     # buffer would outgrow the cache, so its memory does not grow with T.
     all_steps = training or rows * width * dtype.itemsize <= _ALL_STEPS_BYTES
-    num_layers = len(layers)
+    # Row buffers: (time, batch, width) time-major, or (N, width) packed.
+    # Inference keeps two steps of c and, for long inputs, one of the gates
+    # (see forward_layer).
+    h_shape = (time, batch, hidden_size) if packing is None else (rows, hidden_size)
+    c_shape = h_shape if training else (2, batch, hidden_size)
+    g_shape = (h_shape[:-1] + (width,)) if all_steps else (batch, width)
+    num_layers = n_states // n_dirs
     h_n = np.empty((n_states, batch, hidden_size), dtype)
     c_n = np.empty((n_states, batch, hidden_size), dtype) if lstm else None
-    no_c = np.empty((0, hidden_size), dtype)
-    masks = []
+    no_c = np.empty((0, hidden_size), dtype) if training else None
     nbytes = 0
     # No BLAS limit here: forward_layer calls no BLAS.
-    for k, directions in enumerate(layers):
+    for k in range(num_layers):
         n_threads, chunk = _threading(batch, rows * gh * (inp.shape[-1] + hidden_size))
-        outs = []
-        for d, lay in enumerate(directions):
-            i = k * n_dirs + d
-            hs = np.empty(lead + (hidden_size,), dtype)
-            # Inference keeps two steps of c (see forward_layer).
-            cs = (np.empty(lead + (hidden_size,) if training else (2, batch, hidden_size),
-                           dtype) if lstm else None)
-            gates = np.empty(lead + (width,) if all_steps else (batch, width), dtype)
+        for reverse in _DIRECTIONS[n_dirs]:
+            i = k * n_dirs + reverse
+            lay = layers[i]
+            hs = np.empty(h_shape, dtype)
+            cs = np.empty(c_shape, dtype) if lstm else None
+            gates = np.empty(g_shape, dtype)
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh,
                                  lay.peep, h0[i], c0[i] if lstm else None, hs, cs, gates,
                                  h_n[i], c_n[i] if lstm else None, chunk, training,
-                                 n_threads, batch_sizes, d == 1)
+                                 n_threads, batch_sizes, reverse)
             if training:
                 # What backward reads, as 2-D rows; its typed buffers want
                 # arrays, even empty.
@@ -469,18 +476,17 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
                 lay.cs = cs.reshape(rows, -1) if lstm else np.empty((0, 0), dtype)
                 lay.peep = np.array(lay.peep) if peephole else no_c
                 nbytes += hs.nbytes + lay.cs.nbytes + gates.nbytes
-            outs.append(hs)
+            # Both directions side by side, as torch lays out a bidirectional
+            # layer's output (the next layer's input).
+            out = np.concatenate((out, hs), axis=-1) if reverse else hs
         if training:
             nbytes += inp.nbytes
-        # Both directions side by side, as torch lays out a bidirectional
-        # layer's output (the next layer's input).
-        inp = outs[0] if n_dirs == 1 else np.concatenate(outs, axis=-1)
-        mask = None
-        if rng is not None and k < num_layers - 1:
-            keep = rng.random_sample(inp.shape) >= dropout
-            mask = keep.astype(dtype) / dtype.type(1 - dropout)
-            inp = inp * mask
-        masks.append(mask)
+            mask = layers[k * n_dirs].mask = None
+            if rng is not None and k < num_layers - 1:
+                keep = rng.random_sample(out.shape) >= dropout
+                mask = layers[k * n_dirs].mask = keep.astype(dtype) / dtype.type(1 - dropout)
+                out = out * mask
+        inp = out
 
     if packing is None:
         # A read-only batch-first view of the top layer's time-major h(t): no
@@ -497,7 +503,7 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     if not training:
         return out, final, None
     cache = RNNCache()
-    cache.cell, cache.dtype, cache.layers, cache.masks = cell, dtype, layers, masks
+    cache.cell, cache.dtype, cache.layers, cache.n_dirs = cell, dtype, layers, n_dirs
     cache.packing = packing
     cache.batch, cache.time = batch, time
     cache.input_size, cache.hidden_size = input_size, hidden_size
@@ -551,8 +557,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
         )
     cell, dtype, layers, packing = cache.cell, cache.dtype, cache.layers, cache.packing
     batch, time, hidden = cache.batch, cache.time, cache.hidden_size
-    n_dirs = len(layers[0])
-    n_states = len(layers) * n_dirs
+    n_dirs = cache.n_dirs
+    n_states = len(layers)
+    num_layers = n_states // n_dirs
     lstm = _is_lstm(cell)
     if packing is None:
         rows = time * batch
@@ -585,13 +592,14 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
     grads = {}
     cache.consumed = not retain_cache
     with _single_threaded_blas():
-        for k in range(len(layers) - 1, -1, -1):
-            d_in = layers[k][0].inp.shape[1]
+        for k in range(num_layers - 1, -1, -1):
+            d_in = layers[k * n_dirs].inp.shape[1]
             want_dx = k > 0 or input_grad
             n_threads, chunk = _threading(batch, rows * gh * (d_in + hidden))
             dx = None
-            for d, lay in enumerate(layers[k]):
+            for d in range(n_dirs):
                 i = k * n_dirs + d
+                lay = layers[i]
                 # Each direction's share of the layer output's gradient.
                 dhs_d = dhs if n_dirs == 1 else np.ascontiguousarray(
                     dhs[:, d * hidden:(d + 1) * hidden])
@@ -620,10 +628,10 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                 if want_dx:
                     # Both directions read the same input.
                     dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
-            mask = cache.masks[k - 1] if k > 0 else None
+            mask = layers[(k - 1) * n_dirs].mask if k > 0 else None
             dhs = dx if mask is None else dx * mask.reshape(rows, -1)
 
-    order = param_shapes(cell, cache.input_size, hidden, len(layers), n_dirs == 2)
+    order = param_shapes(cell, cache.input_size, hidden, num_layers, n_dirs == 2)
     grads = {name: grads[name] for name in order}
     if not input_grad:
         dx = None
