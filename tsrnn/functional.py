@@ -446,9 +446,13 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     # Row buffers: (time, batch, width) time-major, or (N, width) packed.
     # Inference keeps two steps of c and, for long inputs, one of the gates
     # (see forward_layer).
-    h_shape = (time, batch, hidden_size) if packing is None else (rows, hidden_size)
+    if packing is None:
+        h_shape, g_shape = (time, batch, hidden_size), (time, batch, width)
+    else:
+        h_shape, g_shape = (rows, hidden_size), (rows, width)
     c_shape = h_shape if training else (2, batch, hidden_size)
-    g_shape = (h_shape[:-1] + (width,)) if all_steps else (batch, width)
+    if not all_steps:
+        g_shape = (batch, width)
     num_layers = n_states // n_dirs
     h_n = np.empty((n_states, batch, hidden_size), dtype)
     c_n = np.empty((n_states, batch, hidden_size), dtype) if lstm else None
