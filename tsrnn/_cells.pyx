@@ -104,11 +104,10 @@ bitwise identical for any OMP_NUM_THREADS and any chunk size.
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
 so a wrong call is a ValueError and never an out-of-bounds write.
-``forward_layer`` takes plain ndarrays and checks dtype, C-contiguity,
-writability and shapes through numpy's C API: typed-memoryview arguments cost
-about 0.3 us each, most of the Cython overhead of a batch-1 call.
-``backward_layer`` keeps typed memoryviews, whose cost is noise next to a
-training step.
+``forward_layer`` and ``backward_layer`` take plain ndarrays and check
+dtype, C-contiguity, writability and shapes through numpy's C API:
+typed-memoryview arguments cost about 0.3 us each, most of the Cython
+overhead of a batch-1 call (backward has eighteen).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -287,16 +286,6 @@ cdef inline void packed_gemm(int m, int n, int k, const floating* a, int lda,
         tsrnn_packed_gemm_f32(m, n, k, a, lda, bp, c, ldc, accumulate)
     else:
         tsrnn_packed_gemm_f64(m, n, k, a, lda, bp, c, ldc, accumulate)
-
-
-cdef floating[::1] packed_weights(const floating[:, ::1] w, bint trans):
-    """Pack w^T (trans) or w for ``packed_gemm``; w is row-major (rows, cols)."""
-    cdef int n = <int> (w.shape[0] if trans else w.shape[1])
-    cdef int k = <int> (w.shape[1] if trans else w.shape[0])
-    cdef floating[::1] bp = np.empty(
-        packed_size(<floating> 0, n, k), np.float32 if floating is float else np.float64)
-    pack(n, k, &w[0, 0], <int> w.shape[1], trans, &bp[0])
-    return bp
 
 
 cdef inline void sigmoid_inplace(floating* x, Py_ssize_t n) noexcept nogil:
@@ -954,35 +943,39 @@ cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_
 
 
 def backward_layer(int cell,
-                   const floating[:, ::1] x,         # (N, D) layer input
-                   const floating[:, ::1] w_ih,      # (G*H, D)
-                   const floating[:, ::1] w_hh,      # (G*H, H)
-                   const floating[:, ::1] peep,      # (3, H) peephole, else (0, H)
-                   const floating[:, ::1] h0,        # (B, H)
-                   const floating[:, ::1] c0,        # (B, H) lstm cells, else (0, H)
-                   const floating[:, ::1] hs,        # (N, H) forward h(t)
-                   const floating[:, ::1] cs,        # (N, H) forward c(t), lstm cells
-                   floating[:, ::1] gates,           # (N, S) in: forward activations;
-                                                     # out: gate gradients (see below)
-                   const floating[:, ::1] dhs,       # (N | B, H) dL/dh(t) from above;
-                                                     # B rows: one step read at every step
-                   floating[:, ::1] dh0,             # (B, H) in dL/dh(final), out dL/dh0
-                   floating[:, ::1] dc0,             # (B, H) in dL/dc(final), out dL/dc0
-                   floating[:, ::1] dx,              # (N, D) out, or (0, D): not wanted
-                   floating[:, ::1] dw_ih,           # (G*H, D) out
-                   floating[:, ::1] dw_hh,           # (G*H, H) out
-                   floating[::1] db_ih,              # (G*H,) out
-                   floating[::1] db_hh,              # (G*H,) out
-                   floating[:, ::1] dpeep,           # (3, H) out, peephole (else (0, H))
-                   Py_ssize_t chunk,                 # batch rows per sweep
-                   int n_threads_max,                # cap on omp_get_max_threads()
-                   object batch_sizes,               # (T,) intp: rows of each step
-                   bint reverse):                    # the forward sweep ran backwards
+                   cnp.ndarray x not None,        # N rows of D: layer input
+                   cnp.ndarray w_ih not None,     # (G*H, D)
+                   cnp.ndarray w_hh not None,     # (G*H, H)
+                   cnp.ndarray peep not None,     # (3, H) peephole, else (0, H)
+                   cnp.ndarray h0 not None,       # (B, H)
+                   cnp.ndarray c0 not None,       # (B, H) lstm cells, else (0, H)
+                   cnp.ndarray hs not None,       # N rows of H: forward h(t)
+                   cnp.ndarray cs not None,       # N rows of H: forward c(t), lstm cells,
+                                                  # else empty
+                   cnp.ndarray gates not None,    # N rows of S in: forward activations;
+                                                  # out: gate gradients (see below)
+                   cnp.ndarray dhs not None,      # N | B rows of H: dL/dh(t) from above;
+                                                  # B rows: one step read at every step
+                   cnp.ndarray dh0 not None,      # (B, H) in dL/dh(final), out dL/dh0
+                   cnp.ndarray dc0 not None,      # (B, H) in dL/dc(final), out dL/dc0
+                   cnp.ndarray dx not None,       # N rows of D out, or 0 rows: not wanted
+                   cnp.ndarray dw_ih not None,    # (G*H, D) out
+                   cnp.ndarray dw_hh not None,    # (G*H, H) out
+                   cnp.ndarray db_ih not None,    # (G*H,) out
+                   cnp.ndarray db_hh not None,    # (G*H,) out
+                   cnp.ndarray dpeep not None,    # (3, H) out, peephole (else (0, H))
+                   Py_ssize_t chunk,              # batch rows per sweep
+                   int n_threads_max,             # cap on omp_get_max_threads()
+                   object batch_sizes,            # (T,) intp: rows of each step
+                   bint reverse):                 # the forward sweep ran backwards
     """Backpropagate one layer through all time steps.
 
-    Buffers are 2-D rows of the packed layout (module docstring); without
-    packing, N = T*B and ``batch_sizes`` is T times B. The sweep visits the
-    steps in the opposite order of the forward sweep.
+    Row buffers hold the rows of the packed layout (module docstring), 2-D
+    (rows, width) or, without packing, 3-D (T, B, width); ``batch_sizes``
+    is then T times B. The sweep visits the steps in the opposite order of
+    the forward sweep. Plain ndarrays checked through numpy's C API, as in
+    ``forward_layer``: a typed memoryview costs ~0.3 us per argument, and
+    this call has eighteen.
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
     gradient w.r.t. the initial state: each chunk owns its rows, so they double
@@ -1002,85 +995,145 @@ def backward_layer(int cell,
     cdef Py_ssize_t N = _packed_rows(batch_sizes)
     cdef const Py_ssize_t* bs = <const Py_ssize_t*> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
     cdef Py_ssize_t T = (<cnp.ndarray> batch_sizes).shape[0], B = bs[0]
-    cdef Py_ssize_t D = x.shape[1]
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if cell != LSTM and cell != GRU and cell != PEEPHOLE:
+        raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise ValueError("tsrnn._cells: arrays must be float32 or float64")
+    _require(x, "x", 0, typenum, False)
+    _require(w_ih, "w_ih", 2, typenum, False)
+    _require(w_hh, "w_hh", 2, typenum, False)
+    _require(peep, "peep", 2, typenum, False)
+    _require(h0, "h0", 2, typenum, False)
+    _require(c0, "c0", 2, typenum, False)
+    _require(hs, "hs", 0, typenum, False)
+    _require(gates, "gates", 0, typenum, True)
+    _require(dhs, "dhs", 0, typenum, False)
+    _require(dh0, "dh0", 2, typenum, True)
+    _require(dc0, "dc0", 2, typenum, True)
+    _require(dx, "dx", 0, typenum, True)
+    _require(dw_ih, "dw_ih", 2, typenum, True)
+    _require(dw_hh, "dw_hh", 2, typenum, True)
+    _require(db_ih, "db_ih", 1, typenum, True)
+    _require(db_hh, "db_hh", 1, typenum, True)
+    _require(dpeep, "dpeep", 2, typenum, True)
+    cdef Py_ssize_t D = x.shape[x.ndim - 1]
     cdef Py_ssize_t H = w_hh.shape[1]
-    cdef bint is_gru = cell == CELL_GRU
-    cdef bint peephole = cell == CELL_PEEPHOLE
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef bint want_dx = dx.shape[0] != 0
+    _check(D > 0 and H > 0, "empty dimension")
+    _check(_rows(x, N, D), "x")
+    _check(_dims(w_ih, G * H, D), "weight_ih")
+    _check(_dims(w_hh, G * H, H), "weight_hh")
+    _check(_dims(peep, 3 if peephole else 0, H), "peephole")
+    _check(_dims(h0, B, H), "h0")
+    _check(is_gru or _dims(c0, B, H), "c0")
+    _check(_rows(hs, N, H), "hs")
+    if not is_gru:
+        _require(cs, "cs", 0, typenum, False)
+        _check(_rows(cs, N, H), "cs")
+    _check(_rows(gates, N, S), "gates")
+    _check(_rows(dhs, N, H) or _rows(dhs, B, H), "dhs")
+    _check(_dims(dh0, B, H), "dh0")
+    _check(is_gru or _dims(dc0, B, H), "dc0")
+    _check(not want_dx or _rows(dx, N, D), "dx")
+    _check(_dims(dw_ih, G * H, D), "dw_ih")
+    _check(_dims(dw_hh, G * H, H), "dw_hh")
+    _check(db_ih.shape[0] == G * H and db_hh.shape[0] == G * H, "db")
+    _check(_dims(dpeep, 3 if peephole else 0, H), "dpeep")
+    _check_int32(N * S, "N * gate width")
+    _check_int32(N * (D + H + 1), "N * (input + hidden + 1)")
+    _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
+    cdef void* cs_p = cnp.PyArray_DATA(cs) if not is_gru else NULL
+    cdef void* dx_p = cnp.PyArray_DATA(dx) if want_dx else NULL
+    if typenum == cnp.NPY_FLOAT32:
+        _backward[float](
+            cell, T, B, D, H, bs, reverse, _rows(dhs, N, H),
+            <const float*> cnp.PyArray_DATA(x), <const float*> cnp.PyArray_DATA(w_ih),
+            <const float*> cnp.PyArray_DATA(w_hh), <const float*> cnp.PyArray_DATA(peep),
+            <const float*> cnp.PyArray_DATA(h0), <const float*> cnp.PyArray_DATA(c0),
+            <const float*> cnp.PyArray_DATA(hs), <const float*> cs_p,
+            <float*> cnp.PyArray_DATA(gates), <const float*> cnp.PyArray_DATA(dhs),
+            <float*> cnp.PyArray_DATA(dh0), <float*> cnp.PyArray_DATA(dc0), <float*> dx_p,
+            <float*> cnp.PyArray_DATA(dw_ih), <float*> cnp.PyArray_DATA(dw_hh),
+            <float*> cnp.PyArray_DATA(db_ih), <float*> cnp.PyArray_DATA(db_hh),
+            <float*> cnp.PyArray_DATA(dpeep), chunk, n_threads_max)
+    else:
+        _backward[double](
+            cell, T, B, D, H, bs, reverse, _rows(dhs, N, H),
+            <const double*> cnp.PyArray_DATA(x), <const double*> cnp.PyArray_DATA(w_ih),
+            <const double*> cnp.PyArray_DATA(w_hh), <const double*> cnp.PyArray_DATA(peep),
+            <const double*> cnp.PyArray_DATA(h0), <const double*> cnp.PyArray_DATA(c0),
+            <const double*> cnp.PyArray_DATA(hs), <const double*> cs_p,
+            <double*> cnp.PyArray_DATA(gates), <const double*> cnp.PyArray_DATA(dhs),
+            <double*> cnp.PyArray_DATA(dh0), <double*> cnp.PyArray_DATA(dc0), <double*> dx_p,
+            <double*> cnp.PyArray_DATA(dw_ih), <double*> cnp.PyArray_DATA(dw_hh),
+            <double*> cnp.PyArray_DATA(db_ih), <double*> cnp.PyArray_DATA(db_hh),
+            <double*> cnp.PyArray_DATA(dpeep), chunk, n_threads_max)
+
+
+cdef int _backward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                   const Py_ssize_t* bs, bint reverse, bint dhs_full,
+                   const floating* x, const floating* w_ih, const floating* w_hh,
+                   const floating* peep, const floating* h0, const floating* c0,
+                   const floating* hs, const floating* cs, floating* g,
+                   const floating* dhs, floating* dh, floating* dc, floating* dx,
+                   floating* dw_ih, floating* dw_hh, floating* db_ih, floating* db_hh,
+                   floating* dpeep, Py_ssize_t chunk, int n_threads_max) except -1:
+    """backward_layer once the shapes are checked: the sweep, then the GEMMs."""
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     cdef Py_ssize_t GH = G * H
     cdef Py_ssize_t NZ = D + H + 1
-    cdef bint want_dx = dx.shape[0] != 0
-    cdef bint dhs_full = dhs.shape[0] == N
-    cdef Py_ssize_t n_chunks, ci, b0, s, t, tp, na, mc, row, dr, r
-    cdef int nb, n_threads
-
-    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
-    _check(B > 0 and D > 0 and H > 0, "empty dimension")
-    _check(x.shape[0] == N, "x")
-    _check(w_ih.shape[0] == GH and w_ih.shape[1] == D, "weight_ih")
-    _check(w_hh.shape[0] == GH, "weight_hh")
-    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
-    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
-    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
-    _check(hs.shape[0] == N and hs.shape[1] == H, "hs")
-    _check(is_gru or (cs.shape[0] == N and cs.shape[1] == H), "cs")
-    _check(gates.shape[0] == N and gates.shape[1] == S, "gates")
-    _check((dhs_full or dhs.shape[0] == B) and dhs.shape[1] == H, "dhs")
-    _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
-    _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
-    _check(not want_dx or (dx.shape[0] == N and dx.shape[1] == D), "dx")
-    _check(dw_ih.shape[0] == GH and dw_ih.shape[1] == D, "dw_ih")
-    _check(dw_hh.shape[0] == GH and dw_hh.shape[1] == H, "dw_hh")
-    _check(db_ih.shape[0] == GH and db_hh.shape[0] == GH, "db")
-    _check(dpeep.shape[0] == (3 if peephole else 0) and dpeep.shape[1] == H, "dpeep")
-    _check_int32(N * S, "N * gate width")
-    _check_int32(N * NZ, "N * (input + hidden + 1)")
-    _check(chunk > 0, "chunk")
-    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
-    n_chunks = (B + chunk - 1) // chunk
-    dt = np.float32 if floating is float else np.float64
-
-    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once. The GRU's product
-    # is [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:], so it packs the two parts.
-    cdef floating[::1] wpack_mv, wpack_n_mv
-    if is_gru:
-        wpack_mv = packed_weights(w_hh[:2 * H], False)
-        wpack_n_mv = packed_weights(w_hh[2 * H:], False)
-    else:
-        wpack_mv = packed_weights(w_hh, False)
-        wpack_n_mv = wpack_mv
-    cdef const floating* wpack = &wpack_mv[0]
-    cdef const floating* wpack_n = &wpack_n_mv[0]
-    # Weight-gradient operands: z = [x | 1 | h(t-1)] and the GEMM scratch.
-    cdef Py_ssize_t n_kb = (N + KBLOCK - 1) // KBLOCK
-    cdef floating[:, ::1] z = np.empty((N, NZ), dt)
+    cdef Py_ssize_t N = 0, t
+    for t in range(T):
+        N += bs[t]
     # Rows with one pre-activation gradient for both sides: all of the LSTM's,
     # the GRU's r and z.
     cdef Py_ssize_t n_rz = 2 * H if is_gru else GH
-    cdef floating[:, ::1] wcat = np.empty((n_rz, NZ), dt)
-    cdef floating[:, ::1] wcat_nx = np.empty((H if is_gru else 1, D + 1), dt)
-    cdef floating[:, ::1] wcat_nh = np.empty((H if is_gru else 1, H + 1), dt)
-    cdef floating[::1] partial = np.empty(n_kb * GH * NZ if n_kb > 1 else 1, dt)
-    cdef floating[::1] peep_partial = np.empty(n_kb * 3 * H if peephole else 1, dt)
-    # Raw pointers: the buffers a cell does not use may be empty.
-    cdef const floating* hs_p = &hs[0, 0]
-    cdef const floating* cs_p = &cs[0, 0] if not is_gru else NULL
-    cdef const floating* h0_p = &h0[0, 0]
-    cdef const floating* c0_p = &c0[0, 0] if not is_gru else NULL
-    cdef const floating* dhs_p = &dhs[0, 0]
-    cdef const floating* peep_p = &peep[0, 0] if peephole else NULL
-    cdef floating* g_p = &gates[0, 0]
-    cdef floating* dh_p = &dh0[0, 0]
-    cdef floating* dc_p = &dc0[0, 0] if not is_gru else NULL
+    cdef Py_ssize_t n_kb = (N + KBLOCK - 1) // KBLOCK
+    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once. The GRU's product
+    # is [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:], so it packs the two parts.
+    cdef Py_ssize_t size_w = packed_size(<floating> 0, H, n_rz)
+    cdef Py_ssize_t size_wn = packed_size(<floating> 0, H, H) if is_gru else 0
+    # One malloc for the packed weights and every scratch buffer:
+    # z = [x | 1 | h(t-1)] (N, NZ), the weight-gradient blocks [dW_ih | db |
+    # dW_hh] (n_rz, NZ) and, for the GRU's n rows, (H, D+1) and (H, H+1),
+    # the partial sums of the k blocks and the peephole sums.
+    cdef Py_ssize_t size_part = n_kb * GH * NZ if n_kb > 1 else 1
+    cdef Py_ssize_t size_peep = n_kb * 3 * H if peephole else 1
+    cdef floating* buf = <floating*> malloc(
+        (size_w + size_wn + N * NZ + n_rz * NZ + (H * (D + 1) + H * (H + 1) if is_gru else 0)
+         + size_part + size_peep) * sizeof(floating))
     cdef Py_ssize_t* nsz = <Py_ssize_t*> malloc((2 * T + 1) * sizeof(Py_ssize_t))
-    if nsz == NULL:
+    if buf == NULL or nsz == NULL:
+        free(buf)
+        free(nsz)
         raise MemoryError()
+    cdef floating* wpack = buf
+    cdef floating* wpack_n = wpack + size_w if is_gru else wpack
+    cdef floating* z = wpack + size_w + size_wn
+    cdef floating* wcat = z + N * NZ
+    cdef floating* wcat_nx = wcat + n_rz * NZ
+    cdef floating* wcat_nh = wcat_nx + H * (D + 1)
+    cdef floating* partial = wcat_nx + (H * (D + 1) + H * (H + 1) if is_gru else 0)
+    cdef floating* peep_partial = partial + size_part
     cdef Py_ssize_t* offs = nsz + T
-
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
+    cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
+    cdef Py_ssize_t ci, b0, s, tp, na, mc, row, dr, r
+    cdef int nb, n_threads
     try:
         with nogil:
             _fill_steps(bs, T, B, nsz, offs)
+            pack(<int> H, <int> n_rz, w_hh, <int> H, False, wpack)
+            if is_gru:
+                pack(<int> H, <int> H, w_hh + 2 * H * H, <int> H, False, wpack_n)
             n_threads = _threads_for(n_chunks, max_thr)
             for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
                 b0 = ci * chunk
@@ -1099,66 +1152,67 @@ def backward_layer(int cell,
                     dr = row if dhs_full else b0
                     if is_gru:
                         if mc > 0:
-                            gru_step_backward(mc, H, S, g_p + row * S,
-                                              hs_p + (offs[tp] + b0) * H, dhs_p + dr * H,
-                                              dh_p + b0 * H)
+                            gru_step_backward(mc, H, S, g + row * S,
+                                              hs + (offs[tp] + b0) * H, dhs + dr * H,
+                                              dh + b0 * H)
                         if na > mc:
-                            gru_step_backward(na - mc, H, S, g_p + (row + mc) * S,
-                                              h0_p + (b0 + mc) * H, dhs_p + (dr + mc) * H,
-                                              dh_p + (b0 + mc) * H)
+                            gru_step_backward(na - mc, H, S, g + (row + mc) * S,
+                                              h0 + (b0 + mc) * H, dhs + (dr + mc) * H,
+                                              dh + (b0 + mc) * H)
                         # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
-                        packed_gemm(<int> na, <int> H, <int> (2 * H), g_p + row * S, <int> S,
-                                    wpack, dh_p + b0 * H, <int> H, True)
-                        packed_gemm(<int> na, <int> H, <int> H, g_p + row * S + 3 * H, <int> S,
-                                    wpack_n, dh_p + b0 * H, <int> H, True)
+                        packed_gemm(<int> na, <int> H, <int> (2 * H), g + row * S, <int> S,
+                                    wpack, dh + b0 * H, <int> H, True)
+                        packed_gemm(<int> na, <int> H, <int> H, g + row * S + 3 * H, <int> S,
+                                    wpack_n, dh + b0 * H, <int> H, True)
                     else:
                         if mc > 0:
-                            lstm_step_backward(mc, H, S, peephole, g_p + row * S, peep_p,
-                                               cs_p + (offs[tp] + b0) * H, dhs_p + dr * H,
-                                               dh_p + b0 * H, dc_p + b0 * H)
+                            lstm_step_backward(mc, H, S, peephole, g + row * S, peep,
+                                               cs + (offs[tp] + b0) * H, dhs + dr * H,
+                                               dh + b0 * H, dc + b0 * H)
                         if na > mc:
-                            lstm_step_backward(na - mc, H, S, peephole, g_p + (row + mc) * S,
-                                               peep_p, c0_p + (b0 + mc) * H,
-                                               dhs_p + (dr + mc) * H, dh_p + (b0 + mc) * H,
-                                               dc_p + (b0 + mc) * H)
+                            lstm_step_backward(na - mc, H, S, peephole, g + (row + mc) * S,
+                                               peep, c0 + (b0 + mc) * H,
+                                               dhs + (dr + mc) * H, dh + (b0 + mc) * H,
+                                               dc + (b0 + mc) * H)
                         # dh0[chunk] = da[t, chunk] @ w_hh
-                        packed_gemm(<int> na, <int> H, <int> GH, g_p + row * S, <int> S,
-                                    wpack, dh_p + b0 * H, <int> H, False)
+                        packed_gemm(<int> na, <int> H, <int> GH, g + row * S, <int> S,
+                                    wpack, dh + b0 * H, <int> H, False)
 
-            if want_dx:
+            if dx != NULL:
                 # dx = da @ w_ih over all N rows.
-                rows_gemm(N, <int> D, <int> GH, g_p, <int> S,
-                          &w_ih[0, 0], <int> D, &dx[0, 0], <int> D,
+                rows_gemm(N, <int> D, <int> GH, g, <int> S, w_ih, <int> D, dx, <int> D,
                           _threads_for((N + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
-            grad_operand(T, D, H, offs, nsz, reverse, &x[0, 0], h0_p, hs_p, &z[0, 0],
-                         _threads_for(T, max_thr))
+            grad_operand(T, D, H, offs, nsz, reverse, x, h0, hs, z, _threads_for(T, max_thr))
             # [dw_ih | db | dw_hh] = da^T @ [x | 1 | h(t-1)]: one pass over da.
             # The GRU's n rows differ: their hidden side has its own gradient
             # dahn (in the 4th slot), so they take [x | 1] from da_n and [1 | h]
             # from dahn, and no product is computed twice.
             n_threads = _threads_for(((n_rz + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-            grad_gemm(<int> n_rz, <int> NZ, N, g_p, <int> S, &z[0, 0],
-                      <int> NZ, &wcat[0, 0], &partial[0], n_threads)
+            grad_gemm(<int> n_rz, <int> NZ, N, g, <int> S, z, <int> NZ, wcat, partial,
+                      n_threads)
             if is_gru:
                 n_threads = _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-                grad_gemm(<int> H, <int> (D + 1), N, g_p + 2 * H, <int> S,
-                          &z[0, 0], <int> NZ, &wcat_nx[0, 0], &partial[0], n_threads)
-                grad_gemm(<int> H, <int> (H + 1), N, g_p + 3 * H, <int> S,
-                          &z[0, D], <int> NZ, &wcat_nh[0, 0], &partial[0], n_threads)
+                grad_gemm(<int> H, <int> (D + 1), N, g + 2 * H, <int> S, z, <int> NZ,
+                          wcat_nx, partial, n_threads)
+                grad_gemm(<int> H, <int> (H + 1), N, g + 3 * H, <int> S, z + D, <int> NZ,
+                          wcat_nh, partial, n_threads)
             for r in range(GH):
                 if r < n_rz:
                     # Both biases of a gate enter the same pre-activation.
-                    memcpy(&dw_ih[r, 0], &wcat[r, 0], D * sizeof(floating))
-                    db_ih[r] = wcat[r, D]
-                    db_hh[r] = wcat[r, D]
-                    memcpy(&dw_hh[r, 0], &wcat[r, D + 1], H * sizeof(floating))
+                    memcpy(dw_ih + r * D, wcat + r * NZ, D * sizeof(floating))
+                    db_ih[r] = wcat[r * NZ + D]
+                    db_hh[r] = wcat[r * NZ + D]
+                    memcpy(dw_hh + r * H, wcat + r * NZ + D + 1, H * sizeof(floating))
                 else:
-                    memcpy(&dw_ih[r, 0], &wcat_nx[r - n_rz, 0], D * sizeof(floating))
-                    db_ih[r] = wcat_nx[r - n_rz, D]
-                    db_hh[r] = wcat_nh[r - n_rz, 0]
-                    memcpy(&dw_hh[r, 0], &wcat_nh[r - n_rz, 1], H * sizeof(floating))
+                    memcpy(dw_ih + r * D, wcat_nx + (r - n_rz) * (D + 1), D * sizeof(floating))
+                    db_ih[r] = wcat_nx[(r - n_rz) * (D + 1) + D]
+                    db_hh[r] = wcat_nh[(r - n_rz) * (H + 1)]
+                    memcpy(dw_hh + r * H, wcat_nh + (r - n_rz) * (H + 1) + 1,
+                           H * sizeof(floating))
             if peephole:
-                peephole_grads(T, offs, nsz, reverse, H, g_p, S, cs_p, c0_p,
-                               &dpeep[0, 0], &peep_partial[0], _threads_for(n_kb, max_thr))
+                peephole_grads(T, offs, nsz, reverse, H, g, S, cs, c0, dpeep, peep_partial,
+                               _threads_for(n_kb, max_thr))
     finally:
+        free(buf)
         free(nsz)
+    return 0

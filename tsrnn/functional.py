@@ -286,15 +286,19 @@ def _validate_params(cell, params):
             raise ValueError(f"params for a {what} is missing {missing}")
         unexpected = sorted(set(params) - names)
         raise ValueError(f"params has keys that a {what} does not use: {unexpected}")
-    arrays = [np.asarray(params[name]) for name, _ in expected]
-    dtypes = {a.dtype for a in arrays}
-    if len(dtypes) != 1 or arrays[0].dtype not in (np.float32, np.float64):
-        raise ValueError(
-            "params must all have one dtype, float32 or float64; got "
-            f"{sorted(str(d) for d in dtypes)}"
-        )
+    # ndarrays as they are: np.asarray costs ~0.1 us even on one.
+    arrays = []
+    for name, _ in expected:
+        a = params[name]
+        arrays.append(a if type(a) is np.ndarray else np.asarray(a))
     dtype = arrays[0].dtype
+    not_float = dtype != np.float32 and dtype != np.float64
     for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
+        if not_float or a.dtype != dtype:
+            raise ValueError(
+                "params must all have one dtype, float32 or float64; got "
+                f"{sorted({str(a.dtype) for a in arrays})}"
+            )
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
         if not a.flags.c_contiguous:
@@ -472,12 +476,10 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
                                  h_n[i], c_n[i] if lstm else None, chunk, training,
                                  n_threads, batch_sizes, reverse)
             if training:
-                # What backward reads, as 2-D rows; its typed buffers want
-                # arrays, even empty.
+                # What backward reads; it wants arrays, even empty.
                 lay.h0, lay.c0 = h0[i], (c0[i] if lstm else no_c)
-                lay.inp = inp.reshape(rows, -1)
-                lay.hs, lay.gates = hs.reshape(rows, -1), gates.reshape(rows, -1)
-                lay.cs = cs.reshape(rows, -1) if lstm else np.empty((0, 0), dtype)
+                lay.inp, lay.hs, lay.gates = inp, hs, gates
+                lay.cs = cs if lstm else np.empty((0, 0), dtype)
                 lay.peep = np.array(lay.peep) if peephole else no_c
                 nbytes += hs.nbytes + lay.cs.nbytes + gates.nbytes
             # Both directions side by side, as torch lays out a bidirectional
@@ -566,10 +568,11 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
     num_layers = n_states // n_dirs
     lstm = _is_lstm(cell)
     if packing is None:
-        rows = time * batch
+        lead, rows = (time, batch), time * batch  # time-major (T, B, width) buffers
         batch_sizes = np.full(time, batch, np.intp)
     else:
-        rows, batch_sizes = packing.n_rows, packing.batch_sizes
+        lead, rows = (packing.n_rows,), packing.n_rows  # or packed (N, width)
+        batch_sizes = packing.batch_sizes
     if dout is None:
         # One step of zeros, which the kernel reads at every step.
         dhs = np.zeros((batch, hidden * n_dirs), dtype)
@@ -581,7 +584,7 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                 f"num_directions) = {(batch, time, hidden * n_dirs)}"
             )
         if packing is None:
-            dhs = _time_major(dout, dtype, "dout").reshape(rows, -1)
+            dhs = _time_major(dout, dtype, "dout")
         else:
             dhs = packing.pack(dout, dtype, "dout")
     # Copies: the kernels use these as running buffers and leave the gradient
@@ -597,7 +600,7 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
     cache.consumed = not retain_cache
     with _single_threaded_blas():
         for k in range(num_layers - 1, -1, -1):
-            d_in = layers[k * n_dirs].inp.shape[1]
+            d_in = layers[k * n_dirs].inp.shape[-1]
             want_dx = k > 0 or input_grad
             n_threads, chunk = _threading(batch, rows * gh * (d_in + hidden))
             dx = None
@@ -606,8 +609,8 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                 lay = layers[i]
                 # Each direction's share of the layer output's gradient.
                 dhs_d = dhs if n_dirs == 1 else np.ascontiguousarray(
-                    dhs[:, d * hidden:(d + 1) * hidden])
-                dx_d = np.empty((rows, d_in) if want_dx else (0, d_in), dtype)
+                    dhs[..., d * hidden:(d + 1) * hidden])
+                dx_d = np.empty(lead + (d_in,) if want_dx else (0, d_in), dtype)
                 # The kernel overwrites the gates with their gradients.
                 gates = lay.gates.copy() if retain_cache else lay.gates
                 g = {
@@ -633,14 +636,14 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                     # Both directions read the same input.
                     dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
             mask = layers[(k - 1) * n_dirs].mask if k > 0 else None
-            dhs = dx if mask is None else dx * mask.reshape(rows, -1)
+            dhs = dx if mask is None else dx * mask
 
     order = param_shapes(cell, cache.input_size, hidden, num_layers, n_dirs == 2)
     grads = {name: grads[name] for name in order}
     if not input_grad:
         dx = None
     elif packing is None:
-        dx = dhs.reshape(time, batch, -1).transpose(1, 0, 2)
+        dx = dhs.transpose(1, 0, 2)
     else:
         dx = packing.unpack(dhs, time)
     if packing is not None:
