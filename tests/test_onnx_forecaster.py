@@ -222,14 +222,18 @@ def test_gap_filling_cannot_be_exported(missing, frame):
 # networks): export it in _onnx_forecaster.py, or add it here if predict
 # does not use it.
 EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout",
-            "feature_names_in_", "n_outputs_", "quantiles_", "window_"}
+            "feature_names_in_", "n_outputs_", "quantiles_", "window_", "_calibration",
+            "_head_levels"}
+# _trackers: the offsets update() tracks for the kept contexts (a running
+# forecaster's state, not part of predict(X)); _context_lengths: rows seen.
 NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
+                  "_trackers", "_context_lengths",
                   "_random_state", "_schedule", "baseline_scores_", "best_loss_",
                   "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
                   "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
           "missing", "known_future", "series_id", "season", "baseline", "relative_inputs",
-          "learning_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "learning_rate", "calibration", "calibration_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
@@ -242,3 +246,16 @@ def test_exporter_knows_every_fitted_attribute(frame):
     assert not unknown, f"to_onnx does not know these fitted attributes: {sorted(unknown)}"
     new_params = set(f.get_params()) - PARAMS
     assert not new_params, f"to_onnx does not know these parameters: {sorted(new_params)}"
+
+
+@pytest.mark.parametrize("calibration", ["cqr", "split", None])
+def test_calibrated_bands_match_predict(calibration, frame):
+    # The band's conformal offsets (and, for "split", the single median head
+    # every quantile starts from) are stages of predict(X), so of the graph.
+    f = RNNForecaster(calibration=calibration, **BASE | RICH).fit(frame)
+    assert (f._calibration is None) == (calibration is None)
+    strong_head(f)
+    got = onnx_forecasts(f, frame)
+    assert_close(got, predicted(f, frame))
+    if calibration is not None:
+        assert np.abs(f._calibration.offsets).max() > 0  # the stage is not a no-op

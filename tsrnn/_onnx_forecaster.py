@@ -19,7 +19,11 @@ that reads the fitted forecaster and adds its nodes:
 4. :func:`add_corrections` - the network's outputs, ordered (step, target,
    quantile), added to the baseline;
 5. :func:`sort_quantiles` - the monotone rearrangement;
-6. :func:`unscale` - back to the targets' units.
+6. :func:`unscale` - back to the targets' units;
+7. :func:`calibrate` - the band's conformal offsets learned in fit, added
+   per (step, target, quantile), and the quantiles sorted again. These are
+   the offsets of ``predict(X)``; the offsets ``update()`` tracks for the
+   kept contexts belong to a running forecaster, not to its graph.
 
 A new stage of ``predict`` (calibration offsets, an average over networks)
 is one more function here, called in :func:`forecaster_model` at the place
@@ -76,6 +80,7 @@ def forecaster_model(f):
     Z = add_corrections(g, f, Z, base)
     Z = sort_quantiles(g, f, Z)
     Z = unscale(g, f, Z)
+    Z = calibrate(g, f, Z)
     n_t = len(layout.targets)
     shape = ["batch", h, n_t]
     if f.quantiles_ is None:
@@ -220,13 +225,21 @@ def network_inputs(g, f, A):
 # 4-6. Corrections, sorting, units (RNNForecaster._forecast)
 # ----------------------------------------------------------------------
 def add_corrections(g, f, Z, base):
-    """Network outputs (B, n_outputs) + baseline: (B, horizon, n_targets, n_q), float64."""
+    """Network outputs (B, n_outputs) + baseline: (B, horizon, n_targets, n_q), float64.
+
+    With ``calibration="split"`` the network has one output per (step,
+    target), the median, and every quantile starts from it.
+    """
     n_t = len(f._frame_layout.targets)
-    n_q = 1 if f.quantiles_ is None else len(f.quantiles_)
-    Z = g.op("Reshape", [g.cast(Z, DOUBLE, "raw_f64"), g.ints([0, f.horizon, n_t, n_q])],
+    n_heads = len(f._head_levels)
+    Z = g.op("Reshape", [g.cast(Z, DOUBLE, "raw_f64"), g.ints([0, f.horizon, n_t, n_heads])],
              "corrections")
     base = g.op("Unsqueeze", [base, g.ints([3], "axes")], "baseline_per_quantile")
-    return g.op("Add", [Z, base], "scaled_forecast")
+    Z = g.op("Add", [Z, base], "scaled_forecast")
+    if f.quantiles_ is not None and n_heads != len(f.quantiles_):
+        Z = g.op("Tile", [Z, g.ints([1, 1, 1, len(f.quantiles_)], "repeats")],
+                 "median_per_quantile")
+    return Z
 
 
 def sort_quantiles(g, f, Z):
@@ -236,6 +249,15 @@ def sort_quantiles(g, f, Z):
     values, _ = g.op("TopK", [Z, g.ints([len(f.quantiles_)], "k")], "sorted", n_outputs=2,
                      axis=-1, largest=0, sorted=1)
     return values
+
+
+def calibrate(g, f, Z):
+    """The band's offsets learned on held-out time (``_calibration.py``), then sorted."""
+    if getattr(f, "_calibration", None) is None:
+        return Z
+    Z = g.op("Add", [Z, g.const(f._calibration.offsets[None], "calibration_offsets")],
+             "calibrated")
+    return sort_quantiles(g, f, Z)
 
 
 def unscale(g, f, Z):
