@@ -302,3 +302,15 @@ def test_without_onnx_the_import_says_which_extra():
                           timeout=120, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'tsrnn[onnx]'" in proc.stdout
+
+
+@pytest.mark.parametrize("kw, y_shape, match", [
+    (dict(bidirectional=True), (6,), "does not export bidirectional models"),
+    ({}, (6, 4, 1), "does not export models with a target at every step"),
+])
+def test_models_the_graph_cannot_express_are_refused(kw, y_shape, match):
+    rng = np.random.RandomState(0)
+    model = RNNRegressor(hidden_layer_sizes=3, max_iter=1, random_state=0, **kw)
+    model.fit(rng.randn(6, 4, 2), rng.randn(*y_shape))
+    with pytest.raises(ValueError, match=match):
+        to_onnx(model)

@@ -107,9 +107,10 @@ def to_onnx(estimator):
     sklearn.exceptions.NotFittedError
         ``estimator`` is not fitted.
     ValueError
-        The fitted forecaster uses something the graph cannot express
-        (``missing="interpolate"`` or ``"mask"``: gap filling); the message
-        names it.
+        The fitted model uses something the graph cannot express: for the
+        forecaster ``missing="interpolate"`` or ``"mask"`` (gap filling), for
+        the regressor and classifier ``bidirectional=True`` or a target at
+        every step; the message names it.
     """
     if isinstance(estimator, RNNForecaster):
         from tsrnn._onnx_forecaster import forecaster_model
@@ -118,6 +119,13 @@ def to_onnx(estimator):
         return forecaster_model(estimator)
     if isinstance(estimator, (RNNRegressor, RNNClassifier)):
         check_is_fitted(estimator)
+        # Not exported yet; refused so that no graph answers differently
+        # from predict.
+        if estimator._directions == 2:
+            raise ValueError("to_onnx does not export bidirectional models yet.")
+        if estimator._per_step:
+            raise ValueError("to_onnx does not export models with a target at every "
+                             "step yet.")
         if isinstance(estimator, RNNClassifier):
             return _classifier_model(estimator)
         return _regressor_model(estimator)
