@@ -38,7 +38,6 @@ causally filled, to forecasts (B, horizon, n_targets) in the scaled units.
 import numpy as np
 import scipy.linalg
 from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error
 
 # Ridge penalties tried, relative to the mean squared feature value (inputs
 # are standardised, so the grid suits any data set).
