@@ -112,12 +112,21 @@ class LinearBaseline:
         extras = [self.anchor.describe()] + ["level"] * self.level + ["covariates"] * self.covariates
         return f"linear ({', '.join(extras)})"
 
-    def fit(self, X, Y):
-        """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t)."""
+    def fit(self, X, Y, sample_weight=None):
+        """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t).
+
+        ``sample_weight`` (B,) weighs the windows, as relative weights (see
+        ``_ridge_path``): weights that are all equal fit as no weights.
+        """
         F, _, T = self._design(X, Y)
         keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
-        scale = max(float(np.mean(F[keep] ** 2)), 1e-12)
-        model = Ridge(alpha=self.alpha * scale).fit(F[keep], T[keep])
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, np.float64)[keep]
+            w = None if np.all(w == w[0]) else w / np.mean(w)
+        scale = max(float(np.average(F[keep] ** 2, axis=0, weights=w).mean()
+                          if w is not None else np.mean(F[keep] ** 2)), 1e-12)
+        model = Ridge(alpha=self.alpha * scale).fit(F[keep], T[keep], sample_weight=w)
         self.coef_, self.intercept_ = model.coef_.T, model.intercept_
         return self
 
@@ -133,7 +142,7 @@ def _blocks(idx, values_per_row):
     return [idx[i : i + size] for i in range(0, len(idx), size)]
 
 
-def _ridge_path(probe, gather, targets, idx, n_inputs, alphas):
+def _ridge_path(probe, gather, targets, idx, n_inputs, alphas, weights=None):
     """Ridge fits of ``probe``'s form for every penalty, from streamed moments.
 
     The design matrix of a wide form (a week of ten sensors is 1,680
@@ -144,19 +153,42 @@ def _ridge_path(probe, gather, targets, idx, n_inputs, alphas):
     with an intercept (centred moments), as ``sklearn.linear_model.Ridge``
     computes it on a dense design with more rows than features.
 
+    ``weights`` (len(idx),), when given, weigh the windows (``sample_weight``
+    of their origins, scaled by the caller to a mean of 1 over the usable
+    windows): every moment is a weighted sum, the weighted least squares
+    with an intercept that ``Ridge.fit(sample_weight=...)`` solves. Scaled
+    to a mean of 1, weights are relative: the data term keeps the size it
+    has without weights, so the penalty grid (relative to the weighted mean
+    squared feature value) means the same, and weights that are all equal
+    give exactly the unweighted fit.
+
     Returns ``[(coef, intercept), ...]`` per penalty, or None when there
     are no more usable windows than coefficients.
     """
     n, sum_f, sum_t, gram, cross, sum_sq = 0, 0.0, 0.0, 0.0, 0.0, 0.0
-    for block in _blocks(idx, probe.window * n_inputs):
+    count = 0
+    for pos in _blocks(np.arange(len(idx)), probe.window * n_inputs):
+        block = idx[pos]
         F, _, T = probe._design(gather(probe.window, block), targets(block))
         keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
         F, T = F[keep], T[keep]
-        n += len(F)
-        sum_f, sum_t = sum_f + F.sum(axis=0), sum_t + T.sum(axis=0)
-        gram, cross = gram + F.T @ F, cross + F.T @ T
-        sum_sq += float(np.einsum("ij,ij->", F, F))
-    if n == 0 or n <= np.shape(gram)[0]:
+        count += len(F)
+        if weights is None:
+            n += len(F)
+            sum_f, sum_t = sum_f + F.sum(axis=0), sum_t + T.sum(axis=0)
+            gram, cross = gram + F.T @ F, cross + F.T @ T
+            sum_sq += float(np.einsum("ij,ij->", F, F))
+            continue
+        w = weights[pos][keep][:, None]
+        # sum_i w_i f_i f_i^T as (sqrt(w) F)^T (sqrt(w) F): one symmetric
+        # product, and with unit weights exactly the unweighted one.
+        root = np.sqrt(w)
+        Fr, Tr = F * root, T * root
+        n += float(np.sum(w))
+        sum_f, sum_t = sum_f + (F * w).sum(axis=0), sum_t + (T * w).sum(axis=0)
+        gram, cross = gram + Fr.T @ Fr, cross + Fr.T @ Tr
+        sum_sq += float(np.einsum("ij,ij->", Fr, Fr))
+    if count == 0 or count <= np.shape(gram)[0]:
         return None
     mean_f, mean_t = sum_f / n, sum_t / n
     gram -= n * np.outer(mean_f, mean_f)  # centred in place: it can be 20+ MB
@@ -180,7 +212,7 @@ def _ridge_path(probe, gather, targets, idx, n_inputs, alphas):
 
 
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
-                    seasonal_lags):
+                    seasonal_lags, weights=None):
     """The baseline with the least mean absolute error on held-out time.
 
     Candidates: persistence, seasonal naive (``seasonal_lags``, or None when
@@ -205,6 +237,12 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     windows : list of int
         Candidate window lengths.
     seasonal_lags : ndarray (horizon,) of int or None
+    weights : callable or None
+        ``weights(idx)`` gives the ``sample_weight`` of some origins (n,).
+        The linear candidates are then fitted by weighted least squares
+        (``_ridge_path``) and scored by the weighted mean absolute error,
+        each origin's errors counting with its weight, as in the network's
+        loss and validation score.
 
     Returns
     -------
@@ -224,8 +262,17 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     forms = [(anchor, level, cov) for anchor in lags for level in (False, True)
              for cov in (False, True) if cov is False or n_inputs > n_targets]
 
+    fit_weights = None
+    if weights is not None:
+        # Relative weights: a mean of 1 over the windows the fits can use.
+        fit_weights = weights(fit_idx).astype(np.float64)
+        usable = ~np.isnan(targets(fit_idx)).reshape(len(fit_idx), -1).any(axis=1)
+        if usable.any():
+            fit_weights = fit_weights / np.mean(fit_weights[usable])
+
     # Every candidate is scored in one pass over the held-out windows: the
-    # sum of absolute errors and the count of observed targets.
+    # sum of absolute errors and the count of observed targets (each
+    # weighted by its origin's weight, with weights).
     fitted = {}
     for window in windows:
         for anchor, level, covariates in forms:
@@ -233,7 +280,8 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
                 continue  # the window does not reach back a season
             probe = LinearBaseline(window, horizon, n_targets, lags[anchor], level,
                                    covariates, alpha=1.0)
-            path = _ridge_path(probe, gather, targets, fit_idx, n_inputs, _ALPHAS)
+            path = _ridge_path(probe, gather, targets, fit_idx, n_inputs, _ALPHAS,
+                               fit_weights)
             if path is None:
                 continue  # fewer windows than coefficients
             for alpha, (coef, intercept) in zip(_ALPHAS, path):
@@ -245,18 +293,30 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     for block in _blocks(val_idx, longest * n_inputs):
         Y = targets(block)
         observed = ~np.isnan(Y)
-        count += int(observed.sum())
+        if weights is None:
+            count += int(observed.sum())
+
+            def total(errors):
+                return float(errors[observed].sum())
+        else:
+            w = np.broadcast_to(weights(block).astype(np.float64)[:, None, None], Y.shape)
+            count += float(w[observed].sum())
+
+            def total(errors):
+                # In the errors' dtype, as without weights (unit weights then
+                # give exactly the unweighted sums).
+                return float((errors * w.astype(errors.dtype, copy=False))[observed].sum())
         X = gather(longest, block)
         for name, lag in lags.items():
             pred = LagBaseline(lag, longest)(X)
-            abs_error[(name, longest, None)] += float(np.abs(Y - pred)[observed].sum())
+            abs_error[(name, longest, None)] += total(np.abs(Y - pred))
         for window in windows:
             X = gather(window, block)
             for key, (probe, coef, intercept) in fitted.items():
                 if key[1] == window:
                     F, anchor = probe._design(X)
                     pred = anchor + (F @ coef + intercept).reshape(len(X), horizon, n_targets)
-                    abs_error[key] += float(np.abs(Y - pred)[observed].sum())
+                    abs_error[key] += total(np.abs(Y - pred))
     scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
