@@ -462,6 +462,10 @@ n_iter_, t_
             row order. With several series the weights belong to the rows
             of the long frame as given. Rows inserted by ``freq=`` for empty
             steps get weight 0, and a bin of several rows their mean weight.
+            A weight covers the forecast made at its row; the row's values
+            still enter the windows and horizons of other origins (to keep
+            bad values out of training, set them to NaN and use
+            ``missing="mask"``).
 
             The weights enter every error the fit minimises or compares:
             the network's loss (the weighted mean over a minibatch's

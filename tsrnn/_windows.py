@@ -27,6 +27,13 @@ for the origins asked for, so memory is O(data + batch). Origins never take
 windows across two series. The training targets are changes from the
 target's (scaled) value at the origin: the network corrects the persistence
 forecast (see ``_forecaster.py`` for why).
+
+Sample weights. ``sample_weight`` of fit is one weight per stacked row, the
+weight of the origin at that row (``FrameLayout.split_weights`` carries it
+through the split and the grid). ``fit_origins`` drops zero-weight origins
+as it drops origins without an observed target, so they are absent from
+training, validation, the baseline's choice and calibration; a training view
+gives the others' weights with every minibatch.
 """
 
 
