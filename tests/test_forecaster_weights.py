@@ -253,3 +253,36 @@ def test_no_held_out_weight_leaves_the_band_uncalibrated_without_early_stopping(
     with pytest.warns(UserWarning, match="sample_weight is zero throughout it"):
         f.fit(frame, sample_weight=w)
     assert f._calibration is None
+
+
+def test_weighted_ridge_baseline_is_ridge_on_the_weighted_windows():
+    # The streamed ridge (every candidate of baseline="auto") and the direct
+    # one (the fallback for data too short to hold out) against sklearn's
+    # Ridge(sample_weight=...), with the weights scaled to a mean of 1.
+    from sklearn.linear_model import Ridge
+
+    from tsrnn._baselines import LinearBaseline, _ridge_path
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6, 2))
+    Y = rng.normal(size=(300, 3, 1)) + X[:, -1:, :1]
+    w = rng.uniform(0.1, 3.0, size=300)
+    w[:50] = 0.0
+    base = LinearBaseline(6, 3, 1, np.zeros((3, 1), np.intp), level=True, covariates=True,
+                          alpha=0.3)
+    F, _, T = base._design(X, Y)
+    rel = w / w.mean()
+    scale = np.average(F**2, axis=0, weights=rel).mean()
+    ref = Ridge(alpha=0.3 * scale).fit(F, T, sample_weight=rel)
+    direct = LinearBaseline(6, 3, 1, np.zeros((3, 1), np.intp), True, True, 0.3).fit(
+        X, Y, sample_weight=w)
+    np.testing.assert_allclose(direct.coef_, ref.coef_.T, rtol=1e-6, atol=1e-10)
+    idx = np.arange(300)
+    [(coef, intercept)] = _ridge_path(base, lambda _, i: X[i], lambda i: Y[i], idx, 2,
+                                      [0.3], weights=rel)
+    np.testing.assert_allclose(coef, ref.coef_.T, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(intercept, ref.intercept_, rtol=1e-6, atol=1e-10)
+    # Equal weights are no weights.
+    same = LinearBaseline(6, 3, 1, np.zeros((3, 1), np.intp), True, True, 0.3)
+    np.testing.assert_array_equal(same.fit(X, Y, np.full(300, 2.5)).coef_,
+                                  direct.fit(X, Y).coef_)

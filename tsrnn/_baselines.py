@@ -123,7 +123,7 @@ class LinearBaseline:
         w = None
         if sample_weight is not None:
             w = np.asarray(sample_weight, np.float64)[keep]
-            w = None if np.all(w == w[0]) else w / np.mean(w)
+            w = None if not len(w) or np.all(w == w[0]) else w / np.mean(w)
         scale = max(float(np.average(F[keep] ** 2, axis=0, weights=w).mean()
                           if w is not None else np.mean(F[keep] ** 2)), 1e-12)
         model = Ridge(alpha=self.alpha * scale).fit(F[keep], T[keep], sample_weight=w)
