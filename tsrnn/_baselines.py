@@ -293,30 +293,23 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     for block in _blocks(val_idx, longest * n_inputs):
         Y = targets(block)
         observed = ~np.isnan(Y)
+        w = None
         if weights is None:
             count += int(observed.sum())
-
-            def total(errors):
-                return float(errors[observed].sum())
         else:
             w = np.broadcast_to(weights(block).astype(np.float64)[:, None, None], Y.shape)
             count += float(w[observed].sum())
-
-            def total(errors):
-                # In the errors' dtype, as without weights (unit weights then
-                # give exactly the unweighted sums).
-                return float((errors * w.astype(errors.dtype, copy=False))[observed].sum())
         X = gather(longest, block)
         for name, lag in lags.items():
             pred = LagBaseline(lag, longest)(X)
-            abs_error[(name, longest, None)] += total(np.abs(Y - pred))
+            abs_error[(name, longest, None)] += _total(np.abs(Y - pred), observed, w)
         for window in windows:
             X = gather(window, block)
             for key, (probe, coef, intercept) in fitted.items():
                 if key[1] == window:
                     F, anchor = probe._design(X)
                     pred = anchor + (F @ coef + intercept).reshape(len(X), horizon, n_targets)
-                    abs_error[key] += total(np.abs(Y - pred))
+                    abs_error[key] += _total(np.abs(Y - pred), observed, w)
     scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
@@ -327,6 +320,17 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
                               alpha)
     baseline.coef_, baseline.intercept_ = coef, intercept
     return baseline, window, scores
+
+
+def _total(errors, observed, weights=None):
+    """Sum of the observed errors, each times its weight when there are weights.
+
+    The products are in the errors' dtype, as the plain sum is, so unit
+    weights give exactly the unweighted sum.
+    """
+    if weights is not None:
+        errors = errors * weights.astype(errors.dtype, copy=False)
+    return float(errors[observed].sum())
 
 
 def evenly_spaced(n, at_most=MAX_FIT_WINDOWS):

@@ -453,8 +453,9 @@ n_iter_, t_
 
         sample_weight : Series, array-like of shape (n_rows,) or float, default=None
             Weight of each row of X as a forecast origin: the forecast made
-            after that row (from the ``window`` rows ending there) counts
-            with this weight, with scikit-learn's semantics (validated by
+            at that row (from the ``window`` rows ending there, of the
+            ``horizon`` rows after it) counts with this weight, with
+            scikit-learn's semantics (validated by
             ``_check_sample_weight``: finite, non-negative, not all zero). A
             Series is aligned to X's index by label (its extra labels are
             ignored; a row of X without a label, or an index with duplicated
