@@ -8,6 +8,7 @@ afterwards. The outputs are corrections to the learned baseline's forecast
 (``_baselines.py``), in scaled units.
 """
 import numpy as np
+import pandas as pd
 
 
 class ForecastHeads:
@@ -67,15 +68,27 @@ class ForecastHeads:
             return 0
         return int(np.argmin(np.abs(self.quantiles_ - 0.5)))
 
-    def _forecast_columns(self, Z):
-        """{column: values} of one series' forecast Z (horizon, n_targets, n_q)."""
-        columns = {}
+    def _forecast_columns(self):
+        """(names, target index, quantile index) of the forecast frame's columns.
+
+        Per target: the target's name (the median when 0.5 is a quantile,
+        the mean without quantiles), then ``f"{target}_q{q:g}"`` per quantile.
+        """
+        names, targets, heads = [], [], []
         for j, target in enumerate(self._frame_layout.targets):
             if self.quantiles_ is None:
-                columns[target] = Z[:, j, 0]
+                names.append(target), targets.append(j), heads.append(0)
                 continue
             if np.any(self.quantiles_ == 0.5):
-                columns[target] = Z[:, j, int(np.flatnonzero(self.quantiles_ == 0.5)[0])]
+                names.append(target), targets.append(j)
+                heads.append(int(np.flatnonzero(self.quantiles_ == 0.5)[0]))
             for k, q in enumerate(self.quantiles_):
-                columns[f"{target}_q{q:g}"] = Z[:, j, k]
-        return columns
+                names.append(f"{target}_q{q:g}"), targets.append(j), heads.append(k)
+        return names, targets, heads
+
+    def _forecast_frame(self, Z, index):
+        """One series' forecast Z (horizon, n_targets, n_q) as a frame on ``index``."""
+        names, targets, heads = self._forecast_columns()
+        # One 2-D array, not a dict of columns: a frame built column by
+        # column took longer than a streamed forecast (issue 13).
+        return pd.DataFrame(Z[:, targets, heads], index=index, columns=names)
