@@ -20,7 +20,12 @@ from tsrnn import RNNForecaster
 from tsrnn import _stream_context
 from tsrnn.exceptions import InputError
 
-RTOL = 1e-10
+# float32 models (the default): the network may round a window cut from the
+# kept rows and one gathered into a new array differently in the last bit
+# (SIMD paths depend on alignment), hence the usual float32 tolerance;
+# float64 models are held to 1e-10.
+RTOL = 1e-6
+RTOL64 = 1e-10
 
 
 @pytest.fixture(autouse=True)
@@ -55,18 +60,18 @@ def offsets(f):
             for key, t in f._trackers.items()}
 
 
-def assert_same_stream(fast, slow):
+def assert_same_stream(fast, slow, rtol):
     for a, b in zip(fast, slow, strict=True):
-        pd.testing.assert_frame_equal(a, b, rtol=RTOL, atol=0)
+        pd.testing.assert_frame_equal(a, b, rtol=rtol, atol=0)
 
 
-def assert_same_offsets(a, b):
+def assert_same_offsets(a, b, rtol):
     assert a.keys() == b.keys()
     for key in a:
-        np.testing.assert_allclose(a[key][0], b[key][0], rtol=RTOL, atol=0)
+        np.testing.assert_allclose(a[key][0], b[key][0], rtol=rtol, atol=1e-12)
         assert a[key][1].keys() == b[key][1].keys()
         for o in a[key][1]:
-            np.testing.assert_allclose(a[key][1][o], b[key][1][o], rtol=RTOL, atol=0)
+            np.testing.assert_allclose(a[key][1][o], b[key][1][o], rtol=rtol, atol=0)
 
 
 def fast_and_general(monkeypatch, fitted, frame, chunks, future=None):
@@ -77,9 +82,10 @@ def fast_and_general(monkeypatch, fitted, frame, chunks, future=None):
     with monkeypatch.context() as m:
         general_path(m)
         want = stream(slow, frame, chunks, future)
-    assert_same_stream(got, want)
+    rtol = RTOL64 if fitted.dtype == np.float64 else RTOL
+    assert_same_stream(got, want, rtol)
     if hasattr(fast, "_trackers"):
-        assert_same_offsets(offsets(fast), offsets(slow))
+        assert_same_offsets(offsets(fast), offsets(slow), rtol)
     return fast, got
 
 
@@ -102,9 +108,10 @@ def test_stream_equals_general_path_and_batch(monkeypatch, quantiles, calibratio
         f, got = fast_and_general(monkeypatch, fitted, frame, chunks)
         if f._tracks():
             continue  # the tracked band moves away from predict(X)'s fit offsets
+        rtol = RTOL64 if dtype == np.float64 else RTOL
         for rows, forecast in zip(chunks, got):
             history = frame.iloc[: rows.stop]
-            pd.testing.assert_frame_equal(forecast, f.predict(history), rtol=RTOL, atol=0)
+            pd.testing.assert_frame_equal(forecast, f.predict(history), rtol=rtol, atol=0)
 
 
 def test_tracked_band_equals_backtest_replay():

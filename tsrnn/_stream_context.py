@@ -54,15 +54,16 @@ class SeriesContext:
     inputs : ndarray (n, n_inputs) of the model dtype
         The rows encoded (``Encoder.encode_rows``); valid for rows without
         a gap only.
-    last : Timestamp
-        Timestamp of the last row.
+    last : Timestamp or DatetimeIndex
+        Timestamp of the last row, or an index ending with it (read when
+        needed: making a Timestamp costs as much as encoding a row).
     layout : FrameLayout
     name : the time index's name
     index_dtype : dtype of the time index (its unit and time zone)
     """
 
     def __init__(self, raw, inputs, last, layout, name, index_dtype):
-        self.raw, self.inputs, self.last = raw, inputs, last
+        self.raw, self.inputs, self._last = raw, inputs, last
         self.layout, self.name, self.index_dtype = layout, name, index_dtype
         self.gaps = np.isnan(raw).any(axis=1)
 
@@ -76,6 +77,13 @@ class SeriesContext:
         index = frame.index
         return cls(raw, encoder.encode_rows(raw), index[-1], encoder.layout, index.name,
                    index.dtype)
+
+    @property
+    def last(self):
+        """Timestamp of the last row."""
+        if isinstance(self._last, pd.DatetimeIndex):
+            self._last = self._last[-1]
+        return self._last
 
     def __len__(self):
         return len(self.raw)
@@ -100,8 +108,14 @@ class SeriesContext:
         """The last n rows."""
         if len(self) <= n:
             return self
-        return SeriesContext(self.raw[-n:], self.inputs[-n:], self.last, self.layout,
+        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.layout,
                              self.name, self.index_dtype)
+
+    def last_value(self, unit):
+        """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
+        if isinstance(self._last, pd.DatetimeIndex) and self._last.unit == unit:
+            return int(self._last.asi8[-1])
+        return self.last.as_unit(unit).value
 
     def clean(self, first, last):
         """Whether rows first .. last (positions) have no missing value."""
@@ -144,10 +158,13 @@ class StreamingContext:
                 or index.dtype != ctx.index_dtype
                 or X.columns.tolist() != names.tolist()):
             return None
-        step = pd.Timedelta(layout.offset).as_unit(index.unit).value
         stamps = index.asi8
-        last = ctx.last.as_unit(index.unit).value
-        if not np.array_equal(stamps, last + step * np.arange(1, len(stamps) + 1)):
+        step = pd.Timedelta(layout.offset).as_unit(index.unit).value
+        last = ctx.last_value(index.unit)
+        if len(stamps) == 1:
+            if stamps[0] != last + step:
+                return None
+        elif not np.array_equal(stamps, last + step * np.arange(1, len(stamps) + 1)):
             return None
         try:
             if layout.columns == names.tolist():
@@ -156,9 +173,10 @@ class StreamingContext:
                 raw = X[layout.columns].to_numpy(np.float64)
         except (TypeError, ValueError):
             return None  # e.g. a nullable column holding pd.NA
-        if not self._encoder.in_range(raw):
+        inputs = self._encoder.encode_rows(raw, checked=True)
+        if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
-        grown = ctx.appended(raw, self._encoder.encode_rows(raw), index[-1])
+        grown = ctx.appended(raw, inputs, index)
         return {None: (grown, len(ctx))}
 
     def _ingest(self, X):
@@ -199,7 +217,10 @@ class StreamingContext:
         if all(ctx.clean(min(o) - w + 1, max(o)) for _, ctx, o, _ in items):
             parts = []
             for _, ctx, origins, future in items:
-                X = np.stack([ctx.inputs[p - w + 1 : p + 1] for p in origins])
+                if len(origins) == 1:
+                    X = ctx.inputs[None, origins[0] - w + 1 : origins[0] + 1]
+                else:
+                    X = np.stack([ctx.inputs[p - w + 1 : p + 1] for p in origins])
                 if future is not None:
                     # The future rows as ForecastWindows gathers them: zeros
                     # in the past columns, the known values, the flag set.
@@ -208,7 +229,8 @@ class StreamingContext:
                     block = np.broadcast_to(block.astype(X.dtype), (len(X),) + block.shape)
                     X = np.concatenate([X, block], axis=1)
                 parts.append(X)
-            return GatheredWindows(np.concatenate(parts), self._baseline)
+            X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return GatheredWindows(X, self._baseline)
         records = [self._encoder.encode(ctx.frame(), key, fitting=False, future=future)
                    for key, ctx, _, future in items]
         A, offsets, causal = stack_inference(records, self._frame_layout.n_past)

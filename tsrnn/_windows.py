@@ -131,22 +131,22 @@ class Encoder:
         block[:, n_past:-1] = scaled
         return block
 
-    def encode_rows(self, raw):
+    def encode_rows(self, raw, checked=False):
         """Model inputs (n, n_inputs) of rows without gaps, one row at a time.
 
         Row for row what :meth:`encode` gives a frame whose rows are all
         observed (scaled, + the future flag column); streaming encodes only
-        the new rows with it. The caller checks the range.
+        the new rows with it. With ``checked``, None when a value is not
+        finite or standardises beyond the dtype (the caller then takes the
+        path that names it); otherwise the caller checks the range.
         """
-        A = (raw - self.scaler.mean_) / self.scaler.scale_
+        scaled = (raw - self.scaler.mean_) / self.scaler.scale_
+        if checked and not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
+            return None
+        A = np.nan_to_num(scaled)
         if self.layout.known:
             A = np.hstack([A, np.zeros((len(A), 1))])
         return A.astype(self.dtype, copy=False)
-
-    def in_range(self, raw):
-        """Whether rows of raw values are finite and standardise within the dtype."""
-        scaled = (raw - self.scaler.mean_) / self.scaler.scale_
-        return bool(np.all(np.abs(scaled) <= np.finfo(self.dtype).max))
 
     def check_range(self, scaled, raw, index, what, first=0):
         """Raise for inf, or values that standardise beyond the model's dtype.
