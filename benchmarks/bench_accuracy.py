@@ -494,6 +494,9 @@ def parse_args(argv):
     ap.add_argument("--json", metavar="PATH", help="write every number and the run's context here")
     ap.add_argument("--compare", metavar="PATH.json",
                     help="print this run's tsrnn next to the peers stored in PATH.json")
+    ap.add_argument("--report", metavar="PATH.json",
+                    help="run nothing: print the tables of a stored run (also one cut "
+                         "short: the JSON is saved after every dataset)")
     args = ap.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     unknown = [m for m in args.models if m not in MODELS]
@@ -535,8 +538,31 @@ def describe(task):
     }
 
 
+def report(path, markdown=None):
+    """The tables of the run stored at ``path``, for the datasets it completed."""
+    with open(path) as f:
+        record = json.load(f)
+    results, meta = record["results"], record["meta"]
+    emit = Report()
+    emit(f"# bench_accuracy.py, stored run of {meta['date']} (commit {meta['commit']})")
+    emit()
+    emit(f"Command: `{meta['command']}`" + ("" if meta.get("complete") else
+         f"; cut short after {len(results)} dataset(s)"))
+    emit()
+    by_group = {}
+    for name in results:
+        by_group.setdefault(data.GROUP_OF[name], []).append(data.load(name))
+    for group, tasks in by_group.items():
+        group_report(emit, group, tasks, results, meta["models"])
+    if markdown:
+        emit.save(markdown)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.report:
+        return report(args.report, args.markdown)
     with limit_threads(args.threads):
         return run(args)
 

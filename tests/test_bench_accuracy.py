@@ -146,3 +146,11 @@ def test_cli_heartrate_baselines_and_tsrnn(tmp_path):
                   {"suite": ["heartrate"]})
     text = "\n".join(lines)
     assert "NOT THE SAME RUN" in text and "| heartrate |" in text and "WARNING" not in text
+
+    # --report: the stored run's tables again, without running anything.
+    again = run_cli("--report", str(record))
+    assert "stored run of" in again and "cut short" not in again
+    summary = again[again.index("### Summary"):]
+    tsrnn_row = next(line for line in summary.splitlines() if line.startswith("| tsrnn |"))
+    ratio = res["tsrnn"]["runs"][0]["ratio_seasonal_naive"]
+    assert f"{ratio:.3f}" in tsrnn_row
