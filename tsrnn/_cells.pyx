@@ -178,12 +178,43 @@ CELL_PEEPHOLE = PEEPHOLE
 
 
 def openmp_enabled():
-    """True when the kernels were compiled with OpenMP."""
+    """True when the kernels were compiled with OpenMP.
+
+    Without OpenMP (a source build whose compiler lacks it, or
+    ``TSRNN_NO_OPENMP=1``) every kernel runs on one thread. The wheels are
+    built with OpenMP.
+
+    Returns
+    -------
+    enabled : bool
+
+    Examples
+    --------
+    >>> import tsrnn
+    >>> tsrnn.openmp_enabled() in (True, False)
+    True
+    """
     return bool(tsrnn_openmp())
 
 
 def max_threads():
-    """Threads the next kernel call may use (omp_get_max_threads)."""
+    """Threads the next kernel call may use (``omp_get_max_threads``).
+
+    Read at call time, so ``OMP_NUM_THREADS`` and threadpoolctl's
+    ``threadpool_limits(n, user_api="openmp")`` govern it; 1 without OpenMP.
+
+    Returns
+    -------
+    n_threads : int
+
+    Examples
+    --------
+    >>> import tsrnn
+    >>> from threadpoolctl import threadpool_limits
+    >>> with threadpool_limits(1, user_api="openmp"):
+    ...     print(tsrnn.max_threads())
+    1
+    """
     return tsrnn_max_threads()
 
 

@@ -65,7 +65,14 @@ _DEFAULT_QUANTILES = "0.1,0.5,0.9"
 
 
 class UsageError(InputError):
-    """A problem with the CSV or the options: reported in one line, exit 2."""
+    """A problem with the CSV or the options: reported in one line, exit 2.
+
+    Examples
+    --------
+    >>> from tsrnn.cli import main
+    >>> main(["forecast", "no-such-file.csv"])
+    2
+    """
 
 
 # --------------------------------------------------------------------------
@@ -622,6 +629,25 @@ def main(argv=None):
 
     0 on success, 2 for bad input or options, 1 when training fails; any
     other error propagates with its traceback (Python exits with 1).
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        The exit status.
+
+    Examples
+    --------
+    The ``tsrnn`` console script and ``python -m tsrnn`` call this; from
+    Python, pass the arguments as a list:
+
+    >>> from tsrnn.cli import main
+    >>> main(["forecast", "--max-iter", "1", "--out", "forecast.csv"])  # doctest: +SKIP
+    0
     """
     parser = build_parser()
     args = parser.parse_args(argv)
