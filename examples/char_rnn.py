@@ -1,4 +1,5 @@
-"""Next-letter prediction and text sampling, in the spirit of min-char-rnn.
+"""Next-letter prediction and text sampling, in the spirit of min-char-rnn
+=======================================================================
 
 The text is a character stream: row t is the one-hot code of character t, and
 its label is character t + 1. RNNClassifier reads the 25 characters ending at
@@ -7,6 +8,8 @@ one. Sampling feeds the model's own output back in, one character at a time.
 
 The text is the opening of Lewis Carroll's "Alice's Adventures in
 Wonderland" (1865), which is in the public domain.
+
+Run it::
 
     python examples/char_rnn.py           # about a minute on 2 cores
     python examples/char_rnn.py --quick   # seconds, for smoke tests
@@ -115,6 +118,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     main(parser.parse_args().quick)
