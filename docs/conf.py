@@ -17,6 +17,7 @@ The documentation follows the code rather than copying it:
 """
 import os
 import sys
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -70,6 +71,12 @@ numpydoc_validation_exclude = {
 
 # -- Gallery -----------------------------------------------------------------
 _torch = find_spec("torch") is not None
+if os.environ.get("TSRNN_DOCS_FULL") != "1":
+    # --quick trains for two or three epochs, which never converge; the
+    # warning would fill the gallery's output with noise.
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
 sphinx_gallery_conf = {
     "examples_dirs": str(DOCS.parent / "examples"),
     "gallery_dirs": "auto_examples",
