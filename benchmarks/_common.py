@@ -252,3 +252,42 @@ def print_slowing_env_warning():
     if warn:
         print(warn, flush=True)
     return warn
+
+
+# ---------------------------------------------------------------- memory
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss():
+    """Resident set size of this process, bytes."""
+    try:
+        return _status_kb("VmRSS") * 1024
+    except (OSError, KeyError):  # not Linux: psutil if present
+        import psutil
+        return psutil.Process().memory_info().rss
+
+
+def reset_peak_rss():
+    """Reset the peak-RSS mark to the current RSS; False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss():
+    """Peak RSS of this process since start or reset_peak_rss(), bytes."""
+    try:
+        return _status_kb("VmHWM") * 1024
+    except (OSError, KeyError):
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kb * (1 if sys.platform == "darwin" else 1024)  # macOS reports bytes

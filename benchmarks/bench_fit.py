@@ -85,6 +85,7 @@ try:
     import tsrnn
     import tsrnn._base as tsrnn_base
     import tsrnn._data as tsrnn_data
+    import tsrnn._network as tsrnn_network
     import tsrnn.functional as tsrnn_functional
     from tsrnn import RNNRegressor
 except ImportError as exc:
@@ -491,8 +492,8 @@ def profile_epoch(cfg, cell, threads):
         t = _Timers()
         t.wrap(cells, "forward_layer", "forward_layer")
         t.wrap(cells, "backward_layer", "backward_layer")
-        t.wrap(tsrnn_base, "rnn_forward", "rnn_forward")
-        t.wrap(tsrnn_base, "rnn_backward", "rnn_backward")
+        t.wrap(tsrnn_network, "rnn_forward", "rnn_forward")
+        t.wrap(tsrnn_network, "rnn_backward", "rnn_backward")
         t.wrap_context(tsrnn_functional, "_single_threaded_blas", "blas limit")
         t.wrap(tsrnn_functional, "_time_major", "_time_major")
         t.wrap(tsrnn_functional, "_validate_params", "_validate_params")

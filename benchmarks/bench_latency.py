@@ -12,8 +12,9 @@ What it does, in order:
      (with its ``P`` input for the peephole cell) or ``GRU`` with
      ``linear_before_reset=1``, which is torch's and tsrnn's placement of the
      reset gate. The weights are converted to ONNX's gate order (LSTM i, o,
-     f, c; GRU z, r, h) as graph initializers, which onnxruntime may prepack
-     once when the session is created;
+     f, c; GRU z, r, h) by ``tsrnn._onnx_graph.layer_weights``, the
+     conversion ``tsrnn.onnx.to_onnx`` uses, as graph initializers, which
+     onnxruntime may prepack once when the session is created;
    - torch: ``nn.LSTM`` / ``nn.GRU`` under ``torch.inference_mode()``. torch
      has no peephole LSTM, so the peephole rows time its plain LSTM, as a
      stand-in (as bench_cells.py does);
@@ -71,6 +72,10 @@ try:
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
+    # The weight conversion and the operator are the library's, as
+    # tsrnn.onnx.to_onnx exports them.
+    from tsrnn._onnx_graph import OPSET, layer_weights, recurrent_node
 except ImportError:
     onnx = ort = None
 
@@ -82,11 +87,6 @@ CELLS = ("lstm", "gru", "peephole")
 SIZES = ((1, 48, 4, 32), (1, 168, 8, 64), (1, 24, 13, 32), (64, 48, 4, 32))
 QUICK_SIZES = ((1, 12, 3, 8),)
 TOL = 1e-4
-
-# torch's gate blocks in ONNX's order: LSTM [i, o, f, c] from torch's
-# [i, f, g, o]; GRU [z, r, h] from torch's [r, z, n].
-ONNX_BLOCKS = {"lstm": (0, 3, 1, 2), "peephole": (0, 3, 1, 2), "gru": (1, 0, 2)}
-
 
 def fmt_size(size):
     return "{},{},{},{}".format(*size)
@@ -102,33 +102,17 @@ def parse_size(text):
 # ---------------------------------------------------------------- contenders
 
 
-def onnx_blocks(a, cell, hidden):
-    """Reorder the gate blocks (along axis 0) of a torch-layout array for ONNX."""
-    return np.concatenate([a[b * hidden:(b + 1) * hidden] for b in ONNX_BLOCKS[cell]])
-
-
 def onnx_model(cell, params, inp, hidden):
-    """A one-operator ONNX graph holding ``params`` as initializers."""
-    op = "GRU" if cell == "gru" else "LSTM"
-    w = onnx_blocks(params["weight_ih_l0"], cell, hidden)[None]
-    r = onnx_blocks(params["weight_hh_l0"], cell, hidden)[None]
-    b = np.concatenate([onnx_blocks(params["bias_ih_l0"], cell, hidden),
-                        onnx_blocks(params["bias_hh_l0"], cell, hidden)])[None]
-    inits = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
-             for a, name in ((w, "W"), (r, "R"), (b, "B"))]
-    inputs = ["X", "W", "R", "B"]
-    if cell == "peephole":
-        # ONNX's P is [p_i, p_o, p_f]; tsrnn's weight_ci/cf/co act as the same
-        # terms (i and f on c(t-1), o on c(t)).
-        p = np.concatenate([params["weight_ci_l0"], params["weight_co_l0"],
-                            params["weight_cf_l0"]])[None]
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(p, np.float32), "P"))
-        inputs += ["", "", "", "P"]  # sequence_lens, initial_h, initial_c: absent
-    outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
-    attrs = dict(hidden_size=hidden)
-    if op == "GRU":
-        attrs["linear_before_reset"] = 1
-    node = helper.make_node(op, inputs, outputs, **attrs)
+    """A one-operator ONNX graph holding ``params`` as initializers.
+
+    Its input X is time-major (T, B, D) and its outputs are the operator's
+    own, Y (T, 1, B, H), Y_h and Y_c, so nothing but the recurrent layer is
+    timed.
+    """
+    weights = layer_weights(cell, params, 0)
+    inits = [numpy_helper.from_array(a, name) for name, a in weights.items()]
+    outputs = ["Y", "Y_h"] + (["Y_c"] if cell != "gru" else [])
+    node = recurrent_node(cell, ["X", *weights], outputs, hidden)
     graph = helper.make_graph(
         [node], f"tsrnn_{cell}",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", inp])],
@@ -137,7 +121,7 @@ def onnx_model(cell, params, inp, hidden):
          for o in outputs],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
     return model
 

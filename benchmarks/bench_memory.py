@@ -61,7 +61,15 @@ import time
 from collections import namedtuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Report, cpu_model, print_slowing_env_warning, usable_cores  # noqa: E402
+from _common import (  # noqa: E402
+    Report,
+    cpu_model,
+    peak_rss,
+    print_slowing_env_warning,
+    reset_peak_rss,
+    rss,
+    usable_cores,
+)
 
 MB = 1e6
 Config = namedtuple("Config", "name cell batch window features hidden rows")
@@ -100,7 +108,7 @@ def data_bytes(cfg):
 def step_model(cfg):
     """Arrays alive at the end of rnn_backward, by reading the code.
 
-    Sizes in bytes, for tsrnn/_base.py _loss_grad -> _forward_stack /
+    Sizes in bytes, for tsrnn/_network.py _loss_grad -> _forward_stack /
     rnn_forward -> rnn_backward with one layer, no dropout and the loss on
     the last step, plus the two arrays fit keeps for the whole epoch. A model
     of the code, not a measurement: the table prints it next to the measured
@@ -130,41 +138,6 @@ def step_model(cfg):
 # ---------------------------------------------------------------- child
 
 
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _rss():
-    try:
-        return _status_kb("VmRSS") * 1024
-    except (OSError, KeyError):  # not Linux: psutil if present
-        import psutil
-        return psutil.Process().memory_info().rss
-
-
-def _reset_peak():
-    """Reset the peak-RSS mark to the current RSS; False where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak():
-    try:
-        return _status_kb("VmHWM") * 1024
-    except (OSError, KeyError):
-        import resource
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return kb * (1 if sys.platform == "darwin" else 1024)  # macOS reports bytes
-
-
 def child(cfg, threads, use_tracemalloc):
     import gc
     import warnings
@@ -184,18 +157,18 @@ def child(cfg, threads, use_tracemalloc):
                             batch_size=batch, max_iter=1, early_stopping=False,
                             shuffle=True, random_state=0)
 
-    rss_start = _rss()
+    rss_start = rss()
     rng = np.random.default_rng(0)
     Xw = rng.standard_normal((64, cfg.features), dtype=np.float32)
     estimator(4, 4, 8).fit(Xw, Xw[:, 0].copy())  # warm up the runtimes (see docstring)
     del Xw
     gc.collect()
-    rss_imports = _rss()
+    rss_imports = rss()
 
     X = rng.standard_normal((cfg.rows, cfg.features), dtype=np.float32)
     y = rng.standard_normal(cfg.rows, dtype=np.float32)
     gc.collect()
-    rss_data = _rss()
+    rss_data = rss()
 
     est = estimator(cfg.window, cfg.hidden, cfg.batch)
     traced = None
@@ -203,12 +176,12 @@ def child(cfg, threads, use_tracemalloc):
         import tracemalloc
         tracemalloc.start()
         before, _ = tracemalloc.get_traced_memory()
-    reset = _reset_peak()
-    peak_before = _peak()
+    reset = reset_peak_rss()
+    peak_before = peak_rss()
     t0 = time.perf_counter()
     est.fit(X, y)
     seconds = time.perf_counter() - t0
-    peak = _peak()
+    peak = peak_rss()
     if use_tracemalloc:
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()

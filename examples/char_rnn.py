@@ -1,17 +1,25 @@
-"""Next-letter prediction and text sampling, in the spirit of min-char-rnn
-=======================================================================
+"""Next-letter prediction and text sampling: the classic char-RNN, letter by letter
+================================================================================
 
-The text is a character stream: row t is the one-hot code of character t, and
-its label is character t + 1. RNNClassifier reads the 25 characters ending at
-each row (the ``seq_length`` of Karpathy's min-char-rnn) and predicts the next
-one. Sampling feeds the model's own output back in, one character at a time.
+The text is cut into a few long sequences of characters, read side by side
+as one minibatch (Karpathy's char-rnn). Step t of a sequence is the one-hot
+code of a character and its label is the next character, so y has a label at
+every step and RNNClassifier trains with a next-letter loss at every step.
+``tbptt_length=25`` (the ``seq_length`` of min-char-rnn) runs each long
+sequence in segments of 25 characters: the hidden state flows on from one
+segment to the next, the gradient stops at segment edges, and the weights
+are updated after every segment.
+
+Sampling is letter by letter: ``predict_proba(..., return_state=True)`` reads
+the prompt and returns the hidden state after it; each drawn character is
+then fed back alone, starting from the state the previous call returned.
 
 The text is the opening of Lewis Carroll's "Alice's Adventures in
 Wonderland" (1865), which is in the public domain.
 
 Run it::
 
-    python examples/char_rnn.py           # about a minute on 2 cores
+    python examples/char_rnn.py           # about 15 seconds on 2 cores
     python examples/char_rnn.py --quick   # seconds, for smoke tests
 """
 import argparse
@@ -52,23 +60,27 @@ suddenly down, so suddenly that Alice had not a moment to think about stopping \
 herself before she found herself falling down a very deep well.
 """
 
-WINDOW = 25  # characters of context, min-char-rnn's seq_length
+SEGMENT = 25  # characters per truncated-BPTT segment, min-char-rnn's seq_length
+N_SEQUENCES = 8  # the text as this many sequences, trained side by side
 
 
 def one_hot(codes, vocab_size):
-    """(n,) integer codes -> (n, vocab_size) stream of one-hot rows."""
+    """Integer codes of any shape -> one-hot rows with a last axis of vocab_size."""
     return np.eye(vocab_size, dtype=np.float32)[codes]
 
 
 def sample(model, vocab, prompt, n_chars, rng):
-    """Continue ``prompt`` by drawing each next character from the model."""
+    """Continue ``prompt`` one character at a time, carrying the hidden state."""
     index = {ch: i for i, ch in enumerate(vocab)}
     codes = [index[ch] for ch in prompt]
+    # The prompt as one sequence; the last step's probabilities are those of
+    # the next character, and the state is the network's after the prompt.
+    proba, state = model.predict_proba(one_hot([codes], len(vocab)), return_state=True)
     for _ in range(n_chars):
-        # The model only looks WINDOW rows back, so only those are passed;
-        # the last row's probabilities are those of the next character.
-        p = model.predict_proba(one_hot(codes[-WINDOW:], len(vocab)))[-1]
-        codes.append(model.classes_[rng.choice(len(p), p=p)])
+        codes.append(model.classes_[rng.choice(proba.shape[-1], p=proba[0, -1])])
+        # One new step, started from where the previous call ended.
+        proba, state = model.predict_proba(one_hot([[codes[-1]]], len(vocab)),
+                                           initial_state=state, return_state=True)
     return "".join(vocab[c] for c in codes)
 
 
@@ -84,20 +96,26 @@ def bigram_accuracy(codes):
 def main(quick=False):
     vocab = sorted(set(TEXT))
     codes = np.array([vocab.index(ch) for ch in TEXT])
-    X = one_hot(codes[:-1], len(vocab))  # character t ...
-    y = codes[1:]                        # ... predicts character t + 1
-    print(f"{len(TEXT)} characters, {len(vocab)} distinct")
+    # N_SEQUENCES equal pieces of the text; in each, character t predicts
+    # character t + 1 (the last character of the text is only a label).
+    length = (len(codes) - 1) // N_SEQUENCES
+    starts = np.arange(N_SEQUENCES)[:, None] * length + np.arange(length)
+    X = one_hot(codes[starts], len(vocab))  # (8, length, vocab)
+    y = codes[starts + 1]                    # (8, length): a label per step
+    print(f"{len(TEXT)} characters, {len(vocab)} distinct, as {N_SEQUENCES} sequences "
+          f"of {length}")
 
     model = RNNClassifier(
-        hidden_layer_sizes=16 if quick else 64,
-        window=WINDOW,
+        hidden_layer_sizes=32 if quick else 128,
+        tbptt_length=SEGMENT,
         learning_rate_init=0.01,
-        max_iter=2 if quick else 20,
+        max_iter=2 if quick else 40,
         random_state=0,
     )
     start = time.perf_counter()
     model.fit(X, y)
-    print(f"trained {model.n_iter_} epochs in {time.perf_counter() - start:.1f}s; "
+    print(f"trained {model.n_iter_} epochs of {-(-length // SEGMENT)} segments in "
+          f"{time.perf_counter() - start:.1f}s; "
           f"loss per character {model.loss_curve_[0]:.3f} -> {model.loss_curve_[-1]:.3f} "
           f"(uniform guessing: {np.log(len(vocab)):.3f})")
 
@@ -106,7 +124,7 @@ def main(quick=False):
           f"(best guess from the previous letter alone: {bigram_accuracy(codes):.3f})")
 
     prompt = "Alice was beginning to get"
-    proba = model.predict_proba(one_hot(codes[: len(prompt)], len(vocab)))[-1]
+    proba = model.predict_proba(one_hot([codes[: len(prompt)]], len(vocab)))[0, -1]
     top = np.argsort(proba)[::-1][:3]
     guesses = ", ".join(f"{vocab[model.classes_[k]]!r} {proba[k]:.2f}" for k in top)
     print(f"after {prompt!r} the model expects: {guesses}")

@@ -227,3 +227,93 @@ def backward(dout, cache, dstate=None):
 
     dstate0 = (dh0, dc0) if has_c else dh0
     return d_layer_out, grads, dstate0
+
+
+# --------------------------------------------------------------------------
+# Variable lengths and bidirectional layers, composed from the above
+# --------------------------------------------------------------------------
+#
+# No new equations: each sequence runs alone over its own valid steps, and a
+# reverse direction is the forward code on the time-flipped sequence, its
+# output flipped back (torch's semantics for packed and bidirectional
+# layers). Padded steps output zeros; dx there is zero.
+
+def _direction_params(params, k, suffix):
+    """Layer k's arrays of one direction, named as a one-layer net (_l0)."""
+    tail = f"_l{k}{suffix}"
+    return {name[: -len(tail)] + "_l0": v for name, v in params.items()
+            if name.endswith(tail) and (suffix or not name.endswith("_reverse"))}
+
+
+def forward_seq(cell, x, params, state=None, lengths=None):
+    """forward() with optional lengths (B,) and bidirectional params."""
+    has_c = cell != "gru"
+    x = np.asarray(x, dtype=np.float64)
+    B, T, _ = x.shape
+    H = np.asarray(params["weight_hh_l0"]).shape[1]
+    dirs = ("", "_reverse") if "weight_ih_l0_reverse" in params else ("",)
+    L = num_layers_of(params) // len(dirs)
+    n_states = L * len(dirs)
+    lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
+    if state is None:
+        state = [np.zeros((n_states, B, H))] * (2 if has_c else 1)
+    parts = [np.asarray(s, dtype=np.float64) for s in (state if has_c else [state])]
+    out = np.zeros((B, T, H * len(dirs)))
+    finals = [np.zeros((n_states, B, H)) for _ in parts]
+    caches = []
+    for b in range(B):
+        n = int(lengths[b])
+        inp = x[b:b + 1, :n]
+        seq_caches = []
+        for k in range(L):
+            outs = []
+            for d, suffix in enumerate(dirs):
+                i = k * len(dirs) + d
+                p = _direction_params(params, k, suffix)
+                s0 = [part[i:i + 1, b:b + 1] for part in parts]
+                seq = inp[:, ::-1] if suffix else inp
+                o, st, c = forward(cell, seq, p, tuple(s0) if has_c else s0[0])
+                outs.append(o[:, ::-1] if suffix else o)
+                for f, s in zip(finals, st if has_c else [st]):
+                    f[i, b] = s[0, 0]
+                seq_caches.append(c)
+            inp = np.concatenate(outs, axis=2)
+        out[b, :n] = inp[0]
+        caches.append(seq_caches)
+    cache = {"cell": cell, "caches": caches, "lengths": lengths, "dirs": dirs,
+             "shape": (B, T, H), "L": L, "D": x.shape[2]}
+    return out, (tuple(finals) if has_c else finals[0]), cache
+
+
+def backward_seq(dout, cache, dstate=None):
+    """backward() for forward_seq."""
+    cell, dirs, L = cache["cell"], cache["dirs"], cache["L"]
+    has_c = cell != "gru"
+    B, T, H = cache["shape"]
+    nd = len(dirs)
+    if dstate is None:
+        dstate = [np.zeros((L * nd, B, H))] * (2 if has_c else 1)
+    dparts = [np.asarray(s, dtype=np.float64) for s in (dstate if has_c else [dstate])]
+    dx = np.zeros((B, T, cache["D"]))
+    d0 = [np.zeros_like(p) for p in dparts]
+    grads = {}
+    for b in range(B):
+        n = int(cache["lengths"][b])
+        d_layer = np.asarray(dout, dtype=np.float64)[b:b + 1, :n]
+        for k in reversed(range(L)):
+            d_in = 0
+            for d, suffix in enumerate(dirs):
+                i = k * nd + d
+                part = d_layer[:, :, d * H:(d + 1) * H]
+                ds = [p[i:i + 1, b:b + 1] for p in dparts]
+                g_in, g, g0 = backward(part[:, ::-1] if suffix else part,
+                                       cache["caches"][b][i], tuple(ds) if has_c else ds[0])
+                d_in = d_in + (g_in[:, ::-1] if suffix else g_in)
+                for name, v in g.items():
+                    key = name[:-3] + f"_l{k}{suffix}"
+                    grads[key] = grads.get(key, 0) + v
+                for acc, v in zip(d0, g0 if has_c else [g0]):
+                    acc[i, b] = v[0, 0]
+            d_layer = d_in
+        dx[b, :n] = d_layer[0]
+    return dx, grads, (tuple(d0) if has_c else d0[0])

@@ -49,3 +49,9 @@ def test_bench_memory_quick():
     out = run("bench_memory.py")
     assert "Peak RSS of RNNRegressor.fit" in out
     assert "| quick | lstm |" in out and "| quick | gru |" in out
+
+
+def test_bench_tbptt_quick():
+    out = run("bench_tbptt.py")
+    assert "| sequences | 8, 60, 3, 8 | none (full BPTT) |" in out
+    assert "| stream | 8, 40, 3, 8 | 10 |" in out

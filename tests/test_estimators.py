@@ -107,9 +107,9 @@ def test_every_row_is_a_training_target_once_per_epoch(monkeypatch):
     seen = []
     original = RNNRegressor._loss_grad
 
-    def spy(self, Xb, Yb, per_step=False):
+    def spy(self, Xb, Yb, per_step=False, **kw):
         seen.append((np.array(Xb), np.array(Yb), per_step))
-        return original(self, Xb, Yb, per_step=per_step)
+        return original(self, Xb, Yb, per_step=per_step, **kw)
 
     monkeypatch.setattr(RNNRegressor, "_loss_grad", spy)
     reg = RNNRegressor(window=w, batch_size=16, **{**SMALL, "max_iter": 1}).fit(X, y)

@@ -35,8 +35,19 @@ WINDOWED_FAILURES = {
 }
 
 
+# Declared for every estimator, as sklearn declares it for MLP's stochastic
+# solvers; it may pass by luck on easy data.
+SAMPLE_WEIGHT_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "Adam on shuffled minibatches: a weight of 2 makes other batches and steps "
+        "than a repeated row"
+    ),
+}
+
+
 def expected_failed_checks(estimator):
-    return WINDOWED_FAILURES if estimator.window > 1 else {}
+    windowed = WINDOWED_FAILURES if estimator.window > 1 else {}
+    return {**windowed, **SAMPLE_WEIGHT_FAILURES}
 
 
 @parametrize_with_checks(

@@ -77,6 +77,9 @@ def test_char_rnn(tmp_path):
     out = run_example("char_rnn.py", cwd=tmp_path)
     first, last = map(float, re.search(r"loss per character ([0-9.]+) -> ([0-9.]+)", out).groups())
     assert last < first
+    # Long sequences trained in truncated-BPTT segments, a label per step.
+    assert re.search(r"as 8 sequences of 207\b", out)
+    assert re.search(r"trained 2 epochs of 9 segments", out)
     sample = out.split("sample:\n", 1)[1].rstrip("\n")
     assert sample.startswith("Alice was beginning to get")
     assert len(sample) == len("Alice was beginning to get") + 40

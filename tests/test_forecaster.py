@@ -128,7 +128,9 @@ def test_callback_receives_one_dict_per_epoch(frame):
     f = RNNForecaster(target="y", **FAST).fit(frame, callback=seen.append)
     assert [d["epoch"] for d in seen] == [1, 2, 3]
     assert set(seen[0]) == {"epoch", "max_iter", "loss", "validation_score", "elapsed"}
-    assert all(d["max_iter"] == 3 and d["validation_score"] is None for d in seen)
+    assert all(d["max_iter"] == 3 for d in seen)
+    # early stopping is on by default: each epoch reports its held-out score
+    assert [d["validation_score"] for d in seen] == f.validation_scores_
     assert [d["loss"] for d in seen] == f.loss_curve_
     assert all(b["elapsed"] >= a["elapsed"] > 0 for a, b in zip(seen, seen[1:]))
     assert not hasattr(f, "_callback")  # not kept: callbacks need not pickle
@@ -274,7 +276,7 @@ def test_bad_parameters_are_rejected(frame):
     with pytest.raises(ValueError, match="missing"):
         RNNForecaster(target="y", missing="drop").fit(frame)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        RNNForecaster(target="y", quantiles=(0.1, 1.0), **FAST).fit(frame)
+        RNNForecaster(target="y", **FAST | {"quantiles": (0.1, 1.0)}).fit(frame)
 
 
 def test_unfitted_forecaster_raises(frame):

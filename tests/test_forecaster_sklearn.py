@@ -97,7 +97,9 @@ def test_gridsearchcv_with_timeseriessplit(frame):
     assert len(scores) == 4 and np.isfinite(scores).all()
     assert search.best_params_["cell"] in ("lstm", "gru")
     forecast = search.predict(frame)
-    assert forecast.shape == (4, 1) and forecast.index[0] == frame.index[-1] + pd.Timedelta("1h")
+    # the default band rides along through the search
+    assert list(forecast.columns) == ["y", "y_q0.1", "y_q0.5", "y_q0.9"]
+    assert len(forecast) == 4 and forecast.index[0] == frame.index[-1] + pd.Timedelta("1h")
 
 
 def test_scorers_as_gridsearch_scoring(frame):

@@ -98,7 +98,7 @@ def test_plot_draws_history_forecast_and_band(frame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    f = RNNForecaster(target="y", quantiles=(0.1, 0.5, 0.9), **FAST).fit(frame)
+    f = RNNForecaster(target="y", **FAST | {"quantiles": (0.1, 0.5, 0.9)}).fit(frame)
     ax = f.plot()
     labels = [line.get_label() for line in ax.get_lines()]
     assert "y (observed)" in labels and "y (forecast)" in labels

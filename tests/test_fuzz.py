@@ -258,45 +258,73 @@ def forward_case(draw):
         st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple),
     ))
     x, kind, specials = draw(arrays(shape))
-    return cell, dtype, D, H, L, x, kind, specials
+    bidirectional = draw(st.booleans())
+    # Variable lengths (issue 14): none, one per sequence (sometimes out of
+    # range, 0 or T + 1), or a list of the wrong size.
+    n = shape[0] if shape else 0
+    T = shape[1] if len(shape) > 1 else 1
+    lengths = draw(st.one_of(
+        st.none(), st.none(),
+        st.lists(st.integers(1, max(T, 1)), min_size=n, max_size=n).map(np.array),
+        st.lists(st.integers(0, T + 1), min_size=0, max_size=n + 1).map(np.array),
+    ))
+    return cell, dtype, D, H, L, x, kind, specials, bidirectional, lengths
+
+
+def _lengths_valid(lengths, x):
+    if lengths is None:
+        return True
+    return (x.ndim == 3 and lengths.dtype.kind in "iu" and lengths.shape == (x.shape[0],)
+            and bool(np.all((lengths >= 1) & (lengths <= x.shape[1]))))
 
 
 @_settings("rnn_forward_backward")
 @given(case=forward_case(), training=st.booleans(),
        dropout=st.sampled_from([0.0, 0.0, 0.3]), data=st.data())
 def test_fuzz_rnn_forward_backward(case, training, dropout, data):
-    cell, dtype, D, H, L, x, kind, specials = case
-    params = init_params(cell, D, H, L, dtype=dtype, random_state=0)
+    cell, dtype, D, H, L, x, kind, specials, bidirectional, lengths = case
+    params = init_params(cell, D, H, L, dtype=dtype, random_state=0,
+                         bidirectional=bidirectional)
+    n_dirs = 2 if bidirectional else 1
+    lengths_ok = _lengths_valid(lengths, x)
     with np.errstate(over="ignore", invalid="ignore"):
-        converted_finite = kind in REAL_KINDS and np.isfinite(
-            np.asarray(x, dtype=np.float64).astype(dtype)).all()
+        converted = np.asarray(x, dtype=np.float64).astype(dtype) if kind in REAL_KINDS else None
+        if converted is not None and lengths is not None and lengths_ok:
+            # Steps past a sequence's length are never read.
+            converted = converted[np.arange(x.shape[1]) < lengths[:, None]]
+        converted_finite = converted is not None and np.isfinite(converted).all()
     valid = (kind in REAL_KINDS and x.ndim == 3 and x.shape[0] >= 1 and x.shape[1] >= 1
-             and x.shape[2] == D and converted_finite)
-    note(f"cell={cell} dtype={dtype.__name__} x {kind}{x.shape} specials={specials}")
+             and x.shape[2] == D and converted_finite and lengths_ok)
+    note(f"cell={cell} dtype={dtype.__name__} x {kind}{x.shape} specials={specials} "
+         f"bidirectional={bidirectional} lengths={lengths}")
     with _watchdog("rnn_forward_backward"):
         with _outcome(valid, estimator_level=False):
             out, state, cache = rnn_forward(cell, x, params, training=training,
-                                            dropout=dropout, random_state=0)
+                                            dropout=dropout, random_state=0,
+                                            lengths=lengths)
         if not valid:
             return
         B, T = x.shape[:2]
-        assert out.shape == (B, T, H) and out.dtype == dtype and _finite(out)
+        assert out.shape == (B, T, n_dirs * H) and out.dtype == dtype and _finite(out)
         for s in state if cell != "gru" else (state,):
-            assert s.shape == (L, B, H) and _finite(s)
+            assert s.shape == (L * n_dirs, B, H) and _finite(s)
         if not training:
             assert cache is None
             return
-        dout, dkind, dspecials = data.draw(arrays((B, T, H)), label="dout")
+        dout, dkind, dspecials = data.draw(arrays((B, T, n_dirs * H)), label="dout")
         with np.errstate(over="ignore", invalid="ignore"):
-            dvalid = dkind in REAL_KINDS and np.isfinite(
-                np.asarray(dout, dtype=np.float64).astype(dtype)).all()
+            dconv = (np.asarray(dout, dtype=np.float64).astype(dtype)
+                     if dkind in REAL_KINDS else None)
+            if dconv is not None and lengths is not None:
+                dconv = dconv[np.arange(T) < lengths[:, None]]
+            dvalid = dconv is not None and np.isfinite(dconv).all()
         with _outcome(dvalid, estimator_level=False):
             dx, grads, dstate = rnn_backward(dout, cache, dstate=state)
         if not dvalid:
             return
         assert dx.shape == x.shape and _finite(dx)
         for s in dstate if cell != "gru" else (dstate,):
-            assert s.shape == (L, B, H) and _finite(s)
+            assert s.shape == (L * n_dirs, B, H) and _finite(s)
         assert {k: g.shape for k, g in grads.items()} == {k: v.shape
                                                            for k, v in params.items()}
         # Weight gradients are sums of products of inputs and output gradients;
@@ -463,6 +491,9 @@ def estimator_params(draw):
         validation_fraction=draw(st.sampled_from([0.1, 0.5])),
         max_iter=draw(st.integers(1, 2)),
         random_state=0,
+        # Issue 14: both refused on streams and with each other.
+        bidirectional=draw(st.sampled_from([False, False, False, True])),
+        tbptt_length=draw(st.sampled_from([None, None, 1, 3])),
     )
 
 
@@ -485,6 +516,13 @@ def regression_inputs(draw):
         X, kind, specials = draw(arrays(shape))
         n, clean, desc = shape[0], kind in REAL_KINDS and not specials and min(shape) > 0, \
             f"3-D {kind}{shape} {specials}"
+        if clean and shape[1] > 1 and draw(st.booleans()):
+            # Sequences that end early, padded with NaN: still clean.
+            ends = np.array(draw(st.lists(st.integers(1, shape[1]), min_size=shape[0],
+                                          max_size=shape[0])))
+            X = X.astype(np.float64)
+            X[np.arange(shape[1]) >= ends[:, None]] = np.nan
+            desc += f" padded to {ends.tolist()}"
     else:
         ndim = {"array2d": 2, "list": 2, "array1d": 1, "array4d": 4}[layout]
         shape = tuple(draw(_size(30 if i == 0 else 3)) for i in range(ndim))
@@ -501,9 +539,11 @@ def regression_inputs(draw):
     return X, y_values, clean, f"X: {desc}; y: {y_kind}{y_specials} n_y={n_y}"
 
 
-def _fit_may_refuse_clean(est, n):
+def _fit_may_refuse_clean(est, n, X=None):
     """Refusals that are correct even for clean data: a validation block too
-    small for early stopping."""
+    small for early stopping; bidirectional on a stream or with tbptt_length."""
+    if est.bidirectional and (est.tbptt_length is not None or np.ndim(X) != 3):
+        return True
     return est.early_stopping
 
 
@@ -526,17 +566,24 @@ def _check_predictions(pred, n, est):
 
 
 @_settings("regressor")
-@given(inputs=regression_inputs(), params=estimator_params(), again=st.booleans())
-def test_fuzz_rnn_regressor(inputs, params, again):
+@given(inputs=regression_inputs(), params=estimator_params(), again=st.booleans(),
+       data=st.data())
+def test_fuzz_rnn_regressor(inputs, params, again, data):
     X, y, clean, desc = inputs
     note(desc)
     est = RNNRegressor(**params)
     n = len(X)
     fitted = False
+    # Sample weights: none, positive, or refused (negative, all zero, wrong length).
+    weights = data.draw(st.sampled_from(["none", "none", "positive", "negative", "zeros",
+                                         "short"]), label="sample_weight")
+    sample_weight = {"none": None, "positive": np.linspace(0.5, 2, n), "negative": -np.ones(n),
+                     "zeros": np.zeros(n), "short": np.ones(n + 1)}[weights]
     with _watchdog("regressor"):
-        valid = clean and not _fit_may_refuse_clean(est, n)
+        valid = (clean and not _fit_may_refuse_clean(est, n, X)
+                 and weights in ("none", "positive"))
         with _outcome(valid):
-            est.fit(X, y)
+            est.fit(X, y, sample_weight=sample_weight)
             fitted = True
             with np.errstate(all="ignore"):
                 huge = np.abs(np.asarray(X, dtype=np.float64)).max() > 1e20
@@ -592,7 +639,7 @@ def test_fuzz_rnn_classifier(inputs, params, data):
     est = RNNClassifier(**params)
     fitted = False
     with _watchdog("classifier"):
-        valid = clean and labels_ok and not _fit_may_refuse_clean(est, n)
+        valid = clean and labels_ok and not _fit_may_refuse_clean(est, n, X)
         with _outcome(valid):
             est.fit(X, y)
             fitted = True

@@ -225,4 +225,8 @@ def test_forecaster_early_stopping_scores_validation_in_blocks(capped_epochs):
 
     peak = _peak_bytes(fit)
     assert len(f.validation_scores_) == 1
-    assert peak < val_windows / 3, f"peak {peak / MB:.0f} MB"
+    # What remains is O(data) (float64 copies of the frame, ~50 MB) and the
+    # learned baseline's Gram matrix of its widest form, O(features^2):
+    # 1,681 features (a week of ten sensors) are 23 MB, twice that while it
+    # is decomposed. Whole validation windows would add 269 MB.
+    assert peak < val_windows / 2, f"peak {peak / MB:.0f} MB"

@@ -64,6 +64,8 @@ def test_python_block_runs(where, code, monkeypatch, tmp_path):
         pytest.importorskip("torch")
     if re.search(r"^import dask|^from dask", code, re.M):
         pytest.importorskip("dask.distributed")
+    if re.search(r"^import onnxruntime", code, re.M):
+        pytest.importorskip("onnxruntime")  # in the test extra; optional elsewhere
     if "plot(" in code:
         matplotlib = pytest.importorskip("matplotlib")
         matplotlib.use("Agg")  # no window during tests

@@ -5,8 +5,11 @@ computed for fixed weights, inputs and initial states: the output, the final
 state, dx, the initial-state gradients and every parameter gradient of a fixed
 random linear loss, for one and two layers (tests/data/make_torch_fixture.py
 wrote it). tsrnn.functional must reproduce all of it to 1e-10 relative, which
-only the same names, shapes, gate order and equations can do. The live torch
-tests in test_functional.py still run where torch is installed.
+only the same names, shapes, gate order and equations can do. Each case also
+comes bidirectional ("_bi") and bidirectional on variable-length sequences
+("_bi_packed", torch's pack_padded_sequence; x is NaN past the lengths). The
+live torch tests in test_functional.py and test_sequences_functional.py still
+run where torch is installed.
 """
 import os
 
@@ -16,7 +19,10 @@ import pytest
 from tsrnn import functional as F
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "torch_fixture.npz")
-CASES = [("lstm", 1), ("lstm", 2), ("gru", 1), ("gru", 2)]
+CASES = [("lstm", 1, ""), ("lstm", 2, ""), ("gru", 1, ""), ("gru", 2, ""),
+         ("lstm", 1, "_bi"), ("lstm", 2, "_bi"), ("gru", 1, "_bi"), ("gru", 2, "_bi"),
+         ("lstm", 1, "_bi_packed"), ("lstm", 2, "_bi_packed"),
+         ("gru", 1, "_bi_packed"), ("gru", 2, "_bi_packed")]
 RTOL = 1e-10
 
 
@@ -26,9 +32,13 @@ def fixture():
         return {k: data[k] for k in data.files}
 
 
-def load_case(fixture, cell, num_layers):
-    prefix = f"{cell}_l{num_layers}/"
+def load_case(fixture, cell, num_layers, variant):
+    prefix = f"{cell}_l{num_layers}{variant}/"
     return {k[len(prefix):]: v for k, v in fixture.items() if k.startswith(prefix)}
+
+
+def contract(cell, num_layers, variant):
+    return F.param_shapes(cell, 4, 5, num_layers, bidirectional=bool(variant))
 
 
 def run_tsrnn(cell, case, params):
@@ -36,7 +46,8 @@ def run_tsrnn(cell, case, params):
     parts = ["h", "c"] if cell == "lstm" else ["h"]
     state = tuple(case[f"{p}0"] for p in parts) if cell == "lstm" else case["h0"]
     dstate = tuple(case[f"S_{p}"] for p in parts) if cell == "lstm" else case["S_h"]
-    out, final, cache = F.rnn_forward(cell, case["x"], params, state)
+    out, final, cache = F.rnn_forward(cell, case["x"], params, state,
+                                      lengths=case.get("lengths"))
     dx, grads, dstate0 = F.rnn_backward(case["R"], cache, dstate)
     final = final if cell == "lstm" else (final,)
     dstate0 = dstate0 if cell == "lstm" else (dstate0,)
@@ -58,42 +69,49 @@ def worst_relative_error(got, case):
 
 
 def test_fixture_covers_every_answer(fixture):
-    for cell, num_layers in CASES:
-        case = load_case(fixture, cell, num_layers)
-        params = {k: v for k, v in case.items() if k in F.param_shapes(cell, 4, 5, num_layers)}
-        assert list(params) and set(F.param_shapes(cell, 4, 5, num_layers)) == set(params)
+    for cell, num_layers, variant in CASES:
+        case = load_case(fixture, cell, num_layers, variant)
+        shapes = contract(cell, num_layers, variant)
+        params = {k: v for k, v in case.items() if k in shapes}
+        assert list(params) and set(shapes) == set(params)
+        assert any(k.endswith("_reverse") for k in params) == bool(variant)
         grads = {k for k in case if k.startswith("grad_")}
         assert grads == {f"grad_{k}" for k in params}
         for key in ("out", "dx", "h_n", "dh0") + (("c_n", "dc0") if cell == "lstm" else ()):
             assert key in case, key
-        for value in case.values():
-            assert value.dtype == np.float64
+        assert ("lengths" in case) == variant.endswith("packed")
+        for key, value in case.items():
+            assert value.dtype == (np.int64 if key == "lengths" else np.float64), key
+        if "lengths" in case:
+            # Short sequences, and NaN past them that tsrnn must never read.
+            assert case["lengths"].min() < case["x"].shape[1]
+            assert np.isnan(case["x"]).any()
 
 
-@pytest.mark.parametrize("cell, num_layers", CASES)
-def test_matches_torch_fixture(fixture, cell, num_layers):
-    case = load_case(fixture, cell, num_layers)
-    params = {k: case[k] for k in F.param_shapes(cell, 4, 5, num_layers)}
+@pytest.mark.parametrize("cell, num_layers, variant", CASES)
+def test_matches_torch_fixture(fixture, cell, num_layers, variant):
+    case = load_case(fixture, cell, num_layers, variant)
+    params = {k: case[k] for k in contract(cell, num_layers, variant)}
     got = run_tsrnn(cell, case, params)
     # Every answer in the fixture is compared; none is left out.
-    inputs = set(params) | {"x", "R", "h0", "c0", "S_h", "S_c"}
+    inputs = set(params) | {"x", "R", "h0", "c0", "S_h", "S_c", "lengths"}
     assert set(got) == set(case) - inputs
     worst = worst_relative_error(got, case)
     bad = {k: v for k, v in worst.items() if v > RTOL}
     assert not bad, f"tsrnn differs from torch beyond {RTOL:g} (relative): {bad}"
 
 
-@pytest.mark.parametrize("cell, num_layers", CASES)
-def test_swapped_gate_order_would_fail(fixture, cell, num_layers):
+@pytest.mark.parametrize("cell, num_layers, variant", CASES)
+def test_swapped_gate_order_would_fail(fixture, cell, num_layers, variant):
     # The comparison above can fail: the same weights read with two gate
     # blocks swapped (LSTM i <-> f, GRU r <-> z), as a kernel with the wrong
     # gate order would read them, miss the fixture by orders of magnitude
     # more than the tolerance.
-    case = load_case(fixture, cell, num_layers)
+    case = load_case(fixture, cell, num_layers, variant)
     H = case["weight_hh_l0"].shape[1]
     swap = np.r_[H:2 * H, 0:H, 2 * H:case["weight_hh_l0"].shape[0]]
     params = {k: case[k][swap] if k.startswith(("weight_ih", "weight_hh", "bias_")) else case[k]
-              for k in F.param_shapes(cell, 4, 5, num_layers)}
+              for k in contract(cell, num_layers, variant)}
     worst = worst_relative_error(run_tsrnn(cell, case, params), case)
     assert worst["out"] > 1e4 * RTOL
     assert min(worst.values()) > 1e4 * RTOL, worst

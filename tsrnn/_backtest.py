@@ -42,12 +42,25 @@ class Backtest:
         The same metrics for each target: index (target, model).
     season : int
         Season length (steps) of the seasonal naive forecast and of MASE.
+    intervals : DataFrame
+        One row per band, the pairs of quantiles ``(q, 1 - q)`` the model
+        forecasts (e.g. ``"0.1-0.9"``), with columns ``nominal`` (the share of
+        actuals the band promises to contain, ``1 - 2q``), ``coverage`` (the
+        share it contained), ``width`` (mean width, in the target's units) and
+        ``interval_score`` (the mean Winkler score: the width plus ``2/(2q)``
+        times the distance by which an actual fell outside; lower is better
+        and rewards narrow bands that keep their promise). Empty without
+        quantiles. With several targets, the mean over targets.
+    intervals_by_target : DataFrame
+        The same for each target: index (target, band).
     """
 
     forecasts: pd.DataFrame
     metrics: pd.DataFrame
     metrics_by_target: pd.DataFrame
     season: int
+    intervals: pd.DataFrame = None
+    intervals_by_target: pd.DataFrame = None
 
 
 def baselines(Rff, origins, first_row, horizon, season):
@@ -98,6 +111,41 @@ def score(targets, point, persistence, seasonal, actual, mase_scale):
         metrics = by_target.groupby(level="model", sort=False).mean()
     metrics.index.name = None
     return by_target, metrics.loc[list(models)]
+
+
+def interval_scores(targets, quantiles, Z, actual):
+    """(by target, mean over targets) of every symmetric band's quality.
+
+    ``Z`` (n, horizon, n_targets, n_q) holds the quantile forecasts, sorted;
+    ``actual`` (n, horizon, n_targets). Scored where the actual exists.
+    """
+    columns = ["nominal", "coverage", "width", "interval_score"]
+    rows = []
+    if quantiles is not None:
+        levels = list(np.round(quantiles, 12))
+        for lo_level in [q for q in levels if q < 0.5]:
+            if round(1 - lo_level, 12) not in levels:
+                continue
+            lo, hi = levels.index(lo_level), levels.index(round(1 - lo_level, 12))
+            alpha = 2 * lo_level
+            for j, target in enumerate(targets):
+                y = actual[:, :, j]
+                keep = np.isfinite(y)
+                y, low, high = y[keep], Z[:, :, j, lo][keep], Z[:, :, j, hi][keep]
+                if not len(y):
+                    continue
+                # Winkler (1972): width, plus 2/alpha times any miss.
+                score = (high - low) + (2 / alpha) * (
+                    np.maximum(low - y, 0) + np.maximum(y - high, 0)
+                )
+                rows.append((target, f"{lo_level:g}-{1 - lo_level:g}", 1 - alpha,
+                             np.mean((y >= low) & (y <= high)), np.mean(high - low),
+                             np.mean(score)))
+    by_target = pd.DataFrame(rows, columns=["target", "band", *columns]).set_index(
+        ["target", "band"]
+    )
+    mean = by_target.groupby(level="band", sort=False).mean()
+    return by_target, mean
 
 
 def forecasts_frame(origin_ts, timestamps, targets, point, quantiles, Z,

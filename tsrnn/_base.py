@@ -2,15 +2,11 @@
 
 Design
 ------
-Model. A stack of recurrent layers followed by a dense output layer (the
-"head") on the top layer's hidden state. Each recurrent layer is one
-``tsrnn.functional`` call with ``num_layers=1``, so layers may have different
-widths (``hidden_layer_sizes`` as in MLPRegressor). Dropout is inverted dropout
-on the output sequence of every recurrent layer, including the top one that
-feeds the head, with masks drawn from the estimator's RandomState. (torch's
-``nn.LSTM(dropout=p)`` skips the top layer, which would make ``dropout`` a
-no-op for the default single layer.) The weights live in one flat buffer,
-see ``_weights.py``; Adam and clipping are in ``_optim.py``.
+Model. A stack of recurrent layers and a dense head, trained with Adam; the
+network of one minibatch (forward, loss, backward, inference in blocks) is in
+``_network.py``, the weights in one flat buffer in ``_weights.py``, Adam and
+clipping in ``_optim.py``. This module is the estimator: parameters, weight
+initialisation and the one fit path.
 
 Data. Two input shapes reach the same model (views in ``_data.py``):
 
@@ -22,20 +18,34 @@ Data. Two input shapes reach the same model (views in ``_data.py``):
 * a batch of sequences (3-D, ``(n_sequences, n_timesteps, n_features)``): one
   output per sequence, from its last step. ``window`` plays no role.
 
+Sequences (issue 14). A minibatch may carry ``lengths`` and per-step
+targets (see ``_network.py``); ``sample_weight`` weighs each target.
+
+Truncated BPTT. With ``_tbptt_length()`` = k shorter than a minibatch's
+sequences, they run in segments of k steps: each segment starts from the
+state the one before ended in (carried, its gradient stopped), and each
+segment with targets makes its own optimizer step, as DL4J's
+``tBPTTLength`` does. Segments without targets (before a sequence's last
+step, when the target is there) only run forward and keep no activations.
+One segment is exactly full BPTT.
+
 One fit path. ``fit`` and ``partial_fit`` of every estimator, the forecaster
 included, call ``_fit``. It asks the estimator for its training data through
 one hook, ``_prepare_fit`` (validate, encode targets, split off the
-validation block), then initialises or checks the weights and runs the
-epochs. The loop calls back into the estimator only through ``_loss`` and
-``_validation_score``, and into the caller's ``callback`` at the end of every
-epoch. A fit that raises leaves the estimator unfitted (its previous model is
-dropped too, so no half-updated model can answer ``predict``); a
-``partial_fit`` whose data are refused before training starts leaves the
-model as it was.
+validation block; it gets ``sample_weight=`` only when the caller passed
+weights), then initialises or checks the weights and runs the epochs. The
+training data is a view (the protocol is in ``_data.py``); the validation
+block is ``(X_val, Y_val)`` or ``(X_val, Y_val, W_val)``. The loop calls back
+into the estimator only through ``_loss`` and ``_validation_score`` (each
+given the weights as a third argument only when there are weights), and
+into the caller's ``callback`` at the end of every epoch. A fit that raises
+leaves the estimator unfitted (its previous model is dropped too, so no
+half-updated model can answer ``predict``); a ``partial_fit`` whose data are
+refused before training starts leaves the model as it was.
 
-Loss scaling follows MLP: the loss of a minibatch is the mean over its target
-rows plus ``0.5 * alpha * ||W||^2 / n_rows``; ``loss_curve_`` holds the
-row-weighted mean over each epoch.
+Loss scaling follows MLP: the loss of a minibatch is the (weighted) mean over
+its target rows plus ``0.5 * alpha * ||W||^2 / n_rows`` (the weight sum with
+weights); ``loss_curve_`` holds the row-weighted mean over each epoch.
 """
 
 import time
@@ -49,22 +59,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
+from tsrnn._data import Minibatch
+from tsrnn._network import RecurrentNetwork, put_state, take_state
 from tsrnn._optim import adam_step, clip_grad_norm
-from tsrnn._weights import FlatWeights, build_layout
+from tsrnn._weights import build_layout
 from tsrnn.exceptions import TrainingError
-from tsrnn.functional import _single_threaded_blas, init_params, rnn_backward, rnn_forward
-
-# Inference runs blocks of windows whose gathered inputs and activations take
-# about this many bytes. A constant, not a function of the thread count, so
-# results do not depend on the machine's parallelism.
-_PREDICT_BLOCK_BYTES = 2**22
-
+from tsrnn.functional import _single_threaded_blas, init_params
 
 class _Diverged(Exception):
     pass
 
 
-class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
+class BaseRNN(RecurrentNetwork, BaseEstimator, metaclass=ABCMeta):
     """Recurrent network + dense head trained with Adam (base of the estimators).
 
     Warning: use the subclasses RNNRegressor, RNNClassifier and RNNForecaster.
@@ -163,12 +169,24 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         "max_grad_norm."
     )
 
-    @abstractmethod
-    def _loss(self, Z, Y):
-        """Summed loss over the rows of ``Z`` (n, n_outputs) and its gradient."""
+    def _n_directions(self):
+        """2 for a bidirectional network (estimators with that parameter)."""
+        return 1
+
+    def _tbptt_length(self):
+        """Steps per truncated-BPTT segment, or None for full BPTT."""
+        return None
 
     @abstractmethod
-    def _validation_score(self, Z, Y):
+    def _loss(self, Z, Y, sample_weight=None):
+        """Summed loss over the rows of ``Z`` (n, n_outputs) and its gradient.
+
+        With ``sample_weight`` (n,), row i's loss and gradient are scaled by
+        its weight (the loop passes it only when there are weights).
+        """
+
+    @abstractmethod
+    def _validation_score(self, Z, Y, sample_weight=None):
         """Score of raw outputs ``Z`` against encoded targets (higher is better)."""
 
     @abstractmethod
@@ -189,10 +207,12 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
     def _initialize(self, n_features):
         """Allocate the buffer and draw initial weights from ``_random_state``."""
         dtype = np.dtype(self.dtype)
+        n_dirs = self._n_directions()
         self._layout, self._n_decay = build_layout(
-            self.cell, n_features, self._hidden_sizes(), self.n_outputs_
+            self.cell, n_features, self._hidden_sizes(), self.n_outputs_, n_dirs
         )
         self._cell = self.cell
+        self._directions = n_dirs
         n_params = sum(int(np.prod(shape)) for _, _, shape in self._layout)
         self._flat = np.zeros((4, n_params), dtype=dtype)
         self._adam_t = 0
@@ -202,11 +222,11 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             seed = self._random_state.randint(np.iinfo(np.int32).max)
             layer = init_params(
                 self.cell, width, h, 1, dtype=dtype, random_state=seed,
-                forget_bias=forget_bias,
+                forget_bias=forget_bias, bidirectional=n_dirs == 2,
             )
             for name, view in self._layer_views(k).items():
                 view[...] = layer[name]
-            width = h
+            width = h * n_dirs
         # nn.Linear's default initialisation.
         bound = 1.0 / np.sqrt(width)
         head = self._views()
@@ -226,7 +246,8 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
 
     def _check_architecture(self, n_features):
         layout, _ = build_layout(
-            self.cell, n_features, self._hidden_sizes(), self.n_outputs_
+            self.cell, n_features, self._hidden_sizes(), self.n_outputs_,
+            self._n_directions(),
         )
         if (
             layout != self._layout
@@ -235,8 +256,8 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         ):
             raise ValueError(
                 "warm_start and partial_fit must keep cell, hidden_layer_sizes, "
-                "dtype and the number of outputs of the fitted model; refit with "
-                "warm_start=False to change them."
+                "bidirectional, dtype and the number of outputs of the fitted "
+                "model; refit with warm_start=False to change them."
             )
 
     # ------------------------------------------------------------------
@@ -256,96 +277,6 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             )
         return [int(h) for h in sizes]
 
-    def _forward_stack(self, X, training):
-        """Run the recurrent layers on X (B, T, D).
-
-        Returns the top layer's output (B, T, H) and, when training, the
-        per-layer (cache, dropout mask) pairs that ``_backward_stack`` needs.
-        """
-        h, tape = X, []
-        for k in range(self._n_layers()):
-            h, _, cache = rnn_forward(
-                self._cell, h, self._layer_views(k), training=training
-            )
-            mask = None
-            if training and self.dropout > 0:
-                keep = self._random_state.random_sample(h.shape) >= self.dropout
-                mask = keep.astype(h.dtype) / h.dtype.type(1.0 - self.dropout)
-                h = h * mask
-            tape.append((cache, mask))
-        return h, tape
-
-    def _backward_stack(self, dtop, tape, last_step_only=False):
-        """Backpropagate d(loss)/d(top output) into the gradient row.
-
-        ``dtop`` is (B, T, H), or (B, H) for the last step only when
-        ``last_step_only``: then it enters the top layer as the gradient of
-        its final state, and no (B, T, H) array of zeros is built.
-        """
-        d = dtop
-        for k in reversed(range(len(tape))):
-            cache, mask = tape[k]
-            if mask is not None:
-                d = d * (mask[:, -1] if last_step_only and k == len(tape) - 1 else mask)
-            if last_step_only and k == len(tape) - 1:
-                dh = d[None]
-                dstate = (dh, np.zeros_like(dh)) if self._cell != "gru" else dh
-                d, grads, _ = rnn_backward(None, cache, dstate, input_grad=k > 0)
-            else:
-                d, grads, _ = rnn_backward(d, cache, input_grad=k > 0)
-            for name, view in self._layer_views(k, row=1).items():
-                view[...] = grads[name]
-
-    def _head(self, H):
-        """Raw outputs (n, n_outputs) of the dense layer on hidden states (n, H)."""
-        params = self._views()
-        return H @ params["head.weight"].T + params["head.bias"]
-
-    def _loss_grad(self, X, Y, per_step=False):
-        """Loss of one minibatch; writes its gradient into the buffer's row 1.
-
-        Parameters
-        ----------
-        X : ndarray of shape (B, T, n_features)
-            Input sequences, any strides.
-        Y : ndarray
-            Encoded targets: shape (B, ...) for the last step of each sequence,
-            or (B, T, ...) with one target per step when ``per_step`` is True.
-        per_step : bool
-            Put a loss on every step instead of the last step only.
-
-        Returns
-        -------
-        loss : float
-            Mean loss over the target rows, plus the L2 penalty.
-        """
-        top, tape = self._forward_stack(X, training=True)
-        B, T, H = top.shape
-        states = top.reshape(B * T, H) if per_step else top[:, -1]
-        targets = Y.reshape(B * T, *Y.shape[2:]) if per_step else Y
-        n = states.shape[0]
-        Z = self._head(states)
-        loss_sum, dZ = self._loss(Z, targets)
-        if not np.isfinite(loss_sum):
-            # _train_step reports the divergence. Backpropagating the inf would
-            # fail first, inside functional, with a message about `dout`.
-            return loss_sum
-        dZ = (dZ / n).astype(top.dtype, copy=False)
-
-        grads, params = self._views(1), self._views()
-        grads["head.weight"][...] = dZ.T @ states
-        grads["head.bias"][...] = dZ.sum(axis=0)
-        d_states = dZ @ params["head.weight"]
-        if per_step:
-            self._backward_stack(d_states.reshape(B, T, H), tape)
-        else:
-            self._backward_stack(d_states, tape, last_step_only=True)
-
-        weights = self._flat[0, : self._n_decay]
-        self._flat[1, : self._n_decay] += (self.alpha / n) * weights
-        penalty = 0.5 * self.alpha * float(np.sum(weights * weights, dtype=np.float64)) / n
-        return loss_sum / n + penalty
-
     def _optimizer_step(self):
         """Clip the gradient row by its norm, then take one Adam step."""
         param, grad, m, v = self._flat
@@ -353,44 +284,15 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
             clip_grad_norm(grad, self.max_grad_norm)
         self._adam_t += 1
         adam_step(
-            param, grad, m, v, self._adam_t, self.learning_rate_init * self._lr_factor(),
+            param, grad, m, v, self._adam_t, self.learning_rate_init,
             self.beta_1, self.beta_2, self.epsilon,
         )
-
-    def _lr_factor(self):
-        """Multiplier of learning_rate_init at this step of the fit."""
-        schedule = getattr(self, "_schedule", None)
-        if schedule is None:
-            return 1.0
-        first, total = schedule
-        # Cosine annealing over the steps of max_iter epochs (Loshchilov &
-        # Hutter 2017), from the full rate down to zero.
-        done = min(1.0, (self._adam_t - first) / total)
-        return 0.5 * (1.0 + np.cos(np.pi * done))
 
     # ------------------------------------------------------------------
     # Inference
     # ------------------------------------------------------------------
-    def _block_size(self, n_steps):
-        # Per window and step: the input row, and per layer the functional
-        # layer's output, cell state and gate buffer (at most 7 * H values).
-        n_inputs = self._layout[0][2][1]  # weight_ih_l0 comes first: (G*H, D)
-        width = n_inputs + 7 * sum(self._hidden_sizes_fitted())
-        return max(1, _PREDICT_BLOCK_BYTES // (n_steps * width * self._flat.itemsize))
-
-    def _raw_predict_sequences(self, X):
-        """Raw outputs (n_sequences, n_outputs) of a 3-D batch, in blocks.
-
-        ``X`` may be any object indexable like an array of shape
-        (n_sequences, n_timesteps, n_features) whose row slices are arrays
-        (the forecaster's windows gather their inputs only when sliced), so
-        no more than one block of inputs and activations exists at a time.
-        """
-        Z = np.empty((X.shape[0], self.n_outputs_), dtype=self._flat.dtype)
-        for rows in gen_batches(X.shape[0], self._block_size(X.shape[1])):
-            top, _ = self._forward_stack(X[rows], training=False)
-            Z[rows] = self._head(top[:, -1])
-        return Z
+    def _after_training(self, train, val):
+        """Hook run after the epochs of every fit call, with the same data."""
 
     def _predict_validation(self, X_val):
         """Raw outputs of the validation inputs built by ``_prepare_fit``."""
@@ -399,7 +301,8 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------
     # Fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, incremental=False, classes=None, callback=None):
+    def _fit(self, X, y, incremental=False, classes=None, callback=None,
+             sample_weight=None):
         """The one fit path of every estimator (see the module docstring)."""
         fitted = self.__sklearn_is_fitted__()
         first_pass = not fitted or (not self.warm_start and not incremental)
@@ -410,8 +313,10 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                 raise ValueError("partial_fit does not support early_stopping=True")
             # The split comes before the weights: data too small for early
             # stopping must fail before any weights exist.
+            # Only an estimator that takes weights gets the keyword.
+            weights = {} if sample_weight is None else {"sample_weight": sample_weight}
             n_features, train, val = self._prepare_fit(
-                X, y, first_pass, incremental, classes
+                X, y, first_pass, incremental, classes, **weights
             )
             # None means fresh OS entropy rather than numpy's global
             # RandomState, which an estimator must never advance.
@@ -430,6 +335,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                     self._adam_t = 0
             training = True
             self._run_epochs(train, val, incremental, callback)
+            self._after_training(train, val)
         except _Diverged as exc:
             self._forget_fit()
             raise TrainingError(
@@ -484,10 +390,7 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         else:
             self.n_iter_ = 0
             max_iter = self.max_iter
-        self._schedule = None
-        if getattr(self, "learning_rate", "constant") == "cosine" and not incremental:
-            steps_per_epoch = -(-train.n_items // batch_size) + (train.prefix is not None)
-            self._schedule = (self._adam_t, max_iter * steps_per_epoch)
+        per_step = getattr(train, "per_step", False)
         start = time.perf_counter()
         try:
             for _ in range(max_iter):
@@ -495,11 +398,9 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                     self._random_state.shuffle(order)
                 total = 0.0
                 if train.prefix is not None:
-                    Xp, Yp = train.prefix
-                    total += self._train_step(Xp, Yp, per_step=True) * Yp.shape[1]
+                    total += self._train_step(Minibatch(*train.prefix), per_step=True)
                 for rows in gen_batches(train.n_items, batch_size):
-                    Xb, Yb = train.batch(order[rows])
-                    total += self._train_step(Xb, Yb) * Xb.shape[0]
+                    total += self._train_step(Minibatch(*train.batch(order[rows])), per_step)
                 self.n_iter_ += 1
                 self.t_ += train.n_rows
                 self.loss_curve_.append(total / train.n_rows)
@@ -548,18 +449,74 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
                 }
             )
 
-    def _train_step(self, X, Y, per_step=False):
+    def _train_step(self, mb, per_step=False):
+        """Train on one minibatch; return its summed loss for the loss curve.
+
+        One optimizer step, or with truncated BPTT one per segment that has
+        targets (see the module docstring). The summed loss is each step's
+        mean loss times its number of targets.
+        """
+        X, Y, W, lengths = mb
+        B, T = X.shape[0], X.shape[1]
+        k = self._tbptt_length()
+        if k is None or k >= T:
+            return self._update(X, Y, per_step, sample_weight=W, lengths=lengths)[0]
+        ends = None if per_step else (np.full(B, T - 1) if lengths is None else lengths - 1)
+        state, total = None, 0.0
+        for a in range(0, T, k):
+            b = min(T, a + k)
+            # The sequences still running in [a, b), and their valid steps there.
+            rows = np.arange(B) if lengths is None else np.flatnonzero(lengths > a)
+            if rows.size == 0:
+                break
+            ls = None if lengths is None else np.minimum(lengths[rows] - a, b - a)
+            if ls is not None and (ls == b - a).all():
+                ls = None
+            st = None if state is None else take_state(state, rows)
+            Xs = X[rows, a:b]
+            if per_step:
+                Ws = None if W is None else W[rows, a:b]
+                seg_total, final = self._update(Xs, Y[rows, a:b], True, sample_weight=Ws,
+                                                lengths=ls, state=st)
+            else:
+                here = np.flatnonzero((ends[rows] >= a) & (ends[rows] < b))
+                if here.size:
+                    seg_total, final = self._update(
+                        Xs, Y[rows[here]], False,
+                        sample_weight=None if W is None else W[rows[here]],
+                        lengths=ls, state=st, target_rows=here)
+                else:
+                    # No target in this segment: carry the state forward only.
+                    seg_total = 0.0
+                    _, _, final = self._forward_stack(Xs, training=False, lengths=ls,
+                                                      state=st, dropout=True,
+                                                      return_state=True)
+            total += seg_total
+            state = put_state(state, rows, final, B)
+        return total
+
+    def _update(self, X, Y, per_step, **kw):
+        """_loss_grad and one optimizer step: (loss * n_targets, final states)."""
         # A diverging model overflows in the head and the loss; the checks
         # below report that as a TrainingError, numpy's warnings would only
         # come before it.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = self._loss_grad(X, Y, per_step=per_step)
+            loss, final = self._loss_grad(X, Y, per_step=per_step, return_state=True, **kw)
+        if loss is None:  # all weights zero: nothing to learn from
+            return 0.0, final
         if not np.isfinite(loss):
             raise _Diverged(f"the loss became {loss} in epoch {self.n_iter_ + 1}")
         self._optimizer_step()
         if not np.isfinite(self._flat[0]).all():
             raise _Diverged(f"the weights became non-finite in epoch {self.n_iter_ + 1}")
-        return loss
+        lengths = kw.get("lengths")
+        if not per_step:
+            n = Y.shape[0]
+        elif lengths is None:
+            n = Y.shape[0] * Y.shape[1]
+        else:
+            n = int(lengths.sum())
+        return loss * n, final
 
     def _update_no_improvement_count(self, val):
         """MLP's stopping rule; True when the validation score is a new best."""
@@ -583,10 +540,12 @@ class BaseRNN(FlatWeights, BaseEstimator, metaclass=ABCMeta):
         return False
 
     def _score_validation(self, val):
-        X_val, Y_val = val
+        X_val, Y_val, *weights = val
         # A stream's validation inputs start with history rows that have no
         # validation target: the targets are the last rows' outputs.
         Z = self._predict_validation(X_val)[-Y_val.shape[0] :]
+        if weights and weights[0] is not None:
+            return self._validation_score(Z, Y_val, weights[0])
         return self._validation_score(Z, Y_val)
 
     def __sklearn_is_fitted__(self):

@@ -36,6 +36,7 @@ causally filled, to forecasts (B, horizon, n_targets) in the scaled units.
 """
 
 import numpy as np
+import scipy.linalg
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error
 
@@ -46,6 +47,8 @@ _ALPHAS = np.logspace(-3, 3, 13)
 # origins. Its W x horizon coefficients are well determined long before this,
 # and it keeps the design matrix small at a million rows.
 MAX_FIT_WINDOWS = 20_000
+# Gathered values per block when the candidates are fitted and scored.
+_BLOCK_VALUES = 1 << 20
 
 
 class LagBaseline:
@@ -54,6 +57,9 @@ class LagBaseline:
     def __init__(self, lags, window):
         self.lags, self.window = np.asarray(lags, np.intp), window
 
+    def describe(self):
+        return "persistence" if not self.lags.any() else "seasonal naive"
+
     def __call__(self, X):
         n_t = self.lags.shape[1]
         rows = self.window - 1 - self.lags  # (h, n_t)
@@ -61,11 +67,19 @@ class LagBaseline:
 
 
 class LinearBaseline:
-    """Ridge regression of the next ``horizon`` changes on the last ``window``.
+    """Ridge regression of the next ``horizon`` values, as departures from an anchor.
+
+    The forecast of step k is the anchor's (the origin's value, or the value
+    of the same phase in the last season) plus a linear function of the
+    window's target values, taken as changes from the origin. The ridge
+    penalty therefore shrinks the forecast towards the anchor.
 
     Parameters
     ----------
     window, horizon, n_targets : int
+    anchor : ndarray (horizon, n_targets) of int
+        Rows before the origin whose value anchors each step (all 0:
+        persistence; ``seasonal_lags``: seasonal naive).
     level : bool
         Also use the value at the origin as a feature (mean reversion).
     covariates : bool
@@ -75,8 +89,9 @@ class LinearBaseline:
         Ridge penalty, relative to the mean squared feature value.
     """
 
-    def __init__(self, window, horizon, n_targets, level, covariates, alpha):
+    def __init__(self, window, horizon, n_targets, anchor, level, covariates, alpha):
         self.window, self.horizon, self.n_targets = window, horizon, n_targets
+        self.anchor = LagBaseline(anchor, window)
         self.level, self.covariates, self.alpha = level, covariates, alpha
 
     def _design(self, X, Y=None):
@@ -89,10 +104,14 @@ class LinearBaseline:
         if self.covariates:
             parts.append(X[:, :, n_t:].reshape(len(X), -1).astype(np.float64))
         F = np.hstack(parts) if len(parts) > 1 else parts[0]
+        anchor = self.anchor(X).astype(np.float64)  # (B, horizon, n_t)
         if Y is None:
-            return F, origin
-        T = (Y - origin).reshape(len(Y), -1)
-        return F, origin, T
+            return F, anchor
+        return F, anchor, (Y - anchor).reshape(len(Y), -1)
+
+    def describe(self):
+        extras = [self.anchor.describe()] + ["level"] * self.level + ["covariates"] * self.covariates
+        return f"linear ({', '.join(extras)})"
 
     def fit(self, X, Y):
         """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t)."""
@@ -104,9 +123,61 @@ class LinearBaseline:
         return self
 
     def __call__(self, X):
-        F, origin = self._design(X)
+        F, anchor = self._design(X)
         values = (F @ self.coef_ + self.intercept_).reshape(len(X), self.horizon, self.n_targets)
-        return origin + values
+        return anchor + values
+
+
+def _blocks(idx, values_per_row):
+    """``idx`` in consecutive blocks of about ``_BLOCK_VALUES`` gathered values."""
+    size = max(1, _BLOCK_VALUES // max(values_per_row, 1))
+    return [idx[i : i + size] for i in range(0, len(idx), size)]
+
+
+def _ridge_path(probe, gather, targets, idx, n_inputs, alphas):
+    """Ridge fits of ``probe``'s form for every penalty, from streamed moments.
+
+    The design matrix of a wide form (a week of ten sensors is 1,680
+    features) over 20,000 windows is a quarter of a gigabyte, and the
+    solver copies it. Its Gram matrix is the same size as the feature count
+    squared, so it is accumulated block by block instead; one eigen
+    decomposition then gives every penalty. This is the ridge solution
+    with an intercept (centred moments), as ``sklearn.linear_model.Ridge``
+    computes it on a dense design with more rows than features.
+
+    Returns ``[(coef, intercept), ...]`` per penalty, or None when there
+    are no more usable windows than coefficients.
+    """
+    n, sum_f, sum_t, gram, cross, sum_sq = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for block in _blocks(idx, probe.window * n_inputs):
+        F, _, T = probe._design(gather(probe.window, block), targets(block))
+        keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
+        F, T = F[keep], T[keep]
+        n += len(F)
+        sum_f, sum_t = sum_f + F.sum(axis=0), sum_t + T.sum(axis=0)
+        gram, cross = gram + F.T @ F, cross + F.T @ T
+        sum_sq += float(np.einsum("ij,ij->", F, F))
+    if n == 0 or n <= np.shape(gram)[0]:
+        return None
+    mean_f, mean_t = sum_f / n, sum_t / n
+    gram -= n * np.outer(mean_f, mean_f)  # centred in place: it can be 20+ MB
+    cross_c = cross - n * np.outer(mean_f, mean_t)
+    # Penalties are relative to the mean squared feature value, so that one
+    # grid suits any data set.
+    scale = max(sum_sq / (n * len(mean_f)), 1e-12)
+    # The RRR driver's workspace is linear in the size; numpy's divide and
+    # conquer needs two more matrices of the Gram's size.
+    # (gram.T: the same symmetric matrix in the Fortran order LAPACK works in
+    # place on, so it is not copied.)
+    eigvals, eigvecs = scipy.linalg.eigh(gram.T, driver="evr", overwrite_a=True,
+                                         check_finite=False)
+    del gram
+    projected = eigvecs.T @ cross_c
+    path = []
+    for alpha in alphas:
+        coef = eigvecs @ (projected / (np.maximum(eigvals, 0.0) + alpha * scale)[:, None])
+        path.append((coef, mean_t - mean_f @ coef))
+    return path
 
 
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
@@ -116,7 +187,8 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     Candidates: persistence, seasonal naive (``seasonal_lags``, or None when
     there is no season the windows can see), and the linear baseline with
     and without the level feature and the covariates, for every window and
-    penalty.
+    penalty. Windows are gathered block by block, so memory stays O(features
+    squared) whatever the number of origins.
 
     Parameters
     ----------
@@ -144,47 +216,57 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     scores : dict
         Held-out MAE of every candidate.
     """
-    Y_fit, Y_val = targets(fit_idx), targets(val_idx)
-    observed = ~np.isnan(Y_val)
-
-    def error(pred):
-        return mean_absolute_error(Y_val[observed], pred[observed]) if observed.any() else np.inf
-
     longest = max(windows)
-    X_val = gather(longest, val_idx)
+    n_inputs = gather(longest, val_idx[:1]).shape[2]
     lags = {"persistence": np.zeros(horizon, np.intp)}
     if seasonal_lags is not None:
         lags["seasonal"] = seasonal_lags
-    scores, fitted = {}, {}
-    for name, lag in lags.items():
-        lag = np.repeat(lag[:, None], n_targets, 1)
-        scores[(name, longest, None)] = error(LagBaseline(lag, longest)(X_val))
-    forms = [(level, cov) for level in (False, True) for cov in (False, True)
-             if cov is False or X_val.shape[2] > n_targets]
+    lags = {name: np.repeat(lag[:, None], n_targets, 1) for name, lag in lags.items()}
+    forms = [(anchor, level, cov) for anchor in lags for level in (False, True)
+             for cov in (False, True) if cov is False or n_inputs > n_targets]
+
+    # Every candidate is scored in one pass over the held-out windows: the
+    # sum of absolute errors and the count of observed targets.
+    fitted = {}
     for window in windows:
-        X_fit, X_val = gather(window, fit_idx), gather(window, val_idx)
-        for level, covariates in forms:
-            probe = LinearBaseline(window, horizon, n_targets, level, covariates, alpha=1.0)
-            F, _, T = probe._design(X_fit, Y_fit)
-            F_val, origin_val = probe._design(X_val)
-            keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
-            if keep.sum() <= F.shape[1]:
+        for anchor, level, covariates in forms:
+            if lags[anchor].max() >= window:
+                continue  # the window does not reach back a season
+            probe = LinearBaseline(window, horizon, n_targets, lags[anchor], level,
+                                   covariates, alpha=1.0)
+            path = _ridge_path(probe, gather, targets, fit_idx, n_inputs, _ALPHAS)
+            if path is None:
                 continue  # fewer windows than coefficients
-            scale = max(float(np.mean(F[keep] ** 2)), 1e-12)
-            # Penalties are scored on the held-out block, not by RidgeCV's
-            # leave-one-out: overlapping windows make leave-one-out optimistic.
-            for alpha in _ALPHAS:
-                model = Ridge(alpha=alpha * scale).fit(F[keep], T[keep])
-                pred = origin_val + model.predict(F_val).reshape(-1, horizon, n_targets)
-                key = ((level, covariates), window, float(alpha))
-                scores[key] = error(pred)
-                fitted[key] = (model.coef_.T, model.intercept_)
+            for alpha, (coef, intercept) in zip(_ALPHAS, path):
+                fitted[((anchor, level, covariates), window, float(alpha))] = (probe, coef,
+                                                                              intercept)
+    abs_error = {(name, longest, None): 0.0 for name in lags}
+    abs_error.update({key: 0.0 for key in fitted})
+    count = 0
+    for block in _blocks(val_idx, longest * n_inputs):
+        Y = targets(block)
+        observed = ~np.isnan(Y)
+        count += int(observed.sum())
+        X = gather(longest, block)
+        for name, lag in lags.items():
+            pred = LagBaseline(lag, longest)(X)
+            abs_error[(name, longest, None)] += float(np.abs(Y - pred)[observed].sum())
+        for window in windows:
+            X = gather(window, block)
+            for key, (probe, coef, intercept) in fitted.items():
+                if key[1] == window:
+                    F, anchor = probe._design(X)
+                    pred = anchor + (F @ coef + intercept).reshape(len(X), horizon, n_targets)
+                    abs_error[key] += float(np.abs(Y - pred)[observed].sum())
+    scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
-        lag = np.repeat(lags[kind][:, None], n_targets, 1)
-        return LagBaseline(lag, window), window, scores
-    baseline = LinearBaseline(window, horizon, n_targets, *kind, alpha)
-    baseline.coef_, baseline.intercept_ = fitted[(kind, window, alpha)]
+        return LagBaseline(lags[kind], window), window, scores
+    probe, coef, intercept = fitted[(kind, window, alpha)]
+    anchor, level, covariates = kind
+    baseline = LinearBaseline(window, horizon, n_targets, lags[anchor], level, covariates,
+                              alpha)
+    baseline.coef_, baseline.intercept_ = coef, intercept
     return baseline, window, scores
 
 

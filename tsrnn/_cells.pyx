@@ -22,6 +22,26 @@ the forward pass needs no second (T, B, G*H) array:
 Backward derives every derivative from these cached activations
 (sigmoid' = s(1-s), tanh' = 1-t^2) and never recomputes a transcendental.
 
+Packed rows (variable lengths). Every row buffer is really a list of rows:
+step t occupies rows [offs[t], offs[t] + nsz[t]), and row i of a step is
+sequence i. Without lengths nsz[t] = B and offs[t] = t*B, which is the
+time-major (T, B, width) layout above. With lengths (``batch_sizes``,
+torch's PackedSequence), ``functional`` sorts the sequences by decreasing
+length, so the sequences still running at step t are the first nsz[t], and
+N = sum of the lengths rows hold only valid steps: the input projection, the
+per-step products, the gate loops and the weight-gradient GEMMs never touch a
+padded step. A sequence's final state is its state after its last step in
+the sweep.
+
+Direction. ``reverse`` runs the sweep from t = T-1 down to 0 (the reverse
+half of a bidirectional layer); each sequence starts from its initial state at
+its own last valid step, as torch's packed reverse direction does. At each
+step the running rows split in two groups: those that continue from the step
+before in the sweep, and those that start here from h0/c0 (a forward sweep
+only at t = 0, a reverse one at each sequence's last step). Each group is one
+call per kernel, so the fixed-length forward sweep makes exactly the calls on
+exactly the rows it made before lengths and directions existed.
+
 GEMMs. The input projection of all T*B rows is one GEMM before the sweep,
 writing into the gate buffer (by the packed micro-kernel below: BLAS would
 first zero the buffer for beta = 0, a second pass over it for a product with
@@ -84,11 +104,10 @@ bitwise identical for any OMP_NUM_THREADS and any chunk size.
 Validation. ``functional.py`` validates user input; the ``def`` entry points
 here re-check every buffer shape they rely on, before any ``nogil`` code runs,
 so a wrong call is a ValueError and never an out-of-bounds write.
-``forward_layer`` takes plain ndarrays and checks dtype, C-contiguity,
-writability and shapes through numpy's C API: typed-memoryview arguments cost
-about 0.3 us each, most of the Cython overhead of a batch-1 call.
-``backward_layer`` keeps typed memoryviews, whose cost is noise next to a
-training step.
+``forward_layer`` and ``backward_layer`` take plain ndarrays and check
+dtype, C-contiguity, writability and shapes through numpy's C API:
+typed-memoryview arguments cost about 0.3 us each, most of the Cython
+overhead of a batch-1 call (backward has eighteen).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -151,10 +170,14 @@ cdef extern from "_kernels.h":
     void tsrnn_gru_step_backward_f64(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t S,
         double* gates, const double* h_prev, const double* dh_out, double* dh_next) noexcept nogil
 
-    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const float* da, const float* cs, const float* c0, float* acc) noexcept nogil
-    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-        Py_ssize_t S, const double* da, const double* cs, const double* c0, double* acc) noexcept nogil
+    void tsrnn_peep_grads_f32(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t T,
+        const Py_ssize_t* offs, const Py_ssize_t* nsz, int reverse, Py_ssize_t H,
+        Py_ssize_t S, const float* da, const float* cs, const float* c0,
+        float* acc) noexcept nogil
+    void tsrnn_peep_grads_f64(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t T,
+        const Py_ssize_t* offs, const Py_ssize_t* nsz, int reverse, Py_ssize_t H,
+        Py_ssize_t S, const double* da, const double* cs, const double* c0,
+        double* acc) noexcept nogil
 
 
 cdef enum:
@@ -316,16 +339,6 @@ cdef inline void packed_gemm(int m, int n, int k, const floating* a, int lda,
         tsrnn_packed_gemm_f64(m, n, k, a, lda, bp, c, ldc, accumulate)
 
 
-cdef floating[::1] packed_weights(const floating[:, ::1] w, bint trans):
-    """Pack w^T (trans) or w for ``packed_gemm``; w is row-major (rows, cols)."""
-    cdef int n = <int> (w.shape[0] if trans else w.shape[1])
-    cdef int k = <int> (w.shape[1] if trans else w.shape[0])
-    cdef floating[::1] bp = np.empty(
-        packed_size(<floating> 0, n, k), np.float32 if floating is float else np.float64)
-    pack(n, k, &w[0, 0], <int> w.shape[1], trans, &bp[0])
-    return bp
-
-
 cdef inline void sigmoid_inplace(floating* x, Py_ssize_t n) noexcept nogil:
     if floating is float:
         tsrnn_sigmoid_f32(x, n)
@@ -453,27 +466,40 @@ cdef void packed_rows_gemm(Py_ssize_t n_rows, int n, int k,
                     bp, c + r0 * ldc, ldc, False)
 
 
-cdef void grad_operand(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+cdef inline const floating* prev_row(const floating* run, const floating* start,
+                                     Py_ssize_t T, const Py_ssize_t* offs,
+                                     const Py_ssize_t* nsz, bint reverse, Py_ssize_t t,
+                                     Py_ssize_t i, Py_ssize_t width) noexcept nogil:
+    """Row of sequence i's state before step t: in ``run`` (packed rows) at the
+    step before in the sweep (t - 1, or t + 1 when reverse) while the sequence
+    was running there, else its initial state, row i of ``start`` (B, width)."""
+    cdef Py_ssize_t tp = t + 1 if reverse else t - 1
+    if tp >= 0 and tp < T and i < nsz[tp]:
+        return run + (offs[tp] + i) * width
+    return start + i * width
+
+
+cdef void grad_operand(Py_ssize_t T, Py_ssize_t D, Py_ssize_t H,
+                       const Py_ssize_t* offs, const Py_ssize_t* nsz, bint reverse,
                        const floating* x, const floating* h0, const floating* hs,
                        floating* z, int n_threads) noexcept nogil:
-    """z[t*B + b] = [x(t)[b], 1, h(t-1)[b]], with h(-1) = h0.
+    """z[r] = [x[r], 1, h_prev[r]] for every packed row r (h_prev: see prev_row).
 
     The right operand shared by every weight and bias gradient of a layer, so
-    that one GEMM over all T*B rows gives [dW_ih | db | dW_hh] at once. The
+    that one GEMM over all N rows gives [dW_ih | db | dW_hh] at once. The
     ones column sits between x and h so that [x | 1] and [1 | h] are both
     contiguous column ranges (the GRU's n rows use one each).
     """
     cdef Py_ssize_t NZ = D + H + 1
-    cdef Py_ssize_t t, b
+    cdef Py_ssize_t t, i
     cdef floating* row
-    cdef const floating* hp
     for t in prange(T, schedule='static', num_threads=n_threads):
-        for b in range(B):
-            row = z + (t * B + b) * NZ
-            hp = h0 + b * H if t == 0 else hs + ((t - 1) * B + b) * H
-            memcpy(row, x + (t * B + b) * D, D * sizeof(floating))
+        for i in range(nsz[t]):
+            row = z + (offs[t] + i) * NZ
+            memcpy(row, x + (offs[t] + i) * D, D * sizeof(floating))
             row[D] = 1
-            memcpy(row + D + 1, hp, H * sizeof(floating))
+            memcpy(row + D + 1, prev_row(hs, h0, T, offs, nsz, reverse, t, i, H),
+                   H * sizeof(floating))
 
 
 cdef void grad_gemm(int n_out, int nz, Py_ssize_t k,
@@ -516,31 +542,32 @@ cdef void grad_gemm(int n_out, int nz, Py_ssize_t k,
             out[r * nz + j] = acc
 
 
-cdef void peephole_grads(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                         const floating* da,     # (T, B, S): gate gradients, row stride S
+cdef void peephole_grads(Py_ssize_t T, const Py_ssize_t* offs, const Py_ssize_t* nsz,
+                         bint reverse, Py_ssize_t H,
+                         const floating* da,     # (N, S): gate gradients, row stride S
                          Py_ssize_t S,
-                         const floating* cs,     # (T, B, H)
+                         const floating* cs,     # (N, H)
                          const floating* c0,     # (B, H)
                          floating* dpeep,        # (3, H) out
                          floating* partial,      # (n_kblocks, 3H) scratch
                          int n_threads) noexcept nogil:
     """dw_ci = sum da_i * c(t-1), dw_cf = sum da_f * c(t-1), dw_co = sum da_o * c(t).
 
-    Sums over all T*B rows, cut into the same fixed KBLOCK-row blocks as the
+    Sums over all N rows, cut into the same fixed KBLOCK-row blocks as the
     weight gradients (partials added in block order), so that both threads
     work even when 3H is small, and the result does not depend on them.
     """
-    cdef Py_ssize_t K = T * B
+    cdef Py_ssize_t K = offs[T]
     cdef Py_ssize_t n_kb = (K + KBLOCK - 1) // KBLOCK
     cdef Py_ssize_t kb, j
     cdef floating acc
     for kb in prange(n_kb, schedule='static', num_threads=n_threads):
         if floating is float:
-            tsrnn_peep_grads_f32(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), B, H, S,
-                                 da, cs, c0, partial + kb * 3 * H)
+            tsrnn_peep_grads_f32(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), T, offs, nsz,
+                                 reverse, H, S, da, cs, c0, partial + kb * 3 * H)
         else:
-            tsrnn_peep_grads_f64(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), B, H, S,
-                                 da, cs, c0, partial + kb * 3 * H)
+            tsrnn_peep_grads_f64(kb * KBLOCK, min(K, (kb + 1) * KBLOCK), T, offs, nsz,
+                                 reverse, H, S, da, cs, c0, partial + kb * 3 * H)
     for j in range(3 * H):
         acc = partial[j]
         for kb in range(1, n_kb):
@@ -576,11 +603,15 @@ cdef inline int _require(cnp.ndarray a, str name, int ndim, int typenum,
                          bint writable) except -1:
     # The checks a typed memoryview would make, at a tenth of the cost
     # (memoryview arguments cost ~0.3 us each, most of a batch-1 call's
-    # Cython overhead).
-    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum
+    # Cython overhead). ndim 0 is a buffer of rows: 2-D (rows, width) or
+    # 3-D (steps, batch, width), see _rows.
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if ((nd != ndim if ndim else (nd != 2 and nd != 3))
+            or cnp.PyArray_TYPE(a) != typenum
             or not cnp.PyArray_IS_C_CONTIGUOUS(a)
             or (writable and not cnp.PyArray_ISWRITEABLE(a))):
-        raise ValueError(f"tsrnn._cells: {name} must be a C-contiguous {ndim}-D "
+        raise ValueError(f"tsrnn._cells: {name} must be a C-contiguous "
+                         f"{f'{ndim}-D' if ndim else '2-D or 3-D'} "
                          f"{'writable ' if writable else ''}array of the weights' dtype")
     return 0
 
@@ -591,8 +622,51 @@ cdef inline bint _dims(cnp.ndarray a, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d
             and (d2 < 0 or cnp.PyArray_DIM(a, 2) == d2))
 
 
+cdef inline bint _rows(cnp.ndarray a, Py_ssize_t rows, Py_ssize_t width):
+    """A row buffer (2-D or 3-D, already checked) holds rows x width values."""
+    cdef int nd = cnp.PyArray_NDIM(a)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0)
+    if nd == 3:
+        n *= cnp.PyArray_DIM(a, 1)
+    return n == rows and cnp.PyArray_DIM(a, nd - 1) == width
+
+
+cdef Py_ssize_t _packed_rows(object batch_sizes) except -1:
+    """Check the rows per step of a packed batch; return their sum N.
+
+    ``batch_sizes`` (T,) intp: step t holds the sequences still running,
+    0 .. batch_sizes[t] - 1, so the counts must not increase, and every step
+    holds at least one (torch's PackedSequence.batch_sizes).
+    """
+    if not isinstance(batch_sizes, cnp.ndarray):
+        raise ValueError("tsrnn._cells: batch_sizes must be an ndarray")
+    cdef cnp.ndarray a = <cnp.ndarray> batch_sizes
+    if (cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_TYPE(a) != cnp.NPY_INTP
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_DIM(a, 0) < 1):
+        raise ValueError("tsrnn._cells: batch_sizes must be a non-empty contiguous 1-D "
+                         "intp array")
+    cdef const Py_ssize_t* bs = <const Py_ssize_t*> cnp.PyArray_DATA(a)
+    cdef Py_ssize_t T = cnp.PyArray_DIM(a, 0), t, n = 0
+    for t in range(T):
+        if bs[t] < 1 or (t > 0 and bs[t] > bs[t - 1]):
+            raise ValueError("tsrnn._cells: batch_sizes must be positive and non-increasing")
+        n += bs[t]
+    return n
+
+
+cdef void _fill_steps(const Py_ssize_t* bs, Py_ssize_t T, Py_ssize_t B,
+                      Py_ssize_t* nsz, Py_ssize_t* offs) noexcept nogil:
+    """nsz[t] = rows of step t (bs[t], or B when bs is NULL); offs = their
+    running sum, offs[T] = N (see the module docstring: packed rows)."""
+    cdef Py_ssize_t t
+    offs[0] = 0
+    for t in range(T):
+        nsz[t] = bs[t] if bs != NULL else B
+        offs[t + 1] = offs[t] + nsz[t]
+
+
 def forward_layer(int cell,
-                  cnp.ndarray x not None,        # (T, B, D)
+                  cnp.ndarray x not None,        # (T, B, D), or packed (N, D)
                   cnp.ndarray w_ih not None,     # (G*H, D)
                   cnp.ndarray w_hh not None,     # (G*H, H)
                   cnp.ndarray b_ih not None,     # (G*H,)
@@ -600,14 +674,16 @@ def forward_layer(int cell,
                   tuple peep,                    # (w_ci, w_cf, w_co), each (H,): peephole only
                   cnp.ndarray h0,                # (B, H), None: zeros
                   cnp.ndarray c0,                # (B, H) lstm cells (None: zeros), else ignored
-                  cnp.ndarray hs not None,       # (T, B, H) out: h(t)
-                  cnp.ndarray cs,                # (T | 2, B, H) out: c(t), lstm cells, else ignored
-                  cnp.ndarray gates not None,    # (T | 1, B, S) out: activations
-                  cnp.ndarray h_n not None,      # (B, H) out: h(T-1)
-                  cnp.ndarray c_n,               # (B, H) out: c(T-1), lstm cells, else ignored
+                  cnp.ndarray hs not None,       # N rows of H, out: h(t)
+                  cnp.ndarray cs,                # N | 2B rows of H, out: c(t), lstm cells
+                  cnp.ndarray gates not None,    # N | B rows of S, out: activations
+                  cnp.ndarray h_n not None,      # (B, H) out: final h
+                  cnp.ndarray c_n,               # (B, H) out: final c, lstm cells, else ignored
                   Py_ssize_t chunk,              # batch rows per sweep
                   bint keep,                     # keep c(t) of every step for backward
-                  int n_threads_max):            # cap on omp_get_max_threads()
+                  int n_threads_max,             # cap on omp_get_max_threads()
+                  object batch_sizes=None,       # None, or (T,) intp: packed rows per step
+                  bint reverse=False):           # sweep from the last step to the first
     """Run one layer over all time steps. See the module docstring for layouts.
 
     Every array is C-contiguous and of one dtype (float32 or float64); the
@@ -616,40 +692,57 @@ def forward_layer(int cell,
     zero state then allocates none). The biases arrive as torch has them and
     are folded here.
 
-    ``gates`` holds every step (T, B, S) or one (1, B, S). With every step,
-    the input projection of all T*B rows is one GEMM before the sweep (one
+    Without ``batch_sizes`` every sequence runs all T steps, x is (T, B, D)
+    and the buffers of N = T*B rows may be 3-D (T, B, width). With it, the
+    batch is packed (variable lengths): x and the row buffers are 2-D, N
+    rows. ``reverse`` runs the sweep backwards in time: each sequence starts
+    from its initial state at its own last step.
+
+    ``gates`` holds every step (N rows) or one (B rows). With every step,
+    the input projection of all N rows is one GEMM before the sweep (one
     pass, MR-row tiles even at batch 1); with one step, it is computed per
     step from a packed W_ih, so memory no longer grows with T (inference on
     large batches). ``keep`` (training) needs every step of gates and c(t)
-    in cs (T, B, H); without it cs alternates two slots (c(t) is in
-    cs[t % 2]). Either way the arithmetic of every element is the same, so
-    training and inference outputs are bitwise equal.
+    in cs (N rows); without it cs alternates two slots of B rows. Either
+    way the arithmetic of every element is the same, so training and
+    inference outputs are bitwise equal. h_n and c_n get each sequence's
+    state after its last step in the sweep.
 
     Calls no BLAS: the callers need not limit BLAS threads around it.
     """
-    cdef Py_ssize_t T = 0, B = 0, D = 0, H = 0
+    cdef Py_ssize_t T = 0, B = 0, D = 0, H = 0, N = 0
     cdef bint is_gru = cell == GRU
     cdef bint is_lstm = not is_gru
     cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef int i
+    cdef const Py_ssize_t* bs = NULL
     if cell != LSTM and cell != GRU and cell != PEEPHOLE:
         raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
         raise ValueError("tsrnn._cells: arrays must be float32 or float64")
-    _require(x, "x", 3, typenum, False)
+    if batch_sizes is None:
+        _require(x, "x", 3, typenum, False)
+        T, B, D = x.shape[0], x.shape[1], x.shape[2]
+        N = T * B
+    else:
+        N = _packed_rows(batch_sizes)
+        bs = <const Py_ssize_t*> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
+        T, B = (<cnp.ndarray> batch_sizes).shape[0], bs[0]
+        _require(x, "x", 2, typenum, False)
+        D = x.shape[1]
+        _check(x.shape[0] == N, "x (packed rows)")
     _require(w_ih, "w_ih", 2, typenum, False)
     _require(w_hh, "w_hh", 2, typenum, False)
     _require(b_ih, "b_ih", 1, typenum, False)
     _require(b_hh, "b_hh", 1, typenum, False)
-    _require(hs, "hs", 3, typenum, True)
-    _require(gates, "gates", 3, typenum, True)
+    _require(hs, "hs", 0, typenum, True)
+    _require(gates, "gates", 0, typenum, True)
     _require(h_n, "h_n", 2, typenum, True)
-    T, B, D = x.shape[0], x.shape[1], x.shape[2]
     H = w_hh.shape[1]
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
-    cdef bint all_steps = gates.shape[0] == T
+    cdef bint all_steps = _rows(gates, N, S)
     _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
     _check(_dims(w_ih, G * H, D), "weight_ih")
     _check(_dims(w_hh, G * H, H), "weight_hh")
@@ -657,17 +750,16 @@ def forward_layer(int cell,
     if h0 is not None:
         _require(h0, "h0", 2, typenum, False)
         _check(_dims(h0, B, H), "h0")
-    _check(_dims(hs, T, B, H), "hs")
+    _check(_rows(hs, N, H), "hs")
     _check(_dims(h_n, B, H), "h_n")
-    _check(_dims(gates, T if keep else gates.shape[0], B, S)
-           and (all_steps or gates.shape[0] == 1), "gates")
+    _check(all_steps or (not keep and _rows(gates, B, S)), "gates")
     if is_lstm:
-        _require(cs, "cs", 3, typenum, True)
+        _require(cs, "cs", 0, typenum, True)
         _require(c_n, "c_n", 2, typenum, True)
         if c0 is not None:
             _require(c0, "c0", 2, typenum, False)
             _check(_dims(c0, B, H), "c0")
-        _check(_dims(cs, T if keep else 2, B, H), "cs")
+        _check(_rows(cs, N if keep else 2 * B, H), "cs")
         _check(_dims(c_n, B, H), "c_n")
     cdef const void* pw[3]
     pw[0] = pw[1] = pw[2] = NULL
@@ -678,12 +770,12 @@ def forward_layer(int cell,
             _require(peep[i], "peephole", 1, typenum, False)
             _check(cnp.PyArray_DIM(peep[i], 0) == H, "peephole")
             pw[i] = cnp.PyArray_DATA(peep[i])
-    _check_int32(T * B * S, "T * B * gate width")
+    _check_int32(N * S, "N * gate width")
     _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
 
     if typenum == cnp.NPY_FLOAT32:
         _forward[float](
-            cell, T, B, D, H, <const float*> cnp.PyArray_DATA(x),
+            cell, T, B, D, H, bs, reverse, <const float*> cnp.PyArray_DATA(x),
             <const float*> cnp.PyArray_DATA(w_ih), <const float*> cnp.PyArray_DATA(w_hh),
             <const float*> cnp.PyArray_DATA(b_ih), <const float*> cnp.PyArray_DATA(b_hh),
             <const float*> pw[0], <const float*> pw[1], <const float*> pw[2],
@@ -695,7 +787,7 @@ def forward_layer(int cell,
             chunk, keep, all_steps, n_threads_max)
     else:
         _forward[double](
-            cell, T, B, D, H, <const double*> cnp.PyArray_DATA(x),
+            cell, T, B, D, H, bs, reverse, <const double*> cnp.PyArray_DATA(x),
             <const double*> cnp.PyArray_DATA(w_ih), <const double*> cnp.PyArray_DATA(w_hh),
             <const double*> cnp.PyArray_DATA(b_ih), <const double*> cnp.PyArray_DATA(b_hh),
             <const double*> pw[0], <const double*> pw[1], <const double*> pw[2],
@@ -708,6 +800,7 @@ def forward_layer(int cell,
 
 
 cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                  const Py_ssize_t* bs, bint reverse,
                   const floating* x, const floating* w_ih, const floating* w_hh,
                   const floating* b_ih, const floating* b_hh, const floating* w_ci,
                   const floating* w_cf, const floating* w_co, const floating* h0,
@@ -731,8 +824,13 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     cdef Py_ssize_t size_zero = B * H if h0 == NULL or (c0 == NULL and not is_gru) else 0
     cdef floating* wpack = <floating*> malloc(
         (size_hh + size_hn + size_ih + G * H + H + 3 * H + size_zero) * sizeof(floating))
-    if wpack == NULL:
+    # Rows per step and where each step starts (see the module docstring).
+    cdef Py_ssize_t* nsz = <Py_ssize_t*> malloc((2 * T + 1) * sizeof(Py_ssize_t))
+    if wpack == NULL or nsz == NULL:
+        free(wpack)
+        free(nsz)
         raise MemoryError()
+    cdef Py_ssize_t* offs = nsz + T
     cdef floating* whh_pack = wpack
     cdef floating* whn_pack = wpack + size_hh
     cdef floating* wih_pack = wpack + size_hh + size_hn
@@ -742,11 +840,11 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     cdef floating* zeros = peep + 3 * H         # (B, H) zero h0 and/or c0, when asked
     cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
     cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
-    cdef Py_ssize_t ci, j
-    cdef Py_ssize_t last_c = T - 1 if keep else (T - 1) % 2
+    cdef Py_ssize_t ci, j, t, lo, hi
     cdef int n_threads
     try:
         with nogil:
+            _fill_steps(bs, T, B, nsz, offs)
             # Both biases of a gate enter the same pre-activation, except the
             # GRU's b_hn, which the reset gate multiplies with W_hn h.
             for j in range(G * H):
@@ -772,113 +870,169 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
                 pack(<int> H, <int> H, w_hh + n_acc * H, <int> H, True, whn_pack)
             pack(<int> (G * H), <int> D, w_ih, <int> D, True, wih_pack)
             if all_steps:
-                # gates[:, :, :G*H] = x @ w_ih.T, all time steps at once (biases
-                # are added inside the gate loop, where they cost nothing extra).
-                packed_rows_gemm(T * B, <int> (G * H), <int> D, x, <int> D, wih_pack,
+                # gates[:, :G*H] = x @ w_ih.T, all N rows at once (biases are
+                # added inside the gate loop, where they cost nothing extra).
+                packed_rows_gemm(offs[T], <int> (G * H), <int> D, x, <int> D, wih_pack,
                                  gates, <int> S,
-                                 _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+                                 _threads_for((offs[T] + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
             n_threads = _threads_for(n_chunks, max_thr)
             if n_threads == 1:
                 # No parallel region: entering one costs microseconds, a
                 # large share of a batch-1 call.
                 for ci in range(n_chunks):
                     _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
-                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
-                                   h0, c0, hs, cs, gates, keep, all_steps)
+                                   offs, nsz, reverse, x, whh_pack, whn_pack, wih_pack,
+                                   bias, bias_hn, peep, h0, c0, hs, cs, gates, keep, all_steps)
             else:
                 for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
                     _forward_chunk(cell, T, B, D, H, ci * chunk, min(chunk, B - ci * chunk),
-                                   x, whh_pack, whn_pack, wih_pack, bias, bias_hn, peep,
-                                   h0, c0, hs, cs, gates, keep, all_steps)
-            # The final state: h(T-1) and c(T-1) (slot (T-1) % 2 at inference).
-            memcpy(h_n, hs + (T - 1) * B * H, B * H * sizeof(floating))
-            if not is_gru:
-                memcpy(c_n, cs + last_c * B * H, B * H * sizeof(floating))
+                                   offs, nsz, reverse, x, whh_pack, whn_pack, wih_pack,
+                                   bias, bias_hn, peep, h0, c0, hs, cs, gates, keep, all_steps)
+            # The final state: each sequence's state after its last step in
+            # the sweep. A reverse sweep ends at t = 0 for every sequence (all
+            # B rows of step 0, sweep step T - 1); a forward one at t for the
+            # sequences whose last step is t, rows [nsz[t+1], nsz[t]) of step
+            # t: one block per length (all B rows of step T - 1 without
+            # packing). Cell states of the two-slot inference buffer sit in
+            # slot (sweep step) % 2.
+            for t in range(T):
+                if reverse:
+                    lo, hi = 0, (B if t == 0 else 0)
+                else:
+                    lo, hi = (nsz[t + 1] if t + 1 < T else 0), nsz[t]
+                if hi <= lo:
+                    continue
+                memcpy(h_n + lo * H, hs + (offs[t] + lo) * H, (hi - lo) * H * sizeof(floating))
+                if not is_gru:
+                    j = offs[t] + lo if keep else ((T - 1 if reverse else t) % 2) * B + lo
+                    memcpy(c_n + lo * H, cs + j * H, (hi - lo) * H * sizeof(floating))
     finally:
         free(wpack)
+        free(nsz)
     return 0
 
 
 cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                         Py_ssize_t b0, Py_ssize_t nb_,
+                         Py_ssize_t b0, Py_ssize_t nb,
+                         const Py_ssize_t* offs, const Py_ssize_t* nsz, bint reverse,
                          const floating* x, const floating* whh_pack,
                          const floating* whn_pack, const floating* wih_pack,
                          const floating* bias, const floating* bias_hn,
                          const floating* peep, const floating* h0, const floating* c0,
                          floating* hs, floating* cs, floating* gates,
                          bint keep, bint all_steps) noexcept nogil:
-    """The time sweep of batch rows [b0, b0 + nb_): every step of one chunk.
+    """The time sweep of batch rows [b0, b0 + nb): every step of one chunk.
 
-    Pointers are to whole (T | 1 | 2, B, width) buffers; row b of step t of
-    a (steps, B, width) buffer starts at (t * B + b) * width.
+    Row i of step t of a packed buffer is row offs[t] + i (t * B + i without
+    packing); only the first nsz[t] sequences run at step t. Of a chunk's
+    running rows, the first mc continue from the step before in the sweep
+    (t - 1, or t + 1 when reverse); the others start here from h0/c0, which
+    only happens at t = 0 of a forward sweep and at each sequence's last
+    step of a reverse one. Each group is one call per kernel, so padded steps
+    cost nothing, and a fixed-length forward sweep makes the same calls on
+    the same rows as it did before packing existed.
     """
     cdef bint is_gru = cell == GRU
     cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     cdef Py_ssize_t n_acc = 2 * H if is_gru else 4 * H
-    cdef int nb = <int> nb_
-    cdef Py_ssize_t t, gt, ct, cp
-    cdef const floating* h_prev
-    cdef const floating* c_prev
+    cdef Py_ssize_t s, t, tp, na, mc, row, c_row
+    cdef const floating* h_run = NULL   # h of the continuing rows, step tp
+    cdef const floating* c_run = NULL   # c of the continuing rows, step tp
+    cdef const floating* h_start
+    cdef const floating* c_start = NULL
     cdef floating* g
-    for t in range(T):
-        gt = t if all_steps else 0
-        ct = t if keep else t % 2
-        cp = t - 1 if keep else (t - 1) % 2
-        g = gates + (gt * B + b0) * S
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        tp = t + 1 if reverse else t - 1
+        na = min(nb, nsz[t] - b0)
+        if na <= 0:
+            if reverse:
+                continue  # this chunk's sequences start at a later (smaller) t
+            break         # ... or have all ended
+        mc = min(na, max(0, nsz[tp] - b0)) if 0 <= tp < T else 0
+        row = offs[t] + b0
+        g = gates + (row if all_steps else b0) * S
+        c_row = row if keep else (s % 2) * B + b0
+        if mc > 0:
+            h_run = hs + (offs[tp] + b0) * H
+            if not is_gru:
+                c_run = cs + ((offs[tp] + b0) if keep else ((s + 1) % 2) * B + b0) * H
+        h_start = h0 + (b0 + mc) * H
+        if not is_gru:
+            c_start = c0 + (b0 + mc) * H
         if not all_steps:
             # gates[0, chunk, :G*H] = x[t, chunk] @ w_ih.T
-            packed_gemm(nb, <int> (G * H), <int> D, x + (t * B + b0) * D, <int> D,
+            packed_gemm(<int> na, <int> (G * H), <int> D, x + row * D, <int> D,
                         wih_pack, g, <int> S, False)
-        if t == 0:
-            h_prev = h0 + b0 * H
-        else:
-            h_prev = hs + ((t - 1) * B + b0) * H
         # gates[chunk, :n_acc] += h_prev @ w_hh[:n_acc].T
-        packed_gemm(nb, <int> n_acc, <int> H, h_prev, <int> H, whh_pack, g, <int> S, True)
+        if mc > 0:
+            packed_gemm(<int> mc, <int> n_acc, <int> H, h_run, <int> H, whh_pack, g,
+                        <int> S, True)
+        if na > mc:
+            packed_gemm(<int> (na - mc), <int> n_acc, <int> H, h_start, <int> H, whh_pack,
+                        g + mc * S, <int> S, True)
         if is_gru:
             # gates[chunk, 3H:] = h_prev @ w_hn.T
-            packed_gemm(nb, <int> H, <int> H, h_prev, <int> H, whn_pack, g + 3 * H,
-                        <int> S, False)
-            gru_step_forward(nb, H, S, g, bias, bias_hn, h_prev, hs + (t * B + b0) * H)
+            if mc > 0:
+                packed_gemm(<int> mc, <int> H, <int> H, h_run, <int> H, whn_pack, g + 3 * H,
+                            <int> S, False)
+                gru_step_forward(mc, H, S, g, bias, bias_hn, h_run, hs + row * H)
+            if na > mc:
+                packed_gemm(<int> (na - mc), <int> H, <int> H, h_start, <int> H, whn_pack,
+                            g + mc * S + 3 * H, <int> S, False)
+                gru_step_forward(na - mc, H, S, g + mc * S, bias, bias_hn, h_start,
+                                 hs + (row + mc) * H)
         else:
-            if t == 0:
-                c_prev = c0 + b0 * H
-            else:
-                c_prev = cs + (cp * B + b0) * H
-            lstm_step_forward(nb, H, S, peephole, g, bias, peep, c_prev,
-                              cs + (ct * B + b0) * H, hs + (t * B + b0) * H)
+            if mc > 0:
+                lstm_step_forward(mc, H, S, peephole, g, bias, peep, c_run,
+                                  cs + c_row * H, hs + row * H)
+            if na > mc:
+                lstm_step_forward(na - mc, H, S, peephole, g + mc * S, bias, peep, c_start,
+                                  cs + (c_row + mc) * H, hs + (row + mc) * H)
 
 
 def backward_layer(int cell,
-                   const floating[:, :, ::1] x,      # (T, B, D) layer input
-                   const floating[:, ::1] w_ih,      # (G*H, D)
-                   const floating[:, ::1] w_hh,      # (G*H, H)
-                   const floating[:, ::1] peep,      # (3, H) peephole, else (0, H)
-                   const floating[:, ::1] h0,        # (B, H)
-                   const floating[:, ::1] c0,        # (B, H) lstm cells, else (0, H)
-                   const floating[:, :, ::1] hs,     # (T, B, H) forward h(t)
-                   const floating[:, :, ::1] cs,     # (T, B, H) forward c(t), lstm cells
-                   floating[:, :, ::1] gates,        # (T, B, S) in: forward activations;
-                                                     # out: gate gradients (see below)
-                   const floating[:, :, ::1] dhs,    # (T | 1, B, H) dL/dh(t) from above;
-                                                     # one step is read at every step
-                   floating[:, ::1] dh0,             # (B, H) in dL/dh(T-1), out dL/dh0
-                   floating[:, ::1] dc0,             # (B, H) in dL/dc(T-1), out dL/dc0
-                   floating[:, :, ::1] dx,           # (T, B, D) out, or (0,0,0): not wanted
-                   floating[:, ::1] dw_ih,           # (G*H, D) out
-                   floating[:, ::1] dw_hh,           # (G*H, H) out
-                   floating[::1] db_ih,              # (G*H,) out
-                   floating[::1] db_hh,              # (G*H,) out
-                   floating[:, ::1] dpeep,           # (3, H) out, peephole (else (0, H))
-                   Py_ssize_t chunk,                 # batch rows per sweep
-                   int n_threads_max):               # cap on omp_get_max_threads()
+                   cnp.ndarray x not None,        # N rows of D: layer input
+                   cnp.ndarray w_ih not None,     # (G*H, D)
+                   cnp.ndarray w_hh not None,     # (G*H, H)
+                   cnp.ndarray peep not None,     # (3, H) peephole, else (0, H)
+                   cnp.ndarray h0 not None,       # (B, H)
+                   cnp.ndarray c0 not None,       # (B, H) lstm cells, else (0, H)
+                   cnp.ndarray hs not None,       # N rows of H: forward h(t)
+                   cnp.ndarray cs not None,       # N rows of H: forward c(t), lstm cells,
+                                                  # else empty
+                   cnp.ndarray gates not None,    # N rows of S in: forward activations;
+                                                  # out: gate gradients (see below)
+                   cnp.ndarray dhs not None,      # N | B rows of H: dL/dh(t) from above;
+                                                  # B rows: one step read at every step
+                   cnp.ndarray dh0 not None,      # (B, H) in dL/dh(final), out dL/dh0
+                   cnp.ndarray dc0 not None,      # (B, H) in dL/dc(final), out dL/dc0
+                   cnp.ndarray dx not None,       # N rows of D out, or 0 rows: not wanted
+                   cnp.ndarray dw_ih not None,    # (G*H, D) out
+                   cnp.ndarray dw_hh not None,    # (G*H, H) out
+                   cnp.ndarray db_ih not None,    # (G*H,) out
+                   cnp.ndarray db_hh not None,    # (G*H,) out
+                   cnp.ndarray dpeep not None,    # (3, H) out, peephole (else (0, H))
+                   Py_ssize_t chunk,              # batch rows per sweep
+                   int n_threads_max,             # cap on omp_get_max_threads()
+                   object batch_sizes,            # (T,) intp: rows of each step
+                   bint reverse):                 # the forward sweep ran backwards
     """Backpropagate one layer through all time steps.
+
+    Row buffers hold the rows of the packed layout (module docstring), 2-D
+    (rows, width) or, without packing, 3-D (T, B, width); ``batch_sizes``
+    is then T times B. The sweep visits the steps in the opposite order of
+    the forward sweep. Plain ndarrays checked through numpy's C API, as in
+    ``forward_layer``: a typed memoryview costs ~0.3 us per argument, and
+    this call has eighteen.
 
     dh0/dc0 carry the gradient w.r.t. the final state in and leave holding the
     gradient w.r.t. the initial state: each chunk owns its rows, so they double
-    as the running dL/dh(t), dL/dc(t) buffers of the sweep.
+    as the running dL/dh(t), dL/dc(t) buffers of the sweep. A sequence's row
+    stays untouched until the sweep reaches the step the forward sweep ended
+    it on, so its final-state gradient waits there.
 
     The gate gradients overwrite the activations in ``gates`` step by step
     (da = dL/d(pre-activation), row stride S):
@@ -889,130 +1043,227 @@ def backward_layer(int cell,
     The caller's cache is consumed; functional.py copies it first when asked
     to keep it.
     """
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t N = _packed_rows(batch_sizes)
+    cdef const Py_ssize_t* bs = <const Py_ssize_t*> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
+    cdef Py_ssize_t T = (<cnp.ndarray> batch_sizes).shape[0], B = bs[0]
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
+    cdef Py_ssize_t G = 3 if is_gru else 4
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if cell != LSTM and cell != GRU and cell != PEEPHOLE:
+        raise ValueError(f"tsrnn._cells: unknown cell code {cell}")
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise ValueError("tsrnn._cells: arrays must be float32 or float64")
+    _require(x, "x", 0, typenum, False)
+    _require(w_ih, "w_ih", 2, typenum, False)
+    _require(w_hh, "w_hh", 2, typenum, False)
+    _require(peep, "peep", 2, typenum, False)
+    _require(h0, "h0", 2, typenum, False)
+    _require(c0, "c0", 2, typenum, False)
+    _require(hs, "hs", 0, typenum, False)
+    _require(gates, "gates", 0, typenum, True)
+    _require(dhs, "dhs", 0, typenum, False)
+    _require(dh0, "dh0", 2, typenum, True)
+    _require(dc0, "dc0", 2, typenum, True)
+    _require(dx, "dx", 0, typenum, True)
+    _require(dw_ih, "dw_ih", 2, typenum, True)
+    _require(dw_hh, "dw_hh", 2, typenum, True)
+    _require(db_ih, "db_ih", 1, typenum, True)
+    _require(db_hh, "db_hh", 1, typenum, True)
+    _require(dpeep, "dpeep", 2, typenum, True)
+    cdef Py_ssize_t D = x.shape[x.ndim - 1]
     cdef Py_ssize_t H = w_hh.shape[1]
-    cdef bint is_gru = cell == CELL_GRU
-    cdef bint peephole = cell == CELL_PEEPHOLE
+    cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
+    cdef bint want_dx = dx.shape[0] != 0
+    _check(D > 0 and H > 0, "empty dimension")
+    _check(_rows(x, N, D), "x")
+    _check(_dims(w_ih, G * H, D), "weight_ih")
+    _check(_dims(w_hh, G * H, H), "weight_hh")
+    _check(_dims(peep, 3 if peephole else 0, H), "peephole")
+    _check(_dims(h0, B, H), "h0")
+    _check(is_gru or _dims(c0, B, H), "c0")
+    _check(_rows(hs, N, H), "hs")
+    if not is_gru:
+        _require(cs, "cs", 0, typenum, False)
+        _check(_rows(cs, N, H), "cs")
+    _check(_rows(gates, N, S), "gates")
+    _check(_rows(dhs, N, H) or _rows(dhs, B, H), "dhs")
+    _check(_dims(dh0, B, H), "dh0")
+    _check(is_gru or _dims(dc0, B, H), "dc0")
+    _check(not want_dx or _rows(dx, N, D), "dx")
+    _check(_dims(dw_ih, G * H, D), "dw_ih")
+    _check(_dims(dw_hh, G * H, H), "dw_hh")
+    _check(db_ih.shape[0] == G * H and db_hh.shape[0] == G * H, "db")
+    _check(_dims(dpeep, 3 if peephole else 0, H), "dpeep")
+    _check_int32(N * S, "N * gate width")
+    _check_int32(N * (D + H + 1), "N * (input + hidden + 1)")
+    _check(chunk > 0 and n_threads_max > 0, "chunk or n_threads_max")
+    cdef void* cs_p = cnp.PyArray_DATA(cs) if not is_gru else NULL
+    cdef void* dx_p = cnp.PyArray_DATA(dx) if want_dx else NULL
+    if typenum == cnp.NPY_FLOAT32:
+        _backward[float](
+            cell, T, B, D, H, bs, reverse, _rows(dhs, N, H),
+            <const float*> cnp.PyArray_DATA(x), <const float*> cnp.PyArray_DATA(w_ih),
+            <const float*> cnp.PyArray_DATA(w_hh), <const float*> cnp.PyArray_DATA(peep),
+            <const float*> cnp.PyArray_DATA(h0), <const float*> cnp.PyArray_DATA(c0),
+            <const float*> cnp.PyArray_DATA(hs), <const float*> cs_p,
+            <float*> cnp.PyArray_DATA(gates), <const float*> cnp.PyArray_DATA(dhs),
+            <float*> cnp.PyArray_DATA(dh0), <float*> cnp.PyArray_DATA(dc0), <float*> dx_p,
+            <float*> cnp.PyArray_DATA(dw_ih), <float*> cnp.PyArray_DATA(dw_hh),
+            <float*> cnp.PyArray_DATA(db_ih), <float*> cnp.PyArray_DATA(db_hh),
+            <float*> cnp.PyArray_DATA(dpeep), chunk, n_threads_max)
+    else:
+        _backward[double](
+            cell, T, B, D, H, bs, reverse, _rows(dhs, N, H),
+            <const double*> cnp.PyArray_DATA(x), <const double*> cnp.PyArray_DATA(w_ih),
+            <const double*> cnp.PyArray_DATA(w_hh), <const double*> cnp.PyArray_DATA(peep),
+            <const double*> cnp.PyArray_DATA(h0), <const double*> cnp.PyArray_DATA(c0),
+            <const double*> cnp.PyArray_DATA(hs), <const double*> cs_p,
+            <double*> cnp.PyArray_DATA(gates), <const double*> cnp.PyArray_DATA(dhs),
+            <double*> cnp.PyArray_DATA(dh0), <double*> cnp.PyArray_DATA(dc0), <double*> dx_p,
+            <double*> cnp.PyArray_DATA(dw_ih), <double*> cnp.PyArray_DATA(dw_hh),
+            <double*> cnp.PyArray_DATA(db_ih), <double*> cnp.PyArray_DATA(db_hh),
+            <double*> cnp.PyArray_DATA(dpeep), chunk, n_threads_max)
+
+
+cdef int _backward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                   const Py_ssize_t* bs, bint reverse, bint dhs_full,
+                   const floating* x, const floating* w_ih, const floating* w_hh,
+                   const floating* peep, const floating* h0, const floating* c0,
+                   const floating* hs, const floating* cs, floating* g,
+                   const floating* dhs, floating* dh, floating* dc, floating* dx,
+                   floating* dw_ih, floating* dw_hh, floating* db_ih, floating* db_hh,
+                   floating* dpeep, Py_ssize_t chunk, int n_threads_max) except -1:
+    """backward_layer once the shapes are checked: the sweep, then the GEMMs."""
+    cdef bint is_gru = cell == GRU
+    cdef bint peephole = cell == PEEPHOLE
     cdef Py_ssize_t G = 3 if is_gru else 4
     cdef Py_ssize_t S = 4 * H if is_gru else 5 * H
     cdef Py_ssize_t GH = G * H
     cdef Py_ssize_t NZ = D + H + 1
-    cdef bint want_dx = dx.shape[0] != 0
-    cdef Py_ssize_t dhs_step = 1 if dhs.shape[0] == T else 0
-    cdef Py_ssize_t n_chunks, ci, b0, t, r
-    cdef int nb, n_threads
-    cdef const floating* c_prev
-
-    _check(cell in (CELL_LSTM, CELL_GRU, CELL_PEEPHOLE), f"unknown cell code {cell}")
-    _check(T > 0 and B > 0 and D > 0 and H > 0, "empty dimension")
-    _check(w_ih.shape[0] == GH and w_ih.shape[1] == D, "weight_ih")
-    _check(w_hh.shape[0] == GH, "weight_hh")
-    _check(peep.shape[0] == (3 if peephole else 0) and peep.shape[1] == H, "peephole")
-    _check(h0.shape[0] == B and h0.shape[1] == H, "h0")
-    _check(is_gru or (c0.shape[0] == B and c0.shape[1] == H), "c0")
-    _check((hs.shape[0], hs.shape[1], hs.shape[2]) == (T, B, H), "hs")
-    _check(is_gru or (cs.shape[0], cs.shape[1], cs.shape[2]) == (T, B, H), "cs")
-    _check((gates.shape[0], gates.shape[1], gates.shape[2]) == (T, B, S), "gates")
-    _check(dhs.shape[0] in (T, 1) and (dhs.shape[1], dhs.shape[2]) == (B, H), "dhs")
-    _check(dh0.shape[0] == B and dh0.shape[1] == H, "dh0")
-    _check(is_gru or (dc0.shape[0] == B and dc0.shape[1] == H), "dc0")
-    _check(not want_dx or (dx.shape[0], dx.shape[1], dx.shape[2]) == (T, B, D), "dx")
-    _check(dw_ih.shape[0] == GH and dw_ih.shape[1] == D, "dw_ih")
-    _check(dw_hh.shape[0] == GH and dw_hh.shape[1] == H, "dw_hh")
-    _check(db_ih.shape[0] == GH and db_hh.shape[0] == GH, "db")
-    _check(dpeep.shape[0] == (3 if peephole else 0) and dpeep.shape[1] == H, "dpeep")
-    _check_int32(T * B * S, "T * B * gate width")
-    _check_int32(T * B * NZ, "T * B * (input + hidden + 1)")
-    _check(chunk > 0, "chunk")
-    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
-    n_chunks = (B + chunk - 1) // chunk
-    dt = np.float32 if floating is float else np.float64
-
-    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once. The GRU's product
-    # is [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:], so it packs the two parts.
-    cdef floating[::1] wpack_mv, wpack_n_mv
-    if is_gru:
-        wpack_mv = packed_weights(w_hh[:2 * H], False)
-        wpack_n_mv = packed_weights(w_hh[2 * H:], False)
-    else:
-        wpack_mv = packed_weights(w_hh, False)
-        wpack_n_mv = wpack_mv
-    cdef const floating* wpack = &wpack_mv[0]
-    cdef const floating* wpack_n = &wpack_n_mv[0]
-    # Weight-gradient operands: z = [x | 1 | h(t-1)] and the GEMM scratch.
-    cdef Py_ssize_t n_kb = (T * B + KBLOCK - 1) // KBLOCK
-    cdef floating[:, ::1] z = np.empty((T * B, NZ), dt)
+    cdef Py_ssize_t N = 0, t
+    for t in range(T):
+        N += bs[t]
     # Rows with one pre-activation gradient for both sides: all of the LSTM's,
     # the GRU's r and z.
     cdef Py_ssize_t n_rz = 2 * H if is_gru else GH
-    cdef floating[:, ::1] wcat = np.empty((n_rz, NZ), dt)
-    cdef floating[:, ::1] wcat_nx = np.empty((H if is_gru else 1, D + 1), dt)
-    cdef floating[:, ::1] wcat_nh = np.empty((H if is_gru else 1, H + 1), dt)
-    cdef floating[::1] partial = np.empty(n_kb * GH * NZ if n_kb > 1 else 1, dt)
-    cdef floating[::1] peep_partial = np.empty(n_kb * 3 * H if peephole else 1, dt)
-
-    with nogil:
-        n_threads = _threads_for(n_chunks, max_thr)
-        for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
-            b0 = ci * chunk
-            nb = <int> min(chunk, B - b0)
-            t = T - 1
-            while t >= 0:
-                if is_gru:
-                    gru_step_backward(nb, H, S, &gates[t, b0, 0],
-                                      &h0[b0, 0] if t == 0 else &hs[t - 1, b0, 0],
-                                      &dhs[t * dhs_step, b0, 0], &dh0[b0, 0])
-                    # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
-                    packed_gemm(nb, <int> H, <int> (2 * H), &gates[t, b0, 0], <int> S,
-                                wpack, &dh0[b0, 0], <int> H, True)
-                    packed_gemm(nb, <int> H, <int> H, &gates[t, b0, 3 * H], <int> S,
-                                wpack_n, &dh0[b0, 0], <int> H, True)
-                else:
-                    if t == 0:
-                        c_prev = &c0[b0, 0]
+    cdef Py_ssize_t n_kb = (N + KBLOCK - 1) // KBLOCK
+    # dh(t-1) = da(t) @ w_hh at every step: pack w_hh once. The GRU's product
+    # is [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:], so it packs the two parts.
+    cdef Py_ssize_t size_w = packed_size(<floating> 0, H, n_rz)
+    cdef Py_ssize_t size_wn = packed_size(<floating> 0, H, H) if is_gru else 0
+    # One malloc for the packed weights and every scratch buffer:
+    # z = [x | 1 | h(t-1)] (N, NZ), the weight-gradient blocks [dW_ih | db |
+    # dW_hh] (n_rz, NZ) and, for the GRU's n rows, (H, D+1) and (H, H+1),
+    # the partial sums of the k blocks and the peephole sums.
+    cdef Py_ssize_t size_part = n_kb * GH * NZ if n_kb > 1 else 1
+    cdef Py_ssize_t size_peep = n_kb * 3 * H if peephole else 1
+    cdef floating* buf = <floating*> malloc(
+        (size_w + size_wn + N * NZ + n_rz * NZ + (H * (D + 1) + H * (H + 1) if is_gru else 0)
+         + size_part + size_peep) * sizeof(floating))
+    cdef Py_ssize_t* nsz = <Py_ssize_t*> malloc((2 * T + 1) * sizeof(Py_ssize_t))
+    if buf == NULL or nsz == NULL:
+        free(buf)
+        free(nsz)
+        raise MemoryError()
+    cdef floating* wpack = buf
+    cdef floating* wpack_n = wpack + size_w if is_gru else wpack
+    cdef floating* z = wpack + size_w + size_wn
+    cdef floating* wcat = z + N * NZ
+    cdef floating* wcat_nx = wcat + n_rz * NZ
+    cdef floating* wcat_nh = wcat_nx + H * (D + 1)
+    cdef floating* partial = wcat_nx + (H * (D + 1) + H * (H + 1) if is_gru else 0)
+    cdef floating* peep_partial = partial + size_part
+    cdef Py_ssize_t* offs = nsz + T
+    cdef int max_thr = min(n_threads_max, tsrnn_max_threads())
+    cdef Py_ssize_t n_chunks = (B + chunk - 1) // chunk
+    cdef Py_ssize_t ci, b0, s, tp, na, mc, row, dr, r
+    cdef int nb, n_threads
+    try:
+        with nogil:
+            _fill_steps(bs, T, B, nsz, offs)
+            pack(<int> H, <int> n_rz, w_hh, <int> H, False, wpack)
+            if is_gru:
+                pack(<int> H, <int> H, w_hh + 2 * H * H, <int> H, False, wpack_n)
+            n_threads = _threads_for(n_chunks, max_thr)
+            for ci in prange(n_chunks, schedule='static', num_threads=n_threads):
+                b0 = ci * chunk
+                nb = <int> min(chunk, B - b0)
+                for s in range(T):
+                    # The forward sweep's steps in the opposite order.
+                    t = s if reverse else T - 1 - s
+                    tp = t + 1 if reverse else t - 1
+                    na = min(nb, nsz[t] - b0)
+                    if na <= 0:
+                        continue
+                    # Rows [0, mc) continued from step tp, the others started
+                    # from h0/c0 (see _forward_chunk).
+                    mc = min(na, max(0, nsz[tp] - b0)) if 0 <= tp < T else 0
+                    row = offs[t] + b0
+                    dr = row if dhs_full else b0
+                    if is_gru:
+                        if mc > 0:
+                            gru_step_backward(mc, H, S, g + row * S,
+                                              hs + (offs[tp] + b0) * H, dhs + dr * H,
+                                              dh + b0 * H)
+                        if na > mc:
+                            gru_step_backward(na - mc, H, S, g + (row + mc) * S,
+                                              h0 + (b0 + mc) * H, dhs + (dr + mc) * H,
+                                              dh + (b0 + mc) * H)
+                        # dh0[chunk] += [dar daz] @ w_hh[:2H] + dahn @ w_hh[2H:]
+                        packed_gemm(<int> na, <int> H, <int> (2 * H), g + row * S, <int> S,
+                                    wpack, dh + b0 * H, <int> H, True)
+                        packed_gemm(<int> na, <int> H, <int> H, g + row * S + 3 * H, <int> S,
+                                    wpack_n, dh + b0 * H, <int> H, True)
                     else:
-                        c_prev = &cs[t - 1, b0, 0]
-                    lstm_step_backward(nb, H, S, peephole, &gates[t, b0, 0],
-                                       &peep[0, 0] if peephole else NULL,
-                                       c_prev, &dhs[t * dhs_step, b0, 0],
-                                       &dh0[b0, 0], &dc0[b0, 0])
-                    # dh0[chunk] = da[t, chunk] @ w_hh
-                    packed_gemm(nb, <int> H, <int> GH, &gates[t, b0, 0], <int> S,
-                                wpack, &dh0[b0, 0], <int> H, False)
-                t = t - 1
+                        if mc > 0:
+                            lstm_step_backward(mc, H, S, peephole, g + row * S, peep,
+                                               cs + (offs[tp] + b0) * H, dhs + dr * H,
+                                               dh + b0 * H, dc + b0 * H)
+                        if na > mc:
+                            lstm_step_backward(na - mc, H, S, peephole, g + (row + mc) * S,
+                                               peep, c0 + (b0 + mc) * H,
+                                               dhs + (dr + mc) * H, dh + (b0 + mc) * H,
+                                               dc + (b0 + mc) * H)
+                        # dh0[chunk] = da[t, chunk] @ w_hh
+                        packed_gemm(<int> na, <int> H, <int> GH, g + row * S, <int> S,
+                                    wpack, dh + b0 * H, <int> H, False)
 
-        if want_dx:
-            # dx = da @ w_ih over all T*B rows.
-            rows_gemm(T * B, <int> D, <int> GH, &gates[0, 0, 0], <int> S,
-                      &w_ih[0, 0], <int> D, &dx[0, 0, 0], <int> D,
-                      _threads_for((T * B + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
-        grad_operand(T, B, D, H, &x[0, 0, 0], &h0[0, 0], &hs[0, 0, 0], &z[0, 0],
-                     _threads_for(T, max_thr))
-        # [dw_ih | db | dw_hh] = da^T @ [x | 1 | h(t-1)]: one pass over da.
-        # The GRU's n rows differ: their hidden side has its own gradient
-        # dahn (in the 4th slot), so they take [x | 1] from da_n and [1 | h]
-        # from dahn, and no product is computed twice.
-        n_threads = _threads_for(((n_rz + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-        grad_gemm(<int> n_rz, <int> NZ, T * B, &gates[0, 0, 0], <int> S, &z[0, 0],
-                  <int> NZ, &wcat[0, 0], &partial[0], n_threads)
-        if is_gru:
-            n_threads = _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
-            grad_gemm(<int> H, <int> (D + 1), T * B, &gates[0, 0, 2 * H], <int> S,
-                      &z[0, 0], <int> NZ, &wcat_nx[0, 0], &partial[0], n_threads)
-            grad_gemm(<int> H, <int> (H + 1), T * B, &gates[0, 0, 3 * H], <int> S,
-                      &z[0, D], <int> NZ, &wcat_nh[0, 0], &partial[0], n_threads)
-        for r in range(GH):
-            if r < n_rz:
-                # Both biases of a gate enter the same pre-activation.
-                memcpy(&dw_ih[r, 0], &wcat[r, 0], D * sizeof(floating))
-                db_ih[r] = wcat[r, D]
-                db_hh[r] = wcat[r, D]
-                memcpy(&dw_hh[r, 0], &wcat[r, D + 1], H * sizeof(floating))
-            else:
-                memcpy(&dw_ih[r, 0], &wcat_nx[r - n_rz, 0], D * sizeof(floating))
-                db_ih[r] = wcat_nx[r - n_rz, D]
-                db_hh[r] = wcat_nh[r - n_rz, 0]
-                memcpy(&dw_hh[r, 0], &wcat_nh[r - n_rz, 1], H * sizeof(floating))
-        if peephole:
-            peephole_grads(T, B, H, &gates[0, 0, 0], S, &cs[0, 0, 0], &c0[0, 0],
-                           &dpeep[0, 0], &peep_partial[0], _threads_for(n_kb, max_thr))
+            if dx != NULL:
+                # dx = da @ w_ih over all N rows.
+                rows_gemm(N, <int> D, <int> GH, g, <int> S, w_ih, <int> D, dx, <int> D,
+                          _threads_for((N + 4 * BLOCK - 1) // (4 * BLOCK), max_thr))
+            grad_operand(T, D, H, offs, nsz, reverse, x, h0, hs, z, _threads_for(T, max_thr))
+            # [dw_ih | db | dw_hh] = da^T @ [x | 1 | h(t-1)]: one pass over da.
+            # The GRU's n rows differ: their hidden side has its own gradient
+            # dahn (in the 4th slot), so they take [x | 1] from da_n and [1 | h]
+            # from dahn, and no product is computed twice.
+            n_threads = _threads_for(((n_rz + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
+            grad_gemm(<int> n_rz, <int> NZ, N, g, <int> S, z, <int> NZ, wcat, partial,
+                      n_threads)
+            if is_gru:
+                n_threads = _threads_for(((H + WBLOCK - 1) // WBLOCK) * n_kb, max_thr)
+                grad_gemm(<int> H, <int> (D + 1), N, g + 2 * H, <int> S, z, <int> NZ,
+                          wcat_nx, partial, n_threads)
+                grad_gemm(<int> H, <int> (H + 1), N, g + 3 * H, <int> S, z + D, <int> NZ,
+                          wcat_nh, partial, n_threads)
+            for r in range(GH):
+                if r < n_rz:
+                    # Both biases of a gate enter the same pre-activation.
+                    memcpy(dw_ih + r * D, wcat + r * NZ, D * sizeof(floating))
+                    db_ih[r] = wcat[r * NZ + D]
+                    db_hh[r] = wcat[r * NZ + D]
+                    memcpy(dw_hh + r * H, wcat + r * NZ + D + 1, H * sizeof(floating))
+                else:
+                    memcpy(dw_ih + r * D, wcat_nx + (r - n_rz) * (D + 1), D * sizeof(floating))
+                    db_ih[r] = wcat_nx[(r - n_rz) * (D + 1) + D]
+                    db_hh[r] = wcat_nh[(r - n_rz) * (H + 1)]
+                    memcpy(dw_hh + r * H, wcat_nh + (r - n_rz) * (H + 1) + 1,
+                           H * sizeof(floating))
+            if peephole:
+                peephole_grads(T, offs, nsz, reverse, H, g, S, cs, c0, dpeep, peep_partial,
+                               _threads_for(n_kb, max_thr))
+    finally:
+        free(buf)
+        free(nsz)
+    return 0

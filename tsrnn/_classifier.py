@@ -3,8 +3,9 @@
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import column_or_1d
 
 from tsrnn._arrays import ArrayRNN
 
@@ -34,7 +35,14 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
 
     **A batch of sequences**, 3-D ``(n_sequences, n_timesteps, n_features)``,
     with one label per sequence, classified from its last step. ``window`` is
-    not used.
+    not used. Sequences may end early: pad them with NaN in every feature
+    after their last step (any other NaN is an error that names the sequence
+    and step). With y of shape ``(n_sequences, n_timesteps)`` there is a label
+    at every step instead (sequence labelling, next-letter prediction):
+    training puts a loss on every valid step, :meth:`predict_proba` returns
+    ``(n_sequences, n_timesteps, n_classes)`` (NaN past a sequence's end) and
+    :meth:`predict` ``(n_sequences, n_timesteps)`` (a masked array when some
+    sequence ends early). y's entries past a sequence's end are ignored.
 
     ``n_features_in_`` is the number of features (sensors), the last axis.
 
@@ -126,6 +134,22 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
         Floating-point type of the weights and all computations.
         Probabilities are returned as float64.
 
+    bidirectional : bool, default=False
+        Read each sequence in both directions (torch's
+        ``bidirectional=True``): every layer runs a second, reverse set of
+        weights, and the outputs of both directions go side by side to the
+        layer above and to the output layer. Only for 3-D X: a stream's rows
+        must not see the future.
+
+    tbptt_length : int or None, default=None
+        Truncated backpropagation through time: process each sequence (or
+        stream window) in segments of this many steps, carrying the state
+        from one segment to the next but stopping the gradient at segment
+        edges, with an optimizer step after every segment that has targets
+        (DL4J's ``tBPTTLength``). Training memory then grows with
+        ``tbptt_length`` instead of the sequence length. None (or a length of
+        at least the sequence's) is full backpropagation through time.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -149,7 +173,8 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
         Epochs run by the last fit (cumulative over partial_fit calls).
 
     t_ : int
-        Number of training targets (rows or sequences) seen by the optimizer.
+        Number of training targets (rows, sequences or steps) seen by the
+        optimizer.
 
     n_outputs_ : int
         Width of the output layer: 1 for two classes, else ``n_classes``.
@@ -214,6 +239,8 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
         max_grad_norm=5.0,
         forget_bias=1.0,
         dtype=np.float32,
+        bidirectional=False,
+        tbptt_length=None,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -239,29 +266,36 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
             forget_bias=forget_bias,
             dtype=dtype,
         )
+        self.bidirectional = bidirectional
+        self.tbptt_length = tbptt_length
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to a stream or a batch of sequences.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
                 of shape (n_sequences, n_timesteps, n_features)
-            A stream (rows in time order) or a batch of sequences.
+            A stream (rows in time order) or a batch of sequences, NaN after
+            the end of a sequence that ends early.
 
-        y : array-like of shape (n_rows,)
-            Class labels, one per row of a stream or one per sequence.
+        y : array-like of shape (n_rows,), (n_sequences,) or (n_sequences, n_timesteps)
+            Class labels, one per row of a stream, per sequence or per step.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Weight of each row's or sequence's labels in the loss; None
+            weighs all alike.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over the given data.
 
         Parameters
@@ -270,8 +304,11 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
                 of shape (n_sequences, n_timesteps, n_features)
             A stream (rows in time order) or a batch of sequences.
 
-        y : array-like of shape (n_rows,)
-            Class labels, one per row of a stream or one per sequence.
+        y : array-like of shape (n_rows,), (n_sequences,) or (n_sequences, n_timesteps)
+            Class labels, one per row of a stream, per sequence or per step.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Weight of each row's or sequence's labels in the loss.
 
         classes : array-like of shape (n_classes,), default=None
             All classes that can ever appear, e.g. ``np.unique(y_all)``.
@@ -292,10 +329,11 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
                 )
         elif not hasattr(self, "classes_"):
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes,
+                         sample_weight=sample_weight)
 
-    def predict_proba(self, X):
-        """Class probabilities, one row per stream row or per sequence.
+    def predict_proba(self, X, *, initial_state=None, return_state=False):
+        """Class probabilities, one row per stream row, per sequence or per step.
 
         Parameters
         ----------
@@ -304,12 +342,30 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
             For a stream, row ``i`` is classified from rows
             ``max(0, i - window + 1) .. i`` of this X.
 
+        initial_state : list, default=None
+            For sequences (3-D X) of a unidirectional model: the state to
+            start each sequence from, as returned with ``return_state=True``
+            (None: zeros). Continues sequences across calls, e.g. to sample
+            text one character at a time.
+
+        return_state : bool, default=False
+            Also return the state after each sequence's last step: a list with
+            one entry per recurrent layer, ``h`` of shape (n_sequences, units)
+            for ``cell="gru"``, a tuple ``(h, c)`` for the LSTM cells.
+
         Returns
         -------
-        proba : ndarray of shape (n_rows, n_classes)
-            Probabilities (float64) in the order of ``classes_``.
+        proba : ndarray of shape (n_rows, n_classes), or (n_sequences, \
+                n_timesteps, n_classes) for a model fitted with a label per step
+            Probabilities (float64) in the order of ``classes_``; NaN past a
+            sequence's end.
+
+        state : list
+            Only with ``return_state=True``.
         """
-        return self._proba(self._raw_predict(X))
+        Z, state = self._raw_predict(X, initial_state, return_state)
+        proba = self._proba(Z.reshape(-1, Z.shape[-1])).reshape(*Z.shape[:-1], -1)
+        return (proba, state) if return_state else proba
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed without underflow.
@@ -322,17 +378,21 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
 
         Returns
         -------
-        log_proba : ndarray of shape (n_rows, n_classes)
+        log_proba : ndarray of shape (n_rows, n_classes) or (n_sequences, \
+                n_timesteps, n_classes)
             Log-probabilities in the order of ``classes_``.
         """
-        Z = self._raw_predict(X)
-        if Z.shape[1] == 1:
+        Z, _ = self._raw_predict(X)
+        flat = Z.reshape(-1, Z.shape[-1])
+        if flat.shape[1] == 1:
             # log(sigmoid(z)) = -log(1 + e^-z), and log(1 - sigmoid(z)) = -log(1 + e^z)
-            return -np.logaddexp(0, np.c_[Z, -Z])
-        return log_softmax(Z, axis=1)
+            out = -np.logaddexp(0, np.c_[flat, -flat])
+        else:
+            out = log_softmax(flat, axis=1)
+        return out.reshape(*Z.shape[:-1], -1)
 
     def predict(self, X):
-        """Predict one class label per row of a stream or per sequence.
+        """Predict one class label per row of a stream, per sequence or per step.
 
         Parameters
         ----------
@@ -342,11 +402,49 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
 
         Returns
         -------
-        y : ndarray of shape (n_rows,)
-            Predicted labels, taken from ``classes_``.
+        y : ndarray of shape (n_rows,), (n_sequences,) or (n_sequences, n_timesteps)
+            Predicted labels, taken from ``classes_``. Per step, when some
+            sequence ends early, a ``numpy.ma.MaskedArray`` whose steps past
+            each sequence's end are masked.
         """
-        check_is_fitted(self)
-        return self.classes_[self._codes(self._raw_predict(X))]
+        Z, _ = self._raw_predict(X)
+        flat = Z.reshape(-1, Z.shape[-1])
+        padded = np.isnan(flat[:, 0])
+        labels = self.classes_[self._codes(np.where(padded[:, None], 0, flat))]
+        labels = labels.reshape(Z.shape[:-1])
+        if padded.any():
+            return np.ma.MaskedArray(labels, mask=padded.reshape(Z.shape[:-1]))
+        return labels
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of :meth:`predict`; a sequence labeller is scored over all valid steps.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or ndarray of shape (n_sequences, \
+                n_timesteps, n_features)
+            Test inputs, as for :meth:`predict`.
+
+        y : array-like
+            True labels, shaped as :meth:`predict`'s output.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy (``sklearn.metrics.accuracy_score``).
+        """
+        pairs = self._step_pairs(X, y, np.ma.getdata(self.predict(X)), sample_weight)
+        if pairs is None:
+            return super().score(X, y, sample_weight)
+        y_true, y_pred, weights = pairs
+        return float(accuracy_score(y_true, y_pred, sample_weight=weights))
+
+    def _targets_per_step(self, X, y):
+        # A classifier has one label per sequence, so a 2-D y is a label per step.
+        return y.ndim == 2 and y.shape[1] == X.shape[1] and X.shape[1] > 1
 
     @staticmethod
     def _proba(Z):
@@ -388,20 +486,22 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
             )
         return np.searchsorted(self.classes_, y)
 
-    def _loss(self, Z, codes):
+    def _loss(self, Z, codes, sample_weight=None):
         Z64 = Z.astype(np.float64)
         if Z.shape[1] == 1:
             z, target = Z64[:, 0], codes.astype(np.float64)
             # -log p(y) of a logistic output, written to avoid overflow of e^z.
-            loss = np.sum(np.logaddexp(0, z) - target * z)
+            losses = np.logaddexp(0, z) - target * z
             dZ = (expit(z) - target)[:, None]
         else:
             log_p = log_softmax(Z64, axis=1)
             rows = np.arange(Z.shape[0])
-            loss = -np.sum(log_p[rows, codes])
+            losses = -log_p[rows, codes]
             dZ = np.exp(log_p)
             dZ[rows, codes] -= 1
-        return float(loss), dZ
+        if sample_weight is None:
+            return float(np.sum(losses)), dZ
+        return float(np.dot(sample_weight, losses)), dZ * sample_weight[:, None]
 
-    def _validation_score(self, Z, codes):
-        return float(np.mean(self._codes(Z) == codes))
+    def _validation_score(self, Z, codes, sample_weight=None):
+        return float(np.average(self._codes(Z) == codes, weights=sample_weight))

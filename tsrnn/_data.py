@@ -1,16 +1,32 @@
 """Training views of the two input shapes of RNNRegressor and RNNClassifier.
 
 A view is what the shared training loop (``BaseRNN._run_epochs``) iterates
-over: ``n_items`` examples, ``batch(idx)`` gathers the inputs and targets of
-some of them, ``n_rows`` is the number of targets an epoch sees, and
-``prefix`` is an optional extra sequence with a target at every step. The
-forecaster has its own view of forecast windows with the same members
+over:
+
+* ``n_items``: examples per epoch (windows or sequences);
+* ``batch(idx)``: a ``Minibatch`` of some of them, or any tuple that fills
+  its first fields: ``(X, Y)``, ``(X, Y, sample_weight)`` or
+  ``(X, Y, sample_weight, lengths)``. ``sample_weight`` weighs each target
+  (the loss is the weighted mean, as MLPRegressor's), shaped as the targets'
+  leading axes: ``(B,)``, or ``(B, T)`` for a view with ``per_step``;
+  ``lengths`` (B,) gives each sequence's valid steps (torch's
+  ``pack_padded_sequence``);
+* ``n_rows``: the number of targets an epoch sees (the loss curve's
+  denominator, and what ``t_`` counts);
+* ``prefix``: None, or one more tuple like ``batch``'s, whose targets are at
+  every step (a stream's first rows);
+* ``per_step`` (optional, default False): ``batch``'s targets are at every
+  step, ``Y`` of shape (B, T, ...), rather than at each sequence's last step.
+
+The forecaster has its own view of forecast windows with the same members
 (``tsrnn._windows.ForecastWindows``).
 
 Views never copy the data as a whole: a stream's windows are a strided view
 (``sliding_window_view``) and a minibatch is gathered from it when it is
 needed, so memory is O(data + batch), never O(rows * window).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -27,17 +43,52 @@ def input_ndim(X):
     return ndim
 
 
+class Minibatch(NamedTuple):
+    """What ``batch(idx)`` of a view gives the training loop (see above)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray = None
+    lengths: np.ndarray = None
+
+
 class SequenceData:
-    """Training view of a 3-D batch: item j is sequence j with target ``Y[j]``."""
+    """Training view of a 3-D batch: item j is sequence j.
+
+    Its target is ``Y[j]``: one value (or row of outputs) for the sequence,
+    or with ``per_step`` one per step, ``Y`` of shape (n, T, ...), of which
+    only the first ``lengths[j]`` count. ``lengths`` (None: every step is
+    valid) marks sequences padded after their end; ``W`` is one weight per
+    sequence, given to each of its targets.
+    """
 
     prefix = None
 
-    def __init__(self, X, Y):
-        self.X, self.Y = X, Y
-        self.n_items = self.n_rows = X.shape[0]
+    def __init__(self, X, Y, W=None, lengths=None, per_step=False):
+        self.X, self.Y, self.W, self.lengths = X, Y, W, lengths
+        self.per_step = per_step
+        self.n_items = X.shape[0]
+        if not per_step:
+            self.n_rows = self.n_items
+        elif lengths is None:
+            self.n_rows = self.n_items * X.shape[1]
+        else:
+            self.n_rows = int(lengths.sum())
 
     def batch(self, idx):
-        return self.X[idx], self.Y[idx]
+        X, Y = self.X[idx], self.Y[idx]
+        W = None if self.W is None else self.W[idx]
+        lengths = None if self.lengths is None else self.lengths[idx]
+        if lengths is not None:
+            # Steps past the longest sequence of the minibatch are padding
+            # for all of it: leave them out.
+            T = int(lengths.max())
+            X = X[:, :T]
+            if self.per_step:
+                Y = Y[:, :T]
+        if self.per_step and W is not None:
+            W = np.broadcast_to(W[:, None], Y.shape[:2])
+        return Minibatch(X, Y, W, lengths)
 
 
 class StreamData:
@@ -47,14 +98,22 @@ class StreamData:
     row). ``prefix`` is the single sequence of the first ``min(stop, window - 1)``
     rows with one target per step, or None: the output at step t of a
     recurrent net sees only steps <= t, so one pass over those rows trains
-    every short-history row once, as every other row is trained once.
+    every short-history row once, as every other row is trained once. ``W``
+    is one weight per row, given to the target of that row.
     """
 
-    def __init__(self, X, Y, window, stop):
+    def __init__(self, X, Y, window, stop, W=None):
         self.n_rows = stop
+        self.W = W
         n_prefix = min(stop, window - 1)
-        self.prefix = (X[None, :n_prefix], Y[None, :n_prefix]) if n_prefix else None
+        self.prefix = None
+        if n_prefix:
+            self.prefix = Minibatch(
+                X[None, :n_prefix], Y[None, :n_prefix],
+                None if W is None else W[None, :n_prefix],
+            )
         self.n_items = max(0, stop - window + 1)
+        self.window = window
         if self.n_items:
             # (n_windows, window, n_features), a strided view of X: no copy.
             self.windows = sliding_window_view(X[:stop], window, axis=0).transpose(
@@ -64,4 +123,5 @@ class StreamData:
 
     def batch(self, idx):
         # Fancy indexing copies only this minibatch's windows.
-        return self.windows[idx], self.Y[idx]
+        W = None if self.W is None else self.W[self.window - 1 + idx]
+        return Minibatch(self.windows[idx], self.Y[idx], W)

@@ -40,7 +40,7 @@ pinball loss.
 """
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._base import BaseRNN
+from tsrnn._calibration import BandCalibration, SeriesTracker, warn_too_few
 from tsrnn._baselines import LagBaseline, LinearBaseline, evenly_spaced, select_baseline
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
@@ -60,7 +61,6 @@ from tsrnn._windows import (
     Encoder,
     ForecastWindows,
     check_scaler,
-    choose_lags,
     fit_origins,
     seasonal_lags,
     stack,
@@ -96,8 +96,12 @@ class RNNForecaster(BaseRNN):
         Column(s) to forecast. None is allowed only when X has a single
         numeric column (besides ``series_id``).
 
-    window : int, default=48
-        Number of past rows the network reads before each forecast origin.
+    window : int or "auto", default="auto"
+        Number of past rows read before each forecast origin. "auto" chooses,
+        together with the baseline (see ``baseline``), among twice and four
+        times the horizon and a season plus the horizon, by the error on
+        held-out time; each candidate is capped at a third of the longest
+        series. The chosen value is ``window_``.
 
     horizon : int, default=24
         Number of future steps forecast at once.
@@ -108,9 +112,12 @@ class RNNForecaster(BaseRNN):
     hidden_layer_sizes : int or array-like of int, default=(32,)
         Width of each stacked recurrent layer, from the input upwards.
 
-    quantiles : tuple of float in (0, 1) or None, default=None
-        Quantile levels to forecast, trained with the pinball loss. None
-        trains the mean squared error and returns point forecasts.
+    quantiles : tuple of float in (0, 1) or None, default=(0.1, 0.5, 0.9)
+        Quantile levels to forecast, trained with the pinball loss; the one
+        closest to 0.5 is the point forecast (the median by default, which
+        minimises the mean absolute error). The default gives an 80% band,
+        calibrated on held-out time (see ``calibration``). None trains the
+        mean squared error and returns point forecasts only.
 
     freq : str or DateOffset, default=None
         Time step. None infers it from the index (``index.freq`` or pandas'
@@ -138,18 +145,48 @@ class RNNForecaster(BaseRNN):
         None: one day of steps for sub-daily data (24 for hourly), 7 for
         daily, 12 for monthly, 4 for quarterly data, otherwise 1.
 
+    baseline : {"auto", "persistence", "seasonal"}, default="auto"
+        The forecast the network corrects: it is trained on the differences
+        and adds its output to it. "auto" learns it from the training data:
+        persistence, seasonal naive or a ridge regression on the window (see
+        Notes), whichever has the smallest error on the held-out block.
+        "persistence" repeats the last value; "seasonal" the same phase of
+        the last season.
+
+    calibration : {"cqr", "split"} or None, default="cqr"
+        How the quantile band is calibrated on the held-out block, which the
+        network never trains on. "cqr" (conformalised quantile regression):
+        each quantile is shifted, per horizon step and target, so that the
+        held-out actuals fall below it as often as its level says. "split"
+        (split conformal): the network forecasts the median only, and each
+        quantile is the median plus a quantile of its held-out errors. None:
+        the band as the pinball loss trained it. With too little data for a
+        held-out block (or for a quantile's level), a warning says so and the
+        band stays uncalibrated. See ``calibration_rate`` for streaming.
+
+    calibration_rate : float in [0, 1), default=0.1
+        How fast ``update()`` adapts the band: every forecast issued from the
+        kept context is checked when its truth arrives, and each quantile's
+        offset moves by ``calibration_rate`` times the typical held-out error
+        towards the side it missed (adaptive conformal inference). 0 keeps
+        the offsets learned in fit.
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         Training parameters, with the meanings of
         :class:`~tsrnn.RNNRegressor` (and MLPRegressor). An epoch is one pass
-        over all forecast origins of the training frame. ``early_stopping``
-        holds out the last ``validation_fraction`` of every series' rows as
-        validation targets; training windows end before them, so no training
-        target is a validation target. The validation score is the negated
-        training loss on that block. ``warm_start`` continues training the
-        weights on new data with the first fit's scaler, frequency and MASE
-        scale; the columns, quantiles and horizon must stay the same.
+        over all forecast origins of the training frame. The held-out block
+        is the last ``validation_fraction`` of every series' rows, or more
+        when that would hold fewer than about two horizons of forecast
+        origins (at most 30%); no training target lies in it. It chooses the
+        baseline and the window, calibrates the band, and with
+        ``early_stopping`` (on by default here) it stops training: the
+        network starts from a correction of zero, and the epoch whose
+        corrections forecast the block best is kept, the untrained one (the
+        baseline alone) included. ``warm_start`` continues training the
+        weights on new data with the first fit's scaler, frequency, baseline
+        and MASE scale; the columns, quantiles and horizon must stay the same.
 
     Attributes
     ----------
@@ -170,6 +207,18 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
 
     quantiles_ : ndarray or None
         Sorted quantile levels.
+
+    window_ : int
+        Past rows read before each forecast origin (``window`` or its choice).
+
+    baseline_ : str
+        The baseline chosen in fit, e.g. ``"persistence"``, ``"seasonal
+        naive"`` or ``"linear (seasonal naive, level, covariates)"``.
+
+    baseline_scores_ : dict or None
+        Held-out mean absolute error (scaled units) of every candidate
+        baseline that ``baseline="auto"`` tried, keyed by (form, window,
+        penalty); None for a fixed baseline.
 
     scaler_ : StandardScaler
         Fitted on the training frame's [targets, past, known-future] columns.
@@ -206,6 +255,28 @@ n_iter_, t_
     interpolated in time; a gap still open at the origin repeats the last
     observation; a column not yet observed is set to its training mean.
 
+    The learned baseline. Besides persistence and seasonal naive,
+    ``baseline="auto"`` tries a direct linear autoregression: a ridge
+    regression from the window (the targets as changes from the origin,
+    optionally the origin's level and the covariates) to each horizon step,
+    as a departure from persistence or from seasonal naive, so that the
+    penalty shrinks it towards one of them. Form, penalty and window are
+    chosen on the held-out block; the chosen baseline is ``baseline_`` and
+    the held-out errors of all candidates are ``baseline_scores_``. Chosen
+    this way, on the public accuracy suite of ``benchmarks/bench_accuracy.py``
+    the baseline alone beat seasonal naive and persistence on most data sets,
+    and the network's correction improved it further where the data allow
+    (``benchmarks/README.md`` has the per-data-set figures).
+
+    Streaming. ``update()`` keeps the last ``max(window, season)`` rows and
+    issues a forecast from every new origin, checks each one against the
+    truth when it arrives and adapts the band's offsets (see
+    ``calibration_rate``); ``predict()`` without X returns the forecast
+    issued from the last origin. ``backtest`` replays that stream over its
+    frame, from the offsets learned in fit, so its bands are those a
+    streaming user would have been given; ``predict(X)`` uses the offsets
+    learned in fit.
+
     Examples
     --------
     >>> from tsrnn import RNNForecaster
@@ -215,7 +286,9 @@ n_iter_, t_
     ...                   random_state=0).fit(df)  # 3 epochs: a quick demo
     >>> forecast = f.predict()
     >>> forecast.shape, str(forecast.index[0])
-    ((6, 1), '2017-01-21 20:00:00')
+    ((6, 4), '2017-01-21 20:00:00')
+    >>> list(forecast.columns)
+    ['temp_air', 'temp_air_q0.1', 'temp_air_q0.5', 'temp_air_q0.9']
     """
 
     _parameter_constraints: dict = {
@@ -229,28 +302,28 @@ n_iter_, t_
         "series_id": [str, None],
         "season": [Interval(Integral, 1, None, closed="left"), None],
         "window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "baseline": [StrOptions({"persistence", "seasonal", "auto", "linear"})],
-        "relative_inputs": ["boolean"],
-        "learning_rate": [StrOptions({"constant", "cosine"})],
+        "baseline": [StrOptions({"auto", "persistence", "seasonal"})],
+        "calibration": [StrOptions({"cqr", "split"}), None],
+        "calibration_rate": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
         self,
         target=None,
         *,
-        window=48,
+        window="auto",
         horizon=24,
         cell="lstm",
         hidden_layer_sizes=(32,),
-        quantiles=None,
+        quantiles=(0.1, 0.5, 0.9),
         freq=None,
         missing="raise",
         known_future=None,
         series_id=None,
         season=None,
-        baseline="persistence",
-        relative_inputs=False,
-        learning_rate="constant",
+        baseline="auto",
+        calibration="cqr",
+        calibration_rate=0.1,
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -261,7 +334,7 @@ n_iter_, t_
         tol=1e-4,
         verbose=False,
         warm_start=False,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
         beta_1=0.9,
         beta_2=0.999,
@@ -304,8 +377,8 @@ n_iter_, t_
         self.series_id = series_id
         self.season = season
         self.baseline = baseline
-        self.relative_inputs = relative_inputs
-        self.learning_rate = learning_rate
+        self.calibration = calibration
+        self.calibration_rate = calibration_rate
 
     # ------------------------------------------------------------------
     # Public API
@@ -413,13 +486,16 @@ n_iter_, t_
                     "context kept from fit."
                 )
         futures = layout.future(future, frames, self.horizon)
-        records = [
-            self._encoder.encode(f, key, fitting=False, future=futures.get(key))
-            for key, f in frames.items()
-        ]
-        A, offsets, causal = stack_inference(records, layout.n_past)
-        origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
-        Z = self._forecast(self._windows(A, origins, causal=causal))
+        if X is None and self._tracks():
+            Z = self._issued_forecasts()
+        else:
+            records = [
+                self._encoder.encode(f, key, fitting=False, future=futures.get(key))
+                for key, f in frames.items()
+            ]
+            A, offsets, causal = stack_inference(records, layout.n_past)
+            origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
+            Z = self._forecast(self._windows(A, origins, causal=causal))
         parts = [
             pd.DataFrame(
                 self._forecast_columns(Z[i]),
@@ -451,7 +527,7 @@ n_iter_, t_
         check_frame(X, "X")
         validate_data(self, X, reset=False, skip_check_array=True)
         layout = self._frame_layout
-        updated = {}
+        updated, grown = {}, {}
         for key, new in layout.split(X, regularize=False).items():
             old = self._context.get(key)
             if old is not None and len(new) and new.index[0] <= old.index[-1]:
@@ -463,6 +539,12 @@ n_iter_, t_
             combined = layout.regularize(combined, key)
             layout.check_gaps(combined, key)
             updated[key] = self._tail(combined)
+            n_old = 0 if old is None else len(old)
+            # The forecasts to check are made before anything changes: they
+            # may still refuse the new rows (values beyond the model's range).
+            grown[key] = (combined, n_old, self._issue_due(key, combined, n_old))
+        for key, (combined, n_old, raw) in grown.items():
+            self._track(key, combined, n_old, raw)
         # Every series is checked before any context moves.
         self._context.update(updated)
         return self
@@ -493,9 +575,15 @@ n_iter_, t_
         result : Backtest
             ``.forecasts`` (long DataFrame) and ``.metrics`` (MAE, RMSE and
             MASE of the model, the persistence forecast and the seasonal naive
-            forecast with ``season_`` steps), see :class:`Backtest`. MASE
-            divides by ``mase_scale_`` from the training data.
+            forecast with ``season_`` steps), and ``.intervals`` (coverage,
+            width and interval score of each quantile band), see
+            :class:`Backtest`. MASE divides by ``mase_scale_`` from the
+            training data.
         """
+        return self._backtest(X, start, stride)
+
+    def _backtest(self, X, start=None, stride=None, truth=None):
+        """Backtest of X; ``truth`` (a frame like X) replaces its targets as the actuals."""
         check_is_fitted(self)
         check_frame(X, "X")
         validate_data(self, X, reset=False, skip_check_array=True)
@@ -509,10 +597,15 @@ n_iter_, t_
             contexts[key], n_before[key] = self._with_context(key, frame)
         records = [self._encoder.encode(f, key, fitting=False) for key, f in contexts.items()]
         A, offsets, causal = stack_inference(records, layout.n_past)
+        if truth is not None:
+            # The actuals (and the baselines made from them) come from the
+            # true targets; X's target columns are only the network's inputs.
+            truths = {key: self._with_context(key, f)[0] for key, f in layout.split(truth).items()}
+            records = [self._encoder.encode(f, key, fitting=False) for key, f in truths.items()]
         R, Rff = stack(records, ["R", "Rff"])[:2]
 
         h, w = self.horizon, self.window_
-        origins, keys, first_row = [], [], []
+        origins, keys, first_row, spans = [], [], [], []
         for (key, frame), o in zip(contexts.items(), offsets):
             n = len(frame)
             first = max(w - 1, n_before[key] - 1)
@@ -522,6 +615,7 @@ n_iter_, t_
             origins.append(p)
             keys += [key] * len(p)
             first_row.append(np.full(len(p), o))
+            spans.append(o + np.arange(first, n - h))
         origins, first_row = np.concatenate(origins), np.concatenate(first_row)
         if not len(origins):
             raise InputError(
@@ -530,7 +624,10 @@ n_iter_, t_
                 + ("" if start is None else f", start={start}")
                 + ")."
             )
-        Z = self._forecast(self._windows(A, origins, causal=causal))  # (n, h, T, Q)
+        if self._tracks_in_backtest():
+            Z = self._replay_stream(A, causal, R, spans, origins)  # (n, h, T, Q)
+        else:
+            Z = self._forecast(self._windows(A, origins, causal=causal))
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)
         persistence, seasonal = _backtest.baselines(Rff, origins, first_row, h, self.season_)
         point = Z[..., self._point_index()]
@@ -547,7 +644,10 @@ n_iter_, t_
         by_target, metrics = _backtest.score(
             layout.targets, point, persistence, seasonal, actual, self.mase_scale_
         )
-        return Backtest(forecasts, metrics, by_target, self.season_)
+        bands_by_target, bands = _backtest.interval_scores(
+            layout.targets, self.quantiles_, Z, actual
+        )
+        return Backtest(forecasts, metrics, by_target, self.season_, bands, bands_by_target)
 
     def score(self, X, y=None):
         """Negated MASE of a rolling-origin backtest on X (greater is better).
@@ -562,8 +662,17 @@ n_iter_, t_
         X : DataFrame
             Test frame, with the columns used in fit.
 
-        y : None
-            Ignored.
+        y : Series, DataFrame or None, default=None
+            The true targets, indexed as X (a Series for one target, else a
+            frame with the target columns). When given, X's target columns
+            are only the network's inputs and the forecasts are scored
+            against y. That is what
+            :func:`sklearn.inspection.permutation_importance` needs to measure
+            how much the forecasts rely on the target's own history:
+            ``permutation_importance(forecaster, X, X[target])`` shuffles each
+            column of X in turn, the target included, and scores against the
+            unshuffled truth. (Leave its ``max_samples`` at 1.0: a subsample
+            of rows is no longer a time series.)
 
         Returns
         -------
@@ -573,7 +682,8 @@ n_iter_, t_
             ``mase_scale_``): rank such models by MAE instead, e.g. with
             ``scoring=tsrnn.metrics.mae_scorer``.
         """
-        mase = float(self.backtest(X).metrics.loc["model", "MASE"])
+        truth = None if y is None else self._truth_frame(X, y)
+        mase = float(self._backtest(X, truth=truth).metrics.loc["model", "MASE"])
         if np.isnan(mase):
             warnings.warn(
                 "MASE is undefined for this forecaster: the seasonal naive forecast "
@@ -583,6 +693,36 @@ n_iter_, t_
                 stacklevel=2,
             )
         return -mase
+
+    def _truth_frame(self, X, y):
+        """X with its target columns replaced by the true targets ``y``."""
+        check_is_fitted(self)
+        check_frame(X, "X")
+        targets = self._frame_layout.targets
+        if isinstance(y, pd.Series):
+            if len(targets) != 1:
+                raise InputError(
+                    f"y is a Series, but the forecaster has {len(targets)} targets "
+                    f"{targets}; pass a DataFrame with these columns."
+                )
+            y = y.to_frame(targets[0])
+        if not isinstance(y, pd.DataFrame):
+            raise TypeError(
+                f"y must be a pandas Series or DataFrame of the true targets, got "
+                f"{type(y).__name__}."
+            )
+        missing = [t for t in targets if t not in y.columns]
+        if missing:
+            raise InputError(f"y lacks the target column(s) {missing}.")
+        if not y.index.equals(X.index):
+            raise InputError(
+                "y must have the same index as X (the true targets at X's "
+                f"timestamps); y has {len(y)} rows from {y.index[0] if len(y) else '-'}, "
+                f"X {len(X)} rows from {X.index[0] if len(X) else '-'}."
+            )
+        truth = X.copy()
+        truth[targets] = y[targets].to_numpy()
+        return truth
 
     def plot(self, X=None, ax=None, *, future=None, series=None, n_history=None):
         """Plot the recent history, the forecast and its quantile band.
@@ -643,6 +783,12 @@ n_iter_, t_
         return self._frame_layout.offset.freqstr
 
     @property
+    def baseline_(self):
+        """The baseline chosen in fit, in words."""
+        check_is_fitted(self)
+        return self._baseline.describe()
+
+    @property
     def scaler_(self):
         """StandardScaler fitted on the training frame's model columns."""
         check_is_fitted(self)
@@ -658,8 +804,7 @@ n_iter_, t_
             X, self.target, self.known_future, self.series_id, self.missing
         )
         quantiles = self._check_quantiles()
-        n_q = 1 if quantiles is None else len(quantiles)
-        n_outputs = self.horizon * len(layout.targets) * n_q
+        n_outputs = self.horizon * len(layout.targets) * len(self._heads(quantiles))
         if not first_pass:
             same = layout.structure() == self._frame_layout.structure() and (
                 (quantiles is None) == (self.quantiles_ is None)
@@ -684,6 +829,7 @@ n_iter_, t_
         if first_pass:
             self._frame_layout = layout
             self.quantiles_ = quantiles
+            self._head_levels = self._heads(quantiles)
             self.n_outputs_ = n_outputs
             self.season_ = default_season(layout.offset) if self.season is None else self.season
             self.series_ids_ = list(frames) if layout.multi else None
@@ -705,17 +851,159 @@ n_iter_, t_
         lengths = [len(f) for f in frames.values()]
         if first_pass:
             self._baseline = self._fit_baseline(A, Y, offsets, lengths)  # sets window_
-        train, val = fit_origins(
-            lengths, offsets, Y, self.window_, self.horizon,
-            self._holdout_fraction(lengths) if self.early_stopping else None,
-        )
+        holdout = self.early_stopping or self._calibrates()
+        try:
+            train, val = fit_origins(
+                lengths, offsets, Y, self.window_, self.horizon,
+                self._holdout_fraction(lengths) if holdout else None,
+            )
+        except InputError:
+            if self.early_stopping or not holdout:
+                raise
+            # Too short to hold out a block for calibration only: train on
+            # everything and keep the band as trained.
+            train, val = fit_origins(lengths, offsets, Y, self.window_, self.horizon)
+            warnings.warn(
+                "Too few rows to hold out a block for calibrating the quantiles "
+                f"(it must span horizon={self.horizon} rows after window="
+                f"{self.window_}); the band is left uncalibrated.",
+                UserWarning, stacklevel=4,
+            )
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
             # only the (small) targets exist as a whole.
             val_windows = self._windows(A, val, Y=Y)
             val = (val_windows, val_windows.targets())
         self._context = {key: self._tail(f) for key, f in frames.items()}
+        if first_pass:
+            self._calibration, self._trackers = None, {}
+        self._context_lengths = {key: len(f) for key, f in frames.items()}
         return A.shape[1], self._windows(A, train, Y=Y), val
+
+    def _tracks(self):
+        """Whether update() checks issued forecasts and tracks the offsets.
+
+        It needs no input beyond the series itself, so not with known-future
+        covariates, whose future values only predict(future=...) is given.
+        """
+        return self._calibration is not None and not self._frame_layout.known
+
+    def _issue_due(self, key, combined, n_old):
+        """Uncalibrated forecasts {position in combined: (h, n_t, n_q)} to issue.
+
+        ``combined`` is a series' kept rows followed by its new ones, the
+        first ``n_old`` of them old: every new row is an origin, and so is the
+        last old one if nothing was issued from it yet.
+        """
+        if not self._tracks():
+            return {}
+        tracker = self._trackers.get(key)
+        first = tracker.n_seen - n_old if tracker is not None and n_old else 0
+        pending = tracker.pending if tracker is not None and n_old else {}
+        origins = [p for p in range(max(n_old - 1, self.window_ - 1), len(combined))
+                   if first + p not in pending]
+        if not origins:
+            return {}
+        record = self._encoder.encode(combined, key, fitting=False)
+        windows = self._windows(record["A"], origins, causal=record["causal"])
+        return dict(zip(origins, self._forecast(windows, calibrated=False)))
+
+    def _tracks_in_backtest(self):
+        return (getattr(self, "_calibration", None) is not None
+                and self._calibration.rate > 0)
+
+    def _replay_stream(self, A, causal, R, spans, origins):
+        """Backtest forecasts issued as a stream would have issued them.
+
+        Every origin of each series' span issues a forecast (stride 1), in
+        time order; each actual updates the offsets of the forecasts it
+        completes before the next is issued (``SeriesTracker``), starting
+        from the offsets learned in fit. Returns the forecasts of
+        ``origins``.
+        """
+        every = np.concatenate(spans)
+        raw = self._forecast(self._windows(A, every, causal=causal), calibrated=False)
+        issued = np.empty_like(raw)
+        at = 0
+        for span in spans:
+            tracker = SeriesTracker(self._calibration, self.horizon, 0)
+            for i, row in enumerate(span):
+                if i:
+                    tracker.observe(row, R[row])
+                issued[at + i] = tracker.issue(row, raw[at + i])
+            at += len(span)
+        position = {row: i for i, row in enumerate(every)}
+        return issued[[position[row] for row in origins]]
+
+    def _issued_forecasts(self):
+        """Forecasts from the end of every kept context, with tracked offsets.
+
+        A forecast issued from the last origin already (by update()) is
+        returned as it was issued; the others are issued now.
+        """
+        out = []
+        for key, frame in self._context.items():
+            tracker = self._trackers.get(key)
+            if tracker is None:
+                tracker = self._trackers[key] = SeriesTracker(
+                    self._calibration, self.horizon, len(frame)
+                )
+            last = tracker.n_seen - 1
+            if last not in tracker.pending:
+                raw = self._issue_due(key, frame, len(frame))[len(frame) - 1]
+                tracker.issue(last, raw)
+            out.append(tracker.pending[last])
+        return np.stack(out)
+
+    def _track(self, key, combined, n_old, raw):
+        """Check the forecasts the new rows complete, then issue the new ones.
+
+        In time order, so each forecast carries the offsets tracked up to its
+        origin, as a stream would have seen them (``_calibration.py``).
+        """
+        if not self._tracks():
+            return
+        tracker = self._trackers.get(key)
+        if tracker is None or n_old == 0:
+            tracker = self._trackers[key] = SeriesTracker(self._calibration, self.horizon, 0)
+        first = tracker.n_seen - n_old  # position of combined's first row
+        targets = combined[self._frame_layout.targets].to_numpy(np.float64)
+        for p in range(max(n_old - 1, 0), len(combined)):
+            if p >= n_old:
+                tracker.observe(first + p, targets[p])
+            if p in raw:
+                tracker.issue(first + p, raw[p])
+        tracker.n_seen = first + len(combined)
+
+    def _calibrates(self):
+        return self.calibration is not None and self.quantiles is not None
+
+    def _heads(self, quantiles):
+        """Quantile levels of the network's outputs: what the loss trains."""
+        if quantiles is None:
+            return [None]  # the mean, by the squared error
+        if self.calibration == "split":
+            return [0.5]  # the median; the band comes from its residuals
+        return list(quantiles)
+
+    def _after_training(self, train, val):
+        """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
+        if val is None or not self._calibrates():
+            return
+        windows = val[0]
+        raw = self._forecast(windows, calibrated=False)
+        n_t = len(self._frame_layout.targets)
+        actual = windows.future_targets(slice(None)).astype(np.float64)
+        actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
+            raw, actual.reshape(len(raw), self.horizon, n_t)
+        )
+        if self._calibration.too_few:
+            warn_too_few(self._calibration.too_few, self._calibration.n_heldout)
+        self._trackers = {
+            key: SeriesTracker(self._calibration, self.horizon, n)
+            for key, n in self._context_lengths.items()
+        }
 
     def _check_quantiles(self):
         if self.quantiles is None:
@@ -743,9 +1031,8 @@ n_iter_, t_
         views["head.bias"][...] = 0
 
     def _residuals(self, Z, Y):
-        """Targets minus outputs, (n, horizon * n_targets, n_q), 0 where masked."""
-        n_q = 1 if self.quantiles_ is None else len(self.quantiles_)
-        U = Y[:, :, None] - Z.reshape(Z.shape[0], -1, n_q)
+        """Targets minus outputs, (n, horizon * n_targets, n_heads), 0 where masked."""
+        U = Y[:, :, None] - Z.reshape(Z.shape[0], -1, len(self._head_levels))
         observed = ~np.isnan(U)
         return np.where(observed, U, 0), observed
 
@@ -753,11 +1040,12 @@ n_iter_, t_
         # Mean over the outputs, summed over rows, as RNNRegressor's loss.
         U, observed = self._residuals(Z, Y)
         n_out = U.shape[1] * U.shape[2]
-        if self.quantiles_ is None:
+        heads = self._head_levels
+        if heads == [None]:
             loss = 0.5 * float(np.sum(U * U, dtype=np.float64)) / n_out
             dZ = -U / n_out
         else:
-            q = self.quantiles_.astype(U.dtype)
+            q = np.asarray(heads, dtype=U.dtype)
             loss = float(np.sum(np.maximum(q * U, (q - 1) * U), dtype=np.float64)) / n_out
             # d pinball / dz = -q above the quantile, 1 - q below.
             dZ = np.where(U > 0, -q, 1 - q) * observed / n_out
@@ -774,7 +1062,6 @@ n_iter_, t_
         return ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
             bool(layout.known), Y=Y, causal=causal, baseline=self._baseline,
-            relative=self.relative_inputs,
         )
 
     def _window_candidates(self, lengths):
@@ -798,7 +1085,8 @@ n_iter_, t_
         """
         n_t, h = len(self._frame_layout.targets), self.horizon
         candidates = self._window_candidates(lengths)
-        if self.baseline == "linear":
+        self.baseline_scores_ = None
+        if self.baseline == "auto":
             steps = np.arange(1, h + 1)
 
             def gather(window, origins):
@@ -820,9 +1108,11 @@ n_iter_, t_
                 # window and a moderate penalty towards persistence.
                 self.window_ = candidates[0]
                 origins, _ = fit_origins(lengths, offsets, Y, self.window_, h)
-                return LinearBaseline(self.window_, h, n_t, level=False, covariates=False, alpha=1.0).fit(
-                    gather(self.window_, origins), targets(origins)
-                )
+                persistence = np.zeros((h, n_t), np.intp)
+                return LinearBaseline(
+                    self.window_, h, n_t, persistence, level=False, covariates=False,
+                    alpha=1.0,
+                ).fit(gather(self.window_, origins), targets(origins))
             fit, val = fit[evenly_spaced(len(fit))], val[evenly_spaced(len(val))]
             seasonal = seasonal_lags(h, self.season_)
             if self.season_ <= 1 or seasonal.max() >= max(candidates):
@@ -831,16 +1121,13 @@ n_iter_, t_
                 gather, targets, fit, val, candidates, h, n_t, seasonal
             )
             return baseline
-        # Lag baselines: the middle candidate (season + horizon when seasonal).
+        # A fixed baseline: the middle candidate (season + horizon when seasonal).
         self.window_ = candidates[len(candidates) // 2]
-        persistence = np.zeros((h, n_t), np.intp)
+        lags = np.zeros((h, n_t), np.intp)
         seasonal = np.repeat(seasonal_lags(h, self.season_)[:, None], n_t, 1)
-        if self.baseline == "persistence" or seasonal.max() >= self.window_:
-            return LagBaseline(persistence, self.window_)
-        if self.baseline == "seasonal":
-            return LagBaseline(seasonal, self.window_)
-        train, _ = fit_origins(lengths, offsets, Y, self.window_, h)
-        return LagBaseline(choose_lags(A, Y, train, [persistence, seasonal]), self.window_)
+        if self.baseline == "seasonal" and seasonal.max() < self.window_:
+            lags = seasonal
+        return LagBaseline(lags, self.window_)
 
     def _tail(self, frame):
         return frame.iloc[-max(self.window_, self.season_) :].copy()
@@ -857,14 +1144,25 @@ n_iter_, t_
         )
         return joined, len(ctx)
 
-    def _forecast(self, windows):
-        """Forecasts (n_items, horizon, n_targets, n_quantiles), original units."""
+    def _forecast(self, windows, calibrated=True):
+        """Forecasts (n_items, horizon, n_targets, n_quantiles), original units.
+
+        Quantiles are sorted (monotone rearrangement); ``calibrated`` adds the
+        band's offsets learned in fit, and sorts again.
+        """
         n_t = len(self._frame_layout.targets)
         Z = self._raw_predict_sequences(windows).astype(np.float64)
         Z = Z.reshape(windows.n_items, self.horizon, n_t, -1)
         Z += windows.baselines()[..., None]  # the network forecasts changes from it
-        Z.sort(axis=-1)  # monotone rearrangement of the quantiles
-        return self._encoder.unscale_targets(Z)
+        if self.quantiles_ is not None and Z.shape[-1] != len(self.quantiles_):
+            # calibration="split": every quantile starts at the median.
+            Z = np.repeat(Z, len(self.quantiles_), axis=-1)
+        Z.sort(axis=-1)
+        Z = self._encoder.unscale_targets(Z)
+        if calibrated and getattr(self, "_calibration", None) is not None:
+            Z += self._calibration.offsets
+            Z.sort(axis=-1)
+        return Z
 
     def _point_index(self):
         """Quantile index of the point forecast: the one closest to 0.5."""

@@ -946,7 +946,35 @@ TSRNN_CLONES void tsrnn_gru_step_backward_f64(ptrdiff_t nb, ptrdiff_t H, ptrdiff
 /* ======================================================================== */
 
 /* dw_ci += dai c(t-1), dw_cf += daf c(t-1), dw_co += dao c(t), row by row in
- * row order (the caller adds the blocks' partial sums in block order). */
+ * row order (the caller adds the blocks' partial sums in block order).
+ *
+ * Rows are those of the packed layout (see _cells.pyx): step t holds rows
+ * [offs[t], offs[t] + nsz[t]), and row i of a step is sequence i. c(t-1) is
+ * the cell state the step started from: the row of the step before in the
+ * sweep (t - 1, or t + 1 for a reverse layer) while the sequence was running
+ * there, else c0. For fixed-length input this is row r - B, or c0 at step 0. */
+TSRNN_INLINE const float *peep_prev_f32(ptrdiff_t t, ptrdiff_t i, ptrdiff_t T,
+                                        const ptrdiff_t *offs, const ptrdiff_t *nsz,
+                                        int reverse, ptrdiff_t H, const float *cs,
+                                        const float *c0)
+{
+    const ptrdiff_t tp = reverse ? t + 1 : t - 1;
+    if (tp >= 0 && tp < T && i < nsz[tp])
+        return cs + (offs[tp] + i) * H;
+    return c0 + i * H;
+}
+
+TSRNN_INLINE const double *peep_prev_f64(ptrdiff_t t, ptrdiff_t i, ptrdiff_t T,
+                                         const ptrdiff_t *offs, const ptrdiff_t *nsz,
+                                         int reverse, ptrdiff_t H, const double *cs,
+                                         const double *c0)
+{
+    const ptrdiff_t tp = reverse ? t + 1 : t - 1;
+    if (tp >= 0 && tp < T && i < nsz[tp])
+        return cs + (offs[tp] + i) * H;
+    return c0 + i * H;
+}
+
 TSRNN_INLINE void peep_row_f32(ptrdiff_t H, const float *restrict d, const float *restrict cp,
                                const float *restrict cc, float *restrict acc)
 {
@@ -967,24 +995,38 @@ TSRNN_INLINE void peep_row_f64(ptrdiff_t H, const double *restrict d, const doub
     }
 }
 
-TSRNN_CLONES void tsrnn_peep_grads_f32(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t B, ptrdiff_t H,
-                                       ptrdiff_t S, const float *da, const float *cs,
+TSRNN_CLONES void tsrnn_peep_grads_f32(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t T,
+                                       const ptrdiff_t *offs, const ptrdiff_t *nsz, int reverse,
+                                       ptrdiff_t H, ptrdiff_t S, const float *da, const float *cs,
                                        const float *c0, float *acc)
 {
+    ptrdiff_t t = 0;
     for (ptrdiff_t j = 0; j < 3 * H; j++)
         acc[j] = 0;
-    for (ptrdiff_t r = r0; r < r1; r++)
-        peep_row_f32(H, da + r * S, r < B ? c0 + r * H : cs + (r - B) * H, cs + r * H, acc);
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        while (r >= offs[t] + nsz[t])  /* the step that holds row r */
+            t++;
+        peep_row_f32(H, da + r * S,
+                     peep_prev_f32(t, r - offs[t], T, offs, nsz, reverse, H, cs, c0),
+                     cs + r * H, acc);
+    }
 }
 
-TSRNN_CLONES void tsrnn_peep_grads_f64(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t B, ptrdiff_t H,
-                                       ptrdiff_t S, const double *da, const double *cs,
-                                       const double *c0, double *acc)
+TSRNN_CLONES void tsrnn_peep_grads_f64(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t T,
+                                       const ptrdiff_t *offs, const ptrdiff_t *nsz, int reverse,
+                                       ptrdiff_t H, ptrdiff_t S, const double *da,
+                                       const double *cs, const double *c0, double *acc)
 {
+    ptrdiff_t t = 0;
     for (ptrdiff_t j = 0; j < 3 * H; j++)
         acc[j] = 0;
-    for (ptrdiff_t r = r0; r < r1; r++)
-        peep_row_f64(H, da + r * S, r < B ? c0 + r * H : cs + (r - B) * H, cs + r * H, acc);
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        while (r >= offs[t] + nsz[t])
+            t++;
+        peep_row_f64(H, da + r * S,
+                     peep_prev_f64(t, r - offs[t], T, offs, nsz, reverse, H, cs, c0),
+                     cs + r * H, acc);
+    }
 }
 
 /* ======================================================================== */

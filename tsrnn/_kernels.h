@@ -104,12 +104,17 @@ TSRNN_API void tsrnn_gru_step_backward_f64(ptrdiff_t nb, ptrdiff_t H, ptrdiff_t 
 
 /* ---- peephole weight gradients over gate-gradient rows [r0, r1) ----
  * acc (3H) = [dw_ci | dw_cf | dw_co] of those rows: sums of dai c(t-1),
- * daf c(t-1), dao c(t); row r is step r / B, and rows of step 0 pair with c0. */
-TSRNN_API void tsrnn_peep_grads_f32(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t B, ptrdiff_t H,
-                                    ptrdiff_t S, const float *da, const float *cs,
+ * daf c(t-1), dao c(t). Rows are packed (see _cells.pyx): step t holds rows
+ * [offs[t], offs[t] + nsz[t]) of sequences 0 .. nsz[t] - 1, T steps; c(t-1)
+ * is the state of the step before in the sweep (t + 1 when reverse) while
+ * the sequence ran there, else c0 (B, H). */
+TSRNN_API void tsrnn_peep_grads_f32(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t T,
+                                    const ptrdiff_t *offs, const ptrdiff_t *nsz, int reverse,
+                                    ptrdiff_t H, ptrdiff_t S, const float *da, const float *cs,
                                     const float *c0, float *acc);
-TSRNN_API void tsrnn_peep_grads_f64(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t B, ptrdiff_t H,
-                                    ptrdiff_t S, const double *da, const double *cs,
-                                    const double *c0, double *acc);
+TSRNN_API void tsrnn_peep_grads_f64(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t T,
+                                    const ptrdiff_t *offs, const ptrdiff_t *nsz, int reverse,
+                                    ptrdiff_t H, ptrdiff_t S, const double *da,
+                                    const double *cs, const double *c0, double *acc);
 
 #endif /* TSRNN_KERNELS_H */

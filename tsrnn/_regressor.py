@@ -34,7 +34,14 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
 
     **A batch of sequences**, 3-D ``(n_sequences, n_timesteps, n_features)``,
     with one target per sequence: the prediction for a sequence comes from its
-    last step. ``window`` is not used.
+    last step. ``window`` is not used. Sequences may end early: pad them with
+    NaN in every feature after their last step (any other NaN is an error
+    that names the sequence and step). With y of shape ``(n_sequences,
+    n_timesteps, n_outputs)`` there is a target at every step instead (use
+    ``y[..., None]`` for one value per step; a 2-D y is ``n_outputs`` values
+    per sequence): training puts a loss on every valid step and
+    :meth:`predict` returns ``(n_sequences, n_timesteps)`` for one output,
+    NaN past a sequence's end (y's entries there are ignored).
 
     ``n_features_in_`` is the number of features (sensors), the last axis.
 
@@ -125,6 +132,22 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
         Floating-point type of the weights and all computations. Predictions
         are returned as float64.
 
+    bidirectional : bool, default=False
+        Read each sequence in both directions (torch's
+        ``bidirectional=True``): every layer runs a second, reverse set of
+        weights, and the outputs of both directions go side by side to the
+        layer above and to the output layer. Only for 3-D X: a stream's rows
+        must not see the future.
+
+    tbptt_length : int or None, default=None
+        Truncated backpropagation through time: process each sequence (or
+        stream window) in segments of this many steps, carrying the state
+        from one segment to the next but stopping the gradient at segment
+        edges, with an optimizer step after every segment that has targets
+        (DL4J's ``tBPTTLength``). Training memory then grows with
+        ``tbptt_length`` instead of the sequence length. None (or a length of
+        at least the sequence's) is full backpropagation through time.
+
     Attributes
     ----------
     loss_curve_ : list of float
@@ -144,7 +167,8 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
         Epochs run by the last fit (cumulative over partial_fit calls).
 
     t_ : int
-        Number of training targets (rows or sequences) seen by the optimizer.
+        Number of training targets (rows, sequences or steps) seen by the
+        optimizer.
 
     n_outputs_ : int
         Number of regression targets.
@@ -211,6 +235,8 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
         max_grad_norm=5.0,
         forget_bias=1.0,
         dtype=np.float32,
+        bidirectional=False,
+        tbptt_length=None,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -236,29 +262,37 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
             forget_bias=forget_bias,
             dtype=dtype,
         )
+        self.bidirectional = bidirectional
+        self.tbptt_length = tbptt_length
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to a stream or a batch of sequences.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_rows, n_features) or ndarray \
                 of shape (n_sequences, n_timesteps, n_features)
-            A stream (rows in time order) or a batch of sequences.
+            A stream (rows in time order) or a batch of sequences, NaN after
+            the end of a sequence that ends early.
 
-        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
-            Targets, one per row of a stream or one per sequence.
+        y : array-like of shape (n_rows,), (n_rows, n_outputs) or \
+                (n_sequences, n_timesteps, n_outputs)
+            Targets, one per row of a stream, per sequence or per step.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Weight of each row's or sequence's targets in the loss; None
+            weighs all alike.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over the given data.
 
         Parameters
@@ -267,18 +301,22 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
                 of shape (n_sequences, n_timesteps, n_features)
             A stream (rows in time order) or a batch of sequences.
 
-        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
-            Targets, one per row of a stream or one per sequence.
+        y : array-like of shape (n_rows,), (n_rows, n_outputs) or \
+                (n_sequences, n_timesteps, n_outputs)
+            Targets, one per row of a stream, per sequence or per step.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Weight of each row's or sequence's targets in the loss.
 
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
-    def predict(self, X):
-        """Predict one value per row of a stream or per sequence.
+    def predict(self, X, *, initial_state=None, return_state=False):
+        """Predict one value per row of a stream, per sequence or per step.
 
         Parameters
         ----------
@@ -287,13 +325,65 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
             For a stream, the prediction of row ``i`` uses rows
             ``max(0, i - window + 1) .. i`` of this X.
 
+        initial_state : list, default=None
+            For sequences (3-D X) of a unidirectional model: the state to
+            start each sequence from, as returned with ``return_state=True``
+            (None: zeros). Continues sequences across calls, e.g. to generate
+            one step at a time.
+
+        return_state : bool, default=False
+            Also return the state after each sequence's last step: a list with
+            one entry per recurrent layer, ``h`` of shape (n_sequences, units)
+            for ``cell="gru"``, a tuple ``(h, c)`` for the LSTM cells.
+
         Returns
         -------
-        y : ndarray of shape (n_rows,) or (n_rows, n_outputs)
-            Predictions (float64), one per row or per sequence.
+        y : ndarray of shape (n_rows,), (n_sequences,), (n_sequences, \
+                n_timesteps) or with a last axis of n_outputs
+            Predictions (float64); per step, NaN past a sequence's end.
+
+        state : list
+            Only with ``return_state=True``.
         """
-        Z = self._raw_predict(X)
-        return Z.ravel() if self.n_outputs_ == 1 else Z
+        Z, state = self._raw_predict(X, initial_state, return_state)
+        y = Z[..., 0] if self.n_outputs_ == 1 else Z
+        return (y, state) if return_state else y
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of :meth:`predict`; a sequence labeller is scored over all valid steps.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or ndarray of shape (n_sequences, \
+                n_timesteps, n_features)
+            Test inputs, as for :meth:`predict`.
+
+        y : array-like
+            True targets, shaped as :meth:`predict`'s output.
+
+        sample_weight : array-like of shape (n_rows,) or (n_sequences,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            R^2 (``sklearn.metrics.r2_score``).
+        """
+        pairs = self._step_pairs(X, y, self.predict(X), sample_weight)
+        if pairs is None:
+            return super().score(X, y, sample_weight)
+        y_true, y_pred, weights = pairs
+        return float(r2_score(y_true, y_pred, sample_weight=weights))
+
+    def _targets_per_step(self, X, y):
+        # A 2-D y is n_outputs values per sequence, whatever n_outputs is; a
+        # value per step takes a third axis.
+        if y.ndim == 3 and y.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"y has shape {y.shape}: a 3-D y holds a target at every step, "
+                f"(n_sequences, n_timesteps, n_outputs), and X has {X.shape[1]} steps."
+            )
+        return y.ndim == 3
 
     def _encode_targets(self, y, first_pass, incremental, classes):
         if y.ndim == 2 and y.shape[1] == 1:
@@ -303,15 +393,19 @@ class RNNRegressor(RegressorMixin, ArrayRNN):
             self.n_outputs_ = Y.shape[1]
         return Y.astype(np.dtype(self.dtype) if first_pass else self._flat.dtype)
 
-    def _loss(self, Z, Y):
+    def _loss(self, Z, Y, sample_weight=None):
         # Half the squared error, averaged over outputs as in MLP's loss.
         diff = Z - Y
+        if sample_weight is not None:
+            diff_w = diff * sample_weight.astype(diff.dtype, copy=False)[:, None]
+        else:
+            diff_w = diff
         with np.errstate(over="ignore"):  # an inf loss is reported as divergence
-            loss = 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / Y.shape[1]
-        return loss, diff / Y.shape[1]
+            loss = 0.5 * float(np.sum(diff_w * diff, dtype=np.float64)) / Y.shape[1]
+        return loss, diff_w / Y.shape[1]
 
-    def _validation_score(self, Z, Y):
-        return r2_score(Y, Z)
+    def _validation_score(self, Z, Y, sample_weight=None):
+        return r2_score(Y, Z, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -6,10 +6,12 @@ optimizer step, gradient clipping and best-weight snapshots are whole-row
 operations. ``_layout`` lists (name, offset, shape) for every array under
 PyTorch's names: the recurrent layers' arrays as ``tsrnn.functional``
 defines them (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
-``bias_hh_l{k}``, and ``weight_c{i,f,o}_l{k}`` for peephole cells), then
+``bias_hh_l{k}``, and ``weight_c{i,f,o}_l{k}`` for peephole cells, each
+again with torch's ``_reverse`` suffix for a bidirectional net), then
 ``head.weight`` (n_outputs, H) and ``head.bias`` (n_outputs,) as in
-``nn.Linear``. All weights precede all biases, so the L2 penalty (weights
-only, as in MLP) applies to the single slice ``[:_n_decay]``.
+``nn.Linear`` (H is twice the top layer's width when bidirectional). All
+weights precede all biases, so the L2 penalty (weights only, as in MLP)
+applies to the single slice ``[:_n_decay]``.
 
 Per-array views are built on demand and never stored as attributes: a
 pickled view would become a copy cut off from the buffer.
@@ -23,18 +25,21 @@ from sklearn.utils.validation import check_is_fitted
 from tsrnn.functional import layer_param_shapes
 
 
-def build_layout(cell, n_features, hidden_sizes, n_outputs):
+def build_layout(cell, n_features, hidden_sizes, n_outputs, n_directions=1):
     """``(layout, n_decay)`` of a stack of one-layer cells and a dense head.
 
     Each recurrent layer is its own ``num_layers=1`` stack (so layers may have
-    different widths); its arrays are functional's, named for layer k.
+    different widths); its arrays are functional's, named for layer k. With
+    two directions each layer reads both directions' outputs of the one below.
     """
     weights, biases = [], []
     width = n_features
     for k, h in enumerate(hidden_sizes):
-        for name, shape in layer_param_shapes(cell, width, h, layer=k).items():
+        shapes = layer_param_shapes(cell, width, h, layer=k,
+                                    bidirectional=n_directions == 2)
+        for name, shape in shapes.items():
             (biases if name.startswith("bias_") else weights).append((name, shape))
-        width = h
+        width = h * n_directions
     weights.append(("head.weight", (n_outputs, width)))
     biases.append(("head.bias", (n_outputs,)))
     layout, offset = [], 0
@@ -60,20 +65,27 @@ class FlatWeights:
         }
 
     def _layer_views(self, k, row=0):
-        """Views of recurrent layer k under the ``_l0`` names functional expects."""
-        suffix = f"_l{k}"
-        return {
-            name[: -len(suffix)] + "_l0": view
-            for name, view in self._views(row).items()
-            if name.endswith(suffix)
-        }
+        """Views of recurrent layer k under the ``_l0`` names functional expects
+        (``_l0_reverse`` for the reverse direction of a bidirectional layer)."""
+        views, layer = {}, f"_l{k}"
+        for name, view in self._views(row).items():
+            reverse = name.endswith("_reverse")
+            base = name[: -len("_reverse")] if reverse else name
+            if base.endswith(layer) and not base.startswith("head."):
+                views[base[: -len(layer)] + "_l0" + ("_reverse" if reverse else "")] = view
+        return views
 
     def _n_layers(self):
-        return sum(1 for name, _, _ in self._layout if name.startswith("weight_ih_l"))
+        return sum(1 for name, _, _ in self._layout
+                   if name.startswith("weight_ih_l") and not name.endswith("_reverse"))
+
+    def _bidirectional_fitted(self):
+        return any(name.endswith("_reverse") for name, _, _ in self._layout)
 
     def _hidden_sizes_fitted(self):
         return [
-            shape[1] for name, _, shape in self._layout if name.startswith("weight_hh_l")
+            shape[1] for name, _, shape in self._layout
+            if name.startswith("weight_hh_l") and not name.endswith("_reverse")
         ]
 
     @property
@@ -82,9 +94,10 @@ class FlatWeights:
 
         Keys follow ``torch.nn.LSTM`` / ``torch.nn.GRU`` (``weight_ih_l0``,
         ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ... and
-        ``weight_ci_l0`` etc. for peephole cells), which is also the layout of
-        ``tsrnn.functional``. Writing into these arrays changes the model; use
-        :meth:`state_dict` for copies.
+        ``weight_ci_l0`` etc. for peephole cells, with ``_reverse`` copies
+        when bidirectional), which is also the layout of ``tsrnn.functional``.
+        Writing into these arrays changes the model; use :meth:`state_dict`
+        for copies.
         """
         check_is_fitted(self)
         return {k: v for k, v in self._views().items() if not k.startswith("head.")}

@@ -29,7 +29,6 @@ target's (scaled) value at the origin: the network corrects the persistence
 forecast (see ``_forecaster.py`` for why).
 """
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -250,28 +249,6 @@ def seasonal_lags(horizon, season):
     return season * -(-steps // season) - steps
 
 
-def choose_lags(A, Y, origins, candidates):
-    """The baseline lag of each (step, target) with the least in-sample MAE.
-
-    ``candidates`` is a list of (horizon, n_targets) lag arrays (persistence
-    is all zeros). Each is scored by its mean absolute error against the
-    scaled targets ``Y`` at the training ``origins``; ties keep the earlier
-    candidate.
-    """
-    h, n_t = candidates[0].shape
-    steps = np.arange(1, h + 1)
-    future = Y[origins[:, None] + steps]  # (n, h, n_t)
-    errors = []
-    for lags in candidates:
-        past = A[origins[:, None, None] - lags[None], np.arange(n_t)]  # (n, h, n_t)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (masked) steps
-            errors.append(np.nanmean(np.abs(future - past), axis=0))
-    errors = np.nan_to_num(np.stack(errors), nan=np.inf)
-    best = np.argmin(errors, axis=0)  # (h, n_t)
-    return np.choose(best, candidates)
-
-
 class ForecastWindows:
     """Inputs (and training targets) of a set of forecast origins.
 
@@ -308,21 +285,17 @@ class ForecastWindows:
         Maps gathered windows (B, length, n_inputs) to the baseline forecast
         (B, horizon, n_targets) the network corrects (``_baselines.py``);
         None: persistence.
-    relative : bool
-        Feed the target columns of the window as changes from their value at
-        the origin, so the network sees the shape of the recent past, not
-        its level.
     """
 
     prefix = None  # no short-history sequence: every origin has a full window
     ndim = 3
 
     def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
-                 causal=None, baseline=None, relative=False):
+                 causal=None, baseline=None):
         self.origins = np.asarray(origins, dtype=np.intp)
         self.n_items = self.n_rows = len(self.origins)
         self.window, self.horizon, self.n_past, self.future = window, horizon, n_past, future
-        self.n_targets, self.relative = n_targets, relative
+        self.n_targets = n_targets
         if baseline is None:
             baseline = LagBaseline(np.zeros((horizon, n_targets), np.intp), window)
         self.baseline = baseline
@@ -355,14 +328,8 @@ class ForecastWindows:
             X[:, self.window :, -1] = 1
         return X
 
-    def _network_inputs(self, X):
-        if self.relative:
-            n_t, w = self.n_targets, self.window
-            X[:, :w, :n_t] -= X[:, w - 1 : w, :n_t]
-        return X
-
     def inputs(self, idx):
-        return self._network_inputs(self._gather(idx))
+        return self._gather(idx)
 
     def baselines(self, idx=slice(None)):
         """Baseline forecasts (n, horizon, n_targets) of some origins.
@@ -389,4 +356,4 @@ class ForecastWindows:
     def batch(self, idx):
         X = self._gather(idx)
         Y = self.future_targets(idx) - self.baseline(X)
-        return self._network_inputs(X), Y.reshape(len(idx), -1).astype(X.dtype, copy=False)
+        return X, Y.reshape(len(idx), -1).astype(X.dtype, copy=False)

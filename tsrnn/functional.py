@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
 from . import _cells
+from ._packing import check_lengths
 
 __all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
            "layer_param_shapes"]
@@ -83,6 +84,9 @@ def _blas_limited_to_one(libs):
 # spin-waits against it (measured 20-60x slower on a loaded 2-core machine).
 _SERIAL_WORK = 1 << 21
 
+# The reverse flags of a layer's directions, by number of directions.
+_DIRECTIONS = {1: (False,), 2: (False, True)}
+
 # Largest gate buffer of every step (bytes) that inference allocates, so that
 # the kernel projects the input of all steps at once; beyond it, one step.
 _ALL_STEPS_BYTES = 1 << 18
@@ -112,46 +116,52 @@ def _is_lstm(cell):
     return cell != "gru"
 
 
-def layer_param_shapes(cell, input_size, hidden_size, layer=0):
+def layer_param_shapes(cell, input_size, hidden_size, layer=0, bidirectional=False):
     """Names and shapes of the parameters of one recurrent layer.
 
     The single definition of the weight layout: :func:`param_shapes`,
     :func:`init_params` and the validation of ``params`` build on it, and so
     should any other code that lays weights out (the estimators' flat
     buffer). Returns ``{name: shape}`` in the order of ``torch.nn.LSTM``'s
-    state_dict for that layer, then the peephole vectors: ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}``
-    (G*H, H), ``bias_ih_l{layer}`` and ``bias_hh_l{layer}`` (G*H,), and for the
-    peephole cell ``weight_ci_l{layer}``, ``weight_cf_l{layer}``,
-    ``weight_co_l{layer}`` (H,); G is 4 (i, f, g, o) for the LSTM cells and 3
-    (r, z, n) for the GRU. As in torch, the names that start with ``bias_``
-    are the biases and every other array is a weight.
+    state_dict for that layer, then the peephole vectors:
+    ``weight_ih_l{layer}`` (G*H, input_size), ``weight_hh_l{layer}`` (G*H, H),
+    ``bias_ih_l{layer}`` and ``bias_hh_l{layer}`` (G*H,), and for the peephole
+    cell ``weight_ci_l{layer}``, ``weight_cf_l{layer}``, ``weight_co_l{layer}``
+    (H,); G is 4 (i, f, g, o) for the LSTM cells and 3 (r, z, n) for the GRU.
+    A bidirectional layer has the same arrays again for its reverse direction,
+    named with torch's ``_reverse`` suffix (``weight_ih_l0_reverse``, ...).
+    As in torch, the names that start with ``bias_`` are the biases and every
+    other array is a weight.
 
     Examples
     --------
     >>> from tsrnn.functional import layer_param_shapes
     >>> layer_param_shapes("gru", input_size=3, hidden_size=8, layer=1)
     {'weight_ih_l1': (24, 3), 'weight_hh_l1': (24, 8), 'bias_ih_l1': (24,), 'bias_hh_l1': (24,)}
+    >>> list(layer_param_shapes("gru", 3, 8, bidirectional=True))[4:6]
+    ['weight_ih_l0_reverse', 'weight_hh_l0_reverse']
     """
     _check_cell(cell)
     gh = _N_GATES[cell] * hidden_size
-    shapes = {
-        f"weight_ih_l{layer}": (gh, input_size),
-        f"weight_hh_l{layer}": (gh, hidden_size),
-        f"bias_ih_l{layer}": (gh,),
-        f"bias_hh_l{layer}": (gh,),
-    }
-    if cell == "peephole":
-        for name in _PEEPHOLE_NAMES:
-            shapes[f"{name}_l{layer}"] = (hidden_size,)
+    shapes = {}
+    for suffix in ("", "_reverse") if bidirectional else ("",):
+        shapes[f"weight_ih_l{layer}{suffix}"] = (gh, input_size)
+        shapes[f"weight_hh_l{layer}{suffix}"] = (gh, hidden_size)
+        shapes[f"bias_ih_l{layer}{suffix}"] = (gh,)
+        shapes[f"bias_hh_l{layer}{suffix}"] = (gh,)
+        if cell == "peephole":
+            for name in _PEEPHOLE_NAMES:
+                shapes[f"{name}_l{layer}{suffix}"] = (hidden_size,)
     return shapes
 
 
-def param_shapes(cell, input_size, hidden_size, num_layers=1):
+def param_shapes(cell, input_size, hidden_size, num_layers=1, bidirectional=False):
     """Names and shapes of the parameters of a stacked recurrent net.
 
     Returns a dict ``{name: shape}``: :func:`layer_param_shapes` of each layer
-    in turn, the first taking ``input_size`` inputs and the others
-    ``hidden_size``.
+    in turn, the first taking ``input_size`` inputs and the others the
+    output of the layer below: ``hidden_size``, or ``2 * hidden_size`` when
+    ``bidirectional`` (both directions' outputs side by side, as in torch).
 
     Examples
     --------
@@ -159,11 +169,15 @@ def param_shapes(cell, input_size, hidden_size, num_layers=1):
     >>> shapes = param_shapes("lstm", input_size=3, hidden_size=8, num_layers=2)
     >>> shapes["weight_ih_l0"], shapes["weight_ih_l1"]
     ((32, 3), (32, 8))
+    >>> param_shapes("lstm", 3, 8, num_layers=2, bidirectional=True)["weight_ih_l1"]
+    (32, 16)
     """
     shapes = {}
+    width = hidden_size * (2 if bidirectional else 1)
     for k in range(num_layers):
         shapes.update(layer_param_shapes(
-            cell, input_size if k == 0 else hidden_size, hidden_size, layer=k))
+            cell, input_size if k == 0 else width, hidden_size, layer=k,
+            bidirectional=bidirectional))
     return shapes
 
 
@@ -181,7 +195,7 @@ def _check_dtype(dtype):
 
 
 def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
-                random_state=None, forget_bias=None):
+                random_state=None, forget_bias=None, bidirectional=False):
     """Initialise the weights of a stacked LSTM, GRU or peephole LSTM.
 
     Every array is drawn from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
@@ -197,6 +211,9 @@ def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
         For the LSTM cells, set ``bias_ih[H:2H]`` to this value and
         ``bias_hh[H:2H]`` to zero, so the forget gate starts open. Ignored by
         the GRU.
+    bidirectional : bool, default=False
+        Add a reverse direction to every layer, under torch's names
+        (``weight_ih_l0_reverse``, ...); :func:`rnn_forward` then runs both.
 
     Returns
     -------
@@ -220,18 +237,25 @@ def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
     rng = check_random_state(random_state)
     bound = 1.0 / np.sqrt(hidden_size)
     params = {}
-    for name, shape in param_shapes(cell, input_size, hidden_size, num_layers).items():
+    shapes = param_shapes(cell, input_size, hidden_size, num_layers, bool(bidirectional))
+    for name, shape in shapes.items():
         params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
     if forget_bias is not None and _is_lstm(cell):
         h = hidden_size
-        for k in range(num_layers):
-            params[f"bias_ih_l{k}"][h:2 * h] = forget_bias
-            params[f"bias_hh_l{k}"][h:2 * h] = 0
+        for name in shapes:
+            if name.startswith("bias_ih_l"):
+                params[name][h:2 * h] = forget_bias
+            elif name.startswith("bias_hh_l"):
+                params[name][h:2 * h] = 0
     return params
 
 
 class _Layer:
-    """Per-layer weights in kernel form, plus the forward activations."""
+    """One direction of one layer: weights in kernel form, plus its activations.
+
+    ``mask`` is the dropout mask of the layer's output (both directions side
+    by side), kept on its forward direction.
+    """
 
     __slots__ = ("w_ih", "w_hh", "b_ih", "b_hh", "peep", "inp", "hs", "cs",
                  "gates", "h0", "c0", "mask")
@@ -244,20 +268,26 @@ class RNNCache:
     (time-major), which dominate the memory of training.
     """
 
-    __slots__ = ("cell", "dtype", "layers", "batch", "time", "input_size",
-                 "hidden_size", "nbytes", "consumed")
+    __slots__ = ("cell", "dtype", "layers", "n_dirs", "packing", "batch", "time",
+                 "input_size", "hidden_size", "nbytes", "consumed")
 
 
 @functools.lru_cache(maxsize=64)
-def _expected_layout(cell, input_size, hidden_size, num_layers):
+def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
     """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
     is rebuilt on every call otherwise, a sizeable part of a batch-1 call."""
-    layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers).items())
+    layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers,
+                                bidirectional).items())
     return layout, frozenset(name for name, _ in layout)
 
 
 def _validate_params(cell, params):
-    """Return (dtype, input_size, hidden_size, per-layer contiguous weights)."""
+    """Return (dtype, input_size, hidden_size, layers, n_dirs).
+
+    ``layers`` holds one _Layer of contiguous weights per layer and
+    direction, in torch's order: layer k's direction d is
+    ``layers[k * n_dirs + d]`` (d = 1 the reverse one).
+    """
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
@@ -265,6 +295,9 @@ def _validate_params(cell, params):
     num_layers = 1
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
+    # Bidirectional when the reverse weights are there, as a torch
+    # state_dict of nn.LSTM(bidirectional=True) has them.
+    bidirectional = "weight_ih_l0_reverse" in params
     w_ih0 = np.asarray(params["weight_ih_l0"])
     w_hh0 = np.asarray(params["weight_hh_l0"])
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
@@ -274,22 +307,28 @@ def _validate_params(cell, params):
         raise ValueError("params describe an empty layer (input or hidden size 0)")
     # Plain loops and set comparisons below, not generators: at batch 1 this
     # function is a large share of the call.
-    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers)
+    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers,
+                                       bidirectional)
     if len(params) != len(expected) or not params.keys() >= names:
+        what = f"{num_layers}-layer {'bidirectional ' if bidirectional else ''}{cell}"
         missing = [name for name, _ in expected if name not in params]
         if missing:
-            raise ValueError(f"params for a {num_layers}-layer {cell} is missing {missing}")
+            raise ValueError(f"params for a {what} is missing {missing}")
         unexpected = sorted(set(params) - names)
-        raise ValueError(f"params has keys that a {cell} does not use: {unexpected}")
-    arrays = [np.asarray(params[name]) for name, _ in expected]
-    dtypes = {a.dtype for a in arrays}
-    if len(dtypes) != 1 or arrays[0].dtype not in (np.float32, np.float64):
-        raise ValueError(
-            "params must all have one dtype, float32 or float64; got "
-            f"{sorted(str(d) for d in dtypes)}"
-        )
+        raise ValueError(f"params has keys that a {what} does not use: {unexpected}")
+    # ndarrays as they are: np.asarray costs ~0.1 us even on one.
+    arrays = []
+    for name, _ in expected:
+        a = params[name]
+        arrays.append(a if type(a) is np.ndarray else np.asarray(a))
     dtype = arrays[0].dtype
+    not_float = dtype != np.float32 and dtype != np.float64
     for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
+        if not_float or a.dtype != dtype:
+            raise ValueError(
+                "params must all have one dtype, float32 or float64; got "
+                f"{sorted({str(a.dtype) for a in arrays})}"
+            )
         if a.shape != shape:
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
         if not a.flags.c_contiguous:
@@ -297,12 +336,13 @@ def _validate_params(cell, params):
     bad = _cells.first_nonfinite(arrays)
     if bad >= 0:
         raise ValueError(f"params[{expected[bad][0]!r}] contains NaN or inf")
-    # Each layer's arrays, in layer_param_shapes' order: weight_ih, weight_hh,
-    # bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
-    per_layer = len(expected) // num_layers
+    # Each direction's arrays, in layer_param_shapes' order: weight_ih,
+    # weight_hh, bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
+    n_dirs = 2 if bidirectional else 1
+    per_dir = len(expected) // (num_layers * n_dirs)
     layers = []
-    for k in range(num_layers):
-        mine = arrays[k * per_layer:(k + 1) * per_layer]
+    for start in range(0, len(arrays), per_dir):
+        mine = arrays[start:start + per_dir]
         lay = _Layer()
         lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh = mine[:4]
         # (w_ci, w_cf, w_co) for the peephole cell; rnn_forward stacks them
@@ -310,7 +350,7 @@ def _validate_params(cell, params):
         # needs them.
         lay.peep = tuple(mine[4:])
         layers.append(lay)
-    return dtype, input_size, hidden_size, layers
+    return dtype, input_size, hidden_size, layers, n_dirs
 
 
 def _as_real_array(a, name):
@@ -328,9 +368,11 @@ def _time_major(a, dtype, name):
     return out
 
 
-def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
-    """Return (h, c) as contiguous (L, B, H) copies; c is None for the GRU."""
-    shape = (num_layers, batch, hidden_size)
+def _validate_state(state, cell, n_states, batch, hidden_size, dtype, name):
+    """Return (h, c) as contiguous (L, B, H) copies; c is None for the GRU.
+
+    L = n_states is num_layers, twice that for a bidirectional net."""
+    shape = (n_states, batch, hidden_size)
     if state is None:
         h = np.zeros(shape, dtype)
         return h, (np.zeros(shape, dtype) if _is_lstm(cell) else None)
@@ -345,7 +387,8 @@ def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
         a = _as_real_array(value, label)
         if a.shape != shape:
             raise ValueError(
-                f"{label} has shape {a.shape}, expected (num_layers, batch, hidden) = {shape}"
+                f"{label} has shape {a.shape}, expected (num_layers * num_directions, "
+                f"batch, hidden) = {shape}"
             )
         a = np.array(a, dtype=dtype, order="C", copy=True)
         if _cells.first_nonfinite((a,)) >= 0:
@@ -355,7 +398,7 @@ def _validate_state(state, cell, num_layers, batch, hidden_size, dtype, name):
 
 
 def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
-                random_state=None):
+                random_state=None, lengths=None):
     """Run a stacked recurrent net over a batch of sequences.
 
     Parameters
@@ -364,10 +407,12 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     x : array-like of shape (batch, time, input)
         Any real dtype; converted to the dtype of ``params``.
     params : dict of ndarray
-        As returned by :func:`init_params` or a torch ``state_dict``.
+        As returned by :func:`init_params` or a torch ``state_dict``. The net
+        is bidirectional when ``params`` holds the ``_reverse`` weights.
     state : None, ndarray or tuple of ndarray
         Initial state, zeros when None. ``(h, c)`` for the LSTM cells, ``h``
-        for the GRU, each of shape (num_layers, batch, hidden).
+        for the GRU, each of shape (num_layers * num_directions, batch,
+        hidden), in torch's order (layer 0 forward, layer 0 reverse, ...).
     training : bool
         When False, no activations are kept and ``cache`` is None.
     dropout : float in [0, 1)
@@ -375,11 +420,19 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         only when ``training`` is True (as ``torch.nn.LSTM(dropout=...)``).
     random_state : int, RandomState instance or None
         Source of the dropout masks.
+    lengths : array-like of int, shape (batch,), optional
+        Valid steps of each sequence, 1 to time (torch's
+        ``pack_padded_sequence``). A sequence's steps past its length are
+        never computed or read (they may hold anything, NaN included): its
+        output there is zero, its final state is the state after its last
+        valid step, and the reverse direction of a bidirectional layer starts
+        at its last valid step. None means every sequence has all steps.
 
     Returns
     -------
-    out : ndarray of shape (batch, time, hidden)
-        Hidden state of the top layer at every step: a read-only batch-first
+    out : ndarray of shape (batch, time, hidden * num_directions)
+        Hidden state of the top layer at every step, both directions side by
+        side when bidirectional. Without ``lengths``, a read-only batch-first
         view of the cached time-major buffer (copy it to modify it).
     state : ndarray or tuple of ndarray
         Final state, laid out as the initial state.
@@ -398,7 +451,7 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     ((4, 10, 8), (2, 4, 8), True)
     """
     _check_cell(cell)
-    dtype, input_size, hidden_size, layers = _validate_params(cell, params)
+    dtype, input_size, hidden_size, layers, n_dirs = _validate_params(cell, params)
     x = _as_real_array(x, "x")
     if x.ndim != 3:
         raise ValueError(f"x must be 3-D (batch, time, input), got shape {x.shape}")
@@ -409,62 +462,97 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
         raise ValueError(f"x has input size {feat} but the params expect {input_size}")
     if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    packing = None if lengths is None else check_lengths(lengths, batch, time)
+    n_states = len(layers)
     if state is None and not training:
-        h0 = c0 = (None,) * len(layers)  # the kernel starts from zeros itself
+        h0 = c0 = (None,) * n_states  # the kernel starts from zeros itself
     else:
-        h0, c0 = _validate_state(state, cell, len(layers), batch, hidden_size, dtype, "state")
-    inp = _time_major(x, dtype, "x")
+        h0, c0 = _validate_state(state, cell, n_states, batch, hidden_size, dtype, "state")
+    if packing is None:
+        inp = _time_major(x, dtype, "x")
+        rows = time * batch
+        batch_sizes = None
+    else:
+        inp = packing.pack(x, dtype, "x")
+        rows = packing.n_rows
+        batch_sizes = packing.batch_sizes
+        if h0[0] is not None:
+            h0, c0 = packing.to_kernel(h0), packing.to_kernel(c0)
     rng = check_random_state(random_state) if (training and dropout > 0) else None
 
     code = _CELL_CODE[cell]
     lstm = _is_lstm(cell)
     peephole = cell == "peephole"
-    n_gates = _N_GATES[cell]
-    gh = n_gates * hidden_size
+    gh = _N_GATES[cell] * hidden_size
     width = (5 if lstm else 4) * hidden_size
     # Gates of every step let the kernel project the input of all steps in
     # one pass (see forward_layer); inference keeps one step once that
     # buffer would outgrow the cache, so its memory does not grow with T.
-    all_steps = training or time * batch * width * dtype.itemsize <= _ALL_STEPS_BYTES
-    num_layers = len(layers)
-    h_n = np.empty((num_layers, batch, hidden_size), dtype)
-    c_n = np.empty((num_layers, batch, hidden_size), dtype) if lstm else None
+    all_steps = training or rows * width * dtype.itemsize <= _ALL_STEPS_BYTES
+    # Row buffers: (time, batch, width) time-major, or (N, width) packed.
+    # Inference keeps two steps of c and, for long inputs, one of the gates
+    # (see forward_layer).
+    if packing is None:
+        h_shape, g_shape = (time, batch, hidden_size), (time, batch, width)
+    else:
+        h_shape, g_shape = (rows, hidden_size), (rows, width)
+    c_shape = h_shape if training else (2, batch, hidden_size)
+    if not all_steps:
+        g_shape = (batch, width)
+    num_layers = n_states // n_dirs
+    h_n = np.empty((n_states, batch, hidden_size), dtype)
+    c_n = np.empty((n_states, batch, hidden_size), dtype) if lstm else None
+    no_c = np.empty((0, hidden_size), dtype) if training else None
     nbytes = 0
     # No BLAS limit here: forward_layer calls no BLAS.
-    for k, lay in enumerate(layers):
-        # Inference keeps two steps of c (see forward_layer).
-        hs = np.empty((time, batch, hidden_size), dtype)
-        cs = np.empty((time if training else 2, batch, hidden_size), dtype) if lstm else None
-        gates = np.empty((time if all_steps else 1, batch, width), dtype)
-        n_threads, chunk = _threading(batch, time * batch * gh * (inp.shape[2] + hidden_size))
-        _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh, lay.peep,
-                             h0[k], c0[k] if lstm else None, hs, cs, gates,
-                             h_n[k], c_n[k] if lstm else None, chunk, training, n_threads)
+    for k in range(num_layers):
+        n_threads, chunk = _threading(batch, rows * gh * (inp.shape[-1] + hidden_size))
+        for reverse in _DIRECTIONS[n_dirs]:
+            i = k * n_dirs + reverse
+            lay = layers[i]
+            hs = np.empty(h_shape, dtype)
+            cs = np.empty(c_shape, dtype) if lstm else None
+            gates = np.empty(g_shape, dtype)
+            _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh,
+                                 lay.peep, h0[i], c0[i] if lstm else None, hs, cs, gates,
+                                 h_n[i], c_n[i] if lstm else None, chunk, training,
+                                 n_threads, batch_sizes, reverse)
+            if training:
+                # What backward reads; it wants arrays, even empty.
+                lay.h0, lay.c0 = h0[i], (c0[i] if lstm else no_c)
+                lay.inp, lay.hs, lay.gates = inp, hs, gates
+                lay.cs = cs if lstm else np.empty((0, 0), dtype)
+                lay.peep = np.array(lay.peep) if peephole else no_c
+                nbytes += hs.nbytes + lay.cs.nbytes + gates.nbytes
+            # Both directions side by side, as torch lays out a bidirectional
+            # layer's output (the next layer's input).
+            out = np.concatenate((out, hs), axis=-1) if reverse else hs
         if training:
-            # What backward reads; its typed buffers want arrays, even empty.
-            no_c = np.empty((0, hidden_size), dtype)
-            lay.h0, lay.c0 = h0[k], (c0[k] if lstm else no_c)
-            lay.inp, lay.hs, lay.gates, lay.mask = inp, hs, gates, None
-            lay.cs = cs if lstm else np.empty((0, 0, 0), dtype)
-            lay.peep = np.array(lay.peep) if peephole else no_c
-            nbytes += inp.nbytes + hs.nbytes + lay.cs.nbytes + gates.nbytes
-        inp = hs
-        if rng is not None and k < num_layers - 1:
-            keep = rng.random_sample(hs.shape) >= dropout
-            lay.mask = keep.astype(dtype) / dtype.type(1 - dropout)
-            inp = hs * lay.mask
+            nbytes += inp.nbytes
+            mask = layers[k * n_dirs].mask = None
+            if rng is not None and k < num_layers - 1:
+                keep = rng.random_sample(out.shape) >= dropout
+                mask = layers[k * n_dirs].mask = keep.astype(dtype) / dtype.type(1 - dropout)
+                out = out * mask
+        inp = out
 
-    # A read-only batch-first view of the top layer's time-major h(t): no
-    # copy, and the next rnn_forward call (a stacked model's next layer) finds
-    # its time-major input already contiguous. Read-only because backward
-    # reads the same memory.
-    out = hs.transpose(1, 0, 2)
-    out.flags.writeable = False
+    if packing is None:
+        # A read-only batch-first view of the top layer's time-major h(t): no
+        # copy, and the next rnn_forward call (a stacked model's next layer)
+        # finds its time-major input already contiguous. Read-only because
+        # backward reads the same memory.
+        out = inp.transpose(1, 0, 2)
+        out.flags.writeable = False
+    else:
+        out = packing.unpack(inp, time)
+        h_n = packing.to_user(h_n)
+        c_n = packing.to_user(c_n) if lstm else None
     final = (h_n, c_n) if lstm else h_n
     if not training:
         return out, final, None
     cache = RNNCache()
-    cache.cell, cache.dtype, cache.layers = cell, dtype, layers
+    cache.cell, cache.dtype, cache.layers, cache.n_dirs = cell, dtype, layers, n_dirs
+    cache.packing = packing
     cache.batch, cache.time = batch, time
     cache.input_size, cache.hidden_size = input_size, hidden_size
     cache.nbytes = nbytes
@@ -477,10 +565,11 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
 
     Parameters
     ----------
-    dout : array-like of shape (batch, time, hidden) or None
+    dout : array-like of shape (batch, time, hidden * num_directions) or None
         Gradient of the loss w.r.t. ``out``; None means zeros (a loss on the
         final state only, which then goes in ``dstate``; no (batch, time,
-        hidden) array of zeros is allocated).
+        hidden) array of zeros is allocated). With ``lengths``, the entries
+        past a sequence's length are ignored.
     cache : RNNCache
         From ``rnn_forward(..., training=True)``.
     dstate : None, ndarray or tuple of ndarray
@@ -498,8 +587,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
     Returns
     -------
     dx : ndarray of shape (batch, time, input), or None
-        A batch-first view of a time-major buffer (so a stacked model's next
-        ``rnn_backward`` takes it without a copy).
+        Without ``lengths``, a batch-first view of a time-major buffer (so a
+        stacked model's next ``rnn_backward`` takes it without a copy); with
+        them, zero past each sequence's length.
     grads : dict of ndarray, the keys and shapes of ``params``
     dstate : gradient w.r.t. the initial state, laid out as the state
 
@@ -527,59 +617,92 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
             "its gradients over the stored activations; run rnn_forward again, or "
             "pass retain_cache=True to the first rnn_backward call"
         )
-    cell, dtype, layers = cache.cell, cache.dtype, cache.layers
+    cell, dtype, layers, packing = cache.cell, cache.dtype, cache.layers, cache.packing
     batch, time, hidden = cache.batch, cache.time, cache.hidden_size
+    n_dirs = cache.n_dirs
+    n_states = len(layers)
+    num_layers = n_states // n_dirs
     lstm = _is_lstm(cell)
+    if packing is None:
+        lead, rows = (time, batch), time * batch  # time-major (T, B, width) buffers
+        batch_sizes = np.full(time, batch, np.intp)
+    else:
+        lead, rows = (packing.n_rows,), packing.n_rows  # or packed (N, width)
+        batch_sizes = packing.batch_sizes
     if dout is None:
         # One step of zeros, which the kernel reads at every step.
-        dhs = np.zeros((1, batch, hidden), dtype)
+        dhs = np.zeros((batch, hidden * n_dirs), dtype)
     else:
         dout = _as_real_array(dout, "dout")
-        if dout.shape != (batch, time, hidden):
+        if dout.shape != (batch, time, hidden * n_dirs):
             raise ValueError(
-                f"dout has shape {dout.shape}, expected (batch, time, hidden) = "
-                f"{(batch, time, hidden)}"
+                f"dout has shape {dout.shape}, expected (batch, time, hidden * "
+                f"num_directions) = {(batch, time, hidden * n_dirs)}"
             )
-        dhs = _time_major(dout, dtype, "dout")
+        if packing is None:
+            dhs = _time_major(dout, dtype, "dout")
+        else:
+            dhs = packing.pack(dout, dtype, "dout")
     # Copies: the kernels use these as running buffers and leave the gradient
     # w.r.t. the initial state in them.
-    dh, dc = _validate_state(dstate, cell, len(layers), batch, hidden, dtype, "dstate")
+    dh, dc = _validate_state(dstate, cell, n_states, batch, hidden, dtype, "dstate")
+    if packing is not None:
+        dh, dc = packing.to_kernel(dh), packing.to_kernel(dc)
 
     code = _CELL_CODE[cell]
     gh = _N_GATES[cell] * hidden
     no_c = np.empty((0, hidden), dtype)
-    no_da = np.empty((0, 0, 0), dtype)
     grads = {}
     cache.consumed = not retain_cache
     with _single_threaded_blas():
-        for k in range(len(layers) - 1, -1, -1):
-            lay = layers[k]
-            d_in = lay.inp.shape[2]
-            dx = np.empty((time, batch, d_in), dtype) if (k > 0 or input_grad) else no_da
-            # The kernel overwrites the gates with their gradients.
-            gates = lay.gates.copy() if retain_cache else lay.gates
-            g = {
-                "weight_ih": np.empty((gh, d_in), dtype),
-                "weight_hh": np.empty((gh, hidden), dtype),
-                "bias_ih": np.empty(gh, dtype),
-                "bias_hh": np.empty(gh, dtype),
-            }
-            dpeep = np.empty(lay.peep.shape, dtype)
-            n_threads, chunk = _threading(batch, time * batch * gh * (d_in + hidden))
-            _cells.backward_layer(
-                code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
-                lay.hs, lay.cs, gates, dhs, dh[k], dc[k] if lstm else no_c,
-                dx, g["weight_ih"], g["weight_hh"], g["bias_ih"],
-                g["bias_hh"], dpeep, chunk, n_threads,
-            )
-            for name, value in g.items():
-                grads[f"{name}_l{k}"] = value
-            if cell == "peephole":
-                for i, name in enumerate(_PEEPHOLE_NAMES):
-                    grads[f"{name}_l{k}"] = dpeep[i].copy()
-            dhs = dx if k == 0 or layers[k - 1].mask is None else dx * layers[k - 1].mask
+        for k in range(num_layers - 1, -1, -1):
+            d_in = layers[k * n_dirs].inp.shape[-1]
+            want_dx = k > 0 or input_grad
+            n_threads, chunk = _threading(batch, rows * gh * (d_in + hidden))
+            dx = None
+            for d in range(n_dirs):
+                i = k * n_dirs + d
+                lay = layers[i]
+                # Each direction's share of the layer output's gradient.
+                dhs_d = dhs if n_dirs == 1 else np.ascontiguousarray(
+                    dhs[..., d * hidden:(d + 1) * hidden])
+                dx_d = np.empty(lead + (d_in,) if want_dx else (0, d_in), dtype)
+                # The kernel overwrites the gates with their gradients.
+                gates = lay.gates.copy() if retain_cache else lay.gates
+                g = {
+                    "weight_ih": np.empty((gh, d_in), dtype),
+                    "weight_hh": np.empty((gh, hidden), dtype),
+                    "bias_ih": np.empty(gh, dtype),
+                    "bias_hh": np.empty(gh, dtype),
+                }
+                dpeep = np.empty(lay.peep.shape, dtype)
+                _cells.backward_layer(
+                    code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
+                    lay.hs, lay.cs, gates, dhs_d, dh[i], dc[i] if lstm else no_c,
+                    dx_d, g["weight_ih"], g["weight_hh"], g["bias_ih"],
+                    g["bias_hh"], dpeep, chunk, n_threads, batch_sizes, d == 1,
+                )
+                suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+                for name, value in g.items():
+                    grads[name + suffix] = value
+                if cell == "peephole":
+                    for j, name in enumerate(_PEEPHOLE_NAMES):
+                        grads[name + suffix] = dpeep[j].copy()
+                if want_dx:
+                    # Both directions read the same input.
+                    dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
+            mask = layers[(k - 1) * n_dirs].mask if k > 0 else None
+            dhs = dx if mask is None else dx * mask
 
-    order = param_shapes(cell, cache.input_size, hidden, len(layers))
+    order = param_shapes(cell, cache.input_size, hidden, num_layers, n_dirs == 2)
     grads = {name: grads[name] for name in order}
-    dx = dhs.transpose(1, 0, 2) if input_grad else None
+    if not input_grad:
+        dx = None
+    elif packing is None:
+        dx = dhs.transpose(1, 0, 2)
+    else:
+        dx = packing.unpack(dhs, time)
+    if packing is not None:
+        dh = packing.to_user(dh)
+        dc = packing.to_user(dc) if lstm else None
     return dx, grads, ((dh, dc) if lstm else dh)

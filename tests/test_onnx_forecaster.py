@@ -1,0 +1,264 @@
+"""ONNX export of RNNForecaster, run by onnxruntime against predict().
+
+The graph gets the raw window (and the known-future values) of several
+forecast origins in one batch and must return what predict() returns for
+the history ending at each origin: every cell and baseline kind, quantiles,
+several targets, past and known-future covariates, relative inputs, several
+series. The head of each fitted model is replaced by large random weights,
+so the network's corrections weigh as much in the forecast as the baseline
+and a wrong recurrent layer could not hide behind it. "Equal to 1e-5
+relative" is |got - want| <= 1e-5 * (|want| + max |want|), as in
+test_onnx.py.
+"""
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _forecaster_data import FAST, make_frame, make_panel
+from sklearn.exceptions import ConvergenceWarning
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from tsrnn import RNNForecaster  # noqa: E402
+from tsrnn._baselines import LagBaseline, LinearBaseline  # noqa: E402
+from tsrnn._windows import seasonal_lags  # noqa: E402
+from tsrnn.onnx import OPSET, to_onnx  # noqa: E402
+
+CELLS = ("lstm", "gru", "peephole")
+BASELINES = ("persistence", "seasonal", "auto")
+H = FAST["horizon"]
+CUTS = (150, 223, 300)  # forecast origins: the last row of df.iloc[:n]
+# Small models, a season short enough for the window to see it.
+BASE = dict(FAST, season=6)
+RICH = dict(target=["y", "x"], known_future=["hour"], quantiles=(0.9, 0.1, 0.5),
+            hidden_layer_sizes=(8, 6))
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def frame():
+    # Targets y and x, known-future hour, past covariate z; the column order
+    # differs from the model's (targets, past, known) on purpose.
+    df = make_frame(300)
+    df["z"] = np.random.default_rng(5).normal(size=len(df))
+    return df[["x", "hour", "y", "z"]]
+
+
+def future_of(history):
+    index = pd.date_range(history.index[-1] + pd.Timedelta("1h"), periods=H, freq="h")
+    return pd.DataFrame({"hour": index.hour.astype(float)}, index=index)
+
+
+def strong_head(f, seed=0):
+    """Random head weights of order one: corrections as large as the baseline."""
+    rng = np.random.default_rng(seed)
+    state = f.state_dict()
+    state["head.weight"] = rng.normal(size=state["head.weight"].shape)
+    state["head.bias"] = rng.normal(size=state["head.bias"].shape)
+    return f.load_state_dict(state)
+
+
+def metadata(model):
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_forecasts(f, df, cuts=CUTS, model=None):
+    model = to_onnx(f) if model is None else model
+    columns = json.loads(metadata(model)["window_columns"])
+    w = f.window_
+    feed = {"window": np.stack([df[columns].to_numpy()[n - w : n] for n in cuts])
+            .astype(np.float32)}
+    if f.known_future_:
+        feed["future"] = np.stack([future_of(df.iloc[:n])[f.known_future_].to_numpy()
+                                   for n in cuts]).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feed)[0]
+
+
+def as_array(f, forecast):
+    """A predict() frame as (horizon, n_targets[, n_quantiles]), the graph's layout."""
+    if f.quantiles_ is None:
+        return forecast[f.target_].to_numpy()
+    return np.stack([[forecast[f"{t}_q{q:g}"].to_numpy() for q in f.quantiles_]
+                     for t in f.target_]).transpose(2, 0, 1)
+
+
+def predicted(f, df, cuts=CUTS):
+    future = (lambda h: future_of(h)) if f.known_future_ else (lambda h: None)
+    return np.stack([as_array(f, f.predict(df.iloc[:n], future=future(df.iloc[:n])))
+                     for n in cuts])
+
+
+def assert_close(got, want, rtol=1e-5):
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+def check_baseline_kind(f, kind):
+    # The test covers what its name says: "seasonal" must have real seasonal
+    # lags. ("auto" chooses from the data; test_every_linear_baseline_form
+    # covers each linear form it can choose.)
+    if kind != "auto":
+        assert isinstance(f._baseline, LagBaseline)
+        assert (f._baseline.lags.max() > 0) == (kind == "seasonal")
+
+
+# Each cell and each baseline once here (one layer, no quantiles); every
+# pair in the test after this one.
+@pytest.mark.parametrize("cell, baseline", list(zip(CELLS, BASELINES)))
+def test_one_target_matches_predict(cell, baseline, frame):
+    f = strong_head(RNNForecaster(target="y", cell=cell, baseline=baseline, **BASE).fit(frame))
+    check_baseline_kind(f, baseline)
+    model = to_onnx(f)
+    onnx.checker.check_model(model, full_check=True)
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
+    assert [i.name for i in model.graph.input] == ["window"]
+    assert [o.name for o in model.graph.output] == ["forecast"]
+    got = onnx_forecasts(f, frame, model=model)
+    assert got.dtype == np.float32 and got.shape == (len(CUTS), H, 1)
+    assert_close(got, predicted(f, frame))
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_quantiles_targets_and_covariates_match_predict(cell, baseline, frame):
+    f = RNNForecaster(cell=cell, baseline=baseline, **BASE | RICH).fit(frame)
+    check_baseline_kind(f, baseline)
+    strong_head(f)
+    model = to_onnx(f)
+    assert [i.name for i in model.graph.input] == ["window", "future"]
+    meta = metadata(model)
+    # The window's columns follow feature_names_in_; the future's known_future_.
+    assert json.loads(meta["window_columns"]) == ["x", "hour", "y", "z"]
+    assert json.loads(meta["future_columns"]) == ["hour"]
+    got = onnx_forecasts(f, frame, model=model)
+    assert got.shape == (len(CUTS), H, 2, 3)
+    want = predicted(f, frame)
+    assert_close(got, want)
+    # Sorted quantiles, whatever order the network emits them in.
+    assert np.all(np.diff(got, axis=-1) >= 0)
+
+
+@pytest.mark.parametrize("covariates", [False, True], ids=["targets", "covariates"])
+@pytest.mark.parametrize("level", [False, True], ids=["changes", "level"])
+@pytest.mark.parametrize("anchor", ["persistence", "seasonal"])
+def test_every_linear_baseline_form(anchor, level, covariates, frame):
+    # select_baseline picks one form from the data; set each one here, with
+    # random coefficients, so every branch of the graph's linear stage runs.
+    f = RNNForecaster(**BASE | RICH).fit(frame)
+    lags = seasonal_lags(H, 6) if anchor == "seasonal" else np.zeros(H, np.intp)
+    b = LinearBaseline(f.window_, H, 2, np.repeat(lags[:, None], 2, 1), level=level,
+                       covariates=covariates, alpha=1.0)
+    n_inputs = f.rnn_params_["weight_ih_l0"].shape[1]
+    n_features = b._design(np.zeros((1, f.window_ + H, n_inputs)))[0].shape[1]
+    rng = np.random.default_rng(1)
+    b.coef_ = rng.normal(scale=0.1, size=(n_features, 2 * H))
+    b.intercept_ = rng.normal(size=2 * H)
+    f._baseline = b
+    strong_head(f)
+    assert_close(onnx_forecasts(f, frame), predicted(f, frame))
+
+
+def test_auto_choices(frame):
+    f = RNNForecaster(target="y", baseline="auto", window="auto",
+                      cell="gru", **{k: v for k, v in BASE.items() if k != "window"})
+    strong_head(f.fit(frame))
+    assert_close(onnx_forecasts(f, frame), predicted(f, frame))
+
+
+def test_one_step_one_quantile(frame):
+    # horizon=1 and a single quantile: axes of length one the graph must keep.
+    f = RNNForecaster(target="y", **BASE | {"quantiles": (0.5,), "horizon": 1}).fit(frame)
+    strong_head(f)
+    model = to_onnx(f)
+    columns = json.loads(metadata(model)["window_columns"])
+    window = np.stack([frame[columns].to_numpy()[n - f.window_ : n] for n in CUTS])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"window": window.astype(np.float32)})
+    assert got.shape == (len(CUTS), 1, 1, 1)
+    want = [f.predict(frame.iloc[:n])["y_q0.5"].to_numpy() for n in CUTS]
+    assert_close(got.reshape(-1), np.concatenate(want))
+
+
+@pytest.mark.parametrize("form", ["column", "multiindex"])
+def test_several_series_in_one_batch(form):
+    panel = make_panel(form=form)
+    f = strong_head(RNNForecaster(target="y", series_id="site", **BASE).fit(panel))
+    model = to_onnx(f)
+    columns = json.loads(metadata(model)["window_columns"])
+    assert columns == ["y", "x", "hour"]  # the series_id column is not an input
+    frames = ([g for _, g in panel.groupby("site")] if form == "column"
+              else [g.droplevel(0) for _, g in panel.groupby(level=0)])
+    window = np.stack([g[columns].to_numpy()[-f.window_:] for g in frames]).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"window": window})
+    want = f.predict(panel)
+    for i, key in enumerate(["a", "b"]):
+        assert_close(got[i], as_array(f, want.loc[key]))
+
+
+def test_float64_forecaster(frame):
+    f = RNNForecaster(target="y", dtype=np.float64, **BASE).fit(frame)
+    strong_head(f)
+    assert_close(onnx_forecasts(f, frame), predicted(f, frame), rtol=1e-4)
+
+
+@pytest.mark.parametrize("missing", ["interpolate", "mask"])
+def test_gap_filling_cannot_be_exported(missing, frame):
+    f = RNNForecaster(target="y", missing=missing, **BASE).fit(frame)
+    with pytest.raises(ValueError, match=rf"cannot export .* missing='{missing}'.*Refit with "
+                                         "missing='raise'"):
+        to_onnx(f)
+
+
+# What to_onnx reads from a fitted forecaster, and what it knows it can
+# ignore (training state, history, scores). A new fitted attribute or
+# parameter may be a new stage of predict (calibration offsets, an average of
+# networks): export it in _onnx_forecaster.py, or add it here if predict
+# does not use it.
+EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout",
+            "feature_names_in_", "n_outputs_", "quantiles_", "window_", "_calibration",
+            "_head_levels"}
+# _trackers: the offsets update() tracks for the kept contexts (a running
+# forecaster's state, not part of predict(X)); _context_lengths: rows seen.
+NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
+                  "_trackers", "_context_lengths",
+                  "_random_state", "_schedule", "baseline_scores_", "best_loss_",
+                  "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
+                  "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}
+PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
+          "missing", "known_future", "series_id", "season", "baseline",
+          "calibration", "calibration_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
+          "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
+          "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
+
+
+def test_exporter_knows_every_fitted_attribute(frame):
+    f = RNNForecaster(early_stopping=True, **BASE | RICH).fit(frame)
+    fitted = {k for k in vars(f) if k not in f.get_params()}
+    unknown = fitted - EXPORTED - NOT_IN_PREDICT
+    assert not unknown, f"to_onnx does not know these fitted attributes: {sorted(unknown)}"
+    new_params = set(f.get_params()) - PARAMS
+    assert not new_params, f"to_onnx does not know these parameters: {sorted(new_params)}"
+
+
+@pytest.mark.parametrize("calibration", ["cqr", "split", None])
+def test_calibrated_bands_match_predict(calibration, frame):
+    # The band's conformal offsets (and, for "split", the single median head
+    # every quantile starts from) are stages of predict(X), so of the graph.
+    f = RNNForecaster(calibration=calibration, **BASE | RICH).fit(frame)
+    assert (f._calibration is None) == (calibration is None)
+    strong_head(f)
+    got = onnx_forecasts(f, frame)
+    assert_close(got, predicted(f, frame))
+    if calibration is not None:
+        assert np.abs(f._calibration.offsets).max() > 0  # the stage is not a no-op

@@ -1,0 +1,259 @@
+"""ONNX export of a fitted RNNForecaster: predict()'s stages as graph stages.
+
+Design
+------
+The graph repeats what ``RNNForecaster.predict`` does to the window before
+one forecast origin, stage by stage, and each stage is one function below
+that reads the fitted forecaster and adds its nodes:
+
+1. :func:`model_inputs` - the raw window's columns into the model's order
+   [targets, past covariates, known-future], standardised with ``scaler_``;
+   with known-future covariates, the 0/1 future-flag column and ``horizon``
+   more rows holding the scaled future values (``Encoder.encode`` and
+   ``ForecastWindows._gather``);
+2. :func:`baseline` - the forecast the network corrects, from the same
+   scaled window (``_baselines.py``: ``LagBaseline`` or ``LinearBaseline``);
+3. :func:`network_inputs` and ``GraphBuilder.network`` - the recurrent
+   layers and the head;
+4. :func:`add_corrections` - the network's outputs, ordered (step, target,
+   quantile), added to the baseline;
+5. :func:`sort_quantiles` - the monotone rearrangement;
+6. :func:`unscale` - back to the targets' units;
+7. :func:`calibrate` - the band's conformal offsets learned in fit, added
+   per (step, target, quantile), and the quantiles sorted again. These are
+   the offsets of ``predict(X)``; the offsets ``update()`` tracks for the
+   kept contexts belong to a running forecaster, not to its graph.
+
+A new stage of ``predict`` (calibration offsets, an average over networks)
+is one more function here, called in :func:`forecaster_model` at the place
+``predict`` applies it; ``tests/test_onnx_forecaster.py`` fails for a fitted
+attribute this module does not know, so a stage cannot be forgotten
+silently.
+
+Precision. ``predict`` scales in float64, runs the network in the model's
+dtype and adds, sorts and unscales in float64; the graph does the same
+(the network in float32, see ``_onnx_graph.py``), so the only differences
+are the float32 input and output and the two runtimes' rounding inside the
+network.
+
+What cannot be exported. Gap filling (``missing="interpolate"`` or
+``"mask"``): ``predict`` fills a gap from the whole history before the
+window (time interpolation of closed gaps, the last observation carried
+forward over open ones), which a graph fed one fixed window cannot
+reproduce. ``to_onnx`` refuses such a forecaster rather than export a graph
+that forecasts differently; the graph of a ``missing="raise"`` forecaster
+expects complete windows, as ``predict`` does.
+"""
+
+import json
+
+import numpy as np
+
+from tsrnn._baselines import LagBaseline, LinearBaseline
+from tsrnn._onnx_graph import DOUBLE, FLOAT, GraphBuilder
+
+_ONNX_TYPE = {np.dtype(np.float32): FLOAT, np.dtype(np.float64): DOUBLE}
+
+
+def forecaster_model(f):
+    """The ONNX model of a fitted RNNForecaster (see ``tsrnn.onnx.to_onnx``)."""
+    check_expressible(f)
+    g = GraphBuilder("tsrnn_RNNForecaster")
+    layout, h = f._frame_layout, f.horizon
+    columns = window_columns(f)
+    window = g.add_input(
+        "window", FLOAT, ["batch", f.window_, len(columns)],
+        f"The last window_={f.window_} rows up to each forecast origin, raw values, "
+        f"columns {columns}.",
+    )
+    future = None
+    if layout.known:
+        future = g.add_input(
+            "future", FLOAT, ["batch", h, len(layout.known)],
+            f"Known-future values for the horizon={h} steps after the origin, raw, "
+            f"columns {layout.known}.",
+        )
+    A = model_inputs(g, f, window, future, columns)
+    base = baseline(g, f, A)
+    Z = g.network(f, network_inputs(g, f, A))
+    Z = add_corrections(g, f, Z, base)
+    Z = sort_quantiles(g, f, Z)
+    Z = unscale(g, f, Z)
+    Z = calibrate(g, f, Z)
+    n_t = len(layout.targets)
+    shape = ["batch", h, n_t]
+    if f.quantiles_ is None:
+        Z = g.op("Squeeze", [Z, g.ints([3], "axes")], "point_forecast")
+    else:
+        shape.append(len(f.quantiles_))
+    g.add_output(
+        g.cast(Z, FLOAT, "forecast_f32"), "forecast", FLOAT, shape,
+        f"Forecasts of {layout.targets} for the horizon={h} steps after the origin"
+        + ("" if f.quantiles_ is None else f", quantiles {f.quantiles_.tolist()}"),
+    )
+    meta = {
+        "estimator": "RNNForecaster",
+        "window_columns": json.dumps(columns),
+        "future_columns": json.dumps(layout.known),
+        "targets": json.dumps(layout.targets),
+        "quantiles": json.dumps(None if f.quantiles_ is None else f.quantiles_.tolist()),
+        "window": f.window_,
+        "horizon": h,
+        "freq": f.freq_,
+        "cell": f._cell,
+        "baseline": type(f._baseline).__name__,
+    }
+    return g.model("tsrnn RNNForecaster: predict() from one window per batch row.", meta)
+
+
+def check_expressible(f):
+    """Raise a ValueError naming what the graph cannot do like ``predict``."""
+    missing = f._frame_layout.missing
+    if missing != "raise":
+        raise ValueError(
+            f"to_onnx cannot export a forecaster fitted with missing={missing!r}: "
+            "predict fills gaps from the whole history before the window, which a "
+            "graph fed one window cannot do. Refit with missing='raise' (and fill "
+            "gaps before fitting and before each forecast)."
+        )
+    if not isinstance(f._baseline, (LagBaseline, LinearBaseline)):
+        raise ValueError(
+            f"to_onnx cannot export the baseline {type(f._baseline).__name__} "
+            "of this forecaster."
+        )
+
+
+def window_columns(f):
+    """Columns of the ``"window"`` input: the model's, in ``feature_names_in_`` order."""
+    model_columns = f._frame_layout.columns
+    names = getattr(f, "feature_names_in_", None)
+    if names is None:  # non-string column names: the model's own order
+        return list(model_columns)
+    return [c for c in names.tolist() if c in set(model_columns)]
+
+
+# ----------------------------------------------------------------------
+# 1. Scaled model inputs (Encoder.encode, ForecastWindows._gather)
+# ----------------------------------------------------------------------
+def model_inputs(g, f, window, future, columns):
+    """(B, length, n_inputs) in the model's dtype, as ``_gather`` returns them."""
+    layout, scaler = f._frame_layout, f.scaler_
+    n_past, n_cols = layout.n_past, len(layout.columns)
+    x = g.cast(window, DOUBLE, "window_f64")
+    order = [columns.index(c) for c in layout.columns]
+    if order != list(range(n_cols)):
+        x = g.op("Gather", [x, g.ints(order, "model_column_order")], "model_columns", axis=2)
+    mean, scale = scaler.mean_, scaler.scale_
+    x = g.op("Div", [g.op("Sub", [x, g.const(mean, "mean")]), g.const(scale, "scale")],
+             "scaled")
+    if future is not None:
+        # Window rows get the future flag 0; the horizon rows after them hold
+        # zeros (the training mean) in the target and past columns, the scaled
+        # known values, and the flag 1.
+        x = g.op("Pad", [x, g.ints([0, 0, 0, 0, 0, 1], "pads")], "flag_0")
+        u = g.cast(future, DOUBLE, "future_f64")
+        u = g.op("Div", [g.op("Sub", [u, g.const(mean[n_past:], "known_mean")]),
+                         g.const(scale[n_past:], "known_scale")], "future_scaled")
+        u = g.op("Pad", [u, g.ints([0, 0, n_past, 0, 0, 1], "pads")], "future_padded")
+        flag = np.zeros(n_cols + 1)
+        flag[-1] = 1
+        u = g.op("Add", [u, g.const(flag, "flag_1")], "future_rows")
+        x = g.op("Concat", [x, u], "window_and_future", axis=1)
+    return g.cast(x, _ONNX_TYPE[f._flat.dtype], "model_inputs")
+
+
+# ----------------------------------------------------------------------
+# 2. The baseline forecast (_baselines.py)
+# ----------------------------------------------------------------------
+def _slice(g, x, starts, ends, axes, hint):
+    return g.op("Slice", [x, g.ints(starts, "starts"), g.ints(ends, "ends"),
+                          g.ints(axes, "axes")], hint)
+
+
+def baseline(g, f, A):
+    """Baseline forecasts (B, horizon, n_targets), float64, in scaled units."""
+    b, n_t = f._baseline, len(f._frame_layout.targets)
+    X = g.cast(A, DOUBLE, "baseline_inputs")  # baselines compute in float64
+    w = b.window
+    past = _slice(g, X, [0, 0], [w, n_t], [1, 2], "past_targets")  # (B, w, n_t)
+    if isinstance(b, LagBaseline):
+        return _lag_values(g, past, b, n_t, "lag_baseline")
+    # LinearBaseline._design: window changes from the origin [, the origin]
+    # [, every other input column of the whole window], then F @ coef_,
+    # added to the anchor (persistence or seasonal naive).
+    origin = _slice(g, past, [w - 1], [w], [1], "origin")  # (B, 1, n_t)
+    parts = [g.op("Reshape", [g.op("Sub", [past, origin]), g.ints([0, -1])], "changes")]
+    if b.level:
+        parts.append(g.op("Reshape", [origin, g.ints([0, -1])], "level"))
+    if b.covariates:
+        cov = _slice(g, X, [n_t], [np.iinfo(np.int64).max], [2], "covariate_columns")
+        parts.append(g.op("Reshape", [cov, g.ints([0, -1])], "covariates"))
+    F = parts[0] if len(parts) == 1 else g.op("Concat", parts, "design", axis=1)
+    values = g.op("Add", [g.op("MatMul", [F, g.const(b.coef_, "linear_coef")]),
+                          g.const(b.intercept_, "linear_intercept")], "linear_values")
+    values = g.op("Reshape", [values, g.ints([0, b.horizon, n_t])], "linear_changes")
+    anchor = _lag_values(g, past, b.anchor, n_t, "linear_anchor")
+    return g.op("Add", [anchor, values], "linear_baseline")
+
+
+def _lag_values(g, past, lag_baseline, n_t, hint):
+    """X[:, w - 1 - lags[k, j], j] for every (step k, target j), one Gather."""
+    flat = g.op("Reshape", [past, g.ints([0, -1])], f"{hint}_flat")
+    rows = lag_baseline.window - 1 - lag_baseline.lags
+    idx = rows * n_t + np.arange(n_t)
+    return g.op("Gather", [flat, g.ints(idx, f"{hint}_index")], hint, axis=1)
+
+
+# ----------------------------------------------------------------------
+# 3. The network's inputs
+# ----------------------------------------------------------------------
+def network_inputs(g, f, A):
+    """The scaled window itself, in the network's float32."""
+    return A if f._flat.dtype == np.float32 else g.cast(A, FLOAT, "network_inputs")
+
+
+# ----------------------------------------------------------------------
+# 4-6. Corrections, sorting, units (RNNForecaster._forecast)
+# ----------------------------------------------------------------------
+def add_corrections(g, f, Z, base):
+    """Network outputs (B, n_outputs) + baseline: (B, horizon, n_targets, n_q), float64.
+
+    With ``calibration="split"`` the network has one output per (step,
+    target), the median, and every quantile starts from it.
+    """
+    n_t = len(f._frame_layout.targets)
+    n_heads = len(f._head_levels)
+    Z = g.op("Reshape", [g.cast(Z, DOUBLE, "raw_f64"), g.ints([0, f.horizon, n_t, n_heads])],
+             "corrections")
+    base = g.op("Unsqueeze", [base, g.ints([3], "axes")], "baseline_per_quantile")
+    Z = g.op("Add", [Z, base], "scaled_forecast")
+    if f.quantiles_ is not None and n_heads != len(f.quantiles_):
+        Z = g.op("Tile", [Z, g.ints([1, 1, 1, len(f.quantiles_)], "repeats")],
+                 "median_per_quantile")
+    return Z
+
+
+def sort_quantiles(g, f, Z):
+    """Each (step, target)'s quantiles in increasing order (monotone rearrangement)."""
+    if f.quantiles_ is None or len(f.quantiles_) == 1:
+        return Z
+    values, _ = g.op("TopK", [Z, g.ints([len(f.quantiles_)], "k")], "sorted", n_outputs=2,
+                     axis=-1, largest=0, sorted=1)
+    return values
+
+
+def calibrate(g, f, Z):
+    """The band's offsets learned on held-out time (``_calibration.py``), then sorted."""
+    if getattr(f, "_calibration", None) is None:
+        return Z
+    Z = g.op("Add", [Z, g.const(f._calibration.offsets[None], "calibration_offsets")],
+             "calibrated")
+    return sort_quantiles(g, f, Z)
+
+
+def unscale(g, f, Z):
+    """Scaled forecasts back to the targets' units (``Encoder.unscale_targets``)."""
+    n_t = len(f._frame_layout.targets)
+    scaler = f.scaler_
+    Z = g.op("Mul", [Z, g.const(scaler.scale_[:n_t, None], "target_scale")])
+    return g.op("Add", [Z, g.const(scaler.mean_[:n_t, None], "target_mean")], "forecast_f64")
