@@ -80,13 +80,15 @@ def test_python_block_runs(where, code, monkeypatch, tmp_path):
 def test_there_are_python_blocks():
     # The README shows the forecaster; the user guide the rest: grid search,
     # sequence classification, threads, functional API, torch weights, dask,
-    # and each forecasting job.
+    # each forecasting job, the sequence features and the ONNX export.
     assert any("RNNForecaster(" in code for code in README_BLOCKS)
     assert len(PYTHON_BLOCKS) >= 12
     for needle in ("RNNForecaster(", "GridSearchCV(", "TimeSeriesSplit(", "RNNClassifier(",
                    'threadpool_limits(1, user_api="openmp")', "init_params(",
                    "rnn_backward(", "{k: v.numpy() for k, v in", 'parallel_backend("dask")',
-                   "known_future=", "series_id=", 'missing="mask"', "quantiles=", ".update("):
+                   "known_future=", "series_id=", 'missing="mask"', ".intervals", ".update(",
+                   "baseline_", "lengths=lengths", "bidirectional=True", "tbptt_length=",
+                   "initial_state=", "save_onnx(", "to_onnx("):
         assert any(needle in code for _, code in PYTHON_BLOCKS), needle
 
 
