@@ -213,9 +213,9 @@ def test_write_outputs_is_all_or_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory):
-    """``tsrnn forecast`` on the embedded data with small settings and a plot."""
+    """``tsrnn forecast`` on the embedded data with small settings, a plot and importances."""
     cwd = tmp_path_factory.mktemp("embedded")
-    result = run_cli("forecast", *_SMALL, "--plot", "forecast.png", cwd=cwd)
+    result = run_cli("forecast", *_SMALL, "--plot", "forecast.png", "--importance", cwd=cwd)
     return result, cwd
 
 
@@ -257,6 +257,33 @@ def test_embedded_run_prints_the_backtest_table(embedded_run):
     assert [line.split()[0] for line in table[1:]] == ["model", "persistence", "seasonal_naive"]
     for line in table[1:]:
         assert all(float(v) >= 0 for v in line.split()[1:])
+
+
+def test_embedded_run_prints_the_band_coverage(embedded_run):
+    result, _ = embedded_run
+    lines = result.stdout.splitlines()
+    heading = [i for i, line in enumerate(lines) if line.startswith("bands:")]
+    assert len(heading) == 1, result.stdout
+    columns, _, row = lines[heading[0] + 1:heading[0] + 4]
+    assert columns.split() == ["nominal", "coverage", "width", "interval_score"]
+    band, nominal, coverage, width, score = row.split()
+    assert band == "0.1-0.9" and float(nominal) == 0.8
+    assert 0 <= float(coverage) <= 1 and float(width) > 0 and float(score) >= float(width)
+
+
+def test_embedded_run_prints_the_importance_of_every_column(embedded_run):
+    result, _ = embedded_run
+    lines = result.stdout.splitlines()
+    heading = [i for i, line in enumerate(lines) if line.startswith("importance:")]
+    assert len(heading) == 1, result.stdout
+    assert "5 shuffles" in lines[heading[0]]
+    rows = [line.split() for line in lines[heading[0] + 3:heading[0] + 16]]
+    assert lines[heading[0] + 1].split() == ["importance", "std"]
+    assert sorted(r[0] for r in rows) == sorted(load_weather().columns)
+    importance = [float(r[1]) for r in rows]
+    assert importance == sorted(importance, reverse=True)
+    # Shuffling the target's own history hurts a day-ahead forecast most.
+    assert rows[0][0] == "temp_air" and importance[0] > 0.1
 
 
 def test_embedded_run_shows_progress_with_tqdm(embedded_run):

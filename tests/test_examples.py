@@ -52,8 +52,19 @@ def test_forecast_weather(tmp_path):
     assert table[0].split() == ["MAE", "RMSE", "MASE"]
     assert [row.split()[0] for row in table[1:]] == ["model", "persistence", "seasonal_naive"]
     assert "forecast for 2018-01-01" in out
+    assert "band coverage" in out and "0.1-0.9" in out
     assert out.count("\n2018-01-01 ") == 24  # one row per forecast hour
     assert (tmp_path / "fc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_importance_weather(tmp_path):
+    out = run_example("importance_weather.py", "--plot", "imp.png", cwd=tmp_path)
+    rows = out[out.index("rise in MASE"):].splitlines()[2:15]
+    table = {row.split()[0]: float(row.split()[1]) for row in rows}
+    assert len(table) == 13  # every column of the weather frame
+    # The temperature's own history is what a day-ahead forecast needs most.
+    assert max(table, key=table.get) == "temp_air" and table["temp_air"] > 0.1
+    assert (tmp_path / "imp.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_tune_gridsearch(tmp_path):

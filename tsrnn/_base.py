@@ -66,6 +66,7 @@ from tsrnn._weights import build_layout
 from tsrnn.exceptions import TrainingError
 from tsrnn.functional import _single_threaded_blas, init_params
 
+
 class _Diverged(Exception):
     pass
 

@@ -38,7 +38,6 @@ causally filled, to forecasts (B, horizon, n_targets) in the scaled units.
 import numpy as np
 import scipy.linalg
 from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error
 
 # Ridge penalties tried, relative to the mean squared feature value (inputs
 # are standardised, so the grid suits any data set).
@@ -134,50 +133,77 @@ def _blocks(idx, values_per_row):
     return [idx[i : i + size] for i in range(0, len(idx), size)]
 
 
-def _ridge_path(probe, gather, targets, idx, n_inputs, alphas):
-    """Ridge fits of ``probe``'s form for every penalty, from streamed moments.
+class _FullDesign:
+    """Columns of every linear form and window inside one design matrix.
 
-    The design matrix of a wide form (a week of ten sensors is 1,680
-    features) over 20,000 windows is a quarter of a gigabyte, and the
-    solver copies it. Its Gram matrix is the same size as the feature count
-    squared, so it is accumulated block by block instead; one eigen
-    decomposition then gives every penalty. This is the ridge solution
-    with an intercept (centred moments), as ``sklearn.linear_model.Ridge``
-    computes it on a dense design with more rows than features.
-
-    Returns ``[(coef, intercept), ...]`` per penalty, or None when there
-    are no more usable windows than coefficients.
+    Every candidate reads a subset of the features of the widest form (level
+    and covariates) over the longest window: a shorter window is the tail of
+    the longer one (the windows end at the same origin), and the forms add
+    or drop whole blocks. So one Gram matrix, accumulated once over the
+    training windows, holds every candidate's as a principal submatrix; the
+    anchor changes only the targets. This makes the choice among twelve or
+    more candidates cost about one ridge fit.
     """
-    n, sum_f, sum_t, gram, cross, sum_sq = 0, 0.0, 0.0, 0.0, 0.0, 0.0
-    for block in _blocks(idx, probe.window * n_inputs):
-        F, _, T = probe._design(gather(probe.window, block), targets(block))
-        keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
-        F, T = F[keep], T[keep]
-        n += len(F)
-        sum_f, sum_t = sum_f + F.sum(axis=0), sum_t + T.sum(axis=0)
-        gram, cross = gram + F.T @ F, cross + F.T @ T
-        sum_sq += float(np.einsum("ij,ij->", F, F))
-    if n == 0 or n <= np.shape(gram)[0]:
+
+    def __init__(self, longest, horizon, n_targets, n_inputs, n_rows):
+        self.longest, self.n_targets = longest, n_targets
+        self.n_cov, self.n_rows = n_inputs - n_targets, n_rows
+        zero = np.zeros((horizon, n_targets), np.intp)
+        self.full = LinearBaseline(longest, horizon, n_targets, zero, level=True,
+                                   covariates=self.n_cov > 0, alpha=1.0)
+
+    def features(self, X):
+        return self.full._design(X)[0]
+
+    def columns(self, window, level, covariates):
+        """Column indices of (window, form) in the full design, in its order."""
+        L, n_t = self.longest, self.n_targets
+        cols = [np.arange((L - window) * n_t, L * n_t)]
+        if level:
+            cols.append(L * n_t + np.arange(n_t))
+        if covariates:
+            start = L * n_t + n_t
+            cols.append(start + np.arange((L - window) * self.n_cov, self.n_rows * self.n_cov))
+        return np.concatenate(cols)
+
+
+def _ridge_paths(moments, cols, anchors, alphas):
+    """Ridge fits of one design for every anchor and penalty, from the moments.
+
+    This is the ridge solution with an intercept (centred moments), as
+    ``sklearn.linear_model.Ridge`` computes it on a dense design with more
+    rows than features. The anchors share the design, so one eigen
+    decomposition of its Gram matrix serves every anchor and penalty (it is
+    the cost: 1,300 features, a few days of 13 sensors, take seconds).
+    Returns ``{anchor: [(coef, intercept), ...] per penalty}``, or None when
+    there are no more usable windows than coefficients.
+    """
+    n = moments["n"]
+    if n <= len(cols):
         return None
-    mean_f, mean_t = sum_f / n, sum_t / n
-    gram -= n * np.outer(mean_f, mean_f)  # centred in place: it can be 20+ MB
-    cross_c = cross - n * np.outer(mean_f, mean_t)
+    mean_f = moments["sum_f"][cols] / n
+    gram = moments["gram"][np.ix_(cols, cols)]
     # Penalties are relative to the mean squared feature value, so that one
     # grid suits any data set.
-    scale = max(sum_sq / (n * len(mean_f)), 1e-12)
-    # The RRR driver's workspace is linear in the size; numpy's divide and
-    # conquer needs two more matrices of the Gram's size.
-    # (gram.T: the same symmetric matrix in the Fortran order LAPACK works in
-    # place on, so it is not copied.)
+    scale = max(float(np.trace(gram)) / (n * len(cols)), 1e-12)
+    gram -= n * np.outer(mean_f, mean_f)  # centred in place: it can be 20+ MB
+    # The RRR driver's workspace is linear in the size (numpy's divide and
+    # conquer needs two more matrices of the Gram's size); gram.T is the same
+    # symmetric matrix in the Fortran order LAPACK works on in place.
     eigvals, eigvecs = scipy.linalg.eigh(gram.T, driver="evr", overwrite_a=True,
                                          check_finite=False)
     del gram
-    projected = eigvecs.T @ cross_c
-    path = []
-    for alpha in alphas:
-        coef = eigvecs @ (projected / (np.maximum(eigvals, 0.0) + alpha * scale)[:, None])
-        path.append((coef, mean_t - mean_f @ coef))
-    return path
+    shrink = [1.0 / (np.maximum(eigvals, 0.0) + alpha * scale) for alpha in alphas]
+    paths = {}
+    for anchor in anchors:
+        mean_t = moments["sum_t"][anchor] / n
+        cross = moments["cross"][anchor][cols] - n * np.outer(mean_f, mean_t)
+        projected = eigvecs.T @ cross
+        paths[anchor] = []
+        for factor in shrink:
+            coef = eigvecs @ (projected * factor[:, None])
+            paths[anchor].append((coef, mean_t - mean_f @ coef))
+    return paths
 
 
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
@@ -187,7 +213,8 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     Candidates: persistence, seasonal naive (``seasonal_lags``, or None when
     there is no season the windows can see), and the linear baseline with
     and without the level feature and the covariates, for every window and
-    penalty. Windows are gathered block by block, so memory stays O(features
+    penalty. Windows are gathered block by block and the linear candidates
+    share one Gram matrix (``_FullDesign``), so memory stays O(features
     squared) whatever the number of origins.
 
     Parameters
@@ -217,52 +244,69 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
         Held-out MAE of every candidate.
     """
     longest = max(windows)
-    n_inputs = gather(longest, val_idx[:1]).shape[2]
+    probe = gather(longest, val_idx[:1])
+    n_rows, n_inputs = probe.shape[1:]
+    design = _FullDesign(longest, horizon, n_targets, n_inputs, n_rows)
     lags = {"persistence": np.zeros(horizon, np.intp)}
     if seasonal_lags is not None:
         lags["seasonal"] = seasonal_lags
     lags = {name: np.repeat(lag[:, None], n_targets, 1) for name, lag in lags.items()}
-    forms = [(anchor, level, cov) for anchor in lags for level in (False, True)
-             for cov in (False, True) if cov is False or n_inputs > n_targets]
+    designs = [(level, cov) for level in (False, True) for cov in (False, True)
+               if cov is False or n_inputs > n_targets]
+
+    moments = {"n": 0, "sum_f": 0.0, "gram": 0.0,
+               "sum_t": dict.fromkeys(lags, 0.0), "cross": dict.fromkeys(lags, 0.0)}
+    for block in _blocks(fit_idx, n_rows * n_inputs):
+        X, Y = gather(longest, block), targets(block)
+        keep = ~np.isnan(Y).reshape(len(Y), -1).any(axis=1)  # missing="mask": gaps
+        X, Y = X[keep], Y[keep].astype(np.float64)
+        F = design.features(X)
+        moments["n"] += len(F)
+        moments["sum_f"] = moments["sum_f"] + F.sum(axis=0)
+        moments["gram"] = moments["gram"] + F.T @ F
+        for name, lag in lags.items():
+            T = (Y - LagBaseline(lag, longest)(X)).reshape(len(Y), -1)
+            moments["sum_t"][name] = moments["sum_t"][name] + T.sum(axis=0)
+            moments["cross"][name] = moments["cross"][name] + F.T @ T
+
+    fitted = {}
+    for window in windows:
+        # A seasonal anchor needs a window that reaches back a season.
+        anchors = [name for name, lag in lags.items() if lag.max() < window]
+        for level, covariates in designs:
+            cols = design.columns(window, level, covariates)
+            paths = _ridge_paths(moments, cols, anchors, _ALPHAS)
+            if paths is None:
+                continue  # fewer windows than coefficients
+            for anchor, path in paths.items():
+                for alpha, (coef, intercept) in zip(_ALPHAS, path):
+                    key = ((anchor, level, covariates), window, float(alpha))
+                    fitted[key] = (cols, coef, intercept)
+    del moments
 
     # Every candidate is scored in one pass over the held-out windows: the
     # sum of absolute errors and the count of observed targets.
-    fitted = {}
-    for window in windows:
-        for anchor, level, covariates in forms:
-            if lags[anchor].max() >= window:
-                continue  # the window does not reach back a season
-            probe = LinearBaseline(window, horizon, n_targets, lags[anchor], level,
-                                   covariates, alpha=1.0)
-            path = _ridge_path(probe, gather, targets, fit_idx, n_inputs, _ALPHAS)
-            if path is None:
-                continue  # fewer windows than coefficients
-            for alpha, (coef, intercept) in zip(_ALPHAS, path):
-                fitted[((anchor, level, covariates), window, float(alpha))] = (probe, coef,
-                                                                              intercept)
     abs_error = {(name, longest, None): 0.0 for name in lags}
     abs_error.update({key: 0.0 for key in fitted})
     count = 0
-    for block in _blocks(val_idx, longest * n_inputs):
+    for block in _blocks(val_idx, n_rows * n_inputs):
         Y = targets(block)
         observed = ~np.isnan(Y)
         count += int(observed.sum())
         X = gather(longest, block)
-        for name, lag in lags.items():
-            pred = LagBaseline(lag, longest)(X)
+        anchors = {name: LagBaseline(lag, longest)(X) for name, lag in lags.items()}
+        for name, pred in anchors.items():
             abs_error[(name, longest, None)] += float(np.abs(Y - pred)[observed].sum())
-        for window in windows:
-            X = gather(window, block)
-            for key, (probe, coef, intercept) in fitted.items():
-                if key[1] == window:
-                    F, anchor = probe._design(X)
-                    pred = anchor + (F @ coef + intercept).reshape(len(X), horizon, n_targets)
-                    abs_error[key] += float(np.abs(Y - pred)[observed].sum())
+        F = design.features(X)
+        for key, (cols, coef, intercept) in fitted.items():
+            anchor = anchors[key[0][0]]
+            pred = anchor + (F[:, cols] @ coef + intercept).reshape(anchor.shape)
+            abs_error[key] += float(np.abs(Y - pred)[observed].sum())
     scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
         return LagBaseline(lags[kind], window), window, scores
-    probe, coef, intercept = fitted[(kind, window, alpha)]
+    _, coef, intercept = fitted[(kind, window, alpha)]
     anchor, level, covariates = kind
     baseline = LinearBaseline(window, horizon, n_targets, lags[anchor], level, covariates,
                               alpha)

@@ -36,7 +36,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils import gen_batches
 
 from tsrnn._baselines import LagBaseline
-
 from tsrnn.exceptions import InputError
 
 # Baselines gather their windows in blocks of about this many bytes.

@@ -33,7 +33,6 @@ without matplotlib is refused up front with a message saying what to install.
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
 
@@ -42,37 +41,26 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from tsrnn._atomic_write import write_outputs
+from tsrnn._csv_input import UsageError, _first_line, load_frame, select_columns
+from tsrnn._forecaster import RNNForecaster
+from tsrnn._progress import Progress
 from tsrnn.exceptions import InputError, TrainingError
 
 __all__ = ["main", "UsageError"]
 
-# Defaults, chosen on the embedded weather year: a bare ``tsrnn forecast``
-# (training, backtest and forecast) must finish in under a minute on 2 cores.
-# A window of 48 hours beat 24 (MASE 0.80 vs 0.84 on the held-out block) at
-# about twice the cost; 72 was better still (0.75) but too slow on a busy
-# machine.
+# The CLI uses the forecaster's defaults (chosen on the accuracy benchmark's
+# suite, benchmarks/README.md), so that the command line and the Python API
+# give the same forecast for the same data. Only the target of the embedded
+# weather year and the horizon (a day of hourly rows, as the estimator's) are
+# the CLI's own.
 _EMBEDDED_TARGET = "temp_air"
-_DEFAULT_HORIZON = 24
-_DEFAULT_WINDOW = 48
-_DEFAULT_HIDDEN = "32"
-_DEFAULT_MAX_ITER = 10
-# Epochs without a better validation score before training stops. On the
-# weather year the best epoch is about the fifth, so 3 ends a bare run after
-# about 8 epochs; RNNForecaster's own default (10) would always run all of
-# --max-iter.
-_PATIENCE = 3
-_DEFAULT_QUANTILES = "0.1,0.5,0.9"
-
-
-class UsageError(InputError):
-    """A problem with the CSV or the options: reported in one line, exit 2.
-
-    Examples
-    --------
-    >>> from tsrnn.cli import main
-    >>> main(["forecast", "no-such-file.csv"])
-    2
-    """
+_DEFAULTS = RNNForecaster().get_params()
+# Shuffles per column for --importance. On the embedded weather's 13 columns
+# the standard deviation over 5 shuffles was at most 0.05 (the target's, whose
+# importance was 2.58) and under 0.01 for every other column, small enough to
+# rank them, at 5 backtests per column.
+_IMPORTANCE_REPEATS = 5
 
 
 # --------------------------------------------------------------------------
@@ -88,6 +76,12 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _window(text):
+    if text == "auto":
+        return text
+    return _positive_int(text)
 
 
 def _hidden_sizes(text):
@@ -178,19 +172,22 @@ def build_parser():
         "--features", type=_column_list, metavar="COL,COL",
         help="input columns besides the target (default: every other column)",
     )
-    fc.add_argument("--horizon", type=_positive_int, default=_DEFAULT_HORIZON,
+    fc.add_argument("--horizon", type=_positive_int, default=_DEFAULTS["horizon"],
                     metavar="N", help="number of future steps to forecast (default: %(default)s)")
-    fc.add_argument("--window", type=_positive_int, default=_DEFAULT_WINDOW,
-                    metavar="N", help="number of past steps the model reads (default: %(default)s)")
+    fc.add_argument("--window", type=_window, default=_DEFAULTS["window"],
+                    metavar="N|auto", help="number of past steps the model reads; 'auto' "
+                    "chooses it with the baseline on held-out time (default: %(default)s)")
     fc.add_argument("--cell", choices=("lstm", "gru", "peephole"), default="lstm",
                     help="recurrent cell (default: %(default)s)")
-    fc.add_argument("--hidden", type=_hidden_sizes, default=_DEFAULT_HIDDEN,
+    fc.add_argument("--hidden", type=_hidden_sizes,
+                    default=",".join(map(str, _DEFAULTS["hidden_layer_sizes"])),
                     metavar="N[,N]", help="width of each recurrent layer (default: %(default)s)")
-    fc.add_argument("--quantiles", type=_quantile_list, default=_DEFAULT_QUANTILES,
+    fc.add_argument("--quantiles", type=_quantile_list,
+                    default=",".join(map(str, _DEFAULTS["quantiles"])),
                     metavar="Q,Q", help="quantiles of the forecast band (the median is always "
                     "added as the point forecast), or 'none' for a mean forecast "
                     "without band (default: %(default)s)")
-    fc.add_argument("--max-iter", type=_positive_int, default=_DEFAULT_MAX_ITER,
+    fc.add_argument("--max-iter", type=_positive_int, default=_DEFAULTS["max_iter"],
                     metavar="N", help="maximum number of training epochs; training stops "
                     "earlier when the validation score stalls (default: %(default)s)")
     fc.add_argument("--seed", type=int, default=0, metavar="N",
@@ -209,6 +206,10 @@ def build_parser():
                     "(default: inferred from the timestamps)")
     fc.add_argument("--out", default="forecast.csv", metavar="PATH",
                     help="where to write the forecast CSV (default: %(default)s)")
+    fc.add_argument("--importance", action="store_true",
+                    help="after the backtest, print how much each column matters: the "
+                    "backtest's MASE when that column is shuffled, minus the MASE as it is "
+                    f"(permutation importance, {_IMPORTANCE_REPEATS} shuffles per column)")
     fc.add_argument("--plot", metavar="PATH",
                     help="also write a plot of history, forecast and band (PNG; "
                     "needs matplotlib)")
@@ -220,201 +221,9 @@ def build_parser():
 # --------------------------------------------------------------------------
 
 
-def _shown(value):
-    """A cell value as the user would recognise it in an error message."""
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _read_csv(path):
-    """Read ``path`` into a DataFrame of strings and numbers, or raise UsageError."""
-    if not os.path.exists(path):
-        raise UsageError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a directory, not a CSV file")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path} is empty")
-    except pd.errors.ParserError as exc:
-        raise UsageError(f"cannot parse {path} as CSV: {_first_line(exc)}")
-    except UnicodeDecodeError:
-        raise UsageError(f"cannot read {path}: it is not UTF-8 text")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}")
-    if frame.shape[0] == 0:
-        raise UsageError(f"{path} is empty: it has a header but no data rows")
-    return frame
-
-
-def _first_line(exc):
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _parse_times(column, name, path):
-    """Parse a column of timestamps into a DatetimeIndex, naming the first bad value.
-
-    Their order and spacing are the forecaster's to check.
-    """
-    if pd.api.types.is_numeric_dtype(column):
-        raise UsageError(
-            f"time column {name!r} in {path} holds numbers, not timestamps "
-            "(choose the time column with --time-col)"
-        )
-    try:
-        with warnings.catch_warnings():
-            # pandas warns when it has to guess a format per element; a
-            # failure is reported below, and a success needs no warning.
-            warnings.simplefilter("ignore", UserWarning)
-            stamps = pd.to_datetime(column)
-    except (ValueError, TypeError, OverflowError) as exc:
-        # Find the first value that is not a timestamp on its own, to name it.
-        for row, value in enumerate(column, start=1):
-            try:
-                if pd.isna(pd.Timestamp(value)):
-                    raise ValueError
-            except (ValueError, TypeError, OverflowError):
-                raise UsageError(
-                    f"cannot parse timestamp {_shown(value)} in row {row} of column "
-                    f"{name!r} in {path}"
-                )
-        raise UsageError(
-            f"cannot parse the timestamps in column {name!r} of {path}: {_first_line(exc)}"
-        )
-    missing = np.flatnonzero(stamps.isna().to_numpy())
-    if missing.size:
-        raise UsageError(f"row {missing[0] + 1} of {path} has no timestamp in column {name!r}")
-    if not isinstance(stamps.dtype, (np.dtype, pd.DatetimeTZDtype)) or stamps.dtype.kind != "M":
-        # Mixed time zones come back as objects instead of one datetime dtype.
-        raise UsageError(
-            f"the timestamps in column {name!r} of {path} do not share one time zone"
-        )
-    return pd.DatetimeIndex(stamps, name=name)
-
-
-def load_frame(path, time_col=None):
-    """The CSV at ``path`` as a DataFrame indexed by its sorted timestamps.
-
-    The time column (``time_col``, default the first column) becomes the
-    index. The other columns are left as read; :func:`select_columns` checks
-    them. Empty cells stay NaN for the forecaster's ``missing`` handling.
-    """
-    frame = _read_csv(path)
-    if time_col is None:
-        time_col = frame.columns[0]
-    elif time_col not in frame.columns:
-        raise UsageError(
-            f"time column {time_col!r} is not in {path}; its columns are "
-            f"{', '.join(map(str, frame.columns))}"
-        )
-    index = _parse_times(frame.pop(time_col), time_col, path)
-    if frame.shape[1] == 0:
-        raise UsageError(f"{path} has a time column but no data columns")
-    frame.index = index
-    return frame
-
-
-def _check_numeric(frame, columns, path):
-    for name in columns:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column):
-            continue
-        # read_csv leaves a column as text when any cell is not a number.
-        numbers = pd.to_numeric(column, errors="coerce")
-        bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
-        where = f" (row {bad[0] + 1}: {_shown(column.iloc[bad[0]])})" if bad.size else ""
-        raise UsageError(
-            f"column {name!r} in {path} is not numeric{where}; pick the input "
-            "columns with --features"
-        )
-
-
-def select_columns(frame, target, features, path):
-    """The target and the ``--features`` columns of ``frame``, as float64.
-
-    Only what the CSV and the options decide is checked here (named feature
-    columns exist, the chosen columns hold numbers); whether the target
-    exists and can be forecast is the forecaster's check.
-    """
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if features is not None:
-        unknown = [c for c in features if c not in columns]
-        if unknown:
-            raise UsageError(
-                f"feature column {unknown[0]!r} is not in {path}; its columns are "
-                f"{', '.join(columns)}"
-            )
-        keep = list(dict.fromkeys(([target] if target in columns else []) + features))
-        frame = frame[keep]
-    _check_numeric(frame, frame.columns, path)
-    return frame.astype("float64")
-
-
 # --------------------------------------------------------------------------
 # Progress
 # --------------------------------------------------------------------------
-
-
-class Progress:
-    """Training callback that draws a progress bar on stderr.
-
-    Called by ``RNNForecaster.fit`` after each epoch with a dict holding
-    ``epoch``, ``max_iter``, ``loss``, ``validation_score`` and ``elapsed``.
-    Uses tqdm when it is installed; otherwise prints one plain line per epoch
-    (rewritten in place on a terminal), since a log file full of carriage
-    returns is unreadable.
-    """
-
-    def __init__(self, max_iter, stream=None, use_tqdm=True):
-        self.stream = sys.stderr if stream is None else stream
-        self._bar = None
-        self._last_width = 0
-        if use_tqdm:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                # A positive delay keeps tqdm from drawing an empty bar before
-                # the first epoch, which would precede an error found by fit's
-                # checks; the clock for rates and time left still starts here.
-                self._bar = tqdm(total=max_iter, desc="training", unit="epoch",
-                                 file=self.stream, leave=True, dynamic_ncols=True,
-                                 delay=1e-6)
-
-    @staticmethod
-    def _scores(info):
-        parts = [f"loss {info['loss']:.4g}"]
-        if info.get("validation_score") is not None:
-            parts.append(f"validation score {info['validation_score']:.4g}")
-        return ", ".join(parts)
-
-    def __call__(self, info):
-        if self._bar is not None:
-            self._bar.update(info["epoch"] - self._bar.n)
-            self._bar.set_postfix_str(self._scores(info), refresh=True)
-            return
-        epoch, total, elapsed = info["epoch"], info["max_iter"], info["elapsed"]
-        # An upper bound: early stopping may end training sooner.
-        left = elapsed / epoch * (total - epoch)
-        line = (f"training: epoch {epoch}/{total}, {self._scores(info)}, "
-                f"{elapsed:.1f}s elapsed, at most {left:.0f}s left")
-        if self.stream.isatty():
-            pad = " " * max(0, self._last_width - len(line))
-            self.stream.write("\r" + line + pad)
-            self._last_width = len(line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-        elif self._last_width:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # --------------------------------------------------------------------------
@@ -432,44 +241,6 @@ def _check_writable(path, option):
         raise UsageError(f"{option} {path}: cannot write to directory {directory}")
 
 
-def _temp_beside(path):
-    """Create an empty temporary file next to ``path``, keeping its extension.
-
-    The same directory keeps ``os.replace`` an atomic rename (never a copy
-    across file systems); the extension lets matplotlib pick the format.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    # mkstemp makes the file private (0600); give the output the permissions
-    # an ordinary open() would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
-
-
-def write_outputs(writers):
-    """Write every ``(path, write_fn)`` pair, or none of them.
-
-    Each ``write_fn(tmp_path)`` writes to a temporary file; the files are moved
-    into place together at the end, and removed if anything failed.
-    """
-    done = []
-    try:
-        for path, write in writers:
-            tmp = _temp_beside(path)
-            done.append((tmp, path))
-            write(tmp)
-        for tmp, path in done:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in done:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
 def _plot_writer(model, data, args):
     def write(tmp):
         # Figure without pyplot: no GUI backend and no global figure state.
@@ -478,7 +249,7 @@ def _plot_writer(model, data, args):
         fig = Figure(figsize=(10, 4), layout="constrained")
         ax = fig.add_subplot()
         # Four horizons of history put the forecast in context.
-        n_history = min(len(data), max(args.window, 4 * args.horizon))
+        n_history = min(len(data), max(model.window_, 4 * args.horizon))
         model.plot(data, ax=ax, n_history=n_history)
         fig.savefig(tmp, dpi=100)
 
@@ -545,8 +316,6 @@ def _forecast(args, out):
         )
     train, test = train_test_split(frame, test_size=n_test, shuffle=False)
 
-    from tsrnn._forecaster import RNNForecaster
-
     model = RNNForecaster(
         target=target,
         window=args.window,
@@ -557,8 +326,6 @@ def _forecast(args, out):
         freq=args.freq,
         missing=args.missing,
         max_iter=args.max_iter,
-        early_stopping=True,
-        n_iter_no_change=_PATIENCE,
         random_state=args.seed,
     )
     where = f"{source} (its first {len(train)} rows; the backtest holds out the last {n_test})"
@@ -592,7 +359,8 @@ def _forecast(args, out):
     finally:
         progress.close()
     print(f"trained {_count(model.n_iter_, 'epoch')} in "
-          f"{time.perf_counter() - start:.1f}s", file=out)
+          f"{time.perf_counter() - start:.1f}s; window {model.window_}, "
+          f"correcting a {model.baseline_} baseline", file=out)
 
     # The backtest block follows the training rows, so the forecaster prepends
     # the end of the training data as context: every origin of the block is
@@ -606,11 +374,19 @@ def _forecast(args, out):
           f"{_count(result.season, 'step')} earlier; MASE is MAE over the seasonal "
           "naive MAE on the training rows:", file=out)
     print(result.metrics.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+    if result.intervals is not None and len(result.intervals):
+        print("\nbands: the share of actuals inside each band (coverage) against its "
+              "promise (nominal), its mean width, and the interval score (lower is "
+              "better):", file=out)
+        print(result.intervals.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
     if np.isnan(model.mase_scale_).any():
         print(f"note: MASE is NaN: on the training rows, the value {result.season} "
               "steps earlier predicts the target without error (a constant series, "
               "or one that repeats exactly with its season), so there is no scale "
               "to divide by; compare the MAE instead.", file=out)
+
+    if args.importance:
+        _print_importance(model, test, args, out)
 
     # The forecast starts after the last row of the whole file.
     forecast = model.predict(frame)
@@ -622,6 +398,30 @@ def _forecast(args, out):
         writers.append((args.plot, _plot_writer(model, frame, args)))
     write_outputs(writers)
     print(f"\nwrote {args.out}" + (f" and {args.plot}" if args.plot else ""), file=out)
+
+
+def _print_importance(model, test, args, out):
+    """Permutation importance of every column over the backtest rows.
+
+    Each column of the backtest block is shuffled in turn and the block is
+    backtested again against the unshuffled truth (``RNNForecaster.score``
+    with y), so shuffling the target measures how much the forecasts use its
+    history.
+    """
+    from sklearn.inspection import permutation_importance
+
+    targets = model._frame_layout.targets
+    result = permutation_importance(
+        model, test, test[targets], n_repeats=_IMPORTANCE_REPEATS, random_state=args.seed,
+    )
+    table = pd.DataFrame(
+        {"importance": result.importances_mean, "std": result.importances_std},
+        index=pd.Index(test.columns, name="column"),
+    ).sort_values("importance", ascending=False)
+    print(f"\nimportance: rise in the backtest's MASE when a column is shuffled "
+          f"(mean and standard deviation over {_IMPORTANCE_REPEATS} shuffles of the "
+          f"last {len(test)} rows; near 0: the forecasts do not use it):", file=out)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 _PLOT_DIR = tempfile.mkdtemp(prefix="tsrnn-gallery-")
-_DRAWS_ON_REQUEST = {"forecast_weather.py"}
+_DRAWS_ON_REQUEST = {"forecast_weather.py", "importance_weather.py"}
 
 
 def reset_argv(gallery_conf, script_vars):

@@ -1,0 +1,139 @@
+"""The forecaster's band calibration: learned after training, tracked while streaming.
+
+``_calibration.py`` holds the mathematics (conformal offsets, online
+quantile tracking); this mixin is where ``RNNForecaster`` uses it:
+
+* after training, the offsets are learned on the held-out block's forecasts
+  (``_after_training``, the hook of the fit path in ``_base.py``);
+* ``update()`` checks the forecasts it issued earlier against the truth that
+  arrives and moves the offsets (one ``SeriesTracker`` per series), then
+  issues forecasts from every new origin, so that each carries the offsets
+  a stream would have had at that time;
+* ``backtest()`` replays its span the same way, so that its coverage is the
+  coverage a stream of ``update()`` calls would have seen.
+
+Without a calibrated band (``quantiles=None`` or ``calibration=None``), or
+with known-future covariates (whose future values only ``predict(future=...)``
+receives), there is nothing to track and these methods do nothing.
+"""
+import numpy as np
+
+from tsrnn._calibration import BandCalibration, SeriesTracker, warn_too_few
+
+
+class BandTracking:
+    """Mixin for ``RNNForecaster``: the calibrated band over fit, update and backtest."""
+
+    def _tracks(self):
+        """Whether update() checks issued forecasts and tracks the offsets.
+
+        It needs no input beyond the series itself, so not with known-future
+        covariates, whose future values only predict(future=...) is given.
+        """
+        return self._calibration is not None and not self._frame_layout.known
+
+    def _issue_due(self, key, combined, n_old):
+        """Uncalibrated forecasts {position in combined: (h, n_t, n_q)} to issue.
+
+        ``combined`` is a series' kept rows followed by its new ones, the
+        first ``n_old`` of them old: every new row is an origin, and so is the
+        last old one if nothing was issued from it yet.
+        """
+        if not self._tracks():
+            return {}
+        tracker = self._trackers.get(key)
+        first = tracker.n_seen - n_old if tracker is not None and n_old else 0
+        pending = tracker.pending if tracker is not None and n_old else {}
+        origins = [p for p in range(max(n_old - 1, self.window_ - 1), len(combined))
+                   if first + p not in pending]
+        if not origins:
+            return {}
+        record = self._encoder.encode(combined, key, fitting=False)
+        windows = self._windows(record["A"], origins, causal=record["causal"])
+        return dict(zip(origins, self._forecast(windows, calibrated=False)))
+
+    def _tracks_in_backtest(self):
+        return (getattr(self, "_calibration", None) is not None
+                and self._calibration.rate > 0)
+
+    def _replay_stream(self, A, causal, R, spans, origins):
+        """Backtest forecasts issued as a stream would have issued them.
+
+        Every origin of each series' span issues a forecast (stride 1), in
+        time order; each actual updates the offsets of the forecasts it
+        completes before the next is issued (``SeriesTracker``), starting
+        from the offsets learned in fit. Returns the forecasts of
+        ``origins``.
+        """
+        every = np.concatenate(spans)
+        raw = self._forecast(self._windows(A, every, causal=causal), calibrated=False)
+        issued = np.empty_like(raw)
+        at = 0
+        for span in spans:
+            tracker = SeriesTracker(self._calibration, self.horizon, 0)
+            for i, row in enumerate(span):
+                if i:
+                    tracker.observe(row, R[row])
+                issued[at + i] = tracker.issue(row, raw[at + i])
+            at += len(span)
+        position = {row: i for i, row in enumerate(every)}
+        return issued[[position[row] for row in origins]]
+
+    def _issued_forecasts(self):
+        """Forecasts from the end of every kept context, with tracked offsets.
+
+        A forecast issued from the last origin already (by update()) is
+        returned as it was issued; the others are issued now.
+        """
+        out = []
+        for key, frame in self._context.items():
+            tracker = self._trackers.get(key)
+            if tracker is None:
+                tracker = self._trackers[key] = SeriesTracker(
+                    self._calibration, self.horizon, len(frame)
+                )
+            last = tracker.n_seen - 1
+            if last not in tracker.pending:
+                raw = self._issue_due(key, frame, len(frame))[len(frame) - 1]
+                tracker.issue(last, raw)
+            out.append(tracker.pending[last])
+        return np.stack(out)
+
+    def _track(self, key, combined, n_old, raw):
+        """Check the forecasts the new rows complete, then issue the new ones.
+
+        In time order, so each forecast carries the offsets tracked up to its
+        origin, as a stream would have seen them (``_calibration.py``).
+        """
+        if not self._tracks():
+            return
+        tracker = self._trackers.get(key)
+        if tracker is None or n_old == 0:
+            tracker = self._trackers[key] = SeriesTracker(self._calibration, self.horizon, 0)
+        first = tracker.n_seen - n_old  # position of combined's first row
+        targets = combined[self._frame_layout.targets].to_numpy(np.float64)
+        for p in range(max(n_old - 1, 0), len(combined)):
+            if p >= n_old:
+                tracker.observe(first + p, targets[p])
+            if p in raw:
+                tracker.issue(first + p, raw[p])
+        tracker.n_seen = first + len(combined)
+
+    def _after_training(self, train, val):
+        """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
+        if val is None or not self._calibrates():
+            return
+        windows = val[0]
+        raw = self._forecast(windows, calibrated=False)
+        n_t = len(self._frame_layout.targets)
+        actual = windows.future_targets(slice(None)).astype(np.float64)
+        actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
+            raw, actual.reshape(len(raw), self.horizon, n_t)
+        )
+        if self._calibration.too_few:
+            warn_too_few(self._calibration.too_few, self._calibration.n_heldout)
+        self._trackers = {
+            key: SeriesTracker(self._calibration, self.horizon, n)
+            for key, n in self._context_lengths.items()
+        }

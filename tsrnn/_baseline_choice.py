@@ -1,0 +1,81 @@
+"""The forecaster's choice of window and baseline at fit time.
+
+``window="auto"`` and ``baseline="auto"`` are decided together: the
+candidates (``select_baseline`` in ``_baselines.py``) are fitted on the
+training origins and scored on the held-out block the network is later
+validated and calibrated on.
+"""
+import numpy as np
+
+from tsrnn._baselines import LagBaseline, LinearBaseline, evenly_spaced, select_baseline
+from tsrnn._windows import ForecastWindows, fit_origins, seasonal_lags
+from tsrnn.exceptions import InputError
+
+
+class BaselineChoice:
+    """Mixin for ``RNNForecaster``: the window and the baseline the network corrects."""
+
+    def _window_candidates(self, lengths):
+        """Windows ``window="auto"`` chooses from: enough past for the season."""
+        if self.window != "auto":
+            return [self.window]
+        h, season = self.horizon, self.season_
+        wanted = {2 * h, 4 * h} | ({season + h} if season > 1 else set())
+        # Each series must keep most of its rows as training windows.
+        longest = (max(lengths) - h) // 3
+        return sorted({max(1, min(w, longest)) for w in wanted})
+
+    def _holdout_fraction(self, lengths):
+        """Share of the rows held out for validation: at least 2 horizons' origins."""
+        return max(self.validation_fraction, min(0.3, 3 * self.horizon / max(lengths)))
+
+    def _fit_baseline(self, A, Y, offsets, lengths):
+        """The baseline forecast the network will correct (``_baselines.py``).
+
+        Sets ``window_``: ``window="auto"`` is decided with the baseline.
+        """
+        n_t, h = len(self._frame_layout.targets), self.horizon
+        candidates = self._window_candidates(lengths)
+        self.baseline_scores_ = None
+        if self.baseline == "auto":
+            steps = np.arange(1, h + 1)
+
+            def gather(window, origins):
+                windows = ForecastWindows(
+                    A, origins, window, h, self._frame_layout.n_past, n_t,
+                    bool(self._frame_layout.known),
+                )
+                return windows._gather(np.arange(len(origins)))
+
+            def targets(origins):
+                return Y[origins[:, None] + steps]
+
+            try:
+                fit, val = fit_origins(
+                    lengths, offsets, Y, max(candidates), h, self._holdout_fraction(lengths)
+                )
+            except InputError:
+                # Too short to hold out time for the choice: the shortest
+                # window and a moderate penalty towards persistence.
+                self.window_ = candidates[0]
+                origins, _ = fit_origins(lengths, offsets, Y, self.window_, h)
+                persistence = np.zeros((h, n_t), np.intp)
+                return LinearBaseline(
+                    self.window_, h, n_t, persistence, level=False, covariates=False,
+                    alpha=1.0,
+                ).fit(gather(self.window_, origins), targets(origins))
+            fit, val = fit[evenly_spaced(len(fit))], val[evenly_spaced(len(val))]
+            seasonal = seasonal_lags(h, self.season_)
+            if self.season_ <= 1 or seasonal.max() >= max(candidates):
+                seasonal = None
+            baseline, self.window_, self.baseline_scores_ = select_baseline(
+                gather, targets, fit, val, candidates, h, n_t, seasonal
+            )
+            return baseline
+        # A fixed baseline: the middle candidate (season + horizon when seasonal).
+        self.window_ = candidates[len(candidates) // 2]
+        lags = np.zeros((h, n_t), np.intp)
+        seasonal = np.repeat(seasonal_lags(h, self.season_)[:, None], n_t, 1)
+        if self.baseline == "seasonal" and seasonal.max() < self.window_:
+            lags = seasonal
+        return LagBaseline(lags, self.window_)

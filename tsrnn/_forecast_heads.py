@@ -1,0 +1,81 @@
+"""What the forecaster's network outputs are, how they are trained and read.
+
+The head emits ``horizon x n_targets x n_heads`` values in C order (step,
+target, head). A head is a quantile level trained by the pinball loss, or
+the mean trained by the squared error when no quantiles are asked for.
+``calibration="split"`` trains the median only and widens it into the band
+afterwards. The outputs are corrections to the learned baseline's forecast
+(``_baselines.py``), in scaled units.
+"""
+import numpy as np
+
+
+class ForecastHeads:
+    """Mixin for ``RNNForecaster``: the head's levels, its loss and its columns."""
+
+    def _calibrates(self):
+        return self.calibration is not None and self.quantiles is not None
+
+    def _heads(self, quantiles):
+        """Quantile levels of the network's outputs: what the loss trains."""
+        if quantiles is None:
+            return [None]  # the mean, by the squared error
+        if self.calibration == "split":
+            return [0.5]  # the median; the band comes from its residuals
+        return list(quantiles)
+
+    def _check_quantiles(self):
+        if self.quantiles is None:
+            return None
+        quantiles = np.unique(np.asarray(self.quantiles, dtype=float))
+        if quantiles.ndim != 1 or not len(quantiles) or not np.all(
+            (quantiles > 0) & (quantiles < 1)
+        ):
+            raise ValueError(
+                "quantiles must be a non-empty sequence of levels strictly "
+                f"between 0 and 1, got {self.quantiles!r}."
+            )
+        return quantiles
+
+    def _residuals(self, Z, Y):
+        """Targets minus outputs, (n, horizon * n_targets, n_heads), 0 where masked."""
+        U = Y[:, :, None] - Z.reshape(Z.shape[0], -1, len(self._head_levels))
+        observed = ~np.isnan(U)
+        return np.where(observed, U, 0), observed
+
+    def _loss(self, Z, Y):
+        # Mean over the outputs, summed over rows, as RNNRegressor's loss.
+        U, observed = self._residuals(Z, Y)
+        n_out = U.shape[1] * U.shape[2]
+        heads = self._head_levels
+        if heads == [None]:
+            loss = 0.5 * float(np.sum(U * U, dtype=np.float64)) / n_out
+            dZ = -U / n_out
+        else:
+            q = np.asarray(heads, dtype=U.dtype)
+            loss = float(np.sum(np.maximum(q * U, (q - 1) * U), dtype=np.float64)) / n_out
+            # d pinball / dz = -q above the quantile, 1 - q below.
+            dZ = np.where(U > 0, -q, 1 - q) * observed / n_out
+        return loss, dZ.reshape(Z.shape).astype(Z.dtype, copy=False)
+
+    def _validation_score(self, Z, Y):
+        return -self._loss(Z, Y)[0] / Z.shape[0]
+
+    def _point_index(self):
+        """Quantile index of the point forecast: the one closest to 0.5."""
+        if self.quantiles_ is None:
+            return 0
+        return int(np.argmin(np.abs(self.quantiles_ - 0.5)))
+
+    def _forecast_columns(self, Z):
+        """{column: values} of one series' forecast Z (horizon, n_targets, n_q)."""
+        columns = {}
+        for j, target in enumerate(self._frame_layout.targets):
+            if self.quantiles_ is None:
+                columns[target] = Z[:, j, 0]
+                continue
+            if np.any(self.quantiles_ == 0.5):
+                columns[target] = Z[:, j, int(np.flatnonzero(self.quantiles_ == 0.5)[0])]
+            for k, q in enumerate(self.quantiles_):
+                columns[f"{target}_q{q:g}"] = Z[:, j, k]
+        return columns
