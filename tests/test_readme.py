@@ -88,7 +88,8 @@ def test_there_are_python_blocks():
                    "rnn_backward(", "{k: v.numpy() for k, v in", 'parallel_backend("dask")',
                    "known_future=", "series_id=", 'missing="mask"', ".intervals", ".update(",
                    "baseline_", "lengths=lengths", "bidirectional=True", "tbptt_length=",
-                   "initial_state=", "save_onnx(", "to_onnx(", "permutation_importance("):
+                   "initial_state=", "save_onnx(", "to_onnx(", "permutation_importance(",
+                   "sample_weight="):
         assert any(needle in code for _, code in PYTHON_BLOCKS), needle
 
 

@@ -29,10 +29,13 @@ class BaselineChoice:
         """Share of the rows held out for validation: at least 2 horizons' origins."""
         return max(self.validation_fraction, min(0.3, 3 * self.horizon / max(lengths)))
 
-    def _fit_baseline(self, A, Y, offsets, lengths):
+    def _fit_baseline(self, A, Y, offsets, lengths, W=None):
         """The baseline forecast the network will correct (``_baselines.py``).
 
         Sets ``window_``: ``window="auto"`` is decided with the baseline.
+        ``W`` (n_rows,) is the ``sample_weight`` of the origin at each row:
+        zero-weight origins are left out, and the others weigh the linear
+        fits and the held-out scores as they weigh the network's loss.
         """
         n_t, h = len(self._frame_layout.targets), self.horizon
         candidates = self._window_candidates(lengths)
@@ -50,26 +53,29 @@ class BaselineChoice:
             def targets(origins):
                 return Y[origins[:, None] + steps]
 
+            weights = None if W is None else W.__getitem__
             try:
                 fit, val = fit_origins(
-                    lengths, offsets, Y, max(candidates), h, self._holdout_fraction(lengths)
+                    lengths, offsets, Y, max(candidates), h, self._holdout_fraction(lengths),
+                    weights=W,
                 )
             except InputError:
                 # Too short to hold out time for the choice: the shortest
                 # window and a moderate penalty towards persistence.
                 self.window_ = candidates[0]
-                origins, _ = fit_origins(lengths, offsets, Y, self.window_, h)
+                origins, _ = fit_origins(lengths, offsets, Y, self.window_, h, weights=W)
                 persistence = np.zeros((h, n_t), np.intp)
                 return LinearBaseline(
                     self.window_, h, n_t, persistence, level=False, covariates=False,
                     alpha=1.0,
-                ).fit(gather(self.window_, origins), targets(origins))
+                ).fit(gather(self.window_, origins), targets(origins),
+                      None if W is None else W[origins])
             fit, val = fit[evenly_spaced(len(fit))], val[evenly_spaced(len(val))]
             seasonal = seasonal_lags(h, self.season_)
             if self.season_ <= 1 or seasonal.max() >= max(candidates):
                 seasonal = None
             baseline, self.window_, self.baseline_scores_ = select_baseline(
-                gather, targets, fit, val, candidates, h, n_t, seasonal
+                gather, targets, fit, val, candidates, h, n_t, seasonal, weights
             )
             return baseline
         # A fixed baseline: the middle candidate (season + horizon when seasonal).

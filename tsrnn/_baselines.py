@@ -112,12 +112,21 @@ class LinearBaseline:
         extras = [self.anchor.describe()] + ["level"] * self.level + ["covariates"] * self.covariates
         return f"linear ({', '.join(extras)})"
 
-    def fit(self, X, Y):
-        """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t)."""
+    def fit(self, X, Y, sample_weight=None):
+        """Fit on gathered windows X and the targets after them, Y (B, horizon, n_t).
+
+        ``sample_weight`` (B,) weighs the windows, as relative weights (see
+        ``_ridge_paths``): weights that are all equal fit as no weights.
+        """
         F, _, T = self._design(X, Y)
         keep = ~np.isnan(T).any(axis=1)  # missing="mask": windows with a gap
-        scale = max(float(np.mean(F[keep] ** 2)), 1e-12)
-        model = Ridge(alpha=self.alpha * scale).fit(F[keep], T[keep])
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, np.float64)[keep]
+            w = None if not len(w) or np.all(w == w[0]) else w / np.mean(w)
+        scale = max(float(np.average(F[keep] ** 2, axis=0, weights=w).mean()
+                          if w is not None else np.mean(F[keep] ** 2)), 1e-12)
+        model = Ridge(alpha=self.alpha * scale).fit(F[keep], T[keep], sample_weight=w)
         self.coef_, self.intercept_ = model.coef_.T, model.intercept_
         return self
 
@@ -175,11 +184,16 @@ def _ridge_paths(moments, cols, anchors, alphas):
     rows than features. The anchors share the design, so one eigen
     decomposition of its Gram matrix serves every anchor and penalty (it is
     the cost: 1,300 features, a few days of 13 sensors, take seconds).
+    With ``sample_weight``, every moment is a weighted sum (the weights scaled
+    to a mean of 1, see ``select_baseline``): the weighted least squares with
+    an intercept that ``Ridge.fit(sample_weight=...)`` solves, and with equal
+    weights exactly the unweighted fit.
+
     Returns ``{anchor: [(coef, intercept), ...] per penalty}``, or None when
     there are no more usable windows than coefficients.
     """
-    n = moments["n"]
-    if n <= len(cols):
+    n = moments["n"]  # the sum of the weights
+    if moments["count"] <= len(cols):
         return None
     mean_f = moments["sum_f"][cols] / n
     gram = moments["gram"][np.ix_(cols, cols)]
@@ -206,8 +220,42 @@ def _ridge_paths(moments, cols, anchors, alphas):
     return paths
 
 
+def _moments(design, gather, targets, idx, lags, weights=None):
+    """Weighted sums over the windows of ``idx`` that every candidate's fit needs.
+
+    The Gram matrix and feature sums of ``design``'s full feature set, and
+    per anchor (``lags``: {name: (horizon, n_t) lags}) the target sums and
+    cross products; ``weights`` (len(idx),) or None.
+    """
+    moments = {"n": 0.0, "count": 0, "sum_f": 0.0, "gram": 0.0,
+               "sum_t": dict.fromkeys(lags, 0.0), "cross": dict.fromkeys(lags, 0.0)}
+    for pos in _blocks(np.arange(len(idx)), design.n_rows * (design.n_targets + design.n_cov)):
+        block = idx[pos]
+        X, Y = gather(design.longest, block), targets(block)
+        keep = ~np.isnan(Y).reshape(len(Y), -1).any(axis=1)  # missing="mask": gaps
+        X, Y = X[keep], Y[keep].astype(np.float64)
+        F = design.features(X)
+        moments["count"] += len(F)
+        if weights is None:
+            w, Fr = 1.0, F
+            moments["n"] += len(F)
+        else:
+            # sum_i w_i f_i f_i^T as (sqrt(w) F)^T (sqrt(w) F): one symmetric
+            # product, and with unit weights exactly the unweighted one.
+            w = weights[pos][keep][:, None]
+            Fr = F * np.sqrt(w)
+            moments["n"] += float(np.sum(w))
+        moments["sum_f"] = moments["sum_f"] + (F * w).sum(axis=0)
+        moments["gram"] = moments["gram"] + Fr.T @ Fr
+        for name, lag in lags.items():
+            T = (Y - LagBaseline(lag, design.longest)(X)).reshape(len(Y), -1)
+            moments["sum_t"][name] = moments["sum_t"][name] + (T * w).sum(axis=0)
+            moments["cross"][name] = moments["cross"][name] + Fr.T @ (T * np.sqrt(w))
+    return moments
+
+
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
-                    seasonal_lags):
+                    seasonal_lags, weights=None):
     """The baseline with the least mean absolute error on held-out time.
 
     Candidates: persistence, seasonal naive (``seasonal_lags``, or None when
@@ -233,6 +281,14 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     windows : list of int
         Candidate window lengths.
     seasonal_lags : ndarray (horizon,) of int or None
+    weights : callable or None
+        ``weights(idx)`` gives the ``sample_weight`` of some origins (n,).
+        The linear candidates are then fitted by weighted least squares and
+        scored by the weighted mean absolute error, each origin's errors
+        counting with its weight, as in the network's loss and validation
+        score. Weights are relative: scaled to a mean of 1 over the usable
+        windows, so that the data term keeps its size and the penalty grid
+        means the same; equal weights give exactly the unweighted choice.
 
     Returns
     -------
@@ -254,20 +310,14 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     designs = [(level, cov) for level in (False, True) for cov in (False, True)
                if cov is False or n_inputs > n_targets]
 
-    moments = {"n": 0, "sum_f": 0.0, "gram": 0.0,
-               "sum_t": dict.fromkeys(lags, 0.0), "cross": dict.fromkeys(lags, 0.0)}
-    for block in _blocks(fit_idx, n_rows * n_inputs):
-        X, Y = gather(longest, block), targets(block)
-        keep = ~np.isnan(Y).reshape(len(Y), -1).any(axis=1)  # missing="mask": gaps
-        X, Y = X[keep], Y[keep].astype(np.float64)
-        F = design.features(X)
-        moments["n"] += len(F)
-        moments["sum_f"] = moments["sum_f"] + F.sum(axis=0)
-        moments["gram"] = moments["gram"] + F.T @ F
-        for name, lag in lags.items():
-            T = (Y - LagBaseline(lag, longest)(X)).reshape(len(Y), -1)
-            moments["sum_t"][name] = moments["sum_t"][name] + T.sum(axis=0)
-            moments["cross"][name] = moments["cross"][name] + F.T @ T
+    fit_weights = None
+    if weights is not None:
+        fit_weights = weights(fit_idx).astype(np.float64)
+        usable = ~np.isnan(targets(fit_idx)).reshape(len(fit_idx), -1).any(axis=1)
+        if usable.any():
+            fit_weights = fit_weights / np.mean(fit_weights[usable])
+
+    moments = _moments(design, gather, targets, fit_idx, lags, fit_weights)
 
     fitted = {}
     for window in windows:
@@ -292,16 +342,21 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     for block in _blocks(val_idx, n_rows * n_inputs):
         Y = targets(block)
         observed = ~np.isnan(Y)
-        count += int(observed.sum())
+        w = None
+        if weights is None:
+            count += int(observed.sum())
+        else:
+            w = np.broadcast_to(weights(block).astype(np.float64)[:, None, None], Y.shape)
+            count += float(w[observed].sum())
         X = gather(longest, block)
         anchors = {name: LagBaseline(lag, longest)(X) for name, lag in lags.items()}
         for name, pred in anchors.items():
-            abs_error[(name, longest, None)] += float(np.abs(Y - pred)[observed].sum())
+            abs_error[(name, longest, None)] += _total(np.abs(Y - pred), observed, w)
         F = design.features(X)
         for key, (cols, coef, intercept) in fitted.items():
             anchor = anchors[key[0][0]]
             pred = anchor + (F[:, cols] @ coef + intercept).reshape(anchor.shape)
-            abs_error[key] += float(np.abs(Y - pred)[observed].sum())
+            abs_error[key] += _total(np.abs(Y - pred), observed, w)
     scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
@@ -312,6 +367,17 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
                               alpha)
     baseline.coef_, baseline.intercept_ = coef, intercept
     return baseline, window, scores
+
+
+def _total(errors, observed, weights=None):
+    """Sum of the observed errors, each times its weight when there are weights.
+
+    The products are in the errors' dtype, as the plain sum is, so unit
+    weights give exactly the unweighted sum.
+    """
+    if weights is not None:
+        errors = errors * weights.astype(errors.dtype, copy=False)
+    return float(errors[observed].sum())
 
 
 def evenly_spaced(n, at_most=MAX_FIT_WINDOWS):

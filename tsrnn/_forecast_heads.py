@@ -43,23 +43,38 @@ class ForecastHeads:
         observed = ~np.isnan(U)
         return np.where(observed, U, 0), observed
 
-    def _loss(self, Z, Y):
+    def _loss(self, Z, Y, sample_weight=None):
         # Mean over the outputs, summed over rows, as RNNRegressor's loss.
+        # With ``sample_weight`` (n,) each row's loss and gradient are scaled
+        # by its origin's weight; the loop divides by the weight sum.
         U, observed = self._residuals(Z, Y)
         n_out = U.shape[1] * U.shape[2]
         heads = self._head_levels
+        w = None
+        if sample_weight is not None:
+            w = sample_weight.astype(U.dtype, copy=False)[:, None, None]
         if heads == [None]:
-            loss = 0.5 * float(np.sum(U * U, dtype=np.float64)) / n_out
+            terms = U * U
             dZ = -U / n_out
+            if w is not None:
+                terms, dZ = terms * w, dZ * w
+            loss = 0.5 * float(np.sum(terms, dtype=np.float64)) / n_out
         else:
             q = np.asarray(heads, dtype=U.dtype)
-            loss = float(np.sum(np.maximum(q * U, (q - 1) * U), dtype=np.float64)) / n_out
+            terms = np.maximum(q * U, (q - 1) * U)
             # d pinball / dz = -q above the quantile, 1 - q below.
             dZ = np.where(U > 0, -q, 1 - q) * observed / n_out
+            if w is not None:
+                terms, dZ = terms * w, dZ * w
+            loss = float(np.sum(terms, dtype=np.float64)) / n_out
         return loss, dZ.reshape(Z.shape).astype(Z.dtype, copy=False)
 
-    def _validation_score(self, Z, Y):
-        return -self._loss(Z, Y)[0] / Z.shape[0]
+    def _validation_score(self, Z, Y, sample_weight=None):
+        """Minus the mean loss per origin; with weights, the weighted mean."""
+        if sample_weight is None:
+            return -self._loss(Z, Y)[0] / Z.shape[0]
+        total = float(np.sum(sample_weight, dtype=np.float64))
+        return -self._loss(Z, Y, sample_weight)[0] / total
 
     def _point_index(self):
         """Quantile index of the point forecast: the one closest to 0.5."""

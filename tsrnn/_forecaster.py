@@ -55,7 +55,7 @@ from sklearn.base import _fit_context, clone
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from tsrnn import _backtest
 from tsrnn._backtest import Backtest
@@ -77,6 +77,54 @@ from tsrnn.exceptions import InputError
 from tsrnn.metrics import _seasonal_naive_mae
 
 __all__ = ["RNNForecaster", "Backtest"]
+
+
+def _row_weights(X, sample_weight):
+    """``sample_weight`` of fit as float64 (len(X),), in X's row order.
+
+    A Series is aligned to X's index by label (extra labels are ignored),
+    anything else is taken in row order; then ``_check_sample_weight``.
+    Problems are InputErrors, as every other problem with the fit's data.
+    """
+    if isinstance(sample_weight, pd.Series) and not sample_weight.index.equals(X.index):
+        index = sample_weight.index
+        if X.index.has_duplicates:
+            first = X.index[X.index.duplicated()][0]
+            raise InputError(
+                "sample_weight is a Series whose index differs from X's, and X's "
+                f"index repeats labels (first {first!r}, e.g. the same timestamps in "
+                "several series of a long frame), so the weights cannot be aligned "
+                "by label. Pass a Series with X's index (sample_weight.index equal "
+                "to X.index, in X's order) or an array in X's row order."
+            )
+        if index.has_duplicates:
+            first = index[index.duplicated()][0]
+            raise InputError(
+                f"sample_weight's index repeats the label {first!r}, so it cannot be "
+                "aligned to X's rows; give one weight per row of X."
+            )
+        absent = ~X.index.isin(index)
+        if absent.any():
+            first = X.index[int(np.argmax(absent))]
+            raise InputError(
+                f"sample_weight has no weight for {int(absent.sum())} of X's "
+                f"{len(X)} rows, first {first!r} (row {int(np.argmax(absent)) + 1}); "
+                "a Series is aligned to X's index by label. Pass an array to give "
+                "the weights in X's row order."
+            )
+        sample_weight = sample_weight.reindex(X.index)
+    if isinstance(sample_weight, pd.Series):
+        sample_weight = sample_weight.to_numpy()
+    try:
+        return _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                    ensure_non_negative=True)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(
+            f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
+            "at that row)"
+        ) from None
 
 
 class RNNForecaster(BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -391,7 +439,7 @@ n_iter_, t_
     # Public API
     # ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, callback=None):
+    def fit(self, X, y=None, sample_weight=None, *, callback=None):
         """Train on a time-indexed frame.
 
         Parameters
@@ -402,6 +450,40 @@ n_iter_, t_
 
         y : None
             Ignored; the targets are columns of X.
+
+        sample_weight : Series, array-like of shape (n_rows,) or float, default=None
+            Weight of each row of X as a forecast origin: the forecast made
+            at that row (from the ``window`` rows ending there, of the
+            ``horizon`` rows after it) counts with this weight, with
+            scikit-learn's semantics (validated by
+            ``_check_sample_weight``: finite, non-negative, not all zero). A
+            Series is aligned to X's index by label (its extra labels are
+            ignored; a row of X without a label, or an index with duplicated
+            labels that differs from X's, is an error); an array is in X's
+            row order. With several series the weights belong to the rows
+            of the long frame as given. Rows inserted by ``freq=`` for empty
+            steps get weight 0, and a bin of several rows their mean weight.
+            A weight covers the forecast made at its row; the row's values
+            still enter the windows and horizons of other origins (to keep
+            bad values out of training, set them to NaN and use
+            ``missing="mask"``).
+
+            The weights enter every error the fit minimises or compares:
+            the network's loss (the weighted mean over a minibatch's
+            origins; as in MLPRegressor, ``alpha``'s penalty is divided by
+            the weight sum, so multiplying all weights by c acts as
+            ``alpha / c``), the early-stopping score on the held-out block
+            (weighted, as MLPRegressor's), and the learned baseline (the
+            ridge candidates are weighted least squares with the weights
+            scaled to a mean of 1, and the candidates are ranked by their
+            weighted held-out error). An origin of weight 0 is dropped, as
+            if absent, from all of these and from the band's calibration.
+            The calibration itself is unweighted: its offsets are quantiles
+            of held-out errors that promise a coverage of future forecasts,
+            which a weighted rank would no longer keep. The scaler and
+            ``mase_scale_`` describe the data and ignore the weights.
+            Weights are refused (InputError) when no training origin, or no
+            origin of the held-out block, has a positive weight.
 
         callback : callable, default=None
             Called after every epoch with a dict ``{"epoch": int (1-based),
@@ -414,9 +496,9 @@ n_iter_, t_
             The fitted forecaster. A fit that raises leaves the forecaster
             unfitted, whatever model it held before.
         """
-        return self._fit(X, None, callback=callback)
+        return self._fit(X, None, callback=callback, sample_weight=sample_weight)
 
-    def validate_frame(self, X):
+    def validate_frame(self, X, sample_weight=None):
         """Check that ``fit(X)`` would accept X, without training anything.
 
         Runs every check ``fit`` makes before its first epoch (columns, time
@@ -429,6 +511,9 @@ n_iter_, t_
         ----------
         X : DataFrame
             A training frame, as for :meth:`fit`.
+
+        sample_weight : Series, array-like or float, default=None
+            Weights of X's rows, as for :meth:`fit`.
 
         Returns
         -------
@@ -445,7 +530,9 @@ n_iter_, t_
         """
         probe = clone(self).set_params(warm_start=False)
         probe._validate_params()
-        probe._prepare_fit(X, None, first_pass=True, incremental=False, classes=None)
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        probe._prepare_fit(X, None, first_pass=True, incremental=False, classes=None,
+                           **weights)
         return self
 
     def predict(self, X=None, future=None):
@@ -804,9 +891,11 @@ n_iter_, t_
     # ------------------------------------------------------------------
     # Fitting (BaseRNN's one fit path calls _prepare_fit)
     # ------------------------------------------------------------------
-    def _prepare_fit(self, X, y, first_pass, incremental, classes):
+    def _prepare_fit(self, X, y, first_pass, incremental, classes, sample_weight=None):
         check_frame(X, "X")
         validate_data(self, X, reset=first_pass, skip_check_array=True)
+        if sample_weight is not None:
+            sample_weight = _row_weights(X, sample_weight)
         layout = FrameLayout.from_frame(
             X, self.target, self.known_future, self.series_id, self.missing
         )
@@ -856,36 +945,48 @@ n_iter_, t_
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
         lengths = [len(f) for f in frames.values()]
+        W = None
+        if sample_weight is not None:
+            # The weight of the origin at each stacked row.
+            by_key = layout.split_weights(X, sample_weight, frames)
+            W = np.concatenate([by_key[key] for key in frames])
         if first_pass:
-            self._baseline = self._fit_baseline(A, Y, offsets, lengths)  # sets window_
+            self._baseline = self._fit_baseline(A, Y, offsets, lengths, W)  # sets window_
         holdout = self.early_stopping or self._calibrates()
         try:
             train, val = fit_origins(
                 lengths, offsets, Y, self.window_, self.horizon,
-                self._holdout_fraction(lengths) if holdout else None,
+                self._holdout_fraction(lengths) if holdout else None, weights=W,
             )
-        except InputError:
+        except InputError as exc:
             if self.early_stopping or not holdout:
                 raise
-            # Too short to hold out a block for calibration only: train on
-            # everything and keep the band as trained.
-            train, val = fit_origins(lengths, offsets, Y, self.window_, self.horizon)
+            # Too short to hold out a block for calibration only (or no
+            # weight in it): train on everything and keep the band as trained.
+            train, val = fit_origins(lengths, offsets, Y, self.window_, self.horizon,
+                                     weights=W)
+            why = (
+                f"it must span horizon={self.horizon} rows after window={self.window_}"
+                if W is None or "sample_weight" not in str(exc)
+                else "sample_weight is zero throughout it"
+            )
             warnings.warn(
-                "Too few rows to hold out a block for calibrating the quantiles "
-                f"(it must span horizon={self.horizon} rows after window="
-                f"{self.window_}); the band is left uncalibrated.",
+                f"Too few rows to hold out a block for calibrating the quantiles "
+                f"({why}); the band is left uncalibrated.",
                 UserWarning, stacklevel=4,
             )
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
             # only the (small) targets exist as a whole.
-            val_windows = self._windows(A, val, Y=Y)
+            val_windows = self._windows(A, val, Y=Y, W=W)
             val = (val_windows, val_windows.targets())
+            if W is not None:
+                val += (val_windows.weights(),)
         self._context = {key: self._tail(f) for key, f in frames.items()}
         if first_pass:
             self._calibration, self._trackers = None, {}
         self._context_lengths = {key: len(f) for key, f in frames.items()}
-        return A.shape[1], self._windows(A, train, Y=Y), val
+        return A.shape[1], self._windows(A, train, Y=Y, W=W), val
 
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
     # The untrained network outputs zero corrections, so the untrained model is
@@ -902,11 +1003,11 @@ n_iter_, t_
     # ------------------------------------------------------------------
     # Windows and outputs
     # ------------------------------------------------------------------
-    def _windows(self, A, origins, Y=None, causal=None):
+    def _windows(self, A, origins, Y=None, causal=None, W=None):
         layout = self._frame_layout
         return ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
-            bool(layout.known), Y=Y, causal=causal, baseline=self._baseline,
+            bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
         )
 
     def _tail(self, frame):

@@ -252,6 +252,35 @@ class FrameLayout:
         frame.index = regular.rename(frame.index.name)
         return frame
 
+    def split_weights(self, X, weights, frames):
+        """{key: weights (len(frame),)} of the regular ``frames`` split from X.
+
+        ``weights`` (len(X),) holds one weight per row of X, in X's order;
+        each series gets its rows' weights, and they follow the rows onto the
+        regular grid. Without resampling the grid only checks the rows, so
+        the weights stay as they are. With ``freq=``, a bin is the mean of
+        its rows, and so is its weight; a bin no row fell into (a gap,
+        inserted as a row of NaN) has weight 0: the user gave no weight for
+        that time, and an origin there would end on filled-in values.
+        """
+        if isinstance(X.index, pd.MultiIndex):
+            positions = X.groupby(level=0, sort=False).indices
+            times = X.index.get_level_values(1)
+        elif self.series_id is not None:
+            positions = X.groupby(self.series_id, sort=False).indices
+            times = X.index
+        else:
+            positions, times = {None: np.arange(len(X))}, X.index
+        out = {}
+        for key, frame in frames.items():
+            pos = positions[key]
+            w = weights[pos]
+            if self.resample:
+                binned = pd.Series(w, index=times[pos]).sort_index().resample(self.offset).mean()
+                w = binned.reindex(frame.index).fillna(0.0).to_numpy(np.float64)
+            out[key] = w
+        return out
+
     def check_gaps(self, frame, key):
         """With ``missing="raise"``, refuse a frame with an empty cell."""
         if self.missing != "raise":

@@ -27,6 +27,13 @@ for the origins asked for, so memory is O(data + batch). Origins never take
 windows across two series. The training targets are changes from the
 target's (scaled) value at the origin: the network corrects the persistence
 forecast (see ``_forecaster.py`` for why).
+
+Sample weights. ``sample_weight`` of fit is one weight per stacked row, the
+weight of the origin at that row (``FrameLayout.split_weights`` carries it
+through the split and the grid). ``fit_origins`` drops zero-weight origins
+as it drops origins without an observed target, so they are absent from
+training, validation, the baseline's choice and calibration; a training view
+gives the others' weights with every minibatch.
 """
 
 
@@ -192,11 +199,15 @@ def stack_inference(records, n_past):
     return A, offsets, causal
 
 
-def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None):
+def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
+                weights=None):
     """Training origins and, with a validation fraction, validation origins.
 
     Origins whose horizon holds no observed target (``missing="mask"``) are
-    dropped: they would only dilute the batches. With
+    dropped: they would only dilute the batches. So are origins whose
+    ``weights`` (one per stacked row, the weight of the origin at that row)
+    are zero: a zero weight means the origin is absent, in the loss, the
+    validation score, the baseline's fit and the band's calibration. With
     ``validation_fraction``, the last ``ceil(fraction * n)`` rows of every
     series are validation targets and training targets end before them.
     Returns ``(train, val)``, val None without a fraction.
@@ -204,16 +215,32 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None):
     w, h = window, horizon
     # Observed targets in rows 0 .. r-1.
     seen = np.concatenate([[0], np.cumsum(~np.isnan(Y).all(axis=1))])
-    train, val = [], []
+    train, val, unweighted = [], [], [0, 0]
     for n, o in zip(lengths, offsets):
         origins = np.arange(w - 1, n - h)
         origins = origins[seen[o + origins + h + 1] > seen[o + origins + 1]]
+        cut = n if validation_fraction is None else n - int(np.ceil(validation_fraction * n))
+        # Origins there would be without weights, for the messages below.
+        unweighted[0] += int(np.sum(origins + h <= cut - 1))
+        unweighted[1] += int(np.sum(origins >= cut - 1))
+        if weights is not None:
+            origins = origins[weights[o + origins] > 0]
         if validation_fraction is not None:
-            cut = n - int(np.ceil(validation_fraction * n))
             val.append(o + origins[origins >= cut - 1])
             origins = origins[origins + h <= cut - 1]
         train.append(o + origins)
     train = np.concatenate(train)
+    if not len(train) and unweighted[0]:
+        raise InputError(
+            "sample_weight is zero at every training origin: a forecast origin "
+            f"needs window={w} rows up to it and horizon={h} rows after it"
+            + (
+                f", before the last {validation_fraction:g} of each series (the "
+                "held-out block)"
+                if validation_fraction is not None else ""
+            )
+            + "; give some of those rows a positive weight."
+        )
     if not len(train):
         raise InputError(
             f"Too few rows to train: an example needs window={w} + horizon={h} = "
@@ -228,6 +255,13 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None):
     if validation_fraction is None:
         return train, None
     val = np.concatenate(val)
+    if not len(val) and unweighted[1]:
+        raise InputError(
+            "sample_weight is zero at every origin of the held-out block (the last "
+            f"{validation_fraction:g} of each series' rows, which early stopping, "
+            "the choice of the baseline and the band's calibration score on); give "
+            "some of its rows a positive weight."
+        )
     if not len(val):
         raise InputError(
             f"The validation block is too short: early_stopping holds out the last "
@@ -284,13 +318,16 @@ class ForecastWindows:
         Maps gathered windows (B, length, n_inputs) to the baseline forecast
         (B, horizon, n_targets) the network corrects (``_baselines.py``);
         None: persistence.
+    W : ndarray (n_rows,) or None
+        Weight of the origin at each row (``sample_weight``), for training:
+        ``batch`` then gives each item's weight, in the model's dtype.
     """
 
     prefix = None  # no short-history sequence: every origin has a full window
     ndim = 3
 
     def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
-                 causal=None, baseline=None):
+                 causal=None, baseline=None, W=None):
         self.origins = np.asarray(origins, dtype=np.intp)
         self.n_items = self.n_rows = len(self.origins)
         self.window, self.horizon, self.n_past, self.future = window, horizon, n_past, future
@@ -305,6 +342,7 @@ class ForecastWindows:
         self._inputs = sliding_window_view(A, self.length, axis=0).transpose(0, 2, 1)
         self._Y = Y
         self.causal = causal
+        self._W = W
 
     def __getitem__(self, rows):
         return self.inputs(np.arange(self.n_items)[rows])
@@ -352,7 +390,16 @@ class ForecastWindows:
         Y = self.future_targets(idx) - self.baselines(idx)
         return Y.reshape(len(idx), -1).astype(self._A.dtype, copy=False)
 
+    def weights(self, idx=slice(None)):
+        """Weights of some origins (n,) in the model's dtype, or None."""
+        if self._W is None:
+            return None
+        return self._W[self.origins[idx]].astype(self._A.dtype)
+
     def batch(self, idx):
         X = self._gather(idx)
         Y = self.future_targets(idx) - self.baseline(X)
-        return X, Y.reshape(len(idx), -1).astype(X.dtype, copy=False)
+        Y = Y.reshape(len(idx), -1).astype(X.dtype, copy=False)
+        if self._W is None:
+            return X, Y
+        return X, Y, self.weights(idx)
