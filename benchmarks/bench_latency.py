@@ -32,6 +32,22 @@ operator wants it, so the transpose tsrnn does inside every call is not
 billed to it; its outputs stay in the operator's layout. Both favour
 onnxruntime, so a ratio at or below 1 is conservative.
 
+4. times the forecaster's streaming calls (``--no-forecaster`` skips it): an
+   ``RNNForecaster(target="temp_air", window=48, horizon=24)`` with its
+   default band (quantiles 0.1/0.5/0.9, CQR, tracked online) fitted on the
+   first 6000 hours of the embedded weather (a few epochs: latency does not
+   depend on what the weights learned), then ``predict()`` from the kept
+   context and ``update()`` with one new row (a DataFrame of one row, the
+   next hour; the rows cycle through the rest of the year, restamped). Both
+   go through the checks a user gets. For comparison, in the same
+   interleaved run: the network's recurrent layer alone (``rnn_forward``
+   on the window) and the exported model (``tsrnn.onnx.to_onnx``) in
+   onnxruntime on the same window as a float32 array, which is all a
+   deployed ONNX model does per row (no frame, no checks, no band
+   tracking). Its output is checked against ``predict(history)`` first.
+   Medians and 99th percentiles, the garbage collector left on (pandas
+   makes garbage; a stream meets its pauses).
+
 ``--baseline DIR`` adds a fourth contender: tsrnn's functional.py and
 compiled kernels from another checkout (built in place, e.g. a
 ``git worktree`` of the parent commit), timed interleaved with the rest, to
@@ -46,6 +62,7 @@ import statistics
 import sys
 import time
 import types
+import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -212,6 +229,113 @@ def check(cell, size, ts_result, ort_out, torch_out, base_result):
     return failures, worst
 
 
+# ---------------------------------------------------------------- forecaster
+
+
+def forecaster_contenders(quick, have_ort):
+    """({name: Contender}, description) of the forecaster's streaming calls."""
+    import pandas as pd
+    import pandas.tseries.frequencies
+
+    from tsrnn import RNNForecaster
+    from tsrnn.datasets import load_weather
+
+    df = load_weather()
+    if quick:
+        n_fit, params = 400, dict(window=12, horizon=4, hidden_layer_sizes=8, max_iter=1)
+    else:
+        n_fit, params = 6000, dict(window=48, horizon=24, max_iter=3)
+    print(f"fitting RNNForecaster{params} on {n_fit} rows of the weather ...",
+          file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning of the few epochs
+        with threadpool_limits(1, user_api="openmp"), threadpool_limits(1, user_api="blas"):
+            f = RNNForecaster(target="temp_air", random_state=0, **params).fit(df.iloc[:n_fit])
+    rest = df.iloc[n_fit:]
+    step = pd.tseries.frequencies.to_offset(f.freq_)
+    state = {"i": 0, "last": df.index[n_fit - 1], "row": None}
+
+    def next_row():
+        # The next hour: the rest of the year's rows in turn, restamped so the
+        # stream never runs out (untimed).
+        row = rest.iloc[state["i"] % len(rest) : state["i"] % len(rest) + 1].copy()
+        state["i"] += 1
+        state["last"] = state["last"] + step
+        row.index = pd.DatetimeIndex([state["last"]], name=df.index.name)
+        state["row"] = row
+
+    limits = contextlib.contextmanager(tsrnn_limits)
+    w = f.window_
+    window = df.iloc[n_fit - w : n_fit][f.feature_names_in_].to_numpy(np.float32)[None]
+    x = ((window[0] - f.scaler_.mean_) / f.scaler_.scale_).astype(np.float32)[None]
+    contenders = {
+        "predict()": Contender(f.predict, context=limits),
+        "update(1 row)": Contender(lambda: f.update(state["row"]), setup=next_row,
+                                   context=limits),
+        "rnn_forward": Contender(
+            lambda: F.rnn_forward(f._cell, x, f._layer_views(0), training=False),
+            context=limits),
+    }
+    desc = dict(params=params, n_fit=n_fit, window=w, n_columns=window.shape[2],
+                cell=f.cell, baseline=f.baseline_, checked=None)
+    if have_ort:
+        from tsrnn.onnx import to_onnx
+
+        sess = onnx_session(to_onnx(f))
+        feed = {"window": window}
+        got = sess.run(None, feed)[0]  # (1, horizon, n_targets, n_q)
+        want = f.predict(df.iloc[:n_fit])
+        want = want[[c for c in want.columns if "_q" in c]].to_numpy()
+        err = rel_err(got[0, :, 0, :], want)
+        if not err <= TOL:
+            sys.exit(f"CHECK FAILED: onnxruntime's forecast differs from predict: {err:.2e}")
+        desc["checked"] = err
+        contenders["onnxruntime"] = Contender(lambda: sess.run(None, feed))
+    return contenders, desc
+
+
+def time_samples(contenders, repeat, rounds):
+    """All timed runs per contender, in alternating blocks (first of each untimed)."""
+    samples = {name: [] for name in contenders}
+    for name, c in contenders.items():
+        c.run_block(0, warm=5)
+    for r in range(rounds):
+        for name, c in contenders.items():
+            samples[name] += c.run_block(max(1, repeat // rounds))
+    return samples
+
+
+def report_forecaster(emit, desc, samples):
+    p = desc["params"]
+    emit("## Forecaster calls, one thread (streaming)")
+    emit()
+    emit(f"RNNForecaster(target='temp_air', window={p['window']}, horizon={p['horizon']}) "
+         f"with its default band (quantiles 0.1/0.5/0.9, CQR, tracked by update()), "
+         f"{desc['cell']} cell, fitted on {desc['n_fit']} rows of the embedded weather "
+         f"({desc['n_columns']} columns; baseline {desc['baseline']}). "
+         "predict() forecasts from the kept context; update() takes a one-row DataFrame "
+         "(the next hour), checks it, checks the forecasts it completes and issues the "
+         "next one. rnn_forward is the recurrent layer alone on the window; onnxruntime "
+         "runs the exported model (tsrnn.onnx.to_onnx) on the window as a float32 array"
+         + ("" if desc["checked"] is None
+            else f" (checked against predict(history): {desc['checked']:.1e} relative)")
+         + ". Ratios are medians over the named call's median.")
+    emit()
+    ort = "onnxruntime" in samples
+    head = "| call | median µs | p99 µs | / rnn_forward |" + (" / onnxruntime |" if ort else "")
+    emit(head + " runs |")
+    emit("|" + "---|" * (head.count("|")))
+    med = {n: statistics.median(v) for n, v in samples.items()}
+    for name, v in samples.items():
+        p99 = float(np.percentile(v, 99))
+        line = (f"| {name} | {med[name] * 1e6:.1f} | {p99 * 1e6:.1f} | "
+                f"{med[name] / med['rnn_forward']:.2f}x |")
+        if ort:
+            line += f" {med[name] / med['onnxruntime']:.2f}x |"
+        emit(line + f" {len(v)} |")
+    emit()
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -230,6 +354,12 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smoke run: one tiny size")
     ap.add_argument("--markdown", metavar="FILE", help="also write the results here")
+    ap.add_argument("--no-forecaster", action="store_true",
+                    help="skip the forecaster's predict()/update() timing")
+    ap.add_argument("--forecaster-runs", type=int, default=2000,
+                    help="timed runs per forecaster call (default 2000, for the p99)")
+    ap.add_argument("--forecaster-only", action="store_true",
+                    help="time the forecaster's calls only, not the kernel table")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes = args.sizes or list(QUICK_SIZES)
@@ -251,7 +381,7 @@ def main(argv=None):
         print("NOTE: onnx/onnxruntime are not installed; timing tsrnn (and torch) only.")
 
     rows, failures, worst = [], [], 0.0
-    for cell in args.cells:
+    for cell in ([] if args.forecaster_only else args.cells):
         for size in sizes:
             batch, steps, inp, hidden = size
             params = F.init_params(cell, inp, hidden, dtype=np.float32, random_state=0)
@@ -312,6 +442,7 @@ def main(argv=None):
     emit(f"- Python {sys.version.split()[0]}, numpy {np.__version__}"
          + (f", onnxruntime {ort.__version__}, onnx {onnx.__version__}" if have_ort else "")
          + (f", torch {torch.__version__}" if have_torch else ""))
+    emit(f"- tsrnn imported from {os.path.dirname(os.path.dirname(F.__file__))}")
     emit("- One thread per contender. Native thread pools:")
     for line in threadpool_lines():
         emit("  - " + line)
@@ -319,6 +450,7 @@ def main(argv=None):
         emit(warn)
     emit()
 
+    fc = None if args.no_forecaster else forecaster_contenders(args.quick, have_ort)
     load_start = os.getloadavg()[0]
     busy_start = cpu_busy_percent(2.0)
     results = []
@@ -328,9 +460,16 @@ def main(argv=None):
                                min_time=args.min_time, max_repeat=5000, rounds=args.rounds)
         results.append((cell, size, {k: v[0] for k, v in res.items()},
                         min(v[1] for v in res.values())))
+    fc_samples = None
+    if fc is not None:
+        print("timing the forecaster's calls ...", file=sys.stderr, flush=True)
+        fc_samples = time_samples(fc[0], repeat=args.forecaster_runs if not args.quick else 5,
+                                  rounds=args.rounds)
     load_end = os.getloadavg()[0]
     busy_end = cpu_busy_percent(2.0)
 
+    if args.forecaster_only:
+        results = []
     names = ["tsrnn"] + [n for n in ("onnxruntime", "torch", "baseline")
                          if any(n in r[2] for r in results)]
     head = "| cell | B,T,D,H | " + " | ".join(f"{n} µs" for n in names)
@@ -341,23 +480,26 @@ def main(argv=None):
     if "baseline" in names:
         head += " | tsrnn / baseline"
     head += " | runs |"
-    emit("## Inference latency, one thread each (medians)")
-    emit()
-    emit("Ratios are tsrnn's time over the other's: below 1, tsrnn is faster. "
-         "The peephole rows' torch column is torch's plain LSTM.")
-    emit()
-    emit(head)
-    emit("|" + "---|" * (head.count("|") - 1))
-    for cell, size, t, runs in results:
-        line = f"| {cell} | {fmt_size(size)} | " + " | ".join(f"{t[n] * 1e6:.1f}" for n in names)
-        if "onnxruntime" in names:
-            line += f" | **{t['tsrnn'] / t['onnxruntime']:.2f}x**"
-        if "torch" in names:
-            line += f" | {t['tsrnn'] / t['torch']:.2f}x"
-        if "baseline" in names:
-            line += f" | {t['tsrnn'] / t['baseline']:.2f}x"
-        emit(line + f" | {runs} |")
-    emit()
+    if results:
+        emit("## Inference latency, one thread each (medians)")
+        emit()
+        emit("Ratios are tsrnn's time over the other's: below 1, tsrnn is faster. "
+             "The peephole rows' torch column is torch's plain LSTM.")
+        emit()
+        emit(head)
+        emit("|" + "---|" * (head.count("|") - 1))
+        for cell, size, t, runs in results:
+            line = f"| {cell} | {fmt_size(size)} | " + " | ".join(f"{t[n] * 1e6:.1f}" for n in names)
+            if "onnxruntime" in names:
+                line += f" | **{t['tsrnn'] / t['onnxruntime']:.2f}x**"
+            if "torch" in names:
+                line += f" | {t['tsrnn'] / t['torch']:.2f}x"
+            if "baseline" in names:
+                line += f" | {t['tsrnn'] / t['baseline']:.2f}x"
+            emit(line + f" | {runs} |")
+        emit()
+    if fc_samples is not None:
+        report_forecaster(emit, fc[1], fc_samples)
     busy = ", ".join("n/a" if b is None else f"{b:.0f}%" for b in (busy_start, busy_end))
     emit(f"CPU busy while this script slept, before and after timing: {busy}. "
          f"1-min load average {load_start:.2f} at the start of timing, {load_end:.2f} at the end.")

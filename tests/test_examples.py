@@ -102,3 +102,13 @@ def test_torch_weights(tmp_path):
     # float32 on both sides: agreement to rounding, not approximately.
     assert number_after("max |diff|", out[out.index("functional"):]) < 1e-5
     assert number_after("max |diff|", out[out.index("RNNRegressor"):]) < 1e-5
+
+
+def test_stream_sensor(tmp_path):
+    out = run_example("stream_sensor.py", cwd=tmp_path)
+    assert "streaming the next 200, one row at a time" in out
+    for call in ("update", "predict"):
+        assert re.search(rf"^{call}\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$", out, re.M)
+    # Every streamed median equals the batch predict's on the same history.
+    assert number_after("median forecasts agree to", out) <= 1e-5
+    assert "last forecast, from the origin 2017-02-19 23:00:00" in out

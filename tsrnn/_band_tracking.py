@@ -35,8 +35,8 @@ class BandTracking:
     def _issue_due(self, key, combined, n_old):
         """Uncalibrated forecasts {position in combined: (h, n_t, n_q)} to issue.
 
-        ``combined`` is a series' kept rows followed by its new ones, the
-        first ``n_old`` of them old: every new row is an origin, and so is the
+        ``combined`` (a ``SeriesContext``) is a series' kept rows followed by
+        its new ones, the first ``n_old`` of them old: every new row is an origin, and so is the
         last old one if nothing was issued from it yet.
         """
         if not self._tracks():
@@ -48,8 +48,7 @@ class BandTracking:
                    if first + p not in pending]
         if not origins:
             return {}
-        record = self._encoder.encode(combined, key, fitting=False)
-        windows = self._windows(record["A"], origins, causal=record["causal"])
+        windows = self._context_windows([(key, combined, origins, None)])
         return dict(zip(origins, self._forecast(windows, calibrated=False)))
 
     def _tracks_in_backtest(self):
@@ -111,7 +110,7 @@ class BandTracking:
         if tracker is None or n_old == 0:
             tracker = self._trackers[key] = SeriesTracker(self._calibration, self.horizon, 0)
         first = tracker.n_seen - n_old  # position of combined's first row
-        targets = combined[self._frame_layout.targets].to_numpy(np.float64)
+        targets = combined.raw[:, : len(self._frame_layout.targets)]
         for p in range(max(n_old - 1, 0), len(combined)):
             if p >= n_old:
                 tracker.observe(first + p, targets[p])

@@ -109,17 +109,20 @@ class BandCalibration:
                     self.offsets[k, j, q] = ordered[min(max(rank, 1), len(r)) - 1, q]
         return self
 
-    def observe(self, offsets, step, issued, actual):
-        """Track the offsets of one step after one of its forecasts met the truth.
+    def observe(self, offsets, steps, issued, actual):
+        """Track the offsets of some steps after their forecasts met one truth.
 
         ``offsets`` (h, n_t, n_q) is a series' current offsets, updated in
-        place; ``issued`` (n_t, n_q) the calibrated quantiles that were
-        returned for horizon step ``step`` (0-based); ``actual`` (n_t,).
+        place; ``steps`` (m,) distinct horizon steps (0-based); ``issued``
+        (m, n_t, n_q) the calibrated quantiles that were returned for them;
+        ``actual`` (n_t,). The steps are distinct (one forecast per origin
+        covers a row at each step), so every offset moves at most once and
+        the order of the forecasts does not matter.
         """
         ok = ~np.isnan(actual)
-        below = (actual[:, None] <= issued).astype(float)  # (n_t, n_q)
-        move = self.rate * self.spread[step][:, None] * (self.quantiles[None, :] - below)
-        offsets[step] += np.where(ok[:, None] & self.calibrated[None, :], move, 0.0)
+        below = (actual[None, :, None] <= issued).astype(float)  # (m, n_t, n_q)
+        move = self.rate * self.spread[steps][:, :, None] * (self.quantiles - below)
+        offsets[steps] += np.where(ok[:, None] & self.calibrated[None, :], move, 0.0)
 
 
 def warn_too_few(levels, n):
@@ -154,11 +157,12 @@ class SeriesTracker:
 
     def observe(self, row, actual):
         """Check every pending forecast that covers ``row`` against ``actual`` (n_t,)."""
-        for origin in sorted(self.pending):
-            step = row - origin
-            if 1 <= step <= self.horizon:
-                self.calibration.observe(
-                    self.offsets, step - 1, self.pending[origin][step - 1], actual
-                )
+        # All due forecasts at once: a loop of per-forecast numpy calls
+        # cost more than the rest of a streamed update.
+        due = [o for o in self.pending if 1 <= row - o <= self.horizon]
+        if due:
+            steps = np.array([row - o - 1 for o in due])
+            issued = np.stack([self.pending[o][row - o - 1] for o in due])
+            self.calibration.observe(self.offsets, steps, issued, actual)
         for origin in [o for o in self.pending if o <= row - self.horizon]:
             del self.pending[origin]

@@ -7,7 +7,10 @@ the mean trained by the squared error when no quantiles are asked for.
 afterwards. The outputs are corrections to the learned baseline's forecast
 (``_baselines.py``), in scaled units.
 """
+import functools
+
 import numpy as np
+import pandas as pd
 
 
 class ForecastHeads:
@@ -82,15 +85,35 @@ class ForecastHeads:
             return 0
         return int(np.argmin(np.abs(self.quantiles_ - 0.5)))
 
-    def _forecast_columns(self, Z):
-        """{column: values} of one series' forecast Z (horizon, n_targets, n_q)."""
-        columns = {}
-        for j, target in enumerate(self._frame_layout.targets):
-            if self.quantiles_ is None:
-                columns[target] = Z[:, j, 0]
-                continue
-            if np.any(self.quantiles_ == 0.5):
-                columns[target] = Z[:, j, int(np.flatnonzero(self.quantiles_ == 0.5)[0])]
-            for k, q in enumerate(self.quantiles_):
-                columns[f"{target}_q{q:g}"] = Z[:, j, k]
-        return columns
+    def _forecast_columns(self):
+        """(names, target index, quantile index) of the forecast frame's columns.
+
+        Per target: the target's name (the median when 0.5 is a quantile,
+        the mean without quantiles), then ``f"{target}_q{q:g}"`` per quantile.
+        """
+        quantiles = None if self.quantiles_ is None else tuple(self.quantiles_.tolist())
+        return _column_plan(tuple(self._frame_layout.targets), quantiles)
+
+    def _forecast_frame(self, Z, index):
+        """One series' forecast Z (horizon, n_targets, n_q) as a frame on ``index``."""
+        names, targets, heads = self._forecast_columns()
+        # One 2-D array and a ready column index, not a dict of columns: a
+        # frame built column by column took longer than a streamed forecast
+        # (issue 13).
+        return pd.DataFrame(Z[:, targets, heads], index=index, columns=names)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_plan(targets, quantiles):
+    # Cached: the same few column layouts are asked for on every predict().
+    # An Index is immutable, so frames may share it.
+    names, rows, heads = [], [], []
+    for j, target in enumerate(targets):
+        if quantiles is None:
+            names.append(target), rows.append(j), heads.append(0)
+            continue
+        if 0.5 in quantiles:
+            names.append(target), rows.append(j), heads.append(quantiles.index(0.5))
+        for k, q in enumerate(quantiles):
+            names.append(f"{target}_q{q:g}"), rows.append(j), heads.append(k)
+    return pd.Index(names), np.array(rows), np.array(heads)

@@ -16,6 +16,9 @@ The work is done elsewhere, one job per module:
 * ``_forecast_heads.py``: the head's quantile levels, loss and columns;
 * ``_calibration.py`` and ``_band_tracking.py``: the band's conformal
   offsets, learned on held-out time and tracked while streaming;
+* ``_stream_context.py``: the kept context as arrays, and the numpy paths
+  of ``update()`` and ``predict()`` from it (a streamed call is dominated by
+  its overhead, not by the network);
 * ``_backtest.py``: metrics and the ``Backtest`` result;
 * ``_plotting.py``: the plot.
 
@@ -55,7 +58,11 @@ from sklearn.base import _fit_context, clone
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from tsrnn import _backtest
 from tsrnn._backtest import Backtest
@@ -65,6 +72,7 @@ from tsrnn._baseline_choice import BaselineChoice
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
+from tsrnn._stream_context import SeriesContext, StreamingContext
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
@@ -127,7 +135,7 @@ def _row_weights(X, sample_weight):
         ) from None
 
 
-class RNNForecaster(BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
+class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
     """Multi-step LSTM/GRU forecaster for time-indexed pandas frames.
 
     ``fit(df)`` learns to forecast the next ``horizon`` rows of the target
@@ -564,7 +572,7 @@ n_iter_, t_
         check_is_fitted(self)
         layout = self._frame_layout
         if X is None:
-            frames = dict(self._context)
+            frames = self._context  # {key: SeriesContext}
             time_name = layout.time_name
         else:
             check_frame(X, "X")
@@ -575,13 +583,17 @@ n_iter_, t_
             if len(frame) < self.window_:
                 raise InputError(
                     f"Forecasting needs at least window={self.window_} rows of history"
-                    f"{where(key)}, got {len(frame)} (through {frame.index[-1]}). "
+                    f"{where(key)}, got {len(frame)} (through {self._last(frame)}). "
                     "Pass a longer frame, or use update() to append new rows to the "
                     "context kept from fit."
                 )
         futures = layout.future(future, frames, self.horizon)
         if X is None and self._tracks():
             Z = self._issued_forecasts()
+        elif X is None:
+            Z = self._forecast(self._context_windows([
+                (key, ctx, [len(ctx) - 1], futures.get(key)) for key, ctx in frames.items()
+            ]))
         else:
             records = [
                 self._encoder.encode(f, key, fitting=False, future=futures.get(key))
@@ -591,15 +603,19 @@ n_iter_, t_
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
             Z = self._forecast(self._windows(A, origins, causal=causal))
         parts = [
-            pd.DataFrame(
-                self._forecast_columns(Z[i]),
-                index=layout.future_index(frame, self.horizon, name=time_name),
+            self._forecast_frame(
+                Z[i], layout.future_index(self._last(frame), self.horizon, name=time_name)
             )
             for i, frame in enumerate(frames.values())
         ]
         if not layout.multi:
             return parts[0]
         return pd.concat(parts, keys=list(frames), names=[layout.id_name, time_name])
+
+    @staticmethod
+    def _last(frame):
+        """Last timestamp of a frame or a kept context."""
+        return frame.last if isinstance(frame, SeriesContext) else frame.index[-1]
 
     def update(self, X):
         """Append new observations and move the forecast origin, without refitting.
@@ -619,28 +635,20 @@ n_iter_, t_
         """
         check_is_fitted(self)
         check_frame(X, "X")
-        validate_data(self, X, reset=False, skip_check_array=True)
-        layout = self._frame_layout
-        updated, grown = {}, {}
-        for key, new in layout.split(X, regularize=False).items():
-            old = self._context.get(key)
-            if old is not None and len(new) and new.index[0] <= old.index[-1]:
-                raise InputError(
-                    f"update() needs rows after {old.index[-1]}, the last timestamp seen"
-                    f"{where(key)}; the new rows start at {new.index[0]}."
-                )
-            combined = new if old is None else pd.concat([old, new])
-            combined = layout.regularize(combined, key)
-            layout.check_gaps(combined, key)
-            updated[key] = self._tail(combined)
-            n_old = 0 if old is None else len(old)
-            # The forecasts to check are made before anything changes: they
-            # may still refuse the new rows (values beyond the model's range).
-            grown[key] = (combined, n_old, self._issue_due(key, combined, n_old))
-        for key, (combined, n_old, raw) in grown.items():
-            self._track(key, combined, n_old, raw)
+        # The common case (one series, the next rows in order) in numpy;
+        # everything else, and every refusal, through the frames.
+        grown = self._ingest_fast(X)
+        if grown is None:
+            validate_data(self, X, reset=False, skip_check_array=True)
+            grown = self._ingest(X)
+        # The forecasts to check are made before anything changes: they may
+        # still refuse the new rows.
+        due = {key: self._issue_due(key, ctx, n_old) for key, (ctx, n_old) in grown.items()}
+        for key, (ctx, n_old) in grown.items():
+            self._track(key, ctx, n_old, due[key])
         # Every series is checked before any context moves.
-        self._context.update(updated)
+        keep = self._keep()
+        self._context.update({key: ctx.tail(keep) for key, (ctx, _) in grown.items()})
         return self
 
     def backtest(self, X, start=None, stride=None):
@@ -846,7 +854,10 @@ n_iter_, t_
         """
         check_is_fitted(self)
         forecast = self.predict(X, future)
-        history = self._context if X is None else self._frame_layout.split(X)
+        history = (
+            {key: ctx.frame() for key, ctx in self._context.items()} if X is None
+            else self._frame_layout.split(X)
+        )
         return plot_forecast(self, history, forecast, ax, series, n_history)
 
     # ------------------------------------------------------------------
@@ -982,7 +993,7 @@ n_iter_, t_
             val = (val_windows, val_windows.targets())
             if W is not None:
                 val += (val_windows.weights(),)
-        self._context = {key: self._tail(f) for key, f in frames.items()}
+        self._set_context(frames)
         if first_pass:
             self._calibration, self._trackers = None, {}
         self._context_lengths = {key: len(f) for key, f in frames.items()}
@@ -1010,16 +1021,13 @@ n_iter_, t_
             bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
         )
 
-    def _tail(self, frame):
-        return frame.iloc[-max(self.window_, self.season_) :].copy()
-
     def _with_context(self, key, frame):
         """(frame with the kept context prepended when it follows it, rows added)."""
         ctx = self._context.get(key)
         offset = self._frame_layout.offset
-        if ctx is None or frame.index[0] != ctx.index[-1] + offset:
+        if ctx is None or frame.index[0] != ctx.last + offset:
             return frame, 0
-        joined = pd.concat([ctx, frame])
+        joined = pd.concat([ctx.frame(), frame])
         joined.index = pd.date_range(
             ctx.index[0], periods=len(joined), freq=offset, name=frame.index.name
         )

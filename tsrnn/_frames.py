@@ -330,7 +330,7 @@ class FrameLayout:
             )
         out = {}
         for key, frame in frames.items():
-            expected = self.future_index(frame, horizon)
+            expected = self.future_index(frame.index[-1], horizon)
             if key not in by_key:
                 raise InputError(f"future has no rows for series {key!r}.")
             values = by_key[key][self.known]
@@ -347,11 +347,9 @@ class FrameLayout:
             out[key] = values.to_numpy(np.float64)
         return out
 
-    def future_index(self, frame, horizon, name=None):
-        """The ``horizon`` timestamps after the last row of ``frame``."""
-        return pd.date_range(
-            frame.index[-1] + self.offset, periods=horizon, freq=self.offset, name=name
-        )
+    def future_index(self, last, horizon, name=None):
+        """The ``horizon`` timestamps after the timestamp ``last``."""
+        return pd.date_range(last + self.offset, periods=horizon, freq=self.offset, name=name)
 
     # ------------------------------------------------------------------
     # Messages

@@ -30,7 +30,6 @@ next segment, a prediction continued by the caller); ``take_state`` and
 """
 
 import numpy as np
-from sklearn.utils import gen_batches
 
 from tsrnn._weights import FlatWeights
 from tsrnn.functional import rnn_backward, rnn_forward
@@ -236,7 +235,10 @@ class RecurrentNetwork(FlatWeights):
         dtype = self._flat.dtype
         Z = np.empty((n, T, self.n_outputs_) if per_step else (n, self.n_outputs_), dtype)
         final_all = None
-        for rows in gen_batches(n, self._block_size(T)):
+        block = self._block_size(T)
+        # Plain slices, not sklearn's gen_batches: it validates its arguments
+        # on every call, which took longer than a batch-1 forward (issue 13).
+        for rows in (slice(i, min(i + block, n)) for i in range(0, n, block)):
             ls = None if lengths is None else lengths[rows]
             st = None if state is None else take_state(state, rows)
             top, _, final = self._forward_stack(X[rows], training=False, lengths=ls,

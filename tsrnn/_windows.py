@@ -40,7 +40,6 @@ gives the others' weights with every minibatch.
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.utils import gen_batches
 
 from tsrnn._baselines import LagBaseline
 from tsrnn.exceptions import InputError
@@ -111,12 +110,7 @@ class Encoder:
         if layout.known:
             A = np.hstack([A, np.zeros((len(A), 1))])
         if future is not None:
-            block = np.zeros((self.horizon, A.shape[1]))
-            scaled = (future - mean[n_past:]) / scale[n_past:]
-            steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
-            self.check_range(scaled, future, steps, "future", first=n_past)
-            block[:, n_past:-1] = scaled
-            A = np.vstack([A, block])
+            A = np.vstack([A, self.future_block(future)])
             pad = np.full((self.horizon, n_t), np.nan)
             Y, out["R"], out["Rff"] = (np.vstack([a, pad]) for a in (Y, out["R"], out["Rff"]))
             if out["causal"] is not None:
@@ -128,6 +122,38 @@ class Encoder:
         out["A"] = A.astype(self.dtype, copy=False)
         out["Y"] = Y.astype(self.dtype, copy=False)
         return out
+
+    def future_block(self, future):
+        """Input rows (horizon, n_inputs) of known-future values (horizon, n_known).
+
+        Zeros (the training mean) in the target and past-covariate columns and
+        in the future flag, which the windows set (``ForecastWindows``).
+        """
+        n_past = self.layout.n_past
+        mean, scale = self.scaler.mean_, self.scaler.scale_
+        block = np.zeros((self.horizon, len(self.layout.columns) + 1))
+        scaled = (future - mean[n_past:]) / scale[n_past:]
+        steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
+        self.check_range(scaled, future, steps, "future", first=n_past)
+        block[:, n_past:-1] = scaled
+        return block
+
+    def encode_rows(self, raw, checked=False):
+        """Model inputs (n, n_inputs) of rows without gaps, one row at a time.
+
+        Row for row what :meth:`encode` gives a frame whose rows are all
+        observed (scaled, + the future flag column); streaming encodes only
+        the new rows with it. With ``checked``, None when a value is not
+        finite or standardises beyond the dtype (the caller then takes the
+        path that names it); otherwise the caller checks the range.
+        """
+        scaled = (raw - self.scaler.mean_) / self.scaler.scale_
+        if checked and not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
+            return None
+        A = np.nan_to_num(scaled)
+        if self.layout.known:
+            A = np.hstack([A, np.zeros((len(A), 1))])
+        return A.astype(self.dtype, copy=False)
 
     def check_range(self, scaled, raw, index, what, first=0):
         """Raise for inf, or values that standardise beyond the model's dtype.
@@ -376,7 +402,9 @@ class ForecastWindows:
         idx = np.arange(self.n_items)[idx]
         out = np.empty((len(idx), self.horizon, self.n_targets))
         block = max(1, _GATHER_BYTES // (self.length * self.shape[2] * self._A.itemsize))
-        for rows in gen_batches(len(idx), block):
+        # Plain slices: sklearn's gen_batches validates its arguments on every
+        # call, which costs more than a streamed forecast's baseline.
+        for rows in (slice(i, min(i + block, len(idx))) for i in range(0, len(idx), block)):
             out[rows] = self.baseline(self._gather(idx[rows]))
         return out
 
@@ -403,3 +431,29 @@ class ForecastWindows:
         if self._W is None:
             return X, Y
         return X, Y, self.weights(idx)
+
+
+class GatheredWindows:
+    """Inputs of some forecast origins, already gathered into one array.
+
+    The inference side of :class:`ForecastWindows` (``shape``, ``n_items``,
+    row slices, ``baselines``) over an array (B, length, n_inputs) that the
+    streaming context cut from the rows it keeps (``_stream_context.py``).
+
+    Parameters
+    ----------
+    X : ndarray (B, length, n_inputs)
+    baseline : callable, as for ForecastWindows
+    """
+
+    ndim = 3
+
+    def __init__(self, X, baseline):
+        self.X, self.baseline = X, baseline
+        self.shape, self.n_items = X.shape, len(X)
+
+    def __getitem__(self, rows):
+        return self.X[rows]
+
+    def baselines(self):
+        return np.asarray(self.baseline(self.X), dtype=np.float64)

@@ -1,0 +1,242 @@
+"""The forecaster's kept context as arrays: what ``update()`` and ``predict()`` work on.
+
+Design
+------
+A streaming forecaster is called once per new reading, so the cost of a call
+is the cost of the pandas machinery around a small computation: concatenating
+the new rows to the context, putting them on the time grid, encoding the
+whole context, building windows and a result frame took milliseconds, the
+network's forward pass on one window about 50 microseconds (issue 13). So
+the context is kept as arrays, one ``SeriesContext`` per series:
+
+* the raw values of the last ``max(window, season)`` rows (NaN where
+  missing), as the frames fit and update saw them;
+* the same rows encoded as the network's inputs (scaled, with the future
+  flag column), each row encoded once, when it arrives;
+* the timestamp of the last row; the others follow from the time step.
+
+``update()`` first tries the fast ingest (``StreamingContext._ingest_fast``):
+one series, a fixed time step, exactly the fitted columns, timestamps that
+continue the context step by step and values that are finite and within the
+model's range. Then it encodes only the new rows, in numpy. Anything else
+(several series, resampling with ``freq=``, a skipped or repeated
+timestamp, a missing value, a wrong column) takes the general path through
+``FrameLayout``, which puts the rows on the grid and refuses bad data with
+the messages that name the column, series and timestamp. Both paths end in
+the same arrays, and everything after them is shared: the forecasts are
+computed from windows cut from the encoded rows (``GatheredWindows``), so
+they are the batch ``predict``'s, row for row. A window with a missing value
+is the exception: its causal filling depends on the rows around the gap, so
+it is encoded from the context's frame by ``Encoder.encode``, as a batch
+``predict`` does.
+
+The frames are still there for what needs them (``backtest`` prepending the
+context, ``plot``, the general path): ``SeriesContext.frame()`` rebuilds one
+from the arrays.
+"""
+
+import numpy as np
+import pandas as pd
+
+from tsrnn._frames import where
+from tsrnn._windows import ForecastWindows, GatheredWindows, stack_inference
+from tsrnn.exceptions import InputError
+
+
+class SeriesContext:
+    """The kept rows of one series on its regular time grid.
+
+    Parameters
+    ----------
+    raw : ndarray (n, n_columns) float64
+        Values of the model columns (targets, past, known-future), NaN where
+        missing.
+    inputs : ndarray (n, n_inputs) of the model dtype
+        The rows encoded (``Encoder.encode_rows``); valid for rows without
+        a gap only.
+    last : Timestamp or DatetimeIndex
+        Timestamp of the last row, or an index ending with it (read when
+        needed: making a Timestamp costs as much as encoding a row).
+    layout : FrameLayout
+    name : the time index's name
+    index_dtype : dtype of the time index (its unit and time zone)
+    """
+
+    def __init__(self, raw, inputs, last, layout, name, index_dtype):
+        self.raw, self.inputs, self._last = raw, inputs, last
+        self.layout, self.name, self.index_dtype = layout, name, index_dtype
+        self.gaps = np.isnan(raw).any(axis=1)
+
+    @classmethod
+    def from_frame(cls, frame, encoder):
+        """The context of a regular frame of the model columns (checked for range)."""
+        raw = frame.to_numpy(np.float64)
+        # The range check of Encoder.encode, for rows the stream will use.
+        scaled = (raw - encoder.scaler.mean_) / encoder.scaler.scale_
+        encoder.check_range(scaled, raw, frame.index, "X")
+        index = frame.index
+        return cls(raw, encoder.encode_rows(raw), index[-1], encoder.layout, index.name,
+                   index.dtype)
+
+    @property
+    def last(self):
+        """Timestamp of the last row."""
+        if isinstance(self._last, pd.DatetimeIndex):
+            self._last = self._last[-1]
+        return self._last
+
+    def __len__(self):
+        return len(self.raw)
+
+    @property
+    def index(self):
+        """The rows' timestamps (a regular DatetimeIndex)."""
+        return pd.date_range(end=self.last, periods=len(self), freq=self.layout.offset,
+                             name=self.name)
+
+    def frame(self):
+        """The rows as the frame fit and update saw them (a new copy)."""
+        return pd.DataFrame(self.raw.copy(), index=self.index, columns=self.layout.columns)
+
+    def appended(self, raw, inputs, last):
+        """A context with rows appended (raw, encoded, last timestamp); self is unchanged."""
+        return SeriesContext(np.concatenate([self.raw, raw]),
+                             np.concatenate([self.inputs, inputs]),
+                             last, self.layout, self.name, self.index_dtype)
+
+    def tail(self, n):
+        """The last n rows."""
+        if len(self) <= n:
+            return self
+        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.layout,
+                             self.name, self.index_dtype)
+
+    def last_value(self, unit):
+        """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
+        if isinstance(self._last, pd.DatetimeIndex) and self._last.unit == unit:
+            return int(self._last.asi8[-1])
+        return self.last.as_unit(unit).value
+
+    def clean(self, first, last):
+        """Whether rows first .. last (positions) have no missing value."""
+        return not self.gaps[first : last + 1].any()
+
+
+class StreamingContext:
+    """Mixin for ``RNNForecaster``: the kept contexts, their growth and their windows.
+
+    ``self._context`` is ``{series key: SeriesContext}``.
+    """
+
+    def _keep(self):
+        """Rows kept per series."""
+        return max(self.window_, self.season_)
+
+    def _set_context(self, frames):
+        """Keep the tails of regular frames {key: frame} (at fit)."""
+        self._context = {
+            key: SeriesContext.from_frame(f.iloc[-self._keep() :], self._encoder)
+            for key, f in frames.items()
+        }
+
+    def _ingest_fast(self, X):
+        """{None: (grown context, n_old)} for the rows of X, or None.
+
+        None means that X needs the general path (``_ingest``): anything but
+        rows of exactly the fitted columns that continue the one series'
+        context step by step with finite values in the model's range. This
+        path does every check of validate_data (same feature names) and of
+        the general path, on arrays.
+        """
+        layout = self._frame_layout
+        ctx = self._context.get(None)
+        names = getattr(self, "feature_names_in_", None)
+        index = X.index
+        if (ctx is None or layout.multi or layout.resample or not len(X) or names is None
+                or not isinstance(layout.offset, pd.offsets.Tick)
+                or not isinstance(index, pd.DatetimeIndex)
+                or index.dtype != ctx.index_dtype
+                or X.columns.tolist() != names.tolist()):
+            return None
+        stamps = index.asi8
+        step = pd.Timedelta(layout.offset).as_unit(index.unit).value
+        last = ctx.last_value(index.unit)
+        if len(stamps) == 1:
+            if stamps[0] != last + step:
+                return None
+        elif not np.array_equal(stamps, last + step * np.arange(1, len(stamps) + 1)):
+            return None
+        try:
+            if layout.columns == names.tolist():
+                raw = X.to_numpy(np.float64)
+            else:
+                raw = X[layout.columns].to_numpy(np.float64)
+        except (TypeError, ValueError):
+            return None  # e.g. a nullable column holding pd.NA
+        inputs = self._encoder.encode_rows(raw, checked=True)
+        if inputs is None:
+            return None  # a gap, inf or a value beyond the dtype: named by _ingest
+        grown = ctx.appended(raw, inputs, index)
+        return {None: (grown, len(ctx))}
+
+    def _ingest(self, X):
+        """{key: (grown context, n_old)} for the rows of X, through the frames.
+
+        Puts the new rows of every series on the time grid after the kept
+        ones and refuses them (InputError naming the series, column and
+        timestamp) when they do not follow, are irregular, have gaps that
+        ``missing`` does not allow or values beyond the model's range.
+        """
+        layout = self._frame_layout
+        grown = {}
+        for key, new in layout.split(X, regularize=False).items():
+            old = self._context.get(key)
+            if old is not None and len(new) and new.index[0] <= old.last:
+                raise InputError(
+                    f"update() needs rows after {old.last}, the last timestamp seen"
+                    f"{where(key)}; the new rows start at {new.index[0]}."
+                )
+            combined = new if old is None else pd.concat([old.frame(), new])
+            combined = layout.regularize(combined, key)
+            layout.check_gaps(combined, key)
+            grown[key] = (SeriesContext.from_frame(combined, self._encoder),
+                          0 if old is None else len(old))
+        return grown
+
+    def _context_windows(self, items):
+        """Windows of some origins of some contexts, in one batch.
+
+        ``items`` is a list of ``(key, context, origins, future)``, origins
+        being positions in the context and future (horizon, n_known) the
+        known-future values or None. The windows are cut from the encoded
+        rows when none of them holds a gap; otherwise every context is
+        encoded from its frame with causal filling, as the batch predict
+        encodes its history (``Encoder.encode``, ``ForecastWindows``).
+        """
+        w = self.window_
+        if all(ctx.clean(min(o) - w + 1, max(o)) for _, ctx, o, _ in items):
+            parts = []
+            for _, ctx, origins, future in items:
+                if len(origins) == 1:
+                    X = ctx.inputs[None, origins[0] - w + 1 : origins[0] + 1]
+                else:
+                    X = np.stack([ctx.inputs[p - w + 1 : p + 1] for p in origins])
+                if future is not None:
+                    # The future rows as ForecastWindows gathers them: zeros
+                    # in the past columns, the known values, the flag set.
+                    block = self._encoder.future_block(future)
+                    block[:, -1] = 1
+                    block = np.broadcast_to(block.astype(X.dtype), (len(X),) + block.shape)
+                    X = np.concatenate([X, block], axis=1)
+                parts.append(X)
+            X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return GatheredWindows(X, self._baseline)
+        records = [self._encoder.encode(ctx.frame(), key, fitting=False, future=future)
+                   for key, ctx, _, future in items]
+        A, offsets, causal = stack_inference(records, self._frame_layout.n_past)
+        origins = np.concatenate([o + np.asarray(p) for o, (_, _, p, _) in zip(offsets, items)])
+        layout = self._frame_layout
+        return ForecastWindows(
+            A, origins, w, self.horizon, layout.n_past, len(layout.targets),
+            bool(layout.known), causal=causal, baseline=self._baseline,
+        )
