@@ -1,4 +1,5 @@
-"""Next-letter prediction and text sampling: the classic char-RNN, letter by letter.
+"""Next-letter prediction and text sampling: the classic char-RNN, letter by letter
+================================================================================
 
 The text is cut into a few long sequences of characters, read side by side
 as one minibatch (Karpathy's char-rnn). Step t of a sequence is the one-hot
@@ -15,6 +16,8 @@ then fed back alone, starting from the state the previous call returned.
 
 The text is the opening of Lewis Carroll's "Alice's Adventures in
 Wonderland" (1865), which is in the public domain.
+
+Run it::
 
     python examples/char_rnn.py           # about 15 seconds on 2 cores
     python examples/char_rnn.py --quick   # seconds, for smoke tests
@@ -133,6 +136,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     main(parser.parse_args().quick)

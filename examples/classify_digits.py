@@ -1,10 +1,13 @@
-"""Classify images by reading them row by row, as the classic MNIST LSTM does.
+"""Classify images by reading them row by row, as the classic MNIST LSTM does
+==========================================================================
 
 scikit-learn's 8x8 handwritten digits (bundled with sklearn, no download) are
 turned into sequences of 8 time steps with 8 pixels each: the network sees the
 top row first and the bottom row last, and classifies the digit from its final
 hidden state. This is the 3-D input of RNNClassifier:
 ``(n_sequences, n_timesteps, n_features)``, one label per sequence.
+
+Run it::
 
     python examples/classify_digits.py           # about a minute on 2 cores
     python examples/classify_digits.py --quick   # a few seconds, lower accuracy
@@ -45,6 +48,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     main(parser.parse_args().quick)

@@ -1,4 +1,5 @@
-"""Fit one forecaster per sensor, spread over a dask.distributed cluster.
+"""Fit one forecaster per sensor, spread over a dask.distributed cluster
+=====================================================================
 
 A fleet of temperature sensors (sites) is forecast 24 hours ahead, each by its
 own RNNForecaster. The fits are independent, so they are ideal dask tasks:
@@ -17,6 +18,8 @@ recurrent kernels in it use OpenMP threads. To keep workers x OpenMP threads
 to ``cores // workers`` through dask's ``distributed.nanny.pre-spawn-environ``
 (the environment the nanny gives a worker before it starts; dask's default
 there is OMP_NUM_THREADS=1). Each result reports the count its worker saw.
+
+Run it::
 
     python examples/dask_many_sensors.py                  # 32 sensors, local cluster (README: run time)
     python examples/dask_many_sensors.py --quick          # seconds, for smoke tests
@@ -118,7 +121,8 @@ def run(client, sensors, params):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--sensors", type=int, default=32)
     parser.add_argument("--rows", type=int, default=4000, help="hours per sensor")
     parser.add_argument("--workers", type=int, default=2,

@@ -1,4 +1,5 @@
-"""Forecast tomorrow's air temperature from a year of hourly weather, in pandas.
+"""Forecast tomorrow's air temperature from a year of hourly weather, in pandas
+============================================================================
 
 RNNForecaster takes a DataFrame indexed by time and returns one indexed by the
 next ``horizon`` timestamps. Every numeric column is an input (here: humidity,
@@ -11,6 +12,8 @@ The last four weeks are held out: the model never trains on them, and the
 backtest forecasts 24 hours ahead from every hour of those weeks, next to the
 two forecasts any model must beat: persistence (tomorrow = the last value) and
 seasonal naive (tomorrow = the same hour today).
+
+Run it::
 
     python examples/forecast_weather.py                  # about a minute on 2 cores
     python examples/forecast_weather.py --plot fc.png    # also draw the forecast
@@ -68,7 +71,8 @@ def main(quick=False, plot=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--plot", metavar="PNG", help="write a plot of the forecast here")
     args = parser.parse_args()

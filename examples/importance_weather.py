@@ -1,4 +1,5 @@
 """Which sensors does a forecast of the air temperature rely on?
+=============================================================
 
 Permutation importance (scikit-learn's ``permutation_importance``) shuffles
 one column of the held-out weeks at a time, backtests the forecaster again and
@@ -6,6 +7,8 @@ reports how much worse the forecasts got. ``RNNForecaster.score(X, y)`` takes
 the true targets separately, so shuffling the target column itself measures
 how much the forecasts use its history, while the forecasts are still scored
 against the real temperatures.
+
+Run it::
 
     python examples/importance_weather.py                  # a minute or two on 2 cores
     python examples/importance_weather.py --plot imp.png   # also a bar chart
@@ -61,7 +64,8 @@ def main(quick=False, plot=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart here")
     args = parser.parse_args()

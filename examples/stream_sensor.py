@@ -1,4 +1,5 @@
-"""Stream a weather sensor through a fitted forecaster, one reading at a time.
+"""Stream a weather sensor through a fitted forecaster, one reading at a time
+==========================================================================
 
 A gateway receives one row per hour. After fitting on the first months,
 each new row goes to ``update()``, which checks it, checks the forecasts the
@@ -8,6 +9,8 @@ script times both calls and prints their latency percentiles, and checks
 that every streamed forecast is the one a batch ``predict`` on the whole
 history gives: the median exactly (to float rounding), the band up to the
 offsets ``update()`` tracked (``calibration_rate``).
+
+Run it::
 
     python examples/stream_sensor.py            # about half a minute on 2 cores
     python examples/stream_sensor.py --quick    # seconds, for smoke tests
@@ -75,6 +78,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # sphinx-gallery runs the script without its docstring.
+    ap = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small model and stream (seconds)")
     main(**vars(ap.parse_args()))

@@ -1,4 +1,5 @@
-"""Train an LSTM in PyTorch, then run it with tsrnn, without torch.
+"""Train an LSTM in PyTorch, then run it with tsrnn, without torch
+===============================================================
 
 tsrnn's weights have exactly the names, shapes and gate order of
 ``torch.nn.LSTM`` / ``torch.nn.GRU``, so a state_dict moves across with no
@@ -14,6 +15,8 @@ conversion:
 The script checks that both give torch's outputs to float32 rounding.
 
 Needs PyTorch (``pip install torch``); the test suite skips it without torch.
+
+Run it::
 
     python examples/torch_weights.py           # under a minute
     python examples/torch_weights.py --quick   # fewer torch training steps
@@ -107,6 +110,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     main(parser.parse_args().quick)

@@ -1,4 +1,5 @@
-"""Tune the cell type and window length with GridSearchCV and TimeSeriesSplit.
+"""Tune the cell type and window length with GridSearchCV and TimeSeriesSplit
+==========================================================================
 
 RNNRegressor takes a 2-D stream (rows are hours, columns are sensors) and
 predicts one value per row from the ``window`` rows ending at it. Here the
@@ -9,6 +10,8 @@ Because the estimator is an ordinary scikit-learn regressor, the usual tools
 apply unchanged: a Pipeline scales each sensor, TransformedTargetRegressor
 scales the target, and TimeSeriesSplit only ever validates on hours that come
 after the training hours, so the search cannot peek at the future.
+
+Run it::
 
     python examples/tune_gridsearch.py           # 2-5 minutes on 2 cores
     python examples/tune_gridsearch.py --quick   # seconds, for smoke tests
@@ -79,6 +82,7 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs the script without its docstring.
+    parser = argparse.ArgumentParser(description=(__doc__ or " ").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
     main(parser.parse_args().quick)

@@ -1,14 +1,18 @@
-"""The README is the front door: every Python block in it must run.
+"""The README is the front door, the user guide owns the detail: every
+Python block in either must run.
 
-Each ```python block is executed on its own, as a reader would paste it, with
+Each ```python block of the README and each ``.. code-block:: python`` of
+``docs/`` is executed on its own, as a reader would paste it, with
 ``max_iter`` cut to 2 so the suite stays fast; the blocks assert their own
 claims where they make one (e.g. identical results for any thread count). The
-shell blocks are checked for what can be checked without installing: the two
-first-five-minutes commands, and that every ``tsrnn forecast`` line uses
-options the command line accepts.
+shell commands are checked for what can be checked without installing: the
+two first-five-minutes commands, and that every ``tsrnn forecast`` line uses
+options the command line accepts. The option list itself is generated from
+the parser (``docs/cli.rst``), so it cannot drift.
 """
 import re
 import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,8 +22,28 @@ from tsrnn.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent  # the checkout holding tests/
 README = ROOT / "README.md"
 TEXT = README.read_text()
-PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", TEXT, re.S | re.M)
+README_BLOCKS = re.findall(r"^```python\n(.*?)^```", TEXT, re.S | re.M)
 SHELL_BLOCKS = re.findall(r"^```sh\n(.*?)^```", TEXT, re.S | re.M)
+
+DOCS = ROOT / "docs"
+DOC_PAGES = sorted(DOCS.glob("*.rst")) + sorted((DOCS / "user_guide").glob("*.rst"))
+
+
+def _rst_blocks(text, opener):
+    """The indented blocks that follow each line matching ``opener``, dedented."""
+    pattern = rf"^{opener}\n\n((?:[ ]{{4}}.*\n|\n)+)"
+    return [textwrap.dedent(block).strip() + "\n" for block in re.findall(pattern, text, re.M)]
+
+
+# (where, code): the README's blocks, then the docs pages' in order.
+PYTHON_BLOCKS = [(f"README.md:{TEXT[:TEXT.index(code)].count(chr(10)) + 1}", code)
+                 for code in README_BLOCKS]
+for page in DOC_PAGES:
+    PYTHON_BLOCKS += [(f"{page.relative_to(ROOT)}#{i}", code)
+                      for i, code in enumerate(_rst_blocks(page.read_text(), r"\.\. code-block:: python"), 1)]
+# Shell commands of the docs: the literal blocks after a paragraph ending in "::".
+DOC_SHELL_BLOCKS = [block for page in DOC_PAGES
+                    for block in _rst_blocks(page.read_text(), r"(?:.*::|::)")]
 
 # The extras bring matplotlib for --plot and tqdm for the progress bar, so the
 # first command shows the whole main job on a fresh machine.
@@ -34,21 +58,19 @@ def _shorten(code):
 
 # Two epochs do not converge, by design of _shorten.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize(
-    "code", PYTHON_BLOCKS,
-    ids=[f"block{i}-line{TEXT[:TEXT.index(code)].count(chr(10)) + 1}"
-         for i, code in enumerate(PYTHON_BLOCKS, 1)],
-)
-def test_python_block_runs(code, monkeypatch, tmp_path):
+@pytest.mark.parametrize("where, code", PYTHON_BLOCKS, ids=[w for w, _ in PYTHON_BLOCKS])
+def test_python_block_runs(where, code, monkeypatch, tmp_path):
     if re.search(r"^import torch|^from torch", code, re.M):
         pytest.importorskip("torch")
+    if re.search(r"^import dask|^from dask", code, re.M):
+        pytest.importorskip("dask.distributed")
     if re.search(r"^import onnxruntime", code, re.M):
         pytest.importorskip("onnxruntime")  # in the test extra; optional elsewhere
     if "plot(" in code:
         matplotlib = pytest.importorskip("matplotlib")
         matplotlib.use("Agg")  # no window during tests
     monkeypatch.chdir(tmp_path)  # anything a block writes lands here
-    exec(compile(_shorten(code), str(README), "exec"), {"__name__": "__readme__"})
+    exec(compile(_shorten(code), where, "exec"), {"__name__": "__readme__"})
     if "plot(" in code:
         import matplotlib.pyplot as plt
 
@@ -56,13 +78,27 @@ def test_python_block_runs(code, monkeypatch, tmp_path):
 
 
 def test_there_are_python_blocks():
-    # The examples the issue asks for: forecasting, grid search, sequence
-    # classification, threads, functional API, torch weights.
-    assert len(PYTHON_BLOCKS) >= 6
+    # The README shows the forecaster; the user guide the rest: grid search,
+    # sequence classification, threads, functional API, torch weights, dask,
+    # each forecasting job, the sequence features and the ONNX export.
+    assert any("RNNForecaster(" in code for code in README_BLOCKS)
+    assert len(PYTHON_BLOCKS) >= 12
     for needle in ("RNNForecaster(", "GridSearchCV(", "TimeSeriesSplit(", "RNNClassifier(",
                    'threadpool_limits(1, user_api="openmp")', "init_params(",
-                   "rnn_backward(", "{k: v.numpy() for k, v in"):
-        assert any(needle in code for code in PYTHON_BLOCKS), needle
+                   "rnn_backward(", "{k: v.numpy() for k, v in", 'parallel_backend("dask")',
+                   "known_future=", "series_id=", 'missing="mask"', ".intervals", ".update(",
+                   "baseline_", "lengths=lengths", "bidirectional=True", "tbptt_length=",
+                   "initial_state=", "save_onnx(", "to_onnx(", "permutation_importance(",
+                   "sample_weight="):
+        assert any(needle in code for _, code in PYTHON_BLOCKS), needle
+
+
+def test_getting_started_includes_the_readme_block():
+    # docs/getting_started.rst shows the README's forecast by literalinclude,
+    # starting at its first line; that line must stay where the page looks.
+    page = (DOCS / "getting_started.rst").read_text()
+    start = re.search(r":start-at: (.*)", page).group(1)
+    assert README_BLOCKS[0].startswith(start)
 
 
 def test_first_command_installs_and_forecasts_second_runs_the_tests():
@@ -86,7 +122,7 @@ def test_test_extra_provides_pytest():
 def _forecast_commands():
     """Every `tsrnn forecast ...` command in the shell blocks, continuation lines joined."""
     commands = []
-    for block in SHELL_BLOCKS:
+    for block in SHELL_BLOCKS + DOC_SHELL_BLOCKS:
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part)
@@ -103,19 +139,15 @@ def test_forecast_commands_use_real_options():
         parser.parse_args(argv)  # argparse exits (SystemExit) on an unknown option
 
 
-def test_option_table_matches_the_parser():
-    """Every option of `tsrnn forecast` is in the README's table, and nothing else."""
-    parser = build_parser()
-    forecast = parser._subparsers._group_actions[0].choices["forecast"]
-    options = {s for a in forecast._actions for s in a.option_strings if s.startswith("--")}
-    options.discard("--help")
-    in_table = set(re.findall(r"^\| `(--[a-z-]+)", TEXT, re.M))
-    in_table |= set(re.findall(r"^\| `--out PATH`, `(--plot) PATH`", TEXT, re.M))
-    assert in_table == options
+def test_cli_page_is_generated_from_the_parser():
+    page = (DOCS / "cli.rst").read_text()
+    assert ".. argparse::" in page and ":func: build_parser" in page
 
 
 def test_links_point_to_files():
-    for target in re.findall(r"\]\(([^)#]+)\)", TEXT):
+    targets = re.findall(r"\]\(([^)#]+)\)", TEXT)
+    assert any(t.startswith("docs/") for t in targets)  # the README sends readers on
+    for target in targets:
         if "://" not in target:
             assert (ROOT / target).exists(), target
 

@@ -1,6 +1,11 @@
 """tsrnn: fast LSTM/GRU models for pandas sensor data, as scikit-learn estimators."""
 import os as _os
 
+# The one place the version is written: pyproject.toml reads it from here
+# (setuptools' ``attr:``, which parses this file without importing it, so no
+# compiled kernels are needed to build), and ``tsrnn --version`` prints it.
+__version__ = "0.1.0"
+
 
 def _load_kernels_with_short_spin():
     """Import the kernels with libgomp's idle threads spinning briefly.
@@ -34,7 +39,6 @@ from ._classifier import RNNClassifier  # noqa: E402
 from ._forecaster import RNNForecaster  # noqa: E402
 from ._regressor import RNNRegressor  # noqa: E402
 
-__version__ = "0.1.0"
 __all__ = [
     "RNNClassifier",
     "RNNForecaster",

@@ -125,6 +125,8 @@ cdef extern from "_kernels.h":
     int tsrnn_openmp() noexcept nogil
     int tsrnn_max_threads() noexcept nogil
     int tsrnn_avx512() noexcept nogil
+    int tsrnn_n_dispatched() noexcept nogil
+    const char* tsrnn_dispatched(int i, const char** isa) noexcept nogil
     int tsrnn_all_finite_f32(const float* x, Py_ssize_t n) noexcept nogil
     int tsrnn_all_finite_f64(const double* x, Py_ssize_t n) noexcept nogil
 
@@ -199,12 +201,43 @@ CELL_PEEPHOLE = PEEPHOLE
 
 
 def openmp_enabled():
-    """True when the kernels were compiled with OpenMP."""
+    """True when the kernels were compiled with OpenMP.
+
+    Without OpenMP (a source build whose compiler lacks it, or
+    ``TSRNN_NO_OPENMP=1``) every kernel runs on one thread. The wheels are
+    built with OpenMP.
+
+    Returns
+    -------
+    enabled : bool
+
+    Examples
+    --------
+    >>> import tsrnn
+    >>> tsrnn.openmp_enabled() in (True, False)
+    True
+    """
     return bool(tsrnn_openmp())
 
 
 def max_threads():
-    """Threads the next kernel call may use (omp_get_max_threads)."""
+    """Threads the next kernel call may use (``omp_get_max_threads``).
+
+    Read at call time, so ``OMP_NUM_THREADS`` and threadpoolctl's
+    ``threadpool_limits(n, user_api="openmp")`` govern it; 1 without OpenMP.
+
+    Returns
+    -------
+    n_threads : int
+
+    Examples
+    --------
+    >>> import tsrnn
+    >>> from threadpoolctl import threadpool_limits
+    >>> with threadpool_limits(1, user_api="openmp"):
+    ...     print(tsrnn.max_threads())
+    1
+    """
     return tsrnn_max_threads()
 
 
@@ -262,6 +295,24 @@ def first_nonfinite(arrays):
 def simd_width_bits():
     """Vector width of the recurrent micro-kernel on this CPU (256 or 512)."""
     return 512 if tsrnn_avx512() else 256
+
+
+def dispatched_isa():
+    """Instruction set each runtime-dispatched C kernel runs in this process.
+
+    A dict from the C function's name to ``"x86-64-v4"`` (AVX-512),
+    ``"x86-64-v3"`` (AVX2 + FMA), ``"x86-64"`` (the SSE2 baseline) or, for the
+    packed micro-kernel, ``"avx512f"``: the clone the dynamic loader bound,
+    read from the resolved function pointers (see the end of _kernels.c).
+    Empty where the build has no clones (not x86-64, or not gcc >= 12).
+    """
+    cdef const char* isa = NULL
+    cdef const char* name
+    report = {}
+    for i in range(tsrnn_n_dispatched()):
+        name = tsrnn_dispatched(i, &isa)
+        report[name.decode()] = isa.decode()
+    return report
 
 
 cdef inline Py_ssize_t packed_size(floating dummy, Py_ssize_t n, Py_ssize_t k) noexcept nogil:

@@ -182,7 +182,7 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
     n_features_in_ : int
         Number of features (sensors) seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of X, when it was a DataFrame with string column names.
 
     rnn_params_ : dict of str to ndarray

@@ -16,7 +16,16 @@ from tsrnn.exceptions import InputError
 
 
 class UsageError(InputError):
-    """A problem with the CSV or the options: reported in one line, exit 2."""
+    """A problem with the CSV or the options: reported in one line, exit 2.
+
+    Examples
+    --------
+    :func:`tsrnn.cli.main` reports it on stderr and returns 2:
+
+    >>> from tsrnn.cli import main
+    >>> main(["forecast", "no-such-file.csv"])
+    2
+    """
 
 
 def _shown(value):

@@ -1028,3 +1028,80 @@ TSRNN_CLONES void tsrnn_peep_grads_f64(ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t T,
                      cs + r * H, acc);
     }
 }
+
+/* ======================================================================== */
+/* Which clone runs (for tests and bug reports)                              */
+/* ======================================================================== */
+
+/* The dynamic loader resolves every target_clones function once per process
+ * (an IRELATIVE relocation, the same one behind each call). A function pointer
+ * stored in data gets that same resolved address, so comparing it with the
+ * addresses of the clones tells which clone the calls run: this reports what
+ * the loader chose, it does not repeat the choice. The clones are local
+ * symbols named "<function>.arch_x86_64_v4", ".arch_x86_64_v3" and ".default"
+ * by gcc >= 12 (older gcc numbers them, so they report nothing), reachable
+ * through asm labels. The table is volatile so that gcc cannot fold the
+ * comparison of two distinct symbols to "unequal" at compile time. */
+#if TSRNN_X86_CLONES && __GNUC__ >= 12
+#define TSRNN_REPORT_CLONES 1
+/* X(function, highest clone) for every cloned function. */
+#define TSRNN_CLONED(X)                                                                   \
+    X(tsrnn_all_finite_f32, v4) X(tsrnn_all_finite_f64, v4) X(tsrnn_sigmoid_f32, v4)      \
+    X(tsrnn_tanh_f32, v4) X(tsrnn_lstm_step_forward_f32, v4)                              \
+    X(tsrnn_lstm_step_forward_f64, v4) X(tsrnn_gru_step_forward_f32, v4)                  \
+    X(tsrnn_gru_step_forward_f64, v4) X(tsrnn_lstm_step_backward_f32, v4)                 \
+    X(tsrnn_lstm_step_backward_f64, v4) X(tsrnn_gru_step_backward_f32, v4)                \
+    X(tsrnn_gru_step_backward_f64, v4) X(tsrnn_peep_grads_f32, v4)                        \
+    X(tsrnn_peep_grads_f64, v4) X(gemm256_f32, v3) X(gemm256_f64, v3)
+
+#define CLONE(fn, target) extern __typeof__(fn) fn##_##target __asm__(#fn "." #target);
+#define DECLARE_v4(fn) CLONE(fn, arch_x86_64_v4) DECLARE_v3(fn)
+#define DECLARE_v3(fn) CLONE(fn, arch_x86_64_v3) CLONE(fn, default)
+#define DECLARE(fn, top) DECLARE_##top(fn)
+TSRNN_CLONED(DECLARE)
+
+typedef void (*tsrnn_any_fn)(void);
+#define AS_FN(f) ((tsrnn_any_fn) (f))
+#define ENTRY_v4(fn) {#fn, AS_FN(fn), AS_FN(fn##_arch_x86_64_v4), AS_FN(fn##_arch_x86_64_v3), \
+                      AS_FN(fn##_default)},
+#define ENTRY_v3(fn) {#fn, AS_FN(fn), NULL, AS_FN(fn##_arch_x86_64_v3), AS_FN(fn##_default)},
+#define ENTRY(fn, top) ENTRY_##top(fn)
+static const volatile struct {
+    const char *name;
+    tsrnn_any_fn resolved, v4, v3, baseline;
+} clones[] = {TSRNN_CLONED(ENTRY)};
+enum { N_CLONED = sizeof clones / sizeof clones[0] };
+
+static const char *clone_isa(int i)
+{
+    const tsrnn_any_fn f = clones[i].resolved;
+    return f == clones[i].v4 ? "x86-64-v4" : f == clones[i].v3 ? "x86-64-v3"
+         : f == clones[i].baseline ? "x86-64" : "unknown";
+}
+#else
+#define TSRNN_REPORT_CLONES 0
+enum { N_CLONED = 0 };
+#endif
+
+/* The cloned functions, then tsrnn_packed_gemm_f32/_f64, which call the
+ * 512-bit micro-kernel where tsrnn_avx512() says so and gemm256 otherwise. */
+int tsrnn_n_dispatched(void) { return TSRNN_REPORT_CLONES ? N_CLONED + 2 : 0; }
+
+const char *tsrnn_dispatched(int i, const char **isa)
+{
+#if TSRNN_REPORT_CLONES
+    if (i >= 0 && i < N_CLONED) {
+        *isa = clone_isa(i);
+        return clones[i].name;
+    }
+    if (i == N_CLONED || i == N_CLONED + 1) {
+        const int f64 = i == N_CLONED + 1;
+        *isa = tsrnn_avx512() ? "avx512f" : clone_isa(N_CLONED - 2 + f64);  /* gemm256 */
+        return f64 ? "tsrnn_packed_gemm_f64" : "tsrnn_packed_gemm_f32";
+    }
+#else
+    (void) i;
+#endif
+    *isa = NULL;
+    return NULL;
+}

@@ -28,6 +28,12 @@
 TSRNN_API int tsrnn_openmp(void);       /* 1 when compiled with OpenMP */
 TSRNN_API int tsrnn_max_threads(void);  /* omp_get_max_threads(), or 1 */
 TSRNN_API int tsrnn_avx512(void);       /* the CPU has AVX-512F (x86-64 gcc >= 11) */
+/* Which code each dispatched kernel runs, as the loader bound it: for i in
+ * [0, tsrnn_n_dispatched()), the kernel's name, and in *isa "x86-64-v4",
+ * "x86-64-v3" or "x86-64" (the clone), "avx512f" (the 512-bit micro-kernel)
+ * or "unknown". n is 0 where gcc >= 12 built no x86 clones. */
+TSRNN_API int tsrnn_n_dispatched(void);
+TSRNN_API const char *tsrnn_dispatched(int i, const char **isa);
 
 /* ---- 1 when x[0:n] holds no NaN or inf ---- */
 TSRNN_API int tsrnn_all_finite_f32(const float *x, ptrdiff_t n);

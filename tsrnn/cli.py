@@ -429,6 +429,25 @@ def main(argv=None):
 
     0 on success, 2 for bad input or options, 1 when training fails; any
     other error propagates with its traceback (Python exits with 1).
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        The exit status.
+
+    Examples
+    --------
+    The ``tsrnn`` console script and ``python -m tsrnn`` call this; from
+    Python, pass the arguments as a list:
+
+    >>> from tsrnn.cli import main
+    >>> main(["forecast", "--max-iter", "1", "--out", "forecast.csv"])  # doctest: +SKIP
+    0
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -14,6 +14,19 @@ class InputError(ValueError):
     The message names the column, row, timestamp or shape at fault and says
     how to fix it: a missing column, a gap, timestamps out of order, too few
     rows for the window and horizon, values beyond the model's range.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from tsrnn import RNNForecaster
+    >>> from tsrnn.exceptions import InputError
+    >>> df = pd.DataFrame({"temp": [1.0, 2.0, 3.0]},
+    ...                   index=pd.date_range("2024-01-01", periods=3, freq="h"))
+    >>> try:
+    ...     RNNForecaster(target="pressure").fit(df)
+    ... except InputError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, ValueError))
+    InputError True
     """
 
 
@@ -21,4 +34,10 @@ class TrainingError(ValueError):
     """Training failed on data that passed every check (the loss diverged).
 
     No model is kept: the estimator is left unfitted.
+
+    Examples
+    --------
+    >>> from tsrnn.exceptions import InputError, TrainingError
+    >>> issubclass(TrainingError, ValueError), issubclass(TrainingError, InputError)
+    (True, False)
     """

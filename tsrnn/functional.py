@@ -34,6 +34,9 @@ from ._packing import check_lengths
 __all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
            "layer_param_shapes"]
 
+#: The cells every function here takes: ``"lstm"``, ``"gru"`` (PyTorch's
+#: gate order, reset gate after the hidden product) and ``"peephole"`` (an
+#: LSTM whose gates also read the cell state).
 CELLS = ("lstm", "gru", "peephole")
 _N_GATES = {"lstm": 4, "gru": 3, "peephole": 4}
 _CELL_CODE = {
@@ -129,6 +132,14 @@ def layer_param_shapes(cell, input_size, hidden_size, layer=0, bidirectional=Fal
     named with torch's ``_reverse`` suffix (``weight_ih_l0_reverse``, ...).
     As in torch, the names that start with ``bias_`` are the biases and every
     other array is a weight.
+
+    Examples
+    --------
+    >>> from tsrnn.functional import layer_param_shapes
+    >>> layer_param_shapes("gru", input_size=3, hidden_size=8, layer=1)
+    {'weight_ih_l1': (24, 3), 'weight_hh_l1': (24, 8), 'bias_ih_l1': (24,), 'bias_hh_l1': (24,)}
+    >>> list(layer_param_shapes("gru", 3, 8, bidirectional=True))[4:6]
+    ['weight_ih_l0_reverse', 'weight_hh_l0_reverse']
     """
     _check_cell(cell)
     gh = _N_GATES[cell] * hidden_size
@@ -151,6 +162,15 @@ def param_shapes(cell, input_size, hidden_size, num_layers=1, bidirectional=Fals
     in turn, the first taking ``input_size`` inputs and the others the
     output of the layer below: ``hidden_size``, or ``2 * hidden_size`` when
     ``bidirectional`` (both directions' outputs side by side, as in torch).
+
+    Examples
+    --------
+    >>> from tsrnn.functional import param_shapes
+    >>> shapes = param_shapes("lstm", input_size=3, hidden_size=8, num_layers=2)
+    >>> shapes["weight_ih_l0"], shapes["weight_ih_l1"]
+    ((32, 3), (32, 8))
+    >>> param_shapes("lstm", 3, 8, num_layers=2, bidirectional=True)["weight_ih_l1"]
+    (32, 16)
     """
     shapes = {}
     width = hidden_size * (2 if bidirectional else 1)
@@ -198,6 +218,16 @@ def init_params(cell, input_size, hidden_size, num_layers=1, dtype=np.float32,
     Returns
     -------
     params : dict of ndarray
+        Keyed and shaped as ``torch.nn.LSTM``'s (``GRU``'s) state_dict.
+
+    Examples
+    --------
+    >>> from tsrnn.functional import init_params
+    >>> params = init_params("lstm", input_size=3, hidden_size=8, random_state=0)
+    >>> list(params)
+    ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']
+    >>> params["weight_hh_l0"].shape, params["weight_hh_l0"].dtype
+    ((32, 8), dtype('float32'))
     """
     _check_cell(cell)
     input_size = _check_positive_int(input_size, "input_size")
@@ -407,6 +437,18 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     state : ndarray or tuple of ndarray
         Final state, laid out as the initial state.
     cache : RNNCache or None
+        What :func:`rnn_backward` needs; None when ``training`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsrnn.functional import init_params, rnn_forward
+    >>> params = init_params("gru", input_size=3, hidden_size=8, num_layers=2,
+    ...                      random_state=0)
+    >>> x = np.zeros((4, 10, 3), dtype=np.float32)     # batch, time, features
+    >>> out, h, cache = rnn_forward("gru", x, params, training=False)
+    >>> out.shape, h.shape, cache is None
+    ((4, 10, 8), (2, 4, 8), True)
     """
     _check_cell(cell)
     dtype, input_size, hidden_size, layers, n_dirs = _validate_params(cell, params)
@@ -550,6 +592,20 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
         them, zero past each sequence's length.
     grads : dict of ndarray, the keys and shapes of ``params``
     dstate : gradient w.r.t. the initial state, laid out as the state
+
+    Examples
+    --------
+    The gradients of ``out.sum()`` with respect to the input, the weights and
+    the initial state:
+
+    >>> import numpy as np
+    >>> from tsrnn.functional import init_params, rnn_backward, rnn_forward
+    >>> params = init_params("lstm", input_size=3, hidden_size=8, random_state=0)
+    >>> x = np.ones((4, 10, 3), dtype=np.float32)
+    >>> out, (h, c), cache = rnn_forward("lstm", x, params)
+    >>> dx, grads, (dh0, dc0) = rnn_backward(np.ones_like(out), cache)
+    >>> dx.shape, grads["weight_hh_l0"].shape, dh0.shape
+    ((4, 10, 3), (32, 8), (1, 4, 8))
     """
     if not isinstance(cache, RNNCache):
         raise TypeError(

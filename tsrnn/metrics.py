@@ -88,6 +88,13 @@ def mean_absolute_scaled_error(
         series is too short for one seasonal difference, or whose seasonal
         naive forecast has no error on it (a constant series, or one that
         repeats exactly with its season): MASE has no scale there.
+
+    Examples
+    --------
+    >>> from tsrnn.metrics import mean_absolute_scaled_error
+    >>> y_train = [1.0, 2.0, 3.0, 2.0, 1.0]    # one-step naive MAE: 1.0
+    >>> mean_absolute_scaled_error([2.0, 3.0], [2.5, 2.5], y_train=y_train)
+    0.5
     """
     y_true = np.asarray(y_true, dtype=float)
     y_train = np.asarray(y_train, dtype=float)
@@ -142,7 +149,15 @@ def _make_scorer(metric):
         f"Negated {metric} of a rolling-origin backtest on X (greater is better).\n\n"
         "Call as ``scorer(estimator, X, y=None)``: ``estimator`` is a fitted\n"
         "RNNForecaster or a Pipeline ending in one, and ``y`` is ignored. See\n"
-        "``RNNForecaster.backtest`` for the forecast origins and the context used."
+        "``RNNForecaster.backtest`` for the forecast origins and the context used.\n\n"
+        "Examples\n"
+        "--------\n"
+        ">>> from sklearn.model_selection import GridSearchCV, TimeSeriesSplit\n"
+        ">>> from tsrnn import RNNForecaster\n"
+        f">>> from tsrnn.metrics import {scorer.__name__.removeprefix('neg_')}\n"
+        ">>> search = GridSearchCV(RNNForecaster(target=\"temp_air\"),\n"
+        "...                       {\"window\": [24, 48]}, cv=TimeSeriesSplit(3),\n"
+        f"...                       scoring={scorer.__name__.removeprefix('neg_')})\n"
     )
     return scorer
 

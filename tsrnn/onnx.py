@@ -111,6 +111,25 @@ def to_onnx(estimator):
         forecaster ``missing="interpolate"`` or ``"mask"`` (gap filling), for
         the regressor and classifier ``bidirectional=True`` or a target at
         every step; the message names it.
+
+    Examples
+    --------
+    A regressor of 3-D sequences, served by onnxruntime:
+
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> from tsrnn import RNNRegressor
+    >>> from tsrnn.onnx import to_onnx
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(64, 5, 2)), rng.normal(size=64)
+    >>> reg = RNNRegressor(hidden_layer_sizes=8, max_iter=2, random_state=0).fit(X, y)
+    >>> model = to_onnx(reg)
+    >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+    (['X'], ['predictions'])
+    >>> session = ort.InferenceSession(model.SerializeToString())
+    >>> (predictions,) = session.run(None, {"X": X[:4].astype(np.float32)})
+    >>> bool(np.allclose(predictions, reg.predict(X[:4]), rtol=1e-5, atol=1e-6))
+    True
     """
     if isinstance(estimator, RNNForecaster):
         from tsrnn._onnx_forecaster import forecaster_model
@@ -153,6 +172,21 @@ def save_onnx(estimator, path):
     -------
     model : onnx.ModelProto
         The model that was written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import onnx
+    >>> from tsrnn import RNNForecaster
+    >>> from tsrnn.datasets import load_weather
+    >>> from tsrnn.onnx import save_onnx
+    >>> df = load_weather()[["temp_air", "dew_point"]].iloc[:500]
+    >>> f = RNNForecaster(target="temp_air", window=24, horizon=6, max_iter=2,
+    ...                   random_state=0).fit(df)
+    >>> path = os.path.join(tempfile.mkdtemp(), "forecaster.onnx")
+    >>> _ = save_onnx(f, path)
+    >>> [o.name for o in onnx.load(path).graph.output]
+    ['forecast']
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
