@@ -905,6 +905,12 @@ def test_forecaster_regressions_found_by_fuzzing():
     # The same values in a float64 model are fine: finite forecasts.
     wide = _forecaster(dtype=np.float64).fit(df)
     assert np.isfinite(wide.predict(df.assign(y=1e300)).to_numpy()).all()
+    # Two timestamps per series: the message said "00:00 follows 01:00 after
+    # -1 days +23:00:00" (the row before the first was the last).
+    two = pd.DataFrame({"site": ["a", "a", "b", "b"], "y": [1.0, 2.0, 3.0, 5.0]},
+                       index=pd.to_datetime(["2024-03-30 00:00", "2024-03-30 01:00"] * 2))
+    with pytest.raises(ValueError, match="2 timestamps are too few to infer a frequency"):
+        _forecaster(series_id="site").fit(two)
 
 
 def test_forecaster_is_not_fitted_after_a_failed_fit():

@@ -374,12 +374,15 @@ class FrameLayout:
 
     def _raise_irregular(self, index, key, expected=None):
         diffs = index[1:] - index[:-1]
+        # Fewer than 3 timestamps are regular at any step they show: only an
+        # inference from too few rows brings them here.
+        too_few = len(index) < 3 and index.freq is None and expected is None
         if expected is None:
             expected = pd.Series(diffs).mode().iloc[0] if len(diffs) else None
             alias = to_offset(expected).freqstr if expected is not None else "h"
         else:
             alias = expected.freqstr
-        if len(index) < 3 and index.freq is None and expected is None:
+        if too_few:
             detail = f"{len(index)} timestamps are too few to infer a frequency"
         else:
             regular = pd.date_range(index[0], periods=len(index), freq=alias)
