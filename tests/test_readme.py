@@ -156,3 +156,24 @@ def test_performance_section_defers_to_the_benchmarks():
     assert "\n## Performance\n" in TEXT
     section = TEXT.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
     assert "benchmarks/README.md" in section
+
+
+def test_accuracy_table_is_the_recorded_benchmark():
+    """The README's accuracy table is bench_accuracy's stored runs, to its 3 decimals."""
+    import json
+
+    results = {}
+    for path in sorted((ROOT / "benchmarks" / "results").glob("accuracy*.json")):
+        results.update(json.loads(path.read_text())["results"])
+    section = TEXT.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    models = header[1:-1]  # the last column is tsrnn's band coverage
+    rows = [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in lines[1:]]
+    assert sorted(row[0] for row in rows) == sorted(results)
+    for name, *cells in rows:
+        for model, cell in zip(models, cells):
+            runs = results[name][model]["runs"]
+            assert cell == f"{runs[0]['ratio_seasonal_naive']:.3f}", (name, model)
+        coverage = results[name]["tsrnn"]["runs"][0]["coverage80"]
+        assert cells[-1] == f"{coverage:.0%}", name
