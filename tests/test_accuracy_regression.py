@@ -45,8 +45,8 @@ COVERAGE_ATOL = 0.05
 def test_suite_accuracy_matches_the_recorded_run(tmp_path):
     for module in ("pvlib", "pmdarima", "statsmodels"):
         pytest.importorskip(module, reason="the accuracy suite's data ship in the bench extra")
-    recorded = {"results": recorded_results()}
-    names = sorted(recorded["results"])
+    recorded = recorded_results()
+    names = sorted(recorded)
     out = tmp_path / "rerun.json"
     subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_accuracy.py"),
@@ -57,7 +57,7 @@ def test_suite_accuracy_matches_the_recorded_run(tmp_path):
         rerun = json.load(f)
     failures = []
     for name in names:
-        old = recorded["results"][name]["tsrnn"]["runs"][0]
+        old = recorded[name]["tsrnn"]["runs"][0]
         new = rerun["results"][name]["tsrnn"]["runs"][0]
         if abs(new["mae"] / old["mae"] - 1) > MAE_RTOL:
             failures.append(f"{name}: MAE {new['mae']:.4g}, recorded {old['mae']:.4g}")

@@ -237,20 +237,24 @@ def _moments(design, gather, targets, idx, lags, weights=None):
         F = design.features(X)
         moments["count"] += len(F)
         if weights is None:
-            w, Fr = 1.0, F
+            # No weights: the plain sums, without copies of the block.
             moments["n"] += len(F)
+            Fw, root, Fr = F, None, F
         else:
             # sum_i w_i f_i f_i^T as (sqrt(w) F)^T (sqrt(w) F): one symmetric
             # product, and with unit weights exactly the unweighted one.
             w = weights[pos][keep][:, None]
-            Fr = F * np.sqrt(w)
+            root = np.sqrt(w)
+            Fw, Fr = F * w, F * root
             moments["n"] += float(np.sum(w))
-        moments["sum_f"] = moments["sum_f"] + (F * w).sum(axis=0)
+        moments["sum_f"] = moments["sum_f"] + Fw.sum(axis=0)
         moments["gram"] = moments["gram"] + Fr.T @ Fr
         for name, lag in lags.items():
             T = (Y - LagBaseline(lag, design.longest)(X)).reshape(len(Y), -1)
-            moments["sum_t"][name] = moments["sum_t"][name] + (T * w).sum(axis=0)
-            moments["cross"][name] = moments["cross"][name] + Fr.T @ (T * np.sqrt(w))
+            Tr = T if root is None else T * root
+            Tw = T if root is None else T * w
+            moments["sum_t"][name] = moments["sum_t"][name] + Tw.sum(axis=0)
+            moments["cross"][name] = moments["cross"][name] + Fr.T @ Tr
     return moments
 
 

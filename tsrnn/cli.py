@@ -410,7 +410,7 @@ def _print_importance(model, test, args, out):
     """
     from sklearn.inspection import permutation_importance
 
-    targets = model._frame_layout.targets
+    targets = model.target_
     result = permutation_importance(
         model, test, test[targets], n_repeats=_IMPORTANCE_REPEATS, random_state=args.seed,
     )
