@@ -473,9 +473,16 @@ def limit_threads(n):
 
 
 def save_json(path, record):
+    """Write the record whole or not at all (a stored run may be the only copy)."""
+    from tsrnn._atomic_write import write_outputs
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(jsonable(record), f, indent=1)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(jsonable(record), f, indent=1)
+
+    write_outputs([(path, write)])
 
 
 def parse_args(argv):
@@ -494,11 +501,18 @@ def parse_args(argv):
     ap.add_argument("--json", metavar="PATH", help="write every number and the run's context here")
     ap.add_argument("--compare", metavar="PATH.json",
                     help="print this run's tsrnn next to the peers stored in PATH.json")
+    ap.add_argument("--into", metavar="STORED.json", action="append", default=[],
+                    help="after a tsrnn-only run, replace tsrnn's results in this stored "
+                         "run (its peers are kept) for the datasets both hold, after "
+                         "checking that the baselines' MAE are the stored ones; the "
+                         "stored meta records this run under 'tsrnn_rerun'. Repeatable")
     ap.add_argument("--report", metavar="PATH.json",
                     help="run nothing: print the tables of a stored run (also one cut "
                          "short: the JSON is saved after every dataset)")
     args = ap.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
+    if args.into and args.models != ["tsrnn"]:
+        ap.error("--into stores a tsrnn-only run; pass --models tsrnn")
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
@@ -549,6 +563,12 @@ def report(path, markdown=None):
     emit(f"Command: `{meta['command']}`" + ("" if meta.get("complete") else
          f"; cut short after {len(results)} dataset(s)"))
     emit()
+    rerun = meta.get("tsrnn_rerun")
+    if rerun:
+        emit(f"tsrnn's results are from a later tsrnn-only run ({rerun['date']}, commit "
+             f"{rerun['commit']}, `{rerun['command']}`), put in with --into: its fit "
+             "times and the peers' come from different runs.")
+        emit()
     by_group = {}
     for name in results:
         by_group.setdefault(data.GROUP_OF[name], []).append(data.load(name))
@@ -662,7 +682,49 @@ def run(args):
         meta["complete"] = True
         save_json(args.json, record)
         print(f"wrote {args.json}", file=sys.stderr)
+    for path in args.into:
+        replace_tsrnn(path, record)
+        print(f"updated tsrnn in {path}", file=sys.stderr)
     return 0
+
+
+def replace_tsrnn(path, record):
+    """Put a tsrnn-only run's results into a stored run of every model.
+
+    The peers' forecasts do not depend on tsrnn, so a new tsrnn default can
+    be recorded without rerunning them for hours; the seasonal naive and
+    persistence MAE of every dataset must be the stored ones, which proves
+    the same data, origins and actuals. The groups' summaries are computed
+    again, and the stored meta keeps the original run's commit and date with
+    this run's under ``tsrnn_rerun``: the fit times come from two runs, so
+    their ratio is not side by side.
+    """
+    with open(path) as f:
+        stored = json.load(f)
+    shared = [d for d in record["results"] if d in stored["results"]]
+    if not shared:
+        raise SystemExit(f"--into: {path} holds none of this run's datasets")
+    for d in shared:
+        for b in BASELINES:
+            old = values(stored["results"][d][b], "mae")[0]
+            new = values(record["results"][d][b], "mae")[0]
+            if not np.isclose(old, new, rtol=1e-9):
+                raise SystemExit(f"--into: {d}'s {b} MAE is {new:.6g} here, {old:.6g} in "
+                                 f"{path}: the data or the protocol changed")
+    for d in shared:
+        stored["results"][d]["tsrnn"] = record["results"][d]["tsrnn"]
+    models = stored["meta"]["models"]
+    for group in stored["summary"]:
+        names = [d for d in stored["results"] if data.GROUP_OF[d] == group]
+        stored["summary"][group] = summarise(stored["results"], names,
+                                             list(BASELINES) + models)
+    meta = record["meta"]
+    stored["meta"]["tsrnn_rerun"] = {
+        k: meta[k] for k in ("date", "commit", "command", "tsrnn_params", "seeds",
+                             "load_average_start", "load_average_end", "runtime_s")
+    }
+    stored["meta"]["tsrnn_rerun"]["datasets"] = shared
+    save_json(path, stored)
 
 
 if __name__ == "__main__":

@@ -154,3 +154,39 @@ def test_cli_heartrate_baselines_and_tsrnn(tmp_path):
     tsrnn_row = next(line for line in summary.splitlines() if line.startswith("| tsrnn |"))
     ratio = res["tsrnn"]["runs"][0]["ratio_seasonal_naive"]
     assert f"{ratio:.3f}" in tsrnn_row
+
+
+def test_into_replaces_tsrnn_in_a_stored_run_and_refuses_other_data(tmp_path):
+    pytest.importorskip("pmdarima")
+    stored_path = tmp_path / "stored.json"
+    run_cli("--datasets", "heartrate", "--models", "tsrnn",
+            "--tsrnn-params", json.dumps({"max_iter": 1, "quantiles": None}),
+            "--json", str(stored_path))
+    new_path = tmp_path / "new.json"
+    out = run_cli("--datasets", "heartrate", "--models", "tsrnn", "--seeds", "0,1",
+                  "--tsrnn-params", json.dumps({"max_iter": 2}),
+                  "--json", str(new_path), "--into", str(stored_path))
+    stored, new = json.loads(stored_path.read_text()), json.loads(new_path.read_text())
+    assert stored["results"]["heartrate"]["tsrnn"] == new["results"]["heartrate"]["tsrnn"]
+    rerun = stored["meta"]["tsrnn_rerun"]
+    assert rerun["tsrnn_params"]["max_iter"] == 2 and rerun["datasets"] == ["heartrate"]
+    # The summary is computed again from the new runs (two seeds now).
+    summary = stored["summary"]["suite"]["tsrnn"]
+    runs = new["results"]["heartrate"]["tsrnn"]["runs"]
+    assert summary["gmean_ratio_seasonal_naive"] == pytest.approx(
+        [r["ratio_seasonal_naive"] for r in runs])
+    assert "later tsrnn-only run" in run_cli("--report", str(stored_path))
+
+    # Stored baselines that are not this run's: other data, so nothing is written.
+    stored["results"]["heartrate"]["persistence"]["runs"][0]["mae"] *= 1.01
+    stored_path.write_text(json.dumps(stored))
+    before = stored_path.read_text()
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "bench_accuracy.py"), "--threads", "1",
+         "--datasets", "heartrate", "--models", "tsrnn",
+         "--tsrnn-params", json.dumps({"max_iter": 1}), "--into", str(stored_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+    )
+    assert proc.returncode != 0 and "persistence MAE" in proc.stderr
+    assert stored_path.read_text() == before
