@@ -190,3 +190,16 @@ def test_into_replaces_tsrnn_in_a_stored_run_and_refuses_other_data(tmp_path):
     )
     assert proc.returncode != 0 and "persistence MAE" in proc.stderr
     assert stored_path.read_text() == before
+
+
+def test_oracle_band_covers_its_level_and_its_noise_shrinks_with_the_span():
+    from bench_coverage_noise import oracle_coverage
+
+    rng = np.random.default_rng(0)
+    short = oracle_coverage(25, 12, 1, 0.9, 2000, rng)
+    long = oracle_coverage(500, 12, 1, 0.9, 500, rng)
+    # The true quantiles cover 80% on average, whatever the span.
+    assert short.mean() == pytest.approx(0.8, abs=0.01)
+    assert long.mean() == pytest.approx(0.8, abs=0.01)
+    # Few overlapping origins: a realised coverage far from 0.8 is common.
+    assert short.std() > 0.08 and long.std() < 0.04
