@@ -228,10 +228,9 @@ EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout
             "feature_names_in_", "n_outputs_", "quantiles_", "window_", "_calibration",
             "_head_levels", "_directions"}
 # _trackers: the offsets update() tracks for the kept contexts (a running
-# forecaster's state, not part of predict(X)); _context_lengths: rows seen;
-# point_correction_: a dropped correction is zeroed in the head's weights.
+# forecaster's state, not part of predict(X)); _context_lengths: rows seen.
 NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
-                  "_trackers", "_context_lengths", "point_correction_",
+                  "_trackers", "_context_lengths",
                   "_random_state", "baseline_scores_", "best_loss_",
                   "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
                   "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}

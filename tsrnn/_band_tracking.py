@@ -119,15 +119,7 @@ class BandTracking:
         tracker.n_seen = first + len(combined)
 
     def _after_training(self, train, val):
-        """Keep the network's point correction only if it helped; then calibrate the band.
-
-        The band's offsets are learned on the held-out forecasts
-        (``_calibration.py``) of the final model.
-        """
-        # Without a held-out block there is nothing to judge it on: it stays.
-        self.point_correction_ = val is None or self._point_correction_helps(val)
-        if not self.point_correction_:
-            self._drop_point_correction()
+        """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
         if val is None or not self._calibrates():
             return
         windows = val[0]

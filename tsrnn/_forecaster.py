@@ -27,13 +27,11 @@ and its head emits every output at once: ``horizon x n_targets x n_heads``
 values ("direct multi-step"). The outputs are corrections to a baseline
 forecast learned from the training data (persistence, seasonal naive or a
 ridge regression on the window, whichever forecasts the held-out block
-best). The untrained model is that baseline with a band of its own training
-errors (``_forecast_heads.py``), so early stopping can keep it; and the
-network's correction of the point forecast is kept only if it beats the
-baseline on the held-out block by more than one standard error. On the
-public suite (benchmarks/README.md) the learned baseline does most of the
-work; the network's correction passed that test on the long series where it
-helps and was dropped where it would have cost accuracy on the test span.
+best), and the head starts at zero, so the untrained model is that
+baseline. Early stopping scores the point forecast on the held-out block and
+keeps the untrained model when no epoch beats it. On the public suite
+(benchmarks/README.md) the learned baseline does most of the work and the
+network adds a few percent where the data allow.
 
 Honest evaluation. ``backtest`` and ``score`` forecast from every origin in
 one batched pass. At fit time the forecaster keeps the last
@@ -247,13 +245,13 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         origins (at most 30%); no training target lies in it. It chooses the
         baseline and the window, calibrates the band, and with
         ``early_stopping`` (on by default here) it stops training: the
-        network starts as the baseline with a band of the baseline's
-        training errors, and the epoch that forecasts the block best is
-        kept, the untrained one included. Its correction of the point
-        forecast is then kept only if it beats the baseline's on the block
-        by more than one standard error (``point_correction_``). ``warm_start`` continues training the
-        weights on new data with the first fit's scaler, frequency, baseline
-        and MASE scale; the columns, quantiles and horizon must stay the same.
+        network starts from a correction of zero, and the epoch whose point
+        forecast (the median, or the mean without quantiles) forecasts the
+        block best is kept, the untrained one (the baseline alone)
+        included; the band is corrected on the same block afterwards.
+        ``warm_start`` continues training the weights on new data with the
+        first fit's scaler, frequency, baseline and MASE scale; the
+        columns, quantiles and horizon must stay the same.
 
     Attributes
     ----------
@@ -286,16 +284,6 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         Held-out mean absolute error (scaled units) of every candidate
         baseline that ``baseline="auto"`` tried, keyed by (form, window,
         penalty); None for a fixed baseline.
-
-    point_correction_ : bool
-        Whether the point forecast (the median, or the mean without
-        quantiles) includes the network's correction. False when the
-        correction did not beat the baseline on the held-out block by more
-        than one standard error of the mean difference in absolute error
-        (Diebold-Mariano's, for overlapping forecasts); the point forecast
-        is then the
-        baseline's, and the network still shapes the band. True when there
-        is no held-out block to judge on.
 
     scaler_ : StandardScaler
         Fitted on the training frame's [targets, past, known-future] columns.
@@ -1008,26 +996,22 @@ n_iter_, t_
             if W is not None:
                 val += (val_windows.weights(),)
         self._set_context(frames)
-        train = self._windows(A, train, Y=Y, W=W)
         if first_pass:
             self._calibration, self._trackers = None, {}
-            self._head_start = self._residual_levels(train)
         self._context_lengths = {key: len(f) for key, f in frames.items()}
-        return A.shape[1], train, val
+        return A.shape[1], self._windows(A, train, Y=Y, W=W), val
 
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
-    # The untrained network outputs constant corrections: the baseline's
-    # training residuals at each head's level (``_residual_levels``). So the
-    # untrained model is the baseline with a band of its own errors, and
-    # early stopping keeps it when no epoch beats it on the validation block.
+    # The untrained network outputs zero corrections, so the untrained model is
+    # the baseline; early stopping keeps it when no epoch's point forecast
+    # beats it on the validation block (``_validation_score``).
     _score_initial_model = True
 
     def _initialize(self, n_features):
         super()._initialize(n_features)
         views = self._views()
         views["head.weight"][...] = 0
-        views["head.bias"][...] = self._head_start
-        del self._head_start
+        views["head.bias"][...] = 0
 
     # ------------------------------------------------------------------
     # Windows and outputs
