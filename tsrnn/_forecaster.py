@@ -603,9 +603,7 @@ n_iter_, t_
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
             Z = self._forecast(self._windows(A, origins, causal=causal))
         parts = [
-            self._forecast_frame(
-                Z[i], layout.future_index(self._last(frame), self.horizon, name=time_name)
-            )
+            self._forecast_frame(Z[i], self._future_index(frame, time_name))
             for i, frame in enumerate(frames.values())
         ]
         if not layout.multi:
@@ -616,6 +614,12 @@ n_iter_, t_
     def _last(frame):
         """Last timestamp of a frame or a kept context."""
         return frame.last if isinstance(frame, SeriesContext) else frame.index[-1]
+
+    def _future_index(self, frame, name):
+        """The ``horizon`` timestamps after a frame or a kept context."""
+        if isinstance(frame, SeriesContext):
+            return frame.future_index(self.horizon, name)
+        return self._frame_layout.future_index(frame.index[-1], self.horizon, name=name)
 
     def update(self, X):
         """Append new observations and move the forecast origin, without refitting.

@@ -43,6 +43,52 @@ from tsrnn._windows import ForecastWindows, GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
 
+class TimeGrid:
+    """The time grid of one series' context: its step as an integer, its future stamps.
+
+    Shared by the successive contexts of a series (``SeriesContext.appended``
+    and ``tail`` pass it on). For a fixed step (a ``Tick``), ``step`` is the
+    step in the unit of the series' index, and the future index of a
+    forecast is a slice of one longer range of stamps made ahead: building
+    it with ``pd.date_range`` on every ``predict()`` took a third of the call
+    (issue 13); a slice keeps its ``freq`` and costs a tenth of that. Other
+    steps (months, business days) make each future index with
+    ``FrameLayout.future_index``.
+
+    Parameters
+    ----------
+    layout : FrameLayout
+    unit : str
+        Unit of the series' time index (``DatetimeIndex.unit``).
+    """
+
+    # Future stamps made beyond the horizon: a new range every this many steps.
+    _AHEAD = 256
+
+    def __init__(self, layout, unit):
+        self.layout, self.unit = layout, unit
+        self.step = None
+        if isinstance(layout.offset, pd.offsets.Tick):
+            self.step = pd.Timedelta(layout.offset).as_unit(unit).value
+        self._stamps = None  # DatetimeIndex: the steps after some last timestamp
+
+    def future_index(self, context, horizon, name):
+        """The ``horizon`` timestamps after the last one of ``context``, named ``name``."""
+        if self.step is None:
+            return self.layout.future_index(context.last, horizon, name=name)
+        stamps = self._stamps
+        if stamps is not None and stamps.name == name:
+            values = stamps.asi8
+            step = values[1] - values[0]
+            pos, off = divmod(context.last_value(stamps.unit) - values[0], step)
+            # pos counts steps from the first stamp to the last row; the
+            # forecast's first stamp is the next one.
+            if not off and 0 <= pos + 1 and pos + 1 + horizon <= len(values):
+                return stamps[pos + 1 : pos + 1 + horizon]
+        self._stamps = self.layout.future_index(context.last, horizon + self._AHEAD, name=name)
+        return self._stamps[:horizon]
+
+
 class SeriesContext:
     """The kept rows of one series on its regular time grid.
 
@@ -57,15 +103,17 @@ class SeriesContext:
     last : Timestamp or DatetimeIndex
         Timestamp of the last row, or an index ending with it (read when
         needed: making a Timestamp costs as much as encoding a row).
-    layout : FrameLayout
     name : the time index's name
     index_dtype : dtype of the time index (its unit and time zone)
+    grid : TimeGrid
+    gaps : ndarray (n,) of bool or None
+        Rows with a missing value; None computes them from ``raw``.
     """
 
-    def __init__(self, raw, inputs, last, layout, name, index_dtype):
+    def __init__(self, raw, inputs, last, name, index_dtype, grid, gaps=None):
         self.raw, self.inputs, self._last = raw, inputs, last
-        self.layout, self.name, self.index_dtype = layout, name, index_dtype
-        self.gaps = np.isnan(raw).any(axis=1)
+        self.name, self.index_dtype, self.grid = name, index_dtype, grid
+        self.gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
 
     @classmethod
     def from_frame(cls, frame, encoder):
@@ -75,8 +123,12 @@ class SeriesContext:
         scaled = (raw - encoder.scaler.mean_) / encoder.scaler.scale_
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw), index[-1], encoder.layout, index.name,
-                   index.dtype)
+        return cls(raw, encoder.encode_rows(raw), index[-1], index.name, index.dtype,
+                   TimeGrid(encoder.layout, index.unit))
+
+    @property
+    def layout(self):
+        return self.grid.layout
 
     @property
     def last(self):
@@ -98,18 +150,29 @@ class SeriesContext:
         """The rows as the frame fit and update saw them (a new copy)."""
         return pd.DataFrame(self.raw.copy(), index=self.index, columns=self.layout.columns)
 
-    def appended(self, raw, inputs, last):
-        """A context with rows appended (raw, encoded, last timestamp); self is unchanged."""
+    def future_index(self, horizon, name):
+        """The ``horizon`` timestamps after the last row (``TimeGrid``)."""
+        return self.grid.future_index(self, horizon, name)
+
+    def appended(self, raw, inputs, last, gaps=None):
+        """A context with rows appended (raw, encoded, last timestamp); self is unchanged.
+
+        ``gaps`` (len(raw),) says which new rows have a missing value; None
+        finds out.
+        """
+        if gaps is None:
+            gaps = np.isnan(raw).any(axis=1)
         return SeriesContext(np.concatenate([self.raw, raw]),
                              np.concatenate([self.inputs, inputs]),
-                             last, self.layout, self.name, self.index_dtype)
+                             last, self.name, self.index_dtype, self.grid,
+                             np.concatenate([self.gaps, gaps]))
 
     def tail(self, n):
         """The last n rows."""
         if len(self) <= n:
             return self
-        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.layout,
-                             self.name, self.index_dtype)
+        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.name,
+                             self.index_dtype, self.grid, self.gaps[-n:])
 
     def last_value(self, unit):
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
@@ -159,8 +222,8 @@ class StreamingContext:
                 or X.columns.tolist() != names.tolist()):
             return None
         stamps = index.asi8
-        step = pd.Timedelta(layout.offset).as_unit(index.unit).value
-        last = ctx.last_value(index.unit)
+        # Same dtype as the context's index, so the same unit as its grid.
+        step, last = ctx.grid.step, ctx.last_value(ctx.grid.unit)
         if len(stamps) == 1:
             if stamps[0] != last + step:
                 return None
@@ -176,7 +239,8 @@ class StreamingContext:
         inputs = self._encoder.encode_rows(raw, checked=True)
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
-        grown = ctx.appended(raw, inputs, index)
+        # encode_rows(checked=True) passed: every new value is finite.
+        grown = ctx.appended(raw, inputs, index, gaps=np.zeros(len(raw), bool))
         return {None: (grown, len(ctx))}
 
     def _ingest(self, X):

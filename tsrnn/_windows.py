@@ -148,9 +148,14 @@ class Encoder:
         path that names it); otherwise the caller checks the range.
         """
         scaled = (raw - self.scaler.mean_) / self.scaler.scale_
-        if checked and not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
-            return None
-        A = np.nan_to_num(scaled)
+        if checked:
+            # NaN fails the comparison too: every value that passes is finite,
+            # so there is nothing for nan_to_num to replace.
+            if not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
+                return None
+            A = scaled
+        else:
+            A = np.nan_to_num(scaled)
         if self.layout.known:
             A = np.hstack([A, np.zeros((len(A), 1))])
         return A.astype(self.dtype, copy=False)
