@@ -126,17 +126,18 @@ class RecurrentNetwork(FlatWeights):
             final.append(last)
         return (h, tape, final) if return_state else (h, tape)
 
-    def _last_outputs(self, top, rows, ends):
+    def _last_outputs(self, top, rows, ends=None):
         """What the head reads for one target per sequence: (len(rows), W).
 
-        Row i of ``rows`` ends at step ``ends[i]``: the forward direction's
+        Row i of ``rows`` ends at step ``ends[i]`` (None: every row at the
+        last step, and ``rows`` may be a slice): the forward direction's
         output there and, when bidirectional, the reverse direction's output
         at step 0 (where it ends). Both are final states.
         """
-        out = top[rows, ends]
+        out = top[rows, -1] if ends is None else top[rows, ends]
         if self._directions == 2:
             half = top.shape[2] // 2
-            out[:, half:] = top[rows, 0, half:]
+            out = np.concatenate((out[:, :half], top[rows, 0, half:]), axis=1)
         return out
 
     def _backward_stack(self, dtop, tape, ends=None):
@@ -295,9 +296,10 @@ class RecurrentNetwork(FlatWeights):
                 Z[rows] = self._head(top.reshape(m * T, -1)).reshape(m, T, -1)
                 if ls is not None:
                     Z[rows][np.arange(T) >= ls[:, None]] = np.nan
+            elif ls is None:
+                Z[rows] = self._head(self._last_outputs(top, slice(None)))
             else:
-                ends = np.full(m, T - 1) if ls is None else ls - 1
-                Z[rows] = self._head(self._last_outputs(top, np.arange(m), ends))
+                Z[rows] = self._head(self._last_outputs(top, np.arange(m), ls - 1))
             if return_state:
                 final_all = put_state(final_all, rows, final, n)
         return (Z, final_all) if return_state else Z

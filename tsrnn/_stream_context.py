@@ -103,6 +103,9 @@ class SeriesContext:
     last : Timestamp or DatetimeIndex
         Timestamp of the last row, or an index ending with it (read when
         needed: making a Timestamp costs as much as encoding a row).
+    stamp : int
+        The last timestamp as an integer in the unit of the time index (as
+        ``asi8``), which the stream compares and counts steps with.
     name : the time index's name
     index_dtype : dtype of the time index (its unit and time zone)
     grid : TimeGrid
@@ -110,8 +113,8 @@ class SeriesContext:
         Rows with a missing value; None computes them from ``raw``.
     """
 
-    def __init__(self, raw, inputs, last, name, index_dtype, grid, gaps=None):
-        self.raw, self.inputs, self._last = raw, inputs, last
+    def __init__(self, raw, inputs, last, stamp, name, index_dtype, grid, gaps=None):
+        self.raw, self.inputs, self._last, self.stamp = raw, inputs, last, stamp
         self.name, self.index_dtype, self.grid = name, index_dtype, grid
         self.gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
 
@@ -123,8 +126,8 @@ class SeriesContext:
         scaled = (raw - encoder.scaler.mean_) / encoder.scaler.scale_
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw), index[-1], index.name, index.dtype,
-                   TimeGrid(encoder.layout, index.unit))
+        return cls(raw, encoder.encode_rows(raw), index[-1], int(index.asi8[-1]), index.name,
+                   index.dtype, TimeGrid(encoder.layout, index.unit))
 
     @property
     def layout(self):
@@ -154,30 +157,31 @@ class SeriesContext:
         """The ``horizon`` timestamps after the last row (``TimeGrid``)."""
         return self.grid.future_index(self, horizon, name)
 
-    def appended(self, raw, inputs, last, gaps=None):
-        """A context with rows appended (raw, encoded, last timestamp); self is unchanged.
+    def appended(self, raw, inputs, last, stamp, gaps=None):
+        """A context with rows appended; self is unchanged.
 
-        ``gaps`` (len(raw),) says which new rows have a missing value; None
-        finds out.
+        ``raw`` and ``inputs`` are the new rows, ``last`` and ``stamp`` their
+        last timestamp (as for the constructor), ``gaps`` (len(raw),) which
+        of them have a missing value (None finds out).
         """
         if gaps is None:
             gaps = np.isnan(raw).any(axis=1)
         return SeriesContext(np.concatenate([self.raw, raw]),
                              np.concatenate([self.inputs, inputs]),
-                             last, self.name, self.index_dtype, self.grid,
+                             last, stamp, self.name, self.index_dtype, self.grid,
                              np.concatenate([self.gaps, gaps]))
 
     def tail(self, n):
         """The last n rows."""
         if len(self) <= n:
             return self
-        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.name,
-                             self.index_dtype, self.grid, self.gaps[-n:])
+        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.stamp,
+                             self.name, self.index_dtype, self.grid, self.gaps[-n:])
 
     def last_value(self, unit):
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
-        if isinstance(self._last, pd.DatetimeIndex) and self._last.unit == unit:
-            return int(self._last.asi8[-1])
+        if unit == self.grid.unit:
+            return self.stamp
         return self.last.as_unit(unit).value
 
     def clean(self, first, last):
@@ -216,21 +220,23 @@ class StreamingContext:
         names = getattr(self, "feature_names_in_", None)
         index = X.index
         if (ctx is None or layout.multi or layout.resample or not len(X) or names is None
-                or not isinstance(layout.offset, pd.offsets.Tick)
+                or ctx.grid.step is None  # not a fixed step
                 or not isinstance(index, pd.DatetimeIndex)
-                or index.dtype != ctx.index_dtype
-                or X.columns.tolist() != names.tolist()):
+                or index.dtype != ctx.index_dtype):
+            return None
+        columns = X.columns.tolist()
+        if columns != names.tolist():
             return None
         stamps = index.asi8
-        # Same dtype as the context's index, so the same unit as its grid.
-        step, last = ctx.grid.step, ctx.last_value(ctx.grid.unit)
+        # Same dtype as the context's index: the same unit as its stamp.
+        step, last = ctx.grid.step, ctx.stamp
         if len(stamps) == 1:
             if stamps[0] != last + step:
                 return None
         elif not np.array_equal(stamps, last + step * np.arange(1, len(stamps) + 1)):
             return None
         try:
-            if layout.columns == names.tolist():
+            if layout.columns == columns:
                 raw = X.to_numpy(np.float64)
             else:
                 raw = X[layout.columns].to_numpy(np.float64)
@@ -240,7 +246,8 @@ class StreamingContext:
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
         # encode_rows(checked=True) passed: every new value is finite.
-        grown = ctx.appended(raw, inputs, index, gaps=np.zeros(len(raw), bool))
+        grown = ctx.appended(raw, inputs, index, int(stamps[-1]),
+                             gaps=np.zeros(len(raw), bool))
         return {None: (grown, len(ctx))}
 
     def _ingest(self, X):

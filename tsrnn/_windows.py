@@ -149,9 +149,11 @@ class Encoder:
         """
         scaled = (raw - self.scaler.mean_) / self.scaler.scale_
         if checked:
-            # NaN fails the comparison too: every value that passes is finite,
-            # so there is nothing for nan_to_num to replace.
-            if not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
+            # The largest magnitude is NaN when a value is: it fails the
+            # comparison too, so every row that passes is finite and there
+            # is nothing for nan_to_num to replace. (One reduction: np.all
+            # of the comparison cost as much as encoding the row.)
+            if not np.abs(scaled).max(initial=0.0) <= np.finfo(self.dtype).max:
                 return None
             A = scaled
         else:
