@@ -41,7 +41,7 @@ on first use.
 import numpy as np
 
 from tsrnn._weights import FlatWeights
-from tsrnn.functional import rnn_backward, rnn_forward
+from tsrnn.functional import _forward_checked, _validate_params, rnn_backward, rnn_forward
 
 # Inference runs blocks of windows whose gathered inputs and activations take
 # about this many bytes. A constant, not a function of the thread count, so
@@ -58,6 +58,9 @@ class CachedWeights:
         The buffer the views belong to (``_flat``).
     layers : list of dict
         Per recurrent layer, its views under functional's ``_l0`` names.
+    checked : list
+        The same, checked by functional once (names, shapes, dtype), for
+        inference (``_forward_checked``).
     head_weight_t : ndarray (H, n_outputs)
         The head's weight, transposed (a view).
     head_bias : ndarray (n_outputs,)
@@ -68,6 +71,7 @@ class CachedWeights:
     def __init__(self, net):
         self.flat = net._flat
         self.layers = [net._layer_views(k) for k in range(net._n_layers())]
+        self.checked = [_validate_params(net._cell, p, values=False) for p in self.layers]
         views = net._views()
         self.head_weight_t, self.head_bias = views["head.weight"].T, views["head.bias"]
         # Per window and step: the input row, and per layer and direction the
@@ -112,11 +116,15 @@ class RecurrentNetwork(FlatWeights):
         says so (truncated BPTT's forward-only segments).
         """
         h, tape, final = X, [], []
-        for k, params in enumerate(self._weights().layers):
-            h, last, cache = rnn_forward(
-                self._cell, h, params, None if state is None else state[k],
-                training=training, lengths=lengths,
-            )
+        weights = self._weights()
+        for k, params in enumerate(weights.layers):
+            st = None if state is None else state[k]
+            if training:
+                h, last, cache = rnn_forward(self._cell, h, params, st, training=True,
+                                             lengths=lengths)
+            else:
+                h, last, cache = _forward_checked(self._cell, h, weights.checked[k], st,
+                                                  lengths=lengths)
             mask = None
             if (training if dropout is None else dropout) and self.dropout > 0:
                 keep = self._random_state.random_sample(h.shape) >= self.dropout
