@@ -111,12 +111,20 @@ class SeriesContext:
     grid : TimeGrid
     gaps : ndarray (n,) of bool or None
         Rows with a missing value; None computes them from ``raw``.
+    n_clean : int or None
+        How many of the last rows have no missing value (the windows of a
+        stream end there); None computes it from ``gaps``.
     """
 
-    def __init__(self, raw, inputs, last, stamp, name, index_dtype, grid, gaps=None):
+    def __init__(self, raw, inputs, last, stamp, name, index_dtype, grid, gaps=None,
+                 n_clean=None):
         self.raw, self.inputs, self._last, self.stamp = raw, inputs, last, stamp
         self.name, self.index_dtype, self.grid = name, index_dtype, grid
         self.gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
+        if n_clean is None:
+            rows = np.flatnonzero(self.gaps)
+            n_clean = len(raw) - 1 - rows[-1] if len(rows) else len(raw)
+        self.n_clean = int(n_clean)
 
     @classmethod
     def from_frame(cls, frame, encoder):
@@ -157,26 +165,27 @@ class SeriesContext:
         """The ``horizon`` timestamps after the last row (``TimeGrid``)."""
         return self.grid.future_index(self, horizon, name)
 
-    def appended(self, raw, inputs, last, stamp, gaps=None):
+    def appended(self, raw, inputs, last, stamp, clean=False):
         """A context with rows appended; self is unchanged.
 
         ``raw`` and ``inputs`` are the new rows, ``last`` and ``stamp`` their
-        last timestamp (as for the constructor), ``gaps`` (len(raw),) which
-        of them have a missing value (None finds out).
+        last timestamp (as for the constructor); ``clean`` says that they have
+        no missing value (otherwise it is found out).
         """
-        if gaps is None:
-            gaps = np.isnan(raw).any(axis=1)
+        gaps = np.zeros(len(raw), bool) if clean else np.isnan(raw).any(axis=1)
         return SeriesContext(np.concatenate([self.raw, raw]),
                              np.concatenate([self.inputs, inputs]),
                              last, stamp, self.name, self.index_dtype, self.grid,
-                             np.concatenate([self.gaps, gaps]))
+                             np.concatenate([self.gaps, gaps]),
+                             self.n_clean + len(raw) if clean else None)
 
     def tail(self, n):
         """The last n rows."""
         if len(self) <= n:
             return self
         return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.stamp,
-                             self.name, self.index_dtype, self.grid, self.gaps[-n:])
+                             self.name, self.index_dtype, self.grid, self.gaps[-n:],
+                             min(self.n_clean, n))
 
     def last_value(self, unit):
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
@@ -186,6 +195,8 @@ class SeriesContext:
 
     def clean(self, first, last):
         """Whether rows first .. last (positions) have no missing value."""
+        if first >= len(self.raw) - self.n_clean:
+            return True
         return not self.gaps[first : last + 1].any()
 
 
@@ -246,8 +257,7 @@ class StreamingContext:
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
         # encode_rows(checked=True) passed: every new value is finite.
-        grown = ctx.appended(raw, inputs, index, int(stamps[-1]),
-                             gaps=np.zeros(len(raw), bool))
+        grown = ctx.appended(raw, inputs, index, int(stamps[-1]), clean=True)
         return {None: (grown, len(ctx))}
 
     def _ingest(self, X):
