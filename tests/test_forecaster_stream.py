@@ -339,3 +339,51 @@ def test_pickle_after_update_forecasts_the_same():
         f.update(frame.iloc[i : i + 1])
         g.update(frame.iloc[i : i + 1])
         pd.testing.assert_frame_equal(g.predict(), f.predict())
+
+
+def test_refused_update_leaves_the_stream_as_it_was(monkeypatch):
+    # update() stores a row in the context's storage before the forecasts
+    # it completes are checked (_stream_context._Rows). When it is refused
+    # after that, the context is the one before, and the rows that follow
+    # must forecast as if the refused call never happened, across the
+    # storage's copies when its room runs out.
+    frame = make_frame(300)
+    fitted = RNNForecaster(target="y", **dict(FAST, quantiles=(0.1, 0.5, 0.9),
+                                               validation_fraction=0.3)).fit(frame.iloc[:200])
+    f, g = copy(fitted), copy(fitted)
+
+    def refuse(*args):
+        raise RuntimeError("refused")
+
+    with monkeypatch.context() as m:
+        m.setattr(RNNForecaster, "_track", refuse)
+        with pytest.raises(RuntimeError, match="refused"):
+            f.update(frame.iloc[200:201])
+    assert f._context[None].last == frame.index[199]
+    for i in range(200, 260):
+        f.update(frame.iloc[i : i + 1])
+        g.update(frame.iloc[i : i + 1])
+        pd.testing.assert_frame_equal(f.predict(), g.predict())
+    pd.testing.assert_frame_equal(f._context[None].frame(), g._context[None].frame())
+
+
+def test_contexts_grown_from_one_context_are_independent():
+    # Contexts share their storage with the ones grown from them; growing
+    # one context twice must give two contexts that each hold their rows.
+    frame = make_frame(300)
+    f = RNNForecaster(target="y", **FAST).fit(frame.iloc[:200])
+    ctx, columns = f._context[None], ["y", "x", "hour"]
+
+    def grown(i):
+        raw = frame.iloc[i : i + 1][columns].to_numpy()
+        index = frame.index[i : i + 1]
+        return ctx.appended(raw, f._encoder.encode_rows(raw), index, int(index.asi8[-1]),
+                            clean=True)
+
+    before = ctx.raw.copy()
+    a, b = grown(200), grown(201)
+    np.testing.assert_array_equal(ctx.raw, before)
+    for child, i in ((a, 200), (b, 201)):
+        np.testing.assert_array_equal(child.raw[:-1], before)
+        np.testing.assert_array_equal(child.raw[-1], frame.iloc[i][columns].to_numpy())
+        assert child.last == frame.index[i]

@@ -89,6 +89,28 @@ class TimeGrid:
         return self._stamps[:horizon]
 
 
+class _Rows:
+    """Storage of a series' kept rows, with room to grow.
+
+    The successive contexts of a series view slices of one storage: a
+    context grown by ``update()`` writes its new rows after the last row
+    written, in place, and keeps the tail as a view. Copying the kept rows
+    into new arrays at every call cost as much as encoding the row (issue
+    13); this copies once per ``room`` rows. ``end`` is how far rows are
+    written.
+    """
+
+    __slots__ = ("raw", "inputs", "gaps", "end")
+
+    def __init__(self, raw, inputs, gaps, room):
+        n = len(raw)
+        self.raw = np.empty((n + room, raw.shape[1]), raw.dtype)
+        self.inputs = np.empty((n + room, inputs.shape[1]), inputs.dtype)
+        self.gaps = np.empty(n + room, bool)
+        self.raw[:n], self.inputs[:n], self.gaps[:n] = raw, inputs, gaps
+        self.end = n
+
+
 class SeriesContext:
     """The kept rows of one series on its regular time grid.
 
@@ -114,17 +136,37 @@ class SeriesContext:
     n_clean : int or None
         How many of the last rows have no missing value (the windows of a
         stream end there); None computes it from ``gaps``.
+
+    ``raw``, ``inputs`` and ``gaps`` are read as attributes: views of rows
+    ``start`` to ``stop`` of a ``_Rows`` storage, shared with the contexts
+    grown from this one.
     """
 
     def __init__(self, raw, inputs, last, stamp, name, index_dtype, grid, gaps=None,
                  n_clean=None):
-        self.raw, self.inputs, self._last, self.stamp = raw, inputs, last, stamp
+        gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
+        self._set(_Rows(raw, inputs, gaps, room=len(raw)), 0, len(raw), last, stamp, name,
+                  index_dtype, grid, n_clean)
+
+    def _set(self, rows, start, stop, last, stamp, name, index_dtype, grid, n_clean):
+        self._rows, self.start, self.stop = rows, start, stop
+        self._last, self.stamp = last, stamp
         self.name, self.index_dtype, self.grid = name, index_dtype, grid
-        self.gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
         if n_clean is None:
-            rows = np.flatnonzero(self.gaps)
-            n_clean = len(raw) - 1 - rows[-1] if len(rows) else len(raw)
+            found = np.flatnonzero(self.gaps)
+            n_clean = len(self) - 1 - found[-1] if len(found) else len(self)
         self.n_clean = int(n_clean)
+        return self
+
+    def _view(self, rows, start, stop, last, stamp, n_clean):
+        """A context of rows ``start`` to ``stop`` of ``rows``, on this one's grid."""
+        return SeriesContext.__new__(SeriesContext)._set(
+            rows, start, stop, last, stamp, self.name, self.index_dtype, self.grid, n_clean)
+
+    def __reduce__(self):
+        # Only the viewed rows, not the storage's room.
+        return SeriesContext, (self.raw, self.inputs, self._last, self.stamp, self.name,
+                               self.index_dtype, self.grid, self.gaps, self.n_clean)
 
     @classmethod
     def from_frame(cls, frame, encoder):
@@ -138,6 +180,18 @@ class SeriesContext:
                    index.dtype, TimeGrid(encoder.layout, index.unit))
 
     @property
+    def raw(self):
+        return self._rows.raw[self.start : self.stop]
+
+    @property
+    def inputs(self):
+        return self._rows.inputs[self.start : self.stop]
+
+    @property
+    def gaps(self):
+        return self._rows.gaps[self.start : self.stop]
+
+    @property
     def layout(self):
         return self.grid.layout
 
@@ -149,7 +203,7 @@ class SeriesContext:
         return self._last
 
     def __len__(self):
-        return len(self.raw)
+        return self.stop - self.start
 
     @property
     def index(self):
@@ -172,20 +226,25 @@ class SeriesContext:
         last timestamp (as for the constructor); ``clean`` says that they have
         no missing value (otherwise it is found out).
         """
-        gaps = np.zeros(len(raw), bool) if clean else np.isnan(raw).any(axis=1)
-        return SeriesContext(np.concatenate([self.raw, raw]),
-                             np.concatenate([self.inputs, inputs]),
-                             last, stamp, self.name, self.index_dtype, self.grid,
-                             np.concatenate([self.gaps, gaps]),
-                             self.n_clean + len(raw) if clean else None)
+        n, rows = len(raw), self._rows
+        start, stop = self.start, self.stop + n
+        if rows.end != self.stop or stop > len(rows.raw):
+            # No room left, or rows were written after this context's already
+            # (grown from it by an update() that was then refused): new storage.
+            rows = _Rows(self.raw, self.inputs, self.gaps, room=len(self) + n)
+            start, stop = 0, len(self) + n
+        rows.raw[stop - n : stop] = raw
+        rows.inputs[stop - n : stop] = inputs
+        rows.gaps[stop - n : stop] = False if clean else np.isnan(raw).any(axis=1)
+        rows.end = stop
+        return self._view(rows, start, stop, last, stamp, self.n_clean + n if clean else None)
 
     def tail(self, n):
         """The last n rows."""
         if len(self) <= n:
             return self
-        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.stamp,
-                             self.name, self.index_dtype, self.grid, self.gaps[-n:],
-                             min(self.n_clean, n))
+        return self._view(self._rows, self.stop - n, self.stop, self._last, self.stamp,
+                          min(self.n_clean, n))
 
     def last_value(self, unit):
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
@@ -195,7 +254,7 @@ class SeriesContext:
 
     def clean(self, first, last):
         """Whether rows first .. last (positions) have no missing value."""
-        if first >= len(self.raw) - self.n_clean:
+        if first >= len(self) - self.n_clean:
             return True
         return not self.gaps[first : last + 1].any()
 
