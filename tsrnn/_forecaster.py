@@ -569,7 +569,7 @@ n_iter_, t_
             in increasing order (``temp_air``, ``temp_air_q0.1``,
             ``temp_air_q0.5``, ``temp_air_q0.9``).
         """
-        check_is_fitted(self)
+        self._check_fitted()
         layout = self._frame_layout
         if X is None:
             frames = self._context  # {key: SeriesContext}
@@ -610,6 +610,16 @@ n_iter_, t_
             return parts[0]
         return pd.concat(parts, keys=list(frames), names=[layout.id_name, time_name])
 
+    def _check_fitted(self):
+        """``check_is_fitted(self)``, for the streaming calls.
+
+        It reads the estimator's tags before anything else, a few percent of
+        a streamed ``update()`` (issue 13); a fitted forecaster says so
+        itself, so the tags are read only to raise NotFittedError.
+        """
+        if not self.__sklearn_is_fitted__():
+            check_is_fitted(self)
+
     @staticmethod
     def _last(frame):
         """Last timestamp of a frame or a kept context."""
@@ -637,7 +647,7 @@ n_iter_, t_
         -------
         self : object
         """
-        check_is_fitted(self)
+        self._check_fitted()
         check_frame(X, "X")
         # The common case (one series, the next rows in order) in numpy;
         # everything else, and every refusal, through the frames.
