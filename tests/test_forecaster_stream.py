@@ -249,3 +249,141 @@ def test_context_frames_and_pickle():
     g.update(frame.iloc[230:231])
     f.update(frame.iloc[230:231])
     pd.testing.assert_frame_equal(g.predict(), f.predict())
+
+
+def test_context_counts_its_trailing_rows_without_gaps():
+    # SeriesContext.n_clean lets a window at the end of the context skip the
+    # scan for gaps; it must follow the rows through the fast path (clean
+    # rows), the general path (a gap) and the context's tail.
+    frame = make_frame(300)
+    frame.iloc[205, 1] = np.nan
+    f = RNNForecaster(target="y", missing="interpolate", **FAST).fit(frame.iloc[:200])
+    for i in range(200, 230):
+        f.update(frame.iloc[i : i + 1])
+        ctx = f._context[None]
+        gaps = np.flatnonzero(np.isnan(ctx.raw).any(axis=1))
+        assert ctx.n_clean == (len(ctx) - 1 - gaps[-1] if len(gaps) else len(ctx))
+
+
+@pytest.mark.parametrize("tz", [None, "Europe/Berlin"])
+def test_future_index_across_ranges_made_ahead(monkeypatch, tz):
+    # predict() slices its future index from a range made ahead (TimeGrid);
+    # with a short range it is made anew every few rows, and every index
+    # must be pd.date_range's, freq and name included.
+    monkeypatch.setattr(_stream_context.TimeGrid, "_AHEAD", 3)
+    # Rows 200-215 span the change to summer time of 2024-03-31 01:00 UTC.
+    frame = make_frame(300, start="2024-03-22 20:00")
+    frame.index = frame.index.tz_localize("UTC").tz_convert(tz)
+    f = RNNForecaster(target="y", **FAST).fit(frame.iloc[:200])
+    for i in range(200, 215):
+        f.update(frame.iloc[i : i + 1])
+        want = pd.date_range(frame.index[i] + pd.Timedelta("1h"), periods=4, freq="h",
+                             name="timestamp")
+        for _ in range(2):  # made, then sliced from the range
+            got = f.predict().index
+            pd.testing.assert_index_equal(got, want)
+            assert got.freq == want.freq
+
+
+def test_weight_cache_follows_the_buffer():
+    # The network's views of its weights are made once per weight buffer
+    # (_network.py). A refit, set_params and a refit, a warm start and new
+    # weights written in place must all forecast as a copy without the cache
+    # (pickling drops it) does.
+    frame = make_frame(300)
+    history = frame.iloc[:220]
+    f = RNNForecaster(target="y", **FAST).fit(frame.iloc[:200])
+    before = f.predict(history)
+    assert f._cached_weights.flat is f._flat
+    assert not hasattr(copy(f), "_cached_weights")
+
+    def same_as_uncached():
+        pd.testing.assert_frame_equal(f.predict(history), copy(f).predict(history))
+
+    f.fit(frame.iloc[40:240])
+    same_as_uncached()
+    f.set_params(hidden_layer_sizes=(5, 3)).fit(frame.iloc[:200])
+    same_as_uncached()
+    f.set_params(warm_start=True, max_iter=1).fit(frame.iloc[:260])
+    same_as_uncached()
+    other = RNNForecaster(target="y", **dict(FAST, hidden_layer_sizes=(5, 3), random_state=1))
+    f.load_state_dict(other.fit(frame.iloc[:200]).state_dict())
+    same_as_uncached()
+    assert not f.predict(history).equals(before)
+
+
+def test_nan_weight_refused_at_inference():
+    # Inference checks the weights' layout once per buffer, their values on
+    # every call: a NaN written into them is refused by name, as rnn_forward does.
+    frame = make_frame(300)
+    f = RNNForecaster(target="y", **FAST).fit(frame.iloc[:200])
+    f.predict(frame.iloc[:210])
+    f.rnn_params_["weight_hh_l0"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"params\['weight_hh_l0'\] contains NaN or inf"):
+        f.predict(frame.iloc[:210])
+
+
+def test_pickle_after_update_forecasts_the_same():
+    # The caches (weight views, the future stamps made ahead) are rebuilt
+    # after unpickling; the restored forecaster streams on identically.
+    frame = make_frame(300)
+    f = RNNForecaster(target="y", **dict(FAST, quantiles=(0.1, 0.5, 0.9),
+                                          validation_fraction=0.3)).fit(frame.iloc[:200])
+    for i in range(200, 210):
+        f.update(frame.iloc[i : i + 1])
+        f.predict()
+    assert not [name for name in f.__getstate__() if name.startswith("_cached_")]
+    g = copy(f)
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    for i in range(210, 220):
+        f.update(frame.iloc[i : i + 1])
+        g.update(frame.iloc[i : i + 1])
+        pd.testing.assert_frame_equal(g.predict(), f.predict())
+
+
+def test_refused_update_leaves_the_stream_as_it_was(monkeypatch):
+    # update() stores a row in the context's storage before the forecasts
+    # it completes are checked (_stream_context._Rows). When it is refused
+    # after that, the context is the one before, and the rows that follow
+    # must forecast as if the refused call never happened, across the
+    # storage's copies when its room runs out.
+    frame = make_frame(300)
+    fitted = RNNForecaster(target="y", **dict(FAST, quantiles=(0.1, 0.5, 0.9),
+                                               validation_fraction=0.3)).fit(frame.iloc[:200])
+    f, g = copy(fitted), copy(fitted)
+
+    def refuse(*args):
+        raise RuntimeError("refused")
+
+    with monkeypatch.context() as m:
+        m.setattr(RNNForecaster, "_track", refuse)
+        with pytest.raises(RuntimeError, match="refused"):
+            f.update(frame.iloc[200:201])
+    assert f._context[None].last == frame.index[199]
+    for i in range(200, 260):
+        f.update(frame.iloc[i : i + 1])
+        g.update(frame.iloc[i : i + 1])
+        pd.testing.assert_frame_equal(f.predict(), g.predict())
+    pd.testing.assert_frame_equal(f._context[None].frame(), g._context[None].frame())
+
+
+def test_contexts_grown_from_one_context_are_independent():
+    # Contexts share their storage with the ones grown from them; growing
+    # one context twice must give two contexts that each hold their rows.
+    frame = make_frame(300)
+    f = RNNForecaster(target="y", **FAST).fit(frame.iloc[:200])
+    ctx, columns = f._context[None], ["y", "x", "hour"]
+
+    def grown(i):
+        raw = frame.iloc[i : i + 1][columns].to_numpy()
+        index = frame.index[i : i + 1]
+        return ctx.appended(raw, f._encoder.encode_rows(raw), index, int(index.asi8[-1]),
+                            clean=True)
+
+    before = ctx.raw.copy()
+    a, b = grown(200), grown(201)
+    np.testing.assert_array_equal(ctx.raw, before)
+    for child, i in ((a, 200), (b, 201)):
+        np.testing.assert_array_equal(child.raw[:-1], before)
+        np.testing.assert_array_equal(child.raw[-1], frame.iloc[i][columns].to_numpy())
+        assert child.last == frame.index[i]

@@ -553,6 +553,23 @@ def test_inference_mode_returns_no_cache_and_same_values(F, cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_params_checked_once_forward_as_rnn_forward(F, cell):
+    # The estimators' inference checks its params' layout once and calls
+    # _forward_checked (issue 13): the results are rnn_forward's, and the
+    # values are still checked on every call, as they may change in place.
+    case = Case(cell, 2, B=3, T=4, seed=85)
+    checked = F._validate_params(cell, case.params, values=False)
+    out, state_T, cache = F._forward_checked(cell, case.x, checked, case.state)
+    out2, state_T2, _ = F.rnn_forward(cell, case.x, case.params, case.state, training=False)
+    assert cache is None
+    assert_results_identical(flatten(cell, out, state_T, None, None, None),
+                             flatten(cell, out2, state_T2, None, None, None))
+    case.params["weight_hh_l1"][0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"params\['weight_hh_l1'\] contains NaN or inf"):
+        F._forward_checked(cell, case.x, checked, case.state)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_none_defaults_mean_zeros(F, cell):
     case = Case(cell, 2, B=4, T=3, seed=82)
     zeros = pack_state(cell, [np.zeros_like(s) for s in case.state_parts])

@@ -81,8 +81,9 @@ class BandTracking:
     def _issued_forecasts(self):
         """Forecasts from the end of every kept context, with tracked offsets.
 
-        A forecast issued from the last origin already (by update()) is
-        returned as it was issued; the others are issued now.
+        A list of one (horizon, n_targets, n_q) array per context, in the
+        order of ``_context``. A forecast issued from the last origin already
+        (by update()) is returned as it was issued; the others are issued now.
         """
         out = []
         for key, frame in self._context.items():
@@ -96,7 +97,7 @@ class BandTracking:
                 raw = self._issue_due(key, frame, len(frame))[len(frame) - 1]
                 tracker.issue(last, raw)
             out.append(tracker.pending[last])
-        return np.stack(out)
+        return out
 
     def _track(self, key, combined, n_old, raw):
         """Check the forecasts the new rows complete, then issue the new ones.

@@ -571,7 +571,7 @@ n_iter_, t_
             in increasing order (``temp_air``, ``temp_air_q0.1``,
             ``temp_air_q0.5``, ``temp_air_q0.9``).
         """
-        check_is_fitted(self)
+        self._check_fitted()
         layout = self._frame_layout
         if X is None:
             frames = self._context  # {key: SeriesContext}
@@ -605,19 +605,33 @@ n_iter_, t_
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
             Z = self._forecast(self._windows(A, origins, causal=causal))
         parts = [
-            self._forecast_frame(
-                Z[i], layout.future_index(self._last(frame), self.horizon, name=time_name)
-            )
+            self._forecast_frame(Z[i], self._future_index(frame, time_name))
             for i, frame in enumerate(frames.values())
         ]
         if not layout.multi:
             return parts[0]
         return pd.concat(parts, keys=list(frames), names=[layout.id_name, time_name])
 
+    def _check_fitted(self):
+        """``check_is_fitted(self)``, for the streaming calls.
+
+        It reads the estimator's tags before anything else, a few percent of
+        a streamed ``update()`` (issue 13); a fitted forecaster says so
+        itself, so the tags are read only to raise NotFittedError.
+        """
+        if not self.__sklearn_is_fitted__():
+            check_is_fitted(self)
+
     @staticmethod
     def _last(frame):
         """Last timestamp of a frame or a kept context."""
         return frame.last if isinstance(frame, SeriesContext) else frame.index[-1]
+
+    def _future_index(self, frame, name):
+        """The ``horizon`` timestamps after a frame or a kept context."""
+        if isinstance(frame, SeriesContext):
+            return frame.future_index(self.horizon, name)
+        return self._frame_layout.future_index(frame.index[-1], self.horizon, name=name)
 
     def update(self, X):
         """Append new observations and move the forecast origin, without refitting.
@@ -635,7 +649,7 @@ n_iter_, t_
         -------
         self : object
         """
-        check_is_fitted(self)
+        self._check_fitted()
         check_frame(X, "X")
         # The common case (one series, the next rows in order) in numpy;
         # everything else, and every refusal, through the frames.

@@ -27,17 +27,58 @@ States. ``rnn_forward``'s final states, one entry per layer (``h`` or
 ``(h, c)``, each (directions, B, H)), start a later call (truncated BPTT's
 next segment, a prediction continued by the caller); ``take_state`` and
 ``put_state`` select and write the rows of the sequences still running.
+
+Weight views. Every forward pass reads each layer's arrays by name. Naming
+them from the flat buffer took as long as a batch-1 forward of a small
+model (issue 13), so they are made once per buffer and kept in
+``_cached_weights`` (``CachedWeights``). Views see every in-place change of
+the buffer (training steps, ``load_state_dict``); a new buffer (a refit)
+makes new views. Attributes named ``_cached_*`` are left out of pickles,
+where a view would become a copy cut off from its buffer, and are rebuilt
+on first use.
 """
 
 import numpy as np
 
 from tsrnn._weights import FlatWeights
-from tsrnn.functional import rnn_backward, rnn_forward
+from tsrnn.functional import _forward_checked, _validate_params, rnn_backward, rnn_forward
 
 # Inference runs blocks of windows whose gathered inputs and activations take
 # about this many bytes. A constant, not a function of the thread count, so
 # results do not depend on the machine's parallelism.
 _PREDICT_BLOCK_BYTES = 2**22
+
+
+class CachedWeights:
+    """The parameter views that a forward pass reads, for one weight buffer.
+
+    Attributes
+    ----------
+    flat : ndarray
+        The buffer the views belong to (``_flat``).
+    layers : list of dict
+        Per recurrent layer, its views under functional's ``_l0`` names.
+    checked : list
+        The same, checked by functional once (names, shapes, dtype), for
+        inference (``_forward_checked``).
+    head_weight_t : ndarray (H, n_outputs)
+        The head's weight, transposed (a view).
+    head_bias : ndarray (n_outputs,)
+    width : int
+        Values per window and step that inference holds (see ``_block_size``).
+    """
+
+    def __init__(self, net):
+        self.flat = net._flat
+        self.layers = [net._layer_views(k) for k in range(net._n_layers())]
+        self.checked = [_validate_params(net._cell, p, values=False) for p in self.layers]
+        views = net._views()
+        self.head_weight_t, self.head_bias = views["head.weight"].T, views["head.bias"]
+        # Per window and step: the input row, and per layer and direction the
+        # functional layer's output, cell state and gate buffer (at most 7 * H
+        # values).
+        n_inputs = net._layout[0][2][1]  # weight_ih_l0 comes first: (G*H, D)
+        self.width = n_inputs + 7 * sum(net._hidden_sizes_fitted()) * net._directions
 
 
 class RecurrentNetwork(FlatWeights):
@@ -47,6 +88,20 @@ class RecurrentNetwork(FlatWeights):
     ``alpha``, ``_random_state``, ``_cell`` and ``_directions`` (set when it
     initialises a model), and ``n_outputs_``.
     """
+
+    def __getstate__(self):
+        # The caches hold views of the weight buffer (see the module
+        # docstring); the unpickled estimator rebuilds them.
+        state = super().__getstate__()
+        return {name: value for name, value in state.items()
+                if not name.startswith("_cached_")}
+
+    def _weights(self):
+        """``CachedWeights`` of the current buffer, made on first use."""
+        cached = self.__dict__.get("_cached_weights")
+        if cached is None or cached.flat is not self._flat:
+            cached = self._cached_weights = CachedWeights(self)
+        return cached
 
     def _forward_stack(self, X, training, *, lengths=None, state=None, dropout=None,
                        return_state=False):
@@ -61,11 +116,15 @@ class RecurrentNetwork(FlatWeights):
         says so (truncated BPTT's forward-only segments).
         """
         h, tape, final = X, [], []
-        for k in range(self._n_layers()):
-            h, last, cache = rnn_forward(
-                self._cell, h, self._layer_views(k), None if state is None else state[k],
-                training=training, lengths=lengths,
-            )
+        weights = self._weights()
+        for k, params in enumerate(weights.layers):
+            st = None if state is None else state[k]
+            if training:
+                h, last, cache = rnn_forward(self._cell, h, params, st, training=True,
+                                             lengths=lengths)
+            else:
+                h, last, cache = _forward_checked(self._cell, h, weights.checked[k], st,
+                                                  lengths=lengths)
             mask = None
             if (training if dropout is None else dropout) and self.dropout > 0:
                 keep = self._random_state.random_sample(h.shape) >= self.dropout
@@ -75,17 +134,18 @@ class RecurrentNetwork(FlatWeights):
             final.append(last)
         return (h, tape, final) if return_state else (h, tape)
 
-    def _last_outputs(self, top, rows, ends):
+    def _last_outputs(self, top, rows, ends=None):
         """What the head reads for one target per sequence: (len(rows), W).
 
-        Row i of ``rows`` ends at step ``ends[i]``: the forward direction's
+        Row i of ``rows`` ends at step ``ends[i]`` (None: every row at the
+        last step, and ``rows`` may be a slice): the forward direction's
         output there and, when bidirectional, the reverse direction's output
         at step 0 (where it ends). Both are final states.
         """
-        out = top[rows, ends]
+        out = top[rows, -1] if ends is None else top[rows, ends]
         if self._directions == 2:
             half = top.shape[2] // 2
-            out[:, half:] = top[rows, 0, half:]
+            out = np.concatenate((out[:, :half], top[rows, 0, half:]), axis=1)
         return out
 
     def _backward_stack(self, dtop, tape, ends=None):
@@ -118,8 +178,8 @@ class RecurrentNetwork(FlatWeights):
 
     def _head(self, H):
         """Raw outputs (n, n_outputs) of the dense layer on hidden states (n, H)."""
-        params = self._views()
-        return H @ params["head.weight"].T + params["head.bias"]
+        weights = self._weights()
+        return H @ weights.head_weight_t + weights.head_bias
 
     def _loss_grad(self, X, Y, per_step=False, *, sample_weight=None, lengths=None,
                    state=None, target_rows=None, return_state=False):
@@ -210,11 +270,7 @@ class RecurrentNetwork(FlatWeights):
         return (loss, final) if return_state else loss
 
     def _block_size(self, n_steps):
-        # Per window and step: the input row, and per layer and direction the
-        # functional layer's output, cell state and gate buffer (at most 7 * H
-        # values).
-        n_inputs = self._layout[0][2][1]  # weight_ih_l0 comes first: (G*H, D)
-        width = n_inputs + 7 * sum(self._hidden_sizes_fitted()) * self._directions
+        width = self._weights().width
         return max(1, _PREDICT_BLOCK_BYTES // (n_steps * width * self._flat.itemsize))
 
     def _raw_predict_sequences(self, X, lengths=None, per_step=False, state=None,
@@ -248,9 +304,10 @@ class RecurrentNetwork(FlatWeights):
                 Z[rows] = self._head(top.reshape(m * T, -1)).reshape(m, T, -1)
                 if ls is not None:
                     Z[rows][np.arange(T) >= ls[:, None]] = np.nan
+            elif ls is None:
+                Z[rows] = self._head(self._last_outputs(top, slice(None)))
             else:
-                ends = np.full(m, T - 1) if ls is None else ls - 1
-                Z[rows] = self._head(self._last_outputs(top, np.arange(m), ends))
+                Z[rows] = self._head(self._last_outputs(top, np.arange(m), ls - 1))
             if return_state:
                 final_all = put_state(final_all, rows, final, n)
         return (Z, final_all) if return_state else Z

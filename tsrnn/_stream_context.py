@@ -43,6 +43,74 @@ from tsrnn._windows import ForecastWindows, GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
 
+class TimeGrid:
+    """The time grid of one series' context: its step as an integer, its future stamps.
+
+    Shared by the successive contexts of a series (``SeriesContext.appended``
+    and ``tail`` pass it on). For a fixed step (a ``Tick``), ``step`` is the
+    step in the unit of the series' index, and the future index of a
+    forecast is a slice of one longer range of stamps made ahead: building
+    it with ``pd.date_range`` on every ``predict()`` took a third of the call
+    (issue 13); a slice keeps its ``freq`` and costs a tenth of that. Other
+    steps (months, business days) make each future index with
+    ``FrameLayout.future_index``.
+
+    Parameters
+    ----------
+    layout : FrameLayout
+    unit : str
+        Unit of the series' time index (``DatetimeIndex.unit``).
+    """
+
+    # Future stamps made beyond the horizon: a new range every this many steps.
+    _AHEAD = 256
+
+    def __init__(self, layout, unit):
+        self.layout, self.unit = layout, unit
+        self.step = None
+        if isinstance(layout.offset, pd.offsets.Tick):
+            self.step = pd.Timedelta(layout.offset).as_unit(unit).value
+        self._stamps = None  # DatetimeIndex: the steps after some last timestamp
+
+    def future_index(self, context, horizon, name):
+        """The ``horizon`` timestamps after the last one of ``context``, named ``name``."""
+        if self.step is None:
+            return self.layout.future_index(context.last, horizon, name=name)
+        stamps = self._stamps
+        if stamps is not None and stamps.name == name:
+            values = stamps.asi8
+            step = values[1] - values[0]
+            pos, off = divmod(context.last_value(stamps.unit) - values[0], step)
+            # pos counts steps from the first stamp to the last row; the
+            # forecast's first stamp is the next one.
+            if not off and 0 <= pos + 1 and pos + 1 + horizon <= len(values):
+                return stamps[pos + 1 : pos + 1 + horizon]
+        self._stamps = self.layout.future_index(context.last, horizon + self._AHEAD, name=name)
+        return self._stamps[:horizon]
+
+
+class _Rows:
+    """Storage of a series' kept rows, with room to grow.
+
+    The successive contexts of a series view slices of one storage: a
+    context grown by ``update()`` writes its new rows after the last row
+    written, in place, and keeps the tail as a view. Copying the kept rows
+    into new arrays at every call cost as much as encoding the row (issue
+    13); this copies once per ``room`` rows. ``end`` is how far rows are
+    written.
+    """
+
+    __slots__ = ("raw", "inputs", "gaps", "end")
+
+    def __init__(self, raw, inputs, gaps, room):
+        n = len(raw)
+        self.raw = np.empty((n + room, raw.shape[1]), raw.dtype)
+        self.inputs = np.empty((n + room, inputs.shape[1]), inputs.dtype)
+        self.gaps = np.empty(n + room, bool)
+        self.raw[:n], self.inputs[:n], self.gaps[:n] = raw, inputs, gaps
+        self.end = n
+
+
 class SeriesContext:
     """The kept rows of one series on its regular time grid.
 
@@ -57,15 +125,48 @@ class SeriesContext:
     last : Timestamp or DatetimeIndex
         Timestamp of the last row, or an index ending with it (read when
         needed: making a Timestamp costs as much as encoding a row).
-    layout : FrameLayout
+    stamp : int
+        The last timestamp as an integer in the unit of the time index (as
+        ``asi8``), which the stream compares and counts steps with.
     name : the time index's name
     index_dtype : dtype of the time index (its unit and time zone)
+    grid : TimeGrid
+    gaps : ndarray (n,) of bool or None
+        Rows with a missing value; None computes them from ``raw``.
+    n_clean : int or None
+        How many of the last rows have no missing value (the windows of a
+        stream end there); None computes it from ``gaps``.
+
+    ``raw``, ``inputs`` and ``gaps`` are read as attributes: views of rows
+    ``start`` to ``stop`` of a ``_Rows`` storage, shared with the contexts
+    grown from this one.
     """
 
-    def __init__(self, raw, inputs, last, layout, name, index_dtype):
-        self.raw, self.inputs, self._last = raw, inputs, last
-        self.layout, self.name, self.index_dtype = layout, name, index_dtype
-        self.gaps = np.isnan(raw).any(axis=1)
+    def __init__(self, raw, inputs, last, stamp, name, index_dtype, grid, gaps=None,
+                 n_clean=None):
+        gaps = np.isnan(raw).any(axis=1) if gaps is None else gaps
+        self._set(_Rows(raw, inputs, gaps, room=len(raw)), 0, len(raw), last, stamp, name,
+                  index_dtype, grid, n_clean)
+
+    def _set(self, rows, start, stop, last, stamp, name, index_dtype, grid, n_clean):
+        self._rows, self.start, self.stop = rows, start, stop
+        self._last, self.stamp = last, stamp
+        self.name, self.index_dtype, self.grid = name, index_dtype, grid
+        if n_clean is None:
+            found = np.flatnonzero(self.gaps)
+            n_clean = len(self) - 1 - found[-1] if len(found) else len(self)
+        self.n_clean = int(n_clean)
+        return self
+
+    def _view(self, rows, start, stop, last, stamp, n_clean):
+        """A context of rows ``start`` to ``stop`` of ``rows``, on this one's grid."""
+        return SeriesContext.__new__(SeriesContext)._set(
+            rows, start, stop, last, stamp, self.name, self.index_dtype, self.grid, n_clean)
+
+    def __reduce__(self):
+        # Only the viewed rows, not the storage's room.
+        return SeriesContext, (self.raw, self.inputs, self._last, self.stamp, self.name,
+                               self.index_dtype, self.grid, self.gaps, self.n_clean)
 
     @classmethod
     def from_frame(cls, frame, encoder):
@@ -75,8 +176,24 @@ class SeriesContext:
         scaled = (raw - encoder.scaler.mean_) / encoder.scaler.scale_
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw), index[-1], encoder.layout, index.name,
-                   index.dtype)
+        return cls(raw, encoder.encode_rows(raw), index[-1], int(index.asi8[-1]), index.name,
+                   index.dtype, TimeGrid(encoder.layout, index.unit))
+
+    @property
+    def raw(self):
+        return self._rows.raw[self.start : self.stop]
+
+    @property
+    def inputs(self):
+        return self._rows.inputs[self.start : self.stop]
+
+    @property
+    def gaps(self):
+        return self._rows.gaps[self.start : self.stop]
+
+    @property
+    def layout(self):
+        return self.grid.layout
 
     @property
     def last(self):
@@ -86,7 +203,7 @@ class SeriesContext:
         return self._last
 
     def __len__(self):
-        return len(self.raw)
+        return self.stop - self.start
 
     @property
     def index(self):
@@ -98,27 +215,47 @@ class SeriesContext:
         """The rows as the frame fit and update saw them (a new copy)."""
         return pd.DataFrame(self.raw.copy(), index=self.index, columns=self.layout.columns)
 
-    def appended(self, raw, inputs, last):
-        """A context with rows appended (raw, encoded, last timestamp); self is unchanged."""
-        return SeriesContext(np.concatenate([self.raw, raw]),
-                             np.concatenate([self.inputs, inputs]),
-                             last, self.layout, self.name, self.index_dtype)
+    def future_index(self, horizon, name):
+        """The ``horizon`` timestamps after the last row (``TimeGrid``)."""
+        return self.grid.future_index(self, horizon, name)
+
+    def appended(self, raw, inputs, last, stamp, clean=False):
+        """A context with rows appended; self is unchanged.
+
+        ``raw`` and ``inputs`` are the new rows, ``last`` and ``stamp`` their
+        last timestamp (as for the constructor); ``clean`` says that they have
+        no missing value (otherwise it is found out).
+        """
+        n, rows = len(raw), self._rows
+        start, stop = self.start, self.stop + n
+        if rows.end != self.stop or stop > len(rows.raw):
+            # No room left, or rows were written after this context's already
+            # (grown from it by an update() that was then refused): new storage.
+            rows = _Rows(self.raw, self.inputs, self.gaps, room=len(self) + n)
+            start, stop = 0, len(self) + n
+        rows.raw[stop - n : stop] = raw
+        rows.inputs[stop - n : stop] = inputs
+        rows.gaps[stop - n : stop] = False if clean else np.isnan(raw).any(axis=1)
+        rows.end = stop
+        return self._view(rows, start, stop, last, stamp, self.n_clean + n if clean else None)
 
     def tail(self, n):
         """The last n rows."""
         if len(self) <= n:
             return self
-        return SeriesContext(self.raw[-n:], self.inputs[-n:], self._last, self.layout,
-                             self.name, self.index_dtype)
+        return self._view(self._rows, self.stop - n, self.stop, self._last, self.stamp,
+                          min(self.n_clean, n))
 
     def last_value(self, unit):
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
-        if isinstance(self._last, pd.DatetimeIndex) and self._last.unit == unit:
-            return int(self._last.asi8[-1])
+        if unit == self.grid.unit:
+            return self.stamp
         return self.last.as_unit(unit).value
 
     def clean(self, first, last):
         """Whether rows first .. last (positions) have no missing value."""
+        if first >= len(self) - self.n_clean:
+            return True
         return not self.gaps[first : last + 1].any()
 
 
@@ -153,21 +290,23 @@ class StreamingContext:
         names = getattr(self, "feature_names_in_", None)
         index = X.index
         if (ctx is None or layout.multi or layout.resample or not len(X) or names is None
-                or not isinstance(layout.offset, pd.offsets.Tick)
+                or ctx.grid.step is None  # not a fixed step
                 or not isinstance(index, pd.DatetimeIndex)
-                or index.dtype != ctx.index_dtype
-                or X.columns.tolist() != names.tolist()):
+                or index.dtype != ctx.index_dtype):
+            return None
+        columns = X.columns.tolist()
+        if columns != names.tolist():
             return None
         stamps = index.asi8
-        step = pd.Timedelta(layout.offset).as_unit(index.unit).value
-        last = ctx.last_value(index.unit)
+        # Same dtype as the context's index: the same unit as its stamp.
+        step, last = ctx.grid.step, ctx.stamp
         if len(stamps) == 1:
             if stamps[0] != last + step:
                 return None
         elif not np.array_equal(stamps, last + step * np.arange(1, len(stamps) + 1)):
             return None
         try:
-            if layout.columns == names.tolist():
+            if layout.columns == columns:
                 raw = X.to_numpy(np.float64)
             else:
                 raw = X[layout.columns].to_numpy(np.float64)
@@ -176,7 +315,8 @@ class StreamingContext:
         inputs = self._encoder.encode_rows(raw, checked=True)
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
-        grown = ctx.appended(raw, inputs, index)
+        # encode_rows(checked=True) passed: every new value is finite.
+        grown = ctx.appended(raw, inputs, index, int(stamps[-1]), clean=True)
         return {None: (grown, len(ctx))}
 
     def _ingest(self, X):

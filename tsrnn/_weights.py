@@ -13,8 +13,10 @@ again with torch's ``_reverse`` suffix for a bidirectional net), then
 weights precede all biases, so the L2 penalty (weights only, as in MLP)
 applies to the single slice ``[:_n_decay]``.
 
-Per-array views are built on demand and never stored as attributes: a
-pickled view would become a copy cut off from the buffer.
+Per-array views are built on demand and never stored as plain attributes:
+a pickled view would become a copy cut off from the buffer. (Inference
+keeps the views it reads in ``_cached_weights``, which pickling drops; see
+``_network.py``.)
 """
 
 import math

@@ -148,9 +148,16 @@ class Encoder:
         path that names it); otherwise the caller checks the range.
         """
         scaled = (raw - self.scaler.mean_) / self.scaler.scale_
-        if checked and not np.all(np.abs(scaled) <= np.finfo(self.dtype).max):
-            return None
-        A = np.nan_to_num(scaled)
+        if checked:
+            # The largest magnitude is NaN when a value is: it fails the
+            # comparison too, so every row that passes is finite and there
+            # is nothing for nan_to_num to replace. (One reduction: np.all
+            # of the comparison cost as much as encoding the row.)
+            if not np.abs(scaled).max(initial=0.0) <= np.finfo(self.dtype).max:
+                return None
+            A = scaled
+        else:
+            A = np.nan_to_num(scaled)
         if self.layout.known:
             A = np.hstack([A, np.zeros((len(A), 1))])
         return A.astype(self.dtype, copy=False)

@@ -281,12 +281,31 @@ def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
     return layout, frozenset(name for name, _ in layout)
 
 
-def _validate_params(cell, params):
-    """Return (dtype, input_size, hidden_size, layers, n_dirs).
+class _CheckedParams:
+    """``params`` checked by :func:`_validate_params`, in kernel form.
 
     ``layers`` holds one _Layer of contiguous weights per layer and
     direction, in torch's order: layer k's direction d is
-    ``layers[k * n_dirs + d]`` (d = 1 the reverse one).
+    ``layers[k * n_dirs + d]`` (d = 1 the reverse one). ``arrays`` are the
+    same weights in the order of ``names``.
+    """
+
+    __slots__ = ("dtype", "input_size", "hidden_size", "layers", "n_dirs", "names", "arrays")
+
+    def check_values(self):
+        """Raise ValueError for a NaN or inf weight."""
+        bad = _cells.first_nonfinite(self.arrays)
+        if bad >= 0:
+            raise ValueError(f"params[{self.names[bad]!r}] contains NaN or inf")
+
+
+def _validate_params(cell, params, values=True):
+    """``params`` checked, as a ``_CheckedParams``.
+
+    Their names, shapes and dtype and, with ``values``, that they hold no NaN
+    or inf. Without ``values`` the result is for a caller that runs the same
+    weights many times (``_forward_checked``): it checks the values on every
+    call, since weights may change in place.
     """
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
@@ -333,9 +352,10 @@ def _validate_params(cell, params):
             raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
         if not a.flags.c_contiguous:
             arrays[i] = np.ascontiguousarray(a)
-    bad = _cells.first_nonfinite(arrays)
-    if bad >= 0:
-        raise ValueError(f"params[{expected[bad][0]!r}] contains NaN or inf")
+    checked = _CheckedParams()
+    checked.names, checked.arrays = [name for name, _ in expected], arrays
+    if values:
+        checked.check_values()
     # Each direction's arrays, in layer_param_shapes' order: weight_ih,
     # weight_hh, bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
     n_dirs = 2 if bidirectional else 1
@@ -350,7 +370,9 @@ def _validate_params(cell, params):
         # needs them.
         lay.peep = tuple(mine[4:])
         layers.append(lay)
-    return dtype, input_size, hidden_size, layers, n_dirs
+    checked.dtype, checked.input_size, checked.hidden_size = dtype, input_size, hidden_size
+    checked.layers, checked.n_dirs = layers, n_dirs
+    return checked
 
 
 def _as_real_array(a, name):
@@ -451,7 +473,27 @@ def rnn_forward(cell, x, params, state=None, training=True, *, dropout=0.0,
     ((4, 10, 8), (2, 4, 8), True)
     """
     _check_cell(cell)
-    dtype, input_size, hidden_size, layers, n_dirs = _validate_params(cell, params)
+    return _forward(cell, x, _validate_params(cell, params), state, training, dropout,
+                    random_state, lengths)
+
+
+def _forward_checked(cell, x, checked, state=None, lengths=None):
+    """``rnn_forward(..., training=False)`` with params checked beforehand.
+
+    ``checked`` is ``_validate_params(cell, params, values=False)``, made
+    once by a caller that runs the same weights many times (the estimators'
+    inference: checking the names and shapes of every array took a fifth of
+    a batch-1 forward, issue 13). The weights' values are checked here, on
+    every call.
+    """
+    checked.check_values()
+    return _forward(cell, x, checked, state, False, 0.0, None, lengths)
+
+
+def _forward(cell, x, checked, state, training, dropout, random_state, lengths):
+    """``rnn_forward`` once ``cell`` and ``params`` are checked (``_CheckedParams``)."""
+    dtype, input_size, hidden_size = checked.dtype, checked.input_size, checked.hidden_size
+    layers, n_dirs = checked.layers, checked.n_dirs
     x = _as_real_array(x, "x")
     if x.ndim != 3:
         raise ValueError(f"x must be 3-D (batch, time, input), got shape {x.shape}")
