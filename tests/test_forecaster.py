@@ -282,3 +282,34 @@ def test_bad_parameters_are_rejected(frame):
 def test_unfitted_forecaster_raises(frame):
     with pytest.raises(NotFittedError, match="not fitted yet"):
         RNNForecaster(target="y").predict()
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_timestamps_in_any_unit_forecast_as_in_nanoseconds(unit):
+    # pandas 2 keeps the unit a frame was read with (parquet, numpy); such a
+    # regular index was once refused as "not regular".
+    frame = make_frame(260)
+    other = frame.set_axis(frame.index.as_unit(unit))
+    params = dict(FAST, target="y", known_future=["hour"])
+    fitted = RNNForecaster(**params).fit(other.iloc[:240])
+    reference = RNNForecaster(**params).fit(frame.iloc[:240])
+    future = other.iloc[240:244][["hour"]]
+    got = fitted.predict(future=future)
+    assert got.index.equals(reference.predict(future=frame.iloc[240:244][["hour"]]).index)
+    pd.testing.assert_frame_equal(got, reference.predict(future=future))
+    # update() with rows in that unit, and a backtest of them.
+    fitted.update(other.iloc[240:242])
+    reference.update(frame.iloc[240:242])
+    future = frame.iloc[242:246][["hour"]]
+    pd.testing.assert_frame_equal(fitted.predict(future=future),
+                                  reference.predict(future=future))
+    pd.testing.assert_frame_equal(fitted.backtest(other.iloc[242:]).metrics,
+                                  reference.backtest(frame.iloc[242:]).metrics)
+
+
+def test_timestamps_beyond_nanoseconds_are_refused_by_name():
+    index = pd.DatetimeIndex(np.arange("1500-01-01", "1500-03-01", dtype="M8[D]")
+                             .astype("M8[s]"))
+    frame = pd.DataFrame({"y": np.arange(len(index), dtype=float)}, index=index)
+    with pytest.raises(ValueError, match="runs from 1500-01-01.*1677-2262"):
+        RNNForecaster(**FAST).fit(frame)

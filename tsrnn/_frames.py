@@ -34,6 +34,24 @@ def check_frame(X, name):
         )
 
 
+def in_nanoseconds(index, key=None):
+    """A DatetimeIndex in nanoseconds, the resolution of every grid made here.
+
+    pandas 2 keeps the unit a frame was read with (seconds from parquet or
+    numpy, say), and a DatetimeIndex in seconds never equals the same
+    timestamps in nanoseconds, so such a frame looked irregular.
+    """
+    if index.unit == "ns":
+        return index
+    try:
+        return index.as_unit("ns")
+    except pd.errors.OutOfBoundsDatetime:
+        raise InputError(
+            f"The time index{where(key)} runs from {index.min()} to {index.max()}, "
+            "outside the years 1677-2262 that nanosecond timestamps hold."
+        ) from None
+
+
 def where(key):
     """' in series <key>' for messages, or nothing for a single series."""
     return "" if key is None else f" in series {key!r}"
@@ -229,7 +247,9 @@ class FrameLayout:
                     f"{type(frame.index).__name__}; convert it with "
                     "df.index = pd.to_datetime(df.index)."
                 )
-            out[key] = frame[self.columns].astype(np.float64)
+            frame = frame[self.columns].astype(np.float64)
+            frame.index = in_nanoseconds(frame.index, key)
+            out[key] = frame
         # update() accepts an empty frame (nothing new); everything that
         # needs timestamps from X does not.
         if not out or (regularize and not all(len(f) for f in out.values())):
