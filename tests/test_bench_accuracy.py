@@ -163,9 +163,9 @@ def test_into_replaces_tsrnn_in_a_stored_run_and_refuses_other_data(tmp_path):
             "--tsrnn-params", json.dumps({"max_iter": 1, "quantiles": None}),
             "--json", str(stored_path))
     new_path = tmp_path / "new.json"
-    out = run_cli("--datasets", "heartrate", "--models", "tsrnn", "--seeds", "0,1",
-                  "--tsrnn-params", json.dumps({"max_iter": 2}),
-                  "--json", str(new_path), "--into", str(stored_path))
+    run_cli("--datasets", "heartrate", "--models", "tsrnn", "--seeds", "0,1",
+            "--tsrnn-params", json.dumps({"max_iter": 2}),
+            "--json", str(new_path), "--into", str(stored_path))
     stored, new = json.loads(stored_path.read_text()), json.loads(new_path.read_text())
     assert stored["results"]["heartrate"]["tsrnn"] == new["results"]["heartrate"]["tsrnn"]
     rerun = stored["meta"]["tsrnn_rerun"]

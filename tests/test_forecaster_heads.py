@@ -49,7 +49,7 @@ def test_only_the_median_head_is_scored(block):
 
 
 def test_the_untrained_model_scores_as_the_baselines_point_forecast(block):
-    Y, median = block
+    Y, _ = block
     model = forecaster(QUANTILES)
     zero = np.zeros_like(Y)
     untrained = model._validation_score(outputs(zero, zero, zero), Y)

@@ -15,13 +15,10 @@ lists are accepted (check_sample_weights_list), a wrong shape is refused
 of a time series changes every window that contains it. It is declared
 failing for RNNRegressor/RNNClassifier for a related reason.
 """
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 from _forecaster_data import FAST, make_frame, make_panel
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.utils.validation import has_fit_parameter
 
@@ -29,12 +26,7 @@ from tsrnn import RNNForecaster
 from tsrnn._frames import FrameLayout
 from tsrnn.exceptions import InputError
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import shlex
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tsrnn.cli import build_parser
@@ -158,13 +159,19 @@ def test_performance_section_defers_to_the_benchmarks():
     assert "benchmarks/README.md" in section
 
 
-def test_accuracy_table_is_the_recorded_benchmark():
-    """The README's accuracy table is bench_accuracy's stored runs, to its 3 decimals."""
+def recorded_accuracy(pattern):
+    """{dataset: {model: result}} of the stored bench_accuracy runs named ``pattern``."""
     import json
 
     results = {}
-    for path in sorted((ROOT / "benchmarks" / "results").glob("accuracy*.json")):
+    for path in sorted((ROOT / "benchmarks" / "results").glob(pattern)):
         results.update(json.loads(path.read_text())["results"])
+    return results
+
+
+def test_accuracy_table_is_the_recorded_benchmark():
+    """The README's accuracy table is bench_accuracy's stored runs, to its 3 decimals."""
+    results = recorded_accuracy("accuracy*.json")
     section = TEXT.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -177,3 +184,29 @@ def test_accuracy_table_is_the_recorded_benchmark():
             assert cell == f"{runs[0]['ratio_seasonal_naive']:.3f}", (name, model)
         coverage = results[name]["tsrnn"]["runs"][0]["coverage80"]
         assert cells[-1] == f"{coverage:.0%}", name
+
+
+def test_accuracy_summary_is_the_recorded_benchmark():
+    """The geometric means and the fit share under the table, from the same runs."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_accuracy import summarise
+
+    section = " ".join(TEXT.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0].split())
+    suite = recorded_accuracy("accuracy*.json")
+    names = list(suite)
+    summary = summarise(suite, names, ["tsrnn", "skforecast", "autoets", "darts"])
+    gmean = {m: s["gmean_ratio_seasonal_naive"] for m, s in summary.items()}
+    seeds = np.array(gmean["tsrnn"])
+    assert (f"Geometric means: tsrnn {seeds[0]:.3f} ({seeds.mean():.3f} +/- "
+            f"{seeds.std():.3f} over seeds 0-{len(seeds) - 1}), skforecast + LightGBM "
+            f"{gmean['skforecast'][0]:.3f}, AutoETS {gmean['autoets'][0]:.3f}, darts "
+            f"{gmean['darts'][0]:.3f}") in section
+    fit = summary["tsrnn"]["total_fit_s"][0] / summary["darts"]["total_fit_s"][0]
+    assert f"tsrnn's fits took {fit:.0%} of darts' time" in section
+    holdout = recorded_accuracy("holdout.json")
+    summary = summarise(holdout, list(holdout), ["tsrnn", "autoets", "skforecast"])
+    means = {m: np.mean(s["gmean_ratio_seasonal_naive"]) for m, s in summary.items()}
+    assert (f"tsrnn's geometric mean is {means['tsrnn']:.3f} against AutoETS's "
+            f"{means['autoets']:.3f} and skforecast's {means['skforecast']:.3f}") in section

@@ -74,6 +74,9 @@ class BandCalibration:
         Levels the held-out forecasts were too few to calibrate.
     n_heldout : int
         Held-out forecasts per step (the fewest over steps and targets).
+    gains : ndarray (h, n_t, n_q)
+        ``rate * spread``: how far one miss moves each offset; 0 for the
+        quantiles that are not calibrated.
     """
 
     def __init__(self, quantiles, rate):
@@ -82,7 +85,6 @@ class BandCalibration:
 
     def fit(self, forecasts, actual):
         """Learn offsets from held-out forecasts (n, h, n_t, n_q) and truth (n, h, n_t)."""
-        self._gains_cache = None
         residuals = actual[..., None] - forecasts  # (n, h, n_t, n_q)
         observed = ~np.isnan(actual)
         self.n_heldout = int(observed.sum(axis=0).min()) if observed.size else 0
@@ -108,6 +110,9 @@ class BandCalibration:
                 for q in np.flatnonzero(self.calibrated):
                     rank = conformal_rank(len(r), self.quantiles[q])
                     self.offsets[k, j, q] = ordered[min(max(rank, 1), len(r)) - 1, q]
+        # Made once: every streamed row observes one truth, and these
+        # products cost as much as the rest of an observation (issue 13).
+        self.gains = (self.rate * self.spread)[:, :, None] * self.calibrated
         return self
 
     def observe(self, offsets, steps, issued, actual):
@@ -121,22 +126,11 @@ class BandCalibration:
         the order of the forecasts does not matter.
         """
         below = actual[:, None] <= issued  # (m, n_t, n_q)
-        move = self._gains()[steps] * (self.quantiles - below)
+        move = self.gains[steps] * (self.quantiles - below)
         missing = np.isnan(actual)
         if missing.any():
             move[:, missing] = 0.0  # a missing truth checks nothing
         offsets[steps] += move
-
-    def _gains(self):
-        """``rate * spread`` per (step, target, quantile), 0 where not calibrated.
-
-        Made once: every streamed row observes one truth, and the products
-        and the mask cost as much as the rest of the observation (issue 13).
-        """
-        gains = getattr(self, "_gains_cache", None)
-        if gains is None:
-            gains = self._gains_cache = (self.rate * self.spread)[:, :, None] * self.calibrated
-        return gains
 
 
 def warn_too_few(levels, n):
