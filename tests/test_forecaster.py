@@ -284,32 +284,76 @@ def test_unfitted_forecaster_raises(frame):
         RNNForecaster(target="y").predict()
 
 
-@pytest.mark.parametrize("unit", ["s", "ms", "us"])
-def test_timestamps_in_any_unit_forecast_as_in_nanoseconds(unit):
-    # pandas 2 keeps the unit a frame was read with (parquet, numpy); such a
-    # regular index was once refused as "not regular".
+UNITS = ["s", "ms", "us", "ns"]
+
+
+def _in_unit(frame, unit):
+    return frame.set_axis(frame.index.as_unit(unit))
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_forecasts_come_back_in_the_unit_of_the_users_index(unit):
+    # pandas 3 reads timestamps in microseconds, parquet often holds seconds:
+    # the forecasts, backtest frames and kept contexts share the unit of the
+    # frames they came from, and the numbers do not depend on it.
     frame = make_frame(260)
-    other = frame.set_axis(frame.index.as_unit(unit))
+    other = _in_unit(frame, unit)
     params = dict(FAST, target="y", known_future=["hour"])
     fitted = RNNForecaster(**params).fit(other.iloc[:240])
-    reference = RNNForecaster(**params).fit(frame.iloc[:240])
+    reference = RNNForecaster(**params).fit(_in_unit(frame, "ns").iloc[:240])
     future = other.iloc[240:244][["hour"]]
     got = fitted.predict(future=future)
-    assert got.index.equals(reference.predict(future=frame.iloc[240:244][["hour"]]).index)
-    pd.testing.assert_frame_equal(got, reference.predict(future=future))
-    # update() with rows in that unit, and a backtest of them.
+    assert got.index.unit == unit and got.index.freq == "h"
+    expected = reference.predict(future=future)
+    pd.testing.assert_frame_equal(got, expected.set_axis(expected.index.as_unit(unit)))
+    # predict(X) answers in X's unit, whatever the unit of fit.
+    assert reference.predict(other.iloc[:240], future=future).index.unit == unit
+    # update() with rows in that unit: the fast path and the kept context.
     fitted.update(other.iloc[240:242])
-    reference.update(frame.iloc[240:242])
-    future = frame.iloc[242:246][["hour"]]
-    pd.testing.assert_frame_equal(fitted.predict(future=future),
-                                  reference.predict(future=future))
-    pd.testing.assert_frame_equal(fitted.backtest(other.iloc[242:]).metrics,
-                                  reference.backtest(frame.iloc[242:]).metrics)
+    reference.update(_in_unit(frame, "ns").iloc[240:242])
+    assert fitted._context[None].frame().index.unit == unit
+    future = other.iloc[242:246][["hour"]]
+    got = fitted.predict(future=future)
+    assert got.index.unit == unit
+    np.testing.assert_array_equal(got.to_numpy(), reference.predict(future=future).to_numpy())
+    # A backtest's timestamps are in X's unit, also when X continues the context.
+    result = fitted.backtest(other.iloc[242:])
+    for column in ("origin", "timestamp"):
+        assert result.forecasts[column].dt.unit == unit
+    assert result.forecasts["origin"].iloc[0] == other.index[241]
+    pd.testing.assert_frame_equal(result.metrics,
+                                  reference.backtest(_in_unit(frame, "ns").iloc[242:]).metrics)
 
 
-def test_timestamps_beyond_nanoseconds_are_refused_by_name():
+@pytest.mark.parametrize("unit", UNITS)
+def test_panel_forecasts_keep_the_unit_and_time_zone(unit):
+    from _forecaster_data import make_panel
+
+    panel = make_panel(120)
+    panel.index = panel.index.tz_localize("Europe/Berlin").as_unit(unit)
+    f = RNNForecaster(target="y", series_id="site", **FAST).fit(panel)
+    times = f.predict().index.get_level_values(1)
+    assert times.unit == unit and str(times.tz) == "Europe/Berlin"
+    stamps = f.backtest(panel).forecasts["timestamp"]
+    assert stamps.dt.unit == unit and str(stamps.dt.tz) == "Europe/Berlin"
+
+
+def test_a_step_finer_than_the_unit_moves_the_grid_to_a_finer_unit():
+    # freq="500ms" on an index in seconds: the grid cannot be held in seconds.
+    index = pd.date_range("2024-01-01", periods=200, freq="s", unit="s")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.normal(size=200).cumsum()}, index=index)
+    f = RNNForecaster(target="y", freq="500ms", missing="interpolate", **FAST).fit(frame)
+    got = f.predict()
+    assert got.index.unit == "ms"
+    assert (np.diff(got.index.asi8) == 500).all()
+
+
+def test_timestamps_beyond_nanoseconds_forecast_in_their_unit():
+    # Timestamps in seconds reach years that nanoseconds cannot hold; kept in
+    # their unit, they forecast like any others.
     index = pd.DatetimeIndex(np.arange("1500-01-01", "1500-03-01", dtype="M8[D]")
                              .astype("M8[s]"))
-    frame = pd.DataFrame({"y": np.arange(len(index), dtype=float)}, index=index)
-    with pytest.raises(ValueError, match="runs from 1500-01-01.*1677-2262"):
-        RNNForecaster(**FAST).fit(frame)
+    frame = pd.DataFrame({"y": np.sin(np.arange(len(index)) / 3.0)}, index=index)
+    got = RNNForecaster(**FAST, target="y").fit(frame).predict()
+    assert got.index[0] == pd.Timestamp("1500-03-01") and got.index.unit == "s"

@@ -148,12 +148,14 @@ def interval_scores(targets, quantiles, Z, actual):
     return by_target, mean
 
 
-def forecasts_frame(origin_ts, timestamps, targets, point, quantiles, Z,
+def forecasts_frame(index, origins, targets, point, quantiles, Z,
                     persistence, seasonal, actual, ids=None, id_name=None):
     """The long DataFrame of :attr:`Backtest.forecasts`.
 
-    ``origin_ts`` (n,), ``timestamps`` (n, horizon); the arrays are
-    (n, horizon, n_targets), ``Z`` (n, horizon, n_targets, n_q).
+    ``index`` is the DatetimeIndex of the stacked rows and ``origins`` (n,)
+    the rows of the origins; the timestamps are taken from the index, so
+    they keep its unit and time zone. The arrays are (n, horizon,
+    n_targets), ``Z`` (n, horizon, n_targets, n_q).
     """
     n, h, n_t = actual.shape
     shape = (n, h, n_t)
@@ -161,8 +163,9 @@ def forecasts_frame(origin_ts, timestamps, targets, point, quantiles, Z,
     if ids is not None:
         data[id_name or "series"] = np.broadcast_to(ids[:, None, None], shape).ravel()
     steps = np.arange(1, h + 1)
-    data["origin"] = np.broadcast_to(origin_ts[:, None, None], shape).ravel()
-    data["timestamp"] = np.broadcast_to(timestamps[:, :, None], shape).ravel()
+    data["origin"] = index.take(np.broadcast_to(origins[:, None, None], shape).ravel())
+    rows = origins[:, None, None] + steps[None, :, None]
+    data["timestamp"] = index.take(np.broadcast_to(rows, shape).ravel())
     data["step"] = np.broadcast_to(steps[None, :, None], shape).ravel()
     data["target"] = np.broadcast_to(np.asarray(targets, dtype=object), shape).ravel()
     data["forecast"] = point.ravel()

@@ -749,13 +749,15 @@ n_iter_, t_
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)
         persistence, seasonal = _backtest.baselines(Rff, origins, first_row, h, self.season_)
         point = Z[..., self._point_index()]
-        index = np.concatenate([f.index.to_numpy() for f in contexts.values()])
+        # One index over the stacked rows, keeping the frames' unit and zone.
+        first, *rest = [f.index for f in contexts.values()]
+        index = first.append(rest) if rest else first
         ids = None
         if layout.multi:
             ids = np.empty(len(origins), dtype=object)
             ids[:] = keys
         forecasts = _backtest.forecasts_frame(
-            index[origins], index[origins[:, None] + np.arange(1, h + 1)],
+            index, origins,
             layout.targets, point, self.quantiles_, Z, persistence, seasonal, actual,
             ids=ids, id_name=layout.id_name,
         )
@@ -1044,8 +1046,10 @@ n_iter_, t_
         if ctx is None or frame.index[0] != ctx.last + offset:
             return frame, 0
         joined = pd.concat([ctx.frame(), frame])
+        # In the unit of X's index: the backtest answers in the user's unit.
         joined.index = pd.date_range(
-            ctx.index[0], periods=len(joined), freq=offset, name=frame.index.name
+            ctx.index[0], periods=len(joined), freq=offset, name=frame.index.name,
+            unit=frame.index.unit,
         )
         return joined, len(ctx)
 

@@ -34,22 +34,40 @@ def check_frame(X, name):
         )
 
 
-def in_nanoseconds(index, key=None):
-    """A DatetimeIndex in nanoseconds, the resolution of every grid made here.
+_UNITS = ("s", "ms", "us", "ns")
 
-    pandas 2 keeps the unit a frame was read with (seconds from parquet or
-    numpy, say), and a DatetimeIndex in seconds never equals the same
-    timestamps in nanoseconds, so such a frame looked irregular.
+
+def in_step_unit(index, offset, key=None):
+    """``index`` in its own unit, or in the coarsest finer unit that holds ``offset``.
+
+    Timestamps keep the unit they came in (pandas 3 reads strings in
+    microseconds, parquet often holds seconds), so that forecasts share the
+    unit of the user's own frames. Only a fixed step that the unit cannot
+    hold (a 500 ms grid on an index in seconds) moves the index to a finer
+    unit.
     """
-    if index.unit == "ns":
+    if not isinstance(offset, pd.offsets.Tick) or index.unit not in _UNITS:
+        return index
+    step = pd.Timedelta(offset)
+    for unit in _UNITS[_UNITS.index(index.unit):]:
+        if step % pd.Timedelta(1, unit) == pd.Timedelta(0):
+            break
+    if unit == index.unit:
         return index
     try:
-        return index.as_unit("ns")
+        return index.as_unit(unit)
     except pd.errors.OutOfBoundsDatetime:
         raise InputError(
             f"The time index{where(key)} runs from {index.min()} to {index.max()}, "
-            "outside the years 1677-2262 that nanosecond timestamps hold."
+            f"beyond what timestamps in {unit!r} hold, the unit that a step of "
+            f"{offset.freqstr} needs."
         ) from None
+
+
+def as_integer(stamp):
+    """A Timestamp or Timedelta as an integer in its own unit (``Timestamp.value``
+    is always in nanoseconds, whatever the unit)."""
+    return int(stamp.asm8.view("i8"))
 
 
 def where(key):
@@ -247,9 +265,7 @@ class FrameLayout:
                     f"{type(frame.index).__name__}; convert it with "
                     "df.index = pd.to_datetime(df.index)."
                 )
-            frame = frame[self.columns].astype(np.float64)
-            frame.index = in_nanoseconds(frame.index, key)
-            out[key] = frame
+            out[key] = frame[self.columns].astype(np.float64)
         # update() accepts an empty frame (nothing new); everything that
         # needs timestamps from X does not.
         if not out or (regularize and not all(len(f) for f in out.values())):
@@ -259,13 +275,20 @@ class FrameLayout:
         return out
 
     def regularize(self, frame, key):
-        """``frame`` on the regular grid of the time step, or an InputError."""
+        """``frame`` on the regular grid of the time step, or an InputError.
+
+        The grid keeps the unit of the frame's index (``in_step_unit``).
+        """
+        index = in_step_unit(frame.index, self.offset, key)
+        if index is not frame.index:
+            frame = frame.set_axis(index)
         if self.resample:
             # pandas' resample sorts, averages duplicates and irregular stamps
             # into bins, and inserts empty bins as NaN rows.
             return frame.sort_index().resample(self.offset).mean()
         self._check_order(frame.index, key)
-        regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset)
+        regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset,
+                                unit=frame.index.unit)
         if not frame.index.equals(regular):
             self._raise_irregular(frame.index, key, expected=self.offset)
         frame = frame.copy(deep=False)
@@ -369,7 +392,8 @@ class FrameLayout:
 
     def future_index(self, last, horizon, name=None):
         """The ``horizon`` timestamps after the timestamp ``last``."""
-        return pd.date_range(last + self.offset, periods=horizon, freq=self.offset, name=name)
+        return pd.date_range(last + self.offset, periods=horizon, freq=self.offset, name=name,
+                             unit=last.unit)
 
     # ------------------------------------------------------------------
     # Messages
@@ -405,7 +429,7 @@ class FrameLayout:
         if too_few:
             detail = f"{len(index)} timestamps are too few to infer a frequency"
         else:
-            regular = pd.date_range(index[0], periods=len(index), freq=alias)
+            regular = pd.date_range(index[0], periods=len(index), freq=alias, unit=index.unit)
             i = int(np.argmax(index != regular))
             detail = (
                 f"{index[i]} (row {i + 1}) follows {index[i - 1]} after "

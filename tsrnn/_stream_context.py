@@ -38,7 +38,7 @@ from the arrays.
 import numpy as np
 import pandas as pd
 
-from tsrnn._frames import where
+from tsrnn._frames import as_integer, where
 from tsrnn._windows import ForecastWindows, GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
@@ -69,7 +69,7 @@ class TimeGrid:
         self.layout, self.unit = layout, unit
         self.step = None
         if isinstance(layout.offset, pd.offsets.Tick):
-            self.step = pd.Timedelta(layout.offset).as_unit(unit).value
+            self.step = as_integer(pd.Timedelta(layout.offset).as_unit(unit))
         self._stamps = None  # DatetimeIndex: the steps after some last timestamp
 
     def future_index(self, context, horizon, name):
@@ -209,7 +209,7 @@ class SeriesContext:
     def index(self):
         """The rows' timestamps (a regular DatetimeIndex)."""
         return pd.date_range(end=self.last, periods=len(self), freq=self.layout.offset,
-                             name=self.name)
+                             name=self.name, unit=self.grid.unit)
 
     def frame(self):
         """The rows as the frame fit and update saw them (a new copy)."""
@@ -250,7 +250,7 @@ class SeriesContext:
         """The last timestamp as an integer in ``unit`` (as ``asi8``)."""
         if unit == self.grid.unit:
             return self.stamp
-        return self.last.as_unit(unit).value
+        return as_integer(self.last.as_unit(unit))
 
     def clean(self, first, last):
         """Whether rows first .. last (positions) have no missing value."""
