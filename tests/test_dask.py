@@ -143,7 +143,12 @@ def test_grid_search_on_dask_equals_sequential(client, case):
         if key.startswith(("split", "mean_test", "std_test", "rank_test", "param")):
             value = sequential.cv_results_[key]
             if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-                assert_array_equal(on_dask.cv_results_[key], value, err_msg=key)
+                # The models are bitwise equal (below); their scores agree to
+                # rounding only: numpy 1's sums take a path that depends on
+                # the memory alignment of the arrays, which differs between
+                # processes (2e-11 relative seen with numpy 1.25).
+                np.testing.assert_allclose(on_dask.cv_results_[key], value, rtol=1e-9,
+                                           err_msg=key)
             else:
                 assert list(on_dask.cv_results_[key]) == list(value), key
     assert on_dask.best_params_ == sequential.best_params_

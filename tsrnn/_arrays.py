@@ -38,7 +38,7 @@ from sklearn.utils.validation import (
 )
 
 from tsrnn._base import BaseRNN
-from tsrnn._data import SequenceData, StreamData, input_ndim
+from tsrnn._data import SequenceData, StreamData, check_training_weights, input_ndim
 
 
 def sequence_lengths(X):
@@ -118,8 +118,7 @@ class ArrayRNN(BaseRNN):
                 "direction reads each sequence from its end."
             )
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+            sample_weight = check_training_weights(sample_weight, X, dtype=X.dtype)
         per_step = sequences and self._targets_per_step(X, y)
         if not first_pass and per_step != self._per_step:
             fitted = "every step" if self._per_step else "each sequence"

@@ -30,6 +30,20 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.utils.validation import _check_sample_weight
+
+
+def check_training_weights(sample_weight, X, dtype):
+    """``_check_sample_weight`` for training: finite, non-negative, not all zero.
+
+    scikit-learn refuses weights that are all zero only from 1.9 on; with an
+    older one such weights reached the loss as a division by zero.
+    """
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype,
+                                         ensure_non_negative=True)
+    if not np.any(sample_weight):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return sample_weight
 
 
 def input_ndim(X):

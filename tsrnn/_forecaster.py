@@ -59,7 +59,6 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
@@ -68,6 +67,7 @@ from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
+from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
@@ -124,8 +124,7 @@ def _row_weights(X, sample_weight):
     if isinstance(sample_weight, pd.Series):
         sample_weight = sample_weight.to_numpy()
     try:
-        return _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                    ensure_non_negative=True)
+        return check_training_weights(sample_weight, X, dtype=np.float64)
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
