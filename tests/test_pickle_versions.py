@@ -15,7 +15,6 @@ while ``tsrnn.__version__`` says something else.
 import copy
 import pickle
 import warnings
-from collections import deque
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from sklearn.exceptions import InconsistentVersionWarning as SklearnVersionWarni
 import tsrnn
 from tsrnn import RNNClassifier, RNNForecaster, RNNRegressor
 from tsrnn._network import RecurrentNetwork
-from tsrnn._persistence import FITTED_STATE, OPTIONAL_STATE
+from tsrnn._persistence import FITTED_STATE, OPTIONAL_STATE, held_objects
 from tsrnn.exceptions import InconsistentVersionError, InconsistentVersionWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -129,26 +128,12 @@ def test_another_version_loads_with_a_warning(fitted, version, monkeypatch):
 
 
 def _tsrnn_objects(est):
-    """(path, object) of each tsrnn object a fitted estimator pickles, once
-    each, by its shortest path."""
-    seen = set()
-    queue = deque((name, value) for name, value in vars(est).items()
-                  if not name.startswith("_cached_"))
-    while queue:
-        path, obj = queue.popleft()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            queue += [(f"{path}[{k!r}]", v) for k, v in obj.items()]
-        elif isinstance(obj, (list, tuple)):
-            queue += [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
-        elif type(obj).__module__.startswith("tsrnn.") and hasattr(obj, "__dict__"):
-            # A class that pickles its constructor's arguments (__reduce__)
-            # is rebuilt whole by its constructor; what it holds is walked.
-            if "__reduce__" not in vars(type(obj)):
-                yield path, obj
-            queue += [(f"{path}.{name}", v) for name, v in vars(obj).items()]
+    """(path, object) of the tsrnn objects a fitted estimator pickles whose
+    attributes are declared: a class that pickles its constructor's
+    arguments (``__reduce__``) is rebuilt whole by its constructor."""
+    state = {k: v for k, v in vars(est).items() if not k.startswith("_cached_")}
+    return [(path, obj) for path, obj in held_objects(state)
+            if "__reduce__" not in vars(type(obj))]
 
 
 def _needed(est):

@@ -92,8 +92,26 @@ OPTIONAL_STATE = {
 }
 
 
-def _is_ours(obj):
-    return type(obj).__module__.split(".")[0] == "tsrnn" and hasattr(obj, "__dict__")
+def held_objects(state):
+    """(path, object) of each tsrnn object reachable from a pickled state.
+
+    Breadth first, and each object once, so an object held in two places
+    (the band calibration, by the estimator and by each series' tracker) is
+    named by its shorter path (``"_calibration"``).
+    """
+    seen, queue = set(), deque(state.items())
+    while queue:
+        path, obj = queue.popleft()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            queue.extend((f"{path}[{key!r}]", value) for key, value in obj.items())
+        elif isinstance(obj, (list, tuple)):
+            queue.extend((f"{path}[{i}]", value) for i, value in enumerate(obj))
+        elif type(obj).__module__.split(".")[0] == "tsrnn" and hasattr(obj, "__dict__"):
+            yield path, obj
+            queue.extend((f"{path}.{name}", value) for name, value in vars(obj).items())
 
 
 def missing_state(cls, state):
@@ -107,23 +125,9 @@ def missing_state(cls, state):
     if fitted.isdisjoint(state):  # unfitted: its parameters are all it has
         return missing
     missing += sorted(fitted - set(state))
-    # Breadth first, so an object held in two places (the band calibration,
-    # by the estimator and by each series' tracker) is named by its shorter path.
-    seen, queue = set(), deque(state.items())
-    while queue:
-        path, obj = queue.popleft()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            queue.extend((f"{path}[{key!r}]", value) for key, value in obj.items())
-        elif isinstance(obj, (list, tuple)):
-            queue.extend((f"{path}[{i}]", value) for i, value in enumerate(obj))
-        elif _is_ours(obj):
-            attributes = vars(obj)
-            needed = FITTED_STATE.get(type(obj).__qualname__, frozenset())
-            missing += [f"{path}.{name}" for name in sorted(needed - set(attributes))]
-            queue.extend((f"{path}.{name}", value) for name, value in attributes.items())
+    for path, obj in held_objects(state):
+        needed = FITTED_STATE.get(type(obj).__qualname__, frozenset())
+        missing += [f"{path}.{name}" for name in sorted(needed - set(vars(obj)))]
     return missing
 
 
