@@ -5,13 +5,15 @@ benchmarks/README.md (every peer, every dataset, tsrnn at its defaults). This
 test reruns tsrnn alone over the same datasets and origins and asserts each
 MAE to within 5% of the recorded one and each band's coverage to within 0.05,
 so a change that costs accuracy anywhere in the suite fails here, not only
-one that loses to a baseline. About 10 minutes on 2 cores, so it is marked
+one that loses to a baseline. About 2 minutes on the shared 2-core machine
+(125 s, 2026-12), long next to the default suite's tests, so it is marked
 slow:
 
     python -m pytest tests/test_accuracy_regression.py -m slow
 
 It needs the dataset wheels of the ``bench`` extra (pvlib, pmdarima,
-statsmodels); the peers are not run.
+statsmodels), and skips without them; the peers (torch among them) are not
+run. CONTRIBUTING.md says when to run it.
 """
 import glob
 import json

@@ -19,9 +19,14 @@ BENCH = os.path.join(ROOT, "benchmarks")
 
 
 def run(script, *args):
+    # The script's own folder, not the checkout, heads its sys.path: without
+    # PYTHONPATH it would import an installed tsrnn (or none) instead of this
+    # checkout's, as the other benchmark smoke tests say too.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(
         [sys.executable, os.path.join(BENCH, script), "--quick", "--threads", "1", *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from _forecaster_data import FAST, make_frame
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_validate
 from sklearn.pipeline import make_pipeline
@@ -170,3 +170,39 @@ def test_mean_absolute_scaled_error():
         multioutput="raw_values",
     )
     np.testing.assert_allclose(both, [0.6, 0.6])
+
+
+_T = np.arange(96.0)
+
+
+@pytest.mark.parametrize("y_train, season", [
+    (np.full(30, 3.25), 1),                        # constant: the scale is exactly 0
+    (np.sin(2 * np.pi * _T / 24), 24),             # exactly seasonal: ~1e-16, rounding
+    (np.array([1.0, 2.0]), 2),                     # too short for one seasonal difference
+    (np.array([1.0, np.nan, 2.0, np.nan]), 1),     # no pair of observed values
+    (np.full(10, np.nan), 1),                      # nothing observed at all
+], ids=["constant", "exactly-seasonal", "too-short", "no-observed-pair", "all-nan"])
+def test_mean_absolute_scaled_error_without_a_scale_is_nan_and_warns(y_train, season):
+    # MASE divides by the seasonal naive forecast's in-sample MAE. Where that
+    # is zero or rounding, the honest answer is NaN with sklearn's warning for
+    # an undefined metric: not inf or 1e14, and no RuntimeWarning from numpy
+    # about the division (a user would not know what it was about).
+    y_true, y_pred = [1.0, 2.0], [1.5, 2.5]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = mean_absolute_scaled_error(y_true, y_pred, y_train=y_train, season=season)
+        raw = mean_absolute_scaled_error(
+            np.c_[y_true, y_true], np.c_[y_pred, y_pred],
+            y_train=np.c_[np.arange(len(y_train), dtype=float), y_train],
+            season=season, multioutput="raw_values")
+    assert np.isnan(score)
+    undefined = [w for w in caught if w.category is UndefinedMetricWarning]
+    assert len(undefined) == 2 and "MASE is undefined" in str(undefined[0].message)
+    numpy = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not numpy, numpy
+    # Only the output without a scale is NaN: the trend column beside it has
+    # a seasonal naive MAE of `season` (when long enough for one difference).
+    if len(y_train) > season:
+        assert raw[0] == pytest.approx(0.5 / season) and np.isnan(raw[1])
+    else:
+        assert np.isnan(raw).all()

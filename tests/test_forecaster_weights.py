@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _forecaster_data import FAST, make_frame, make_panel
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.utils.validation import has_fit_parameter
 
@@ -193,10 +194,21 @@ def test_gridsearchcv_passes_weights_fold_by_fold(frame):
     # Without metadata routing, GridSearchCV slices fit parameters by row
     # position; a Series then keeps the labels of the fold's rows.
     w = pd.Series(np.linspace(0.5, 2.0, len(frame)), index=frame.index)
-    search = GridSearchCV(RNNForecaster(target="y", **{**FAST, "max_iter": 1}),
-                          {"cell": ["lstm", "gru"]}, cv=TimeSeriesSplit(2))
+    est = RNNForecaster(target="y", **{**FAST, "max_iter": 1})
+    cv = TimeSeriesSplit(2)
+    search = GridSearchCV(est, {"cell": ["lstm", "gru"]}, cv=cv)
     search.fit(frame, sample_weight=w)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    # Every fold's score is that of a fit on the fold's rows with the fold's
+    # weights, and not that of a fit without them: a search that dropped the
+    # weights, or gave a fold another fold's, would fail here.
+    for i, cell in enumerate(search.cv_results_["param_cell"]):
+        for k, (train, test) in enumerate(cv.split(frame)):
+            fold = frame.iloc[train]
+            weighted = clone(est).set_params(cell=cell).fit(fold, sample_weight=w.iloc[train])
+            unweighted = clone(est).set_params(cell=cell).fit(fold)
+            got = search.cv_results_[f"split{k}_test_score"][i]
+            assert got == weighted.score(frame.iloc[test]), (cell, k)
+            assert got != unweighted.score(frame.iloc[test]), (cell, k)
 
 
 def _bad_weights(frame):

@@ -957,7 +957,7 @@ def test_first_nonfinite_finds_nan_and_inf_in_every_lane(dtype):
             a = clean.copy()
             a[pos] = bad
             assert _cells.first_nonfinite([clean, a.reshape(37, 1)]) == 1, (bad, pos)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="C-contiguous"):
         _cells.first_nonfinite([clean[::2]])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="float32 or float64"):
         _cells.first_nonfinite([np.zeros(3, np.float16)])

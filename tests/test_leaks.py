@@ -34,7 +34,13 @@ import tsrnn._base
 from tsrnn import RNNClassifier, RNNForecaster, RNNRegressor
 from tsrnn.functional import init_params, rnn_backward, rnn_forward
 
-psutil = pytest.importorskip("psutil")
+try:
+    import psutil
+except ImportError:  # the tracemalloc tests below need no psutil
+    psutil = None
+
+# Only the RSS tests read the resident set, which needs psutil.
+needs_psutil = pytest.mark.skipif(psutil is None, reason="psutil reads the resident set size")
 
 MB = 2**20
 CYCLES = 50
@@ -63,6 +69,7 @@ def _stream(n=400, n_features=4, seed=0):
     return X, np.roll(X[:, 0], 3) + X[:, 1]
 
 
+@needs_psutil
 def test_functional_forward_backward_cycles_do_not_grow_rss():
     # Gates alone are T*B*5H*4 = 1 MB per forward pass: a leaked cache shows.
     params = init_params("lstm", 8, 32, num_layers=2, random_state=0)
@@ -77,6 +84,7 @@ def test_functional_forward_backward_cycles_do_not_grow_rss():
     assert _growth(cycle) < 5 * MB
 
 
+@needs_psutil
 @pytest.mark.parametrize("Est", [RNNRegressor, RNNClassifier])
 def test_estimator_fit_predict_cycles_do_not_grow_rss(Est):
     X, y = _stream(n=200)
@@ -96,6 +104,7 @@ def test_estimator_fit_predict_cycles_do_not_grow_rss(Est):
     assert _growth(cycle) < 5 * MB
 
 
+@needs_psutil
 def test_forecaster_fit_predict_cycles_do_not_grow_rss():
     n = 400
     index = pd.date_range("2024-01-01", periods=n, freq="h")
@@ -213,7 +222,7 @@ def test_forecaster_early_stopping_scores_validation_in_blocks(capped_epochs):
     frame = pd.DataFrame(X, columns=[f"s{i}" for i in range(d)],
                          index=pd.date_range("2000-01-01", periods=n, freq="min"))
     n_val = int(np.ceil(0.2 * n))
-    val_windows = n_val * w * (d * 4)  # 269 MB of float32 validation inputs
+    val_windows = n_val * w * (d * 4)  # 256 MB (of 2**20 bytes, as below) of float32 inputs
     f = RNNForecaster(target="s0", window=w, horizon=h, hidden_layer_sizes=8,
                       early_stopping=True, validation_fraction=0.2, max_iter=1,
                       random_state=0)
@@ -228,5 +237,10 @@ def test_forecaster_early_stopping_scores_validation_in_blocks(capped_epochs):
     # What remains is O(data) (float64 copies of the frame, ~50 MB) and the
     # learned baseline's Gram matrix of its widest form, O(features^2):
     # 1,681 features (a week of ten sensors) are 23 MB, twice that while it
-    # is decomposed. Whole validation windows would add 269 MB.
-    assert peak < val_windows / 2, f"peak {peak / MB:.0f} MB"
+    # is decomposed: 122 MB in all (2026-12). A fit that holds the whole
+    # validation windows at once peaks near or above val_windows (the old
+    # code: 330 MB; gathering them in one block today: 285 MB). The limit,
+    # 3/4 of val_windows (192 MB), sits about 1.5x from both sides, so noise
+    # in the rest does not trip it and a return of the bug still does. (Half
+    # of val_windows, as before, left the rest 6 MB of room.)
+    assert peak < 0.75 * val_windows, f"peak {peak / MB:.0f} MB"

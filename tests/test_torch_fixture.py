@@ -59,13 +59,26 @@ def run_tsrnn(cell, case, params):
 
 
 def worst_relative_error(got, case):
-    """max over the fixture's answers of max|got - torch| / max|torch|."""
+    """max over the fixture's answers of max|got - torch| / max|torch|.
+
+    An answer with a NaN or an inf is infinitely wrong: the max of a NaN
+    difference is NaN, and ``NaN > RTOL`` is False, so a kernel that
+    returned NaN everywhere would otherwise pass.
+    """
     worst = {}
     for key, value in got.items():
         expected = case[key]
         assert value.shape == expected.shape, key
+        if not np.isfinite(value).all():
+            worst[key] = np.inf
+            continue
         worst[key] = float(np.abs(value - expected).max() / np.abs(expected).max())
     return worst
+
+
+def beyond_tolerance(worst):
+    """The answers not within RTOL (written so that NaN counts as beyond)."""
+    return {k: v for k, v in worst.items() if not v <= RTOL}
 
 
 def test_fixture_covers_every_answer(fixture):
@@ -97,7 +110,7 @@ def test_matches_torch_fixture(fixture, cell, num_layers, variant):
     inputs = set(params) | {"x", "R", "h0", "c0", "S_h", "S_c", "lengths"}
     assert set(got) == set(case) - inputs
     worst = worst_relative_error(got, case)
-    bad = {k: v for k, v in worst.items() if v > RTOL}
+    bad = beyond_tolerance(worst)
     assert not bad, f"tsrnn differs from torch beyond {RTOL:g} (relative): {bad}"
 
 
@@ -115,3 +128,17 @@ def test_swapped_gate_order_would_fail(fixture, cell, num_layers, variant):
     worst = worst_relative_error(run_tsrnn(cell, case, params), case)
     assert worst["out"] > 1e4 * RTOL
     assert min(worst.values()) > 1e4 * RTOL, worst
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_answers_would_fail(fixture, bad):
+    # A kernel that returns NaN (or inf) everywhere, or in one answer only,
+    # fails the comparison above: every such answer is beyond the tolerance.
+    case = load_case(fixture, "lstm", 1, "")
+    params = {k: case[k] for k in contract("lstm", 1, "")}
+    got = run_tsrnn("lstm", case, params)
+    everywhere = {k: np.full_like(v, bad) for k, v in got.items()}
+    assert set(beyond_tolerance(worst_relative_error(everywhere, case))) == set(got)
+    one = dict(got, dx=np.where(np.arange(got["dx"].size).reshape(got["dx"].shape) == 3,
+                                bad, got["dx"]))
+    assert set(beyond_tolerance(worst_relative_error(one, case))) == {"dx"}

@@ -62,6 +62,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from tsrnn._data import Minibatch
 from tsrnn._network import RecurrentNetwork, put_state, take_state
 from tsrnn._optim import adam_step, clip_grad_norm
+from tsrnn._persistence import VersionedPickle
 from tsrnn._weights import build_layout
 from tsrnn.exceptions import TrainingError
 from tsrnn.functional import _single_threaded_blas, init_params
@@ -71,7 +72,7 @@ class _Diverged(Exception):
     pass
 
 
-class BaseRNN(RecurrentNetwork, BaseEstimator, metaclass=ABCMeta):
+class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMeta):
     """Recurrent network + dense head trained with Adam (base of the estimators).
 
     Warning: use the subclasses RNNRegressor, RNNClassifier and RNNForecaster.
