@@ -15,8 +15,9 @@ The only allowed outcomes are
   internal argument name of a lower layer (``dout``, ``x contains``); and a
   refused fit leaves no model behind (predict raises NotFittedError).
 A segfault kills the run; a hang trips the faulthandler watchdog, which dumps
-every thread's stack and exits. The CLI must exit 0 with a finite forecast or
-exit 2 with one ``tsrnn: error:`` line.
+every thread's stack and exits. The CLI must exit 0 with a finite forecast,
+exit 2 with one ``tsrnn: error:`` line, or exit 1 with one ``tsrnn: training
+failed:`` line (no traceback); neither failure leaves an output file.
 
 Budget: the ``max_examples`` below total ~FUZZ_TOTAL cases; the module's
 teardown prints the number actually run (hypothesis may stop early when a
@@ -837,10 +838,14 @@ def test_fuzz_cli(cli_dir, csv, window, horizon, missing, target):
     note(f"exit {run.returncode}; stderr: {run.stderr[-2000:]}")
     detail = f": {run.stderr.strip()[-70:]}" if os.environ.get("FUZZ_EVENTS") else ""
     event(f"exit {run.returncode}{detail}")
-    assert run.returncode in (0, 2), f"exit {run.returncode} (crash or signal)"
-    if run.returncode == 2:
-        lines = [line for line in run.stderr.strip().splitlines()
-                 if line.startswith("tsrnn: error:")]
+    # The contract of tsrnn/cli.py: 0 with a forecast; 2 for input the user
+    # can fix ("tsrnn: error:"); 1 for training that failed on accepted data
+    # ("tsrnn: training failed:", a TrainingError). A traceback (also exit 1)
+    # or a signal is a crash.
+    prefix = {2: "tsrnn: error:", 1: "tsrnn: training failed:"}.get(run.returncode)
+    assert run.returncode == 0 or prefix, f"exit {run.returncode} (crash or signal)"
+    if prefix:
+        lines = [line for line in run.stderr.strip().splitlines() if line.startswith(prefix)]
         assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
         assert not out.exists()
         return
