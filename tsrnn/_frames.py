@@ -10,12 +10,24 @@ what to do with gaps. Every frame the forecaster receives later (``predict``,
 ``update``, ``backtest``) goes through the same layout, so it is cut into
 series, put on the same regular grid and checked the same way.
 
+Time grid. Without ``freq=`` the index must already be regular, and the
+step is inferred from it. An index that is regular but for clock jitter is
+refused, with advice rather than silently moved timestamps: the message gives
+the median step rounded to a whole unit ("every 1h with up to 20s of
+jitter; pass freq='h'"), so the user opts in to changing their timestamps.
+With ``freq=`` every reading snaps to the **nearest** point of the grid
+(``snap_to_grid``), in absolute time, so a DST change is no gap and a
+reading 20 s early is not floored into the previous bin; points that got
+several readings hold their mean, points that got none are gaps for
+``missing``, and a :class:`~tsrnn.exceptions.ResampleWarning` counts both.
+
 Every problem with the data is an :class:`~tsrnn.exceptions.InputError` that
 names the column, series and timestamp at fault and says how to fix it. A
 frame that is not a DataFrame, or an index that is not a DatetimeIndex, is a
 ``TypeError``.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +35,7 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 from pandas.tseries.frequencies import to_offset
 
-from tsrnn.exceptions import InputError
+from tsrnn.exceptions import InputError, ResampleWarning
 
 
 def check_frame(X, name):
@@ -55,6 +67,86 @@ def in_nanoseconds(index, key=None):
 def where(key):
     """' in series <key>' for messages, or nothing for a single series."""
     return "" if key is None else f" in series {key!r}"
+
+
+def snap_to_grid(index, offset):
+    """(grid, positions): the grid of ``offset`` the readings of ``index`` snap to.
+
+    ``positions[i]`` is the grid point nearest to ``index[i]`` (rows in any
+    order); ``grid`` runs from the first to the last point any reading took.
+    A reading exactly halfway between two points goes to the earlier one, as
+    a resample bin labelled on its left would take it.
+
+    Where the grid lies: when every reading sits a whole number of steps
+    after the earliest one (regular data, perhaps with gaps or duplicates),
+    the grid passes through the readings, so such data keep their
+    timestamps exactly. Otherwise it is the grid ``resample`` would use:
+    whole steps from midnight of the first day (or, for calendar offsets
+    such as month starts, from the period start before it). Distances are
+    taken in absolute time, on the integer nanoseconds: a tz-aware index
+    across a DST change is no special case, and wall-clock rounding
+    (``DatetimeIndex.round``), ambiguous in the repeated autumn hour, is
+    never needed.
+    """
+    stamps = index.as_unit("ns")
+    first, last = stamps.min(), stamps.max()
+    through = pd.date_range(first, last, freq=offset)
+    if stamps.isin(through).all():
+        grid = through
+    else:
+        anchor = first.normalize()
+        if not isinstance(offset, pd.offsets.Tick):
+            anchor = offset.rollback(anchor)
+        # The point after ``last`` bounds the search; date_range keeps it.
+        grid = pd.date_range(anchor, last + offset, freq=offset)
+    g, t = grid.as_unit("ns").asi8, stamps.asi8
+    hi = np.searchsorted(g, t)  # g[hi - 1] < t <= g[hi]
+    lo = np.maximum(hi - 1, 0)
+    hi = np.minimum(hi, len(g) - 1)
+    positions = np.where(t - g[lo] <= g[hi] - t, lo, hi)
+    start = positions.min()
+    grid = grid[start:positions.max() + 1]
+    # Keep the index's unit where the grid fits in it (pandas 3 reads
+    # timestamps in us or s); a finer grid stays in ns.
+    if index.unit != "ns":
+        per_unit = pd.Timedelta(1, unit=index.unit).value
+        if not (grid.asi8 % per_unit).any():
+            grid = grid.as_unit(index.unit)
+    return grid, positions - start
+
+
+def round_step(step):
+    """A median step rounded to a sensible unit: 3603 s -> 1 h, 15 min 2 s -> 15 min.
+
+    The coarsest of day, hour, minute, second, ms, us that moves the step by
+    at most 5% of itself, so jitter is rounded away but a real step of
+    90 min stays 90 min (rounding it to hours would change it by a third).
+    """
+    for unit in ("D", "h", "min", "s", "ms", "us"):
+        rounded = step.round(unit)
+        if rounded > pd.Timedelta(0) and abs(rounded - step) <= step * 0.05:
+            if unit == "D":
+                return pd.offsets.Day(rounded.days)
+            return to_offset(rounded)
+    return to_offset(step)
+
+
+def _duration(offset_or_delta):
+    """'1h', '15min', '20s': a step or a span as a pandas alias with its count."""
+    text = to_offset(offset_or_delta).freqstr
+    return text if text[0].isdigit() else f"1{text}"
+
+
+def _span(nanoseconds):
+    """A span for messages: '20s', '3603s', '1500ms' rather than '0 days 00:00:20'."""
+    span = pd.Timedelta(int(nanoseconds), unit="ns")
+    if span >= pd.Timedelta("1ms"):
+        span = span.round("ms")
+    return _duration(span) if span > pd.Timedelta(0) else "0s"
+
+
+def _count(n, noun, plural=None):
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def default_season(offset):
@@ -261,9 +353,7 @@ class FrameLayout:
     def regularize(self, frame, key):
         """``frame`` on the regular grid of the time step, or an InputError."""
         if self.resample:
-            # pandas' resample sorts, averages duplicates and irregular stamps
-            # into bins, and inserts empty bins as NaN rows.
-            return frame.sort_index().resample(self.offset).mean()
+            return self._snap(frame, key)
         self._check_order(frame.index, key)
         regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset)
         if not frame.index.equals(regular):
@@ -272,16 +362,60 @@ class FrameLayout:
         frame.index = regular.rename(frame.index.name)
         return frame
 
+    def _snap(self, frame, key):
+        """``frame`` snapped onto the grid of ``freq=`` (see ``snap_to_grid``)."""
+        grid, positions = snap_to_grid(frame.index, self.offset)
+        counts = np.bincount(positions, minlength=len(grid))
+        shift = np.abs(frame.index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+        if shift.max() == 0 and (counts == 1).all():
+            # Already on the grid, one reading per point: the values pass
+            # bit for bit, only sorted.
+            frame = frame.iloc[np.argsort(positions, kind="stable")]
+            return frame.set_axis(grid.rename(frame.index.name))
+        snapped = frame.groupby(positions).mean().reindex(np.arange(len(grid)))
+        snapped.index = grid.rename(frame.index.name)
+        self._report_snap(key, len(frame), shift, counts, len(grid))
+        return snapped
+
+    def _report_snap(self, key, n, shift, counts, n_points):
+        moved = int(np.count_nonzero(shift))
+        several = counts >= 2
+        empty = int(np.count_nonzero(counts == 0))
+        alias = self.offset.freqstr
+        parts = []
+        if moved:
+            parts.append(
+                f"{_count(moved, 'reading')} of {n:,} moved to the nearest point "
+                f"(by up to {_span(shift.max())})"
+            )
+        if several.any():
+            parts.append(
+                f"{_count(int(several.sum()), 'grid point')} averaged "
+                f"{int(counts[several].sum()):,} readings (2 or more each)"
+            )
+        if empty:
+            parts.append(
+                f"{_count(empty, 'grid point')} of {n_points:,} had no reading and "
+                "are missing values, handled by `missing`"
+            )
+        warnings.warn(
+            ResampleWarning(f"freq='{alias}'{where(key)}: " + "; ".join(parts) + ".",
+                            moved=moved, averaged=int(several.sum()), empty=empty,
+                            points=n_points, series=key),
+            stacklevel=2,
+        )
+
     def split_weights(self, X, weights, frames):
         """{key: weights (len(frame),)} of the regular ``frames`` split from X.
 
         ``weights`` (len(X),) holds one weight per row of X, in X's order;
         each series gets its rows' weights, and they follow the rows onto the
         regular grid. Without resampling the grid only checks the rows, so
-        the weights stay as they are. With ``freq=``, a bin is the mean of
-        its rows, and so is its weight; a bin no row fell into (a gap,
-        inserted as a row of NaN) has weight 0: the user gave no weight for
-        that time, and an origin there would end on filled-in values.
+        the weights stay as they are. With ``freq=``, a grid point is the
+        mean of the rows that snapped to it, and so is its weight; a point no
+        row snapped to (a gap, inserted as a row of NaN) has weight 0: the
+        user gave no weight for that time, and an origin there would end on
+        filled-in values.
         """
         if isinstance(X.index, pd.MultiIndex):
             positions = X.groupby(level=0, sort=False).indices
@@ -296,8 +430,14 @@ class FrameLayout:
             pos = positions[key]
             w = weights[pos]
             if self.resample:
-                binned = pd.Series(w, index=times[pos]).sort_index().resample(self.offset).mean()
-                w = binned.reindex(frame.index).fillna(0.0).to_numpy(np.float64)
+                # The same snap as regularize's: the rows' times decide it.
+                grid, points = snap_to_grid(times[pos], self.offset)
+                counts = np.bincount(points, minlength=len(grid))
+                sums = np.bincount(points, weights=w, minlength=len(grid))
+                with np.errstate(invalid="ignore"):  # 0/0 at empty points
+                    mean = pd.Series(sums / counts, index=grid.as_unit("ns"))
+                index = frame.index.as_unit("ns")
+                w = mean.reindex(index).fillna(0.0).to_numpy(np.float64)
             out[key] = w
         return out
 
@@ -310,7 +450,7 @@ class FrameLayout:
             return
         row = int(np.argmax(na.any(axis=1)))
         col = frame.columns[int(np.argmax(na[row]))]
-        hint = " (resampling with freq= turns empty steps into gaps)" if self.resample else ""
+        hint = " (with freq=, a grid point no reading snapped to is a gap)" if self.resample else ""
         raise InputError(
             f"Column {col!r}{where(key)} has a missing value at "
             f"{frame.index[row]}, its first gap{hint}. Fill the gaps yourself (e.g. "
@@ -393,6 +533,9 @@ class FrameLayout:
             )
 
     def _raise_irregular(self, index, key, expected=None):
+        jitter = _jitter_advice(index, key, expected)
+        if jitter is not None:
+            raise InputError(jitter)
         diffs = index[1:] - index[:-1]
         # Fewer than 3 timestamps are regular at any step they show: only an
         # inference from too few rows brings them here.
@@ -417,6 +560,49 @@ class FrameLayout:
             "forecaster resample (empty steps become missing values, handled by "
             "`missing`)."
         )
+
+
+def _jitter_advice(index, key, expected):
+    """The message for readings off a regular grid by clock jitter, or None.
+
+    The step is ``expected`` or the median step between readings rounded
+    to a sensible unit (``round_step``). The readings are jittered when
+    snapping them to that step moves some of them; an index that is
+    regular but for gaps or duplicates moves none and gets the plainer
+    messages of ``_raise_irregular`` and ``_check_order``.
+    """
+    if len(index) < 3:
+        return None
+    steps = np.diff(np.sort(index.as_unit("ns").asi8))
+    steps = steps[steps > 0]
+    if not steps.size:
+        return None
+    offset = expected or round_step(pd.Timedelta(int(np.median(steps)), unit="ns"))
+    grid, positions = snap_to_grid(index, offset)
+    shift = np.abs(index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+    if not shift.any():
+        return None
+    counts = np.bincount(positions, minlength=len(grid))
+    alias = offset.freqstr
+    median = _span(np.median(steps))
+    found = "" if expected is not None or median == _duration(offset) else (
+        f" (the median step, {median}, rounded)"
+    )
+    extra = []
+    if (counts >= 2).any():
+        extra.append(f"{_count(int((counts >= 2).sum()), 'grid point')} would average "
+                     "2 or more readings")
+    if (counts == 0).any():
+        extra.append(f"{_count(int((counts == 0).sum()), 'grid point')} would have "
+                     "no reading (missing values, handled by `missing`)")
+    extra = f"; {' and '.join(extra)}" if extra else ""
+    return (
+        f"The index{where(key)} is not regular: readings arrive every "
+        f"{_duration(offset)}{found} with up to "
+        f"{_span(shift.max())} of jitter. Pass "
+        f"freq='{alias}' to snap each reading to the nearest {_duration(offset)} "
+        f"grid point{extra}."
+    )
 
 
 def index_names(X, series_id):
