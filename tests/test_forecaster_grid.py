@@ -162,3 +162,19 @@ def test_predict_refuses_jitter_with_the_fitted_step():
 ])
 def test_round_step(step, expected):
     assert round_step(pd.Timedelta(step)) == to_offset(expected)
+
+
+def test_update_snaps_new_rows_to_the_kept_grid():
+    # Regular readings at :07 past the hour, then a jittery stretch: the
+    # kept rows must not move to :00, and the new ones join their grid.
+    exact = pd.date_range("2024-01-01 00:07", periods=240, freq="h", name="time")
+    values = np.sin(np.arange(240) * 2 * np.pi / 24)
+    X = pd.DataFrame({"temp": values}, index=exact)
+    f = RNNForecaster(target="temp", freq="h", missing="interpolate", **FAST).fit(X.iloc[:200])
+    late = pd.to_timedelta(np.random.default_rng(0).integers(-20, 21, 40), unit="s")
+    with pytest.warns(ResampleWarning, match="moved to the nearest point"):
+        f.update(X.iloc[200:].set_axis(exact[200:] + late))
+    kept = f._context[None].frame()
+    assert kept.index.equals(exact[-len(kept):].as_unit(kept.index.unit))
+    np.testing.assert_array_equal(kept["temp"].to_numpy(), values[-len(kept):])
+    assert f.predict().index[0] == exact[-1] + pd.Timedelta("1h")

@@ -69,7 +69,7 @@ def where(key):
     return "" if key is None else f" in series {key!r}"
 
 
-def snap_to_grid(index, offset):
+def snap_to_grid(index, offset, anchor=None):
     """(grid, positions): the grid of ``offset`` the readings of ``index`` snap to.
 
     ``positions[i]`` is the grid point nearest to ``index[i]`` (rows in any
@@ -77,7 +77,9 @@ def snap_to_grid(index, offset):
     A reading exactly halfway between two points goes to the earlier one, as
     a resample bin labelled on its left would take it.
 
-    Where the grid lies: when every reading sits a whole number of steps
+    Where the grid lies: through ``anchor`` when it is given (``update()``
+    passes the last kept timestamp, so the kept rows never move). When every
+    reading sits a whole number of steps
     after the earliest one (regular data, perhaps with gaps or duplicates),
     the grid passes through the readings, so such data keep their
     timestamps exactly. Otherwise it is the grid ``resample`` would use:
@@ -91,7 +93,13 @@ def snap_to_grid(index, offset):
     stamps = index.as_unit("ns")
     first, last = stamps.min(), stamps.max()
     through = pd.date_range(first, last, freq=offset)
-    if stamps.isin(through).all():
+    if anchor is not None:
+        anchor = anchor.as_unit("ns")
+        # Back from the anchor to before the first reading, then on past the last.
+        before = len(pd.date_range(first - offset, anchor, freq=offset)) + 2
+        grid = pd.date_range(end=anchor, periods=before, freq=offset).append(
+            pd.date_range(anchor, max(last, anchor) + offset, freq=offset)[1:])
+    elif stamps.isin(through).all():
         grid = through
     else:
         anchor = first.normalize()
@@ -350,10 +358,14 @@ class FrameLayout:
             out = {key: self.regularize(frame, key) for key, frame in out.items()}
         return out
 
-    def regularize(self, frame, key):
-        """``frame`` on the regular grid of the time step, or an InputError."""
+    def regularize(self, frame, key, anchor=None):
+        """``frame`` on the regular grid of the time step, or an InputError.
+
+        With ``freq=``, ``anchor`` is a timestamp the grid must pass through
+        (see ``snap_to_grid``).
+        """
         if self.resample:
-            return self._snap(frame, key)
+            return self._snap(frame, key, anchor)
         self._check_order(frame.index, key)
         regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset)
         if not frame.index.equals(regular):
@@ -362,9 +374,9 @@ class FrameLayout:
         frame.index = regular.rename(frame.index.name)
         return frame
 
-    def _snap(self, frame, key):
+    def _snap(self, frame, key, anchor=None):
         """``frame`` snapped onto the grid of ``freq=`` (see ``snap_to_grid``)."""
-        grid, positions = snap_to_grid(frame.index, self.offset)
+        grid, positions = snap_to_grid(frame.index, self.offset, anchor)
         counts = np.bincount(positions, minlength=len(grid))
         shift = np.abs(frame.index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
         if shift.max() == 0 and (counts == 1).all():
