@@ -178,3 +178,19 @@ def test_update_snaps_new_rows_to_the_kept_grid():
     assert kept.index.equals(exact[-len(kept):].as_unit(kept.index.unit))
     np.testing.assert_array_equal(kept["temp"].to_numpy(), values[-len(kept):])
     assert f.predict().index[0] == exact[-1] + pd.Timedelta("1h")
+
+
+def test_another_step_is_not_called_jitter():
+    exact, X = jittered(n=300, seconds=0)
+    f = RNNForecaster(target="temp", **FAST).fit(X)
+    quarter = pd.DataFrame({"temp": np.arange(400.0)},
+                           index=pd.date_range("2024-03-01", periods=400, freq="15min"))
+    with pytest.raises(InputError, match="not regular") as info:
+        f.predict(quarter)
+    assert "jitter" not in str(info.value)
+    # Readings a quarter step or more off the grid are irregular, not jittered.
+    rng = np.random.default_rng(0)
+    scattered = X.set_axis(exact + pd.to_timedelta(rng.integers(-1500, 1500, 300), unit="s"))
+    with pytest.raises(InputError, match="not regular") as info:
+        RNNForecaster(target="temp", **FAST).fit(scattered.sort_index())
+    assert "jitter" not in str(info.value)

@@ -78,11 +78,11 @@ def snap_to_grid(index, offset, anchor=None):
     a resample bin labelled on its left would take it.
 
     Where the grid lies: through ``anchor`` when it is given (``update()``
-    passes the last kept timestamp, so the kept rows never move). When every
-    reading sits a whole number of steps
-    after the earliest one (regular data, perhaps with gaps or duplicates),
-    the grid passes through the readings, so such data keep their
-    timestamps exactly. Otherwise it is the grid ``resample`` would use:
+    passes the last kept timestamp, so the kept rows never move). Else, when
+    every reading sits a whole number of steps after the earliest one
+    (regular data, perhaps with gaps or duplicates), the grid passes through
+    the readings, so such data keep their timestamps exactly. Otherwise it
+    is the grid ``resample`` would use:
     whole steps from midnight of the first day (or, for calendar offsets
     such as month starts, from the period start before it). Distances are
     taken in absolute time, on the integer nanoseconds: a tz-aware index
@@ -92,6 +92,47 @@ def snap_to_grid(index, offset, anchor=None):
     """
     stamps = index.as_unit("ns")
     first, last = stamps.min(), stamps.max()
+    if isinstance(offset, pd.offsets.Tick):
+        grid, positions = _snap_fixed(stamps, first, pd.Timedelta(offset).value, offset, anchor)
+    else:
+        grid, positions = _snap_calendar(stamps, first, last, offset, anchor)
+    # Keep the index's unit where the grid fits in it (pandas 3 reads
+    # timestamps in us or s); a finer grid stays in ns.
+    grid = grid.as_unit("ns")
+    if index.unit != "ns":
+        per_unit = pd.Timedelta(1, unit=index.unit).value
+        if not (grid.asi8 % per_unit).any():
+            grid = grid.as_unit(index.unit)
+    return grid, positions
+
+
+def _snap_fixed(stamps, first, step, offset, anchor):
+    """snap_to_grid for a fixed step (h, min, s: a Tick) in integer nanoseconds.
+
+    The same as the calendar version below, without building and searching
+    the grid: every frame of a forecaster with ``freq=`` passes here, at
+    every predict and update.
+    """
+    t = stamps.asi8
+    if anchor is not None:
+        origin = anchor.as_unit("ns").value
+    elif not ((t - first.value) % step).any():
+        origin = first.value
+    else:
+        origin = first.normalize().value
+    # Nearest point, ties to the earlier one: ceil((x - step/2) / step) in
+    # integers. x is measured from the data's own origin, so 2x cannot
+    # overflow for any span pandas can hold at once.
+    x = t - origin
+    k = -((step - 2 * x) // (2 * step))
+    start = k.min()
+    grid = pd.date_range(first + pd.Timedelta(origin + start * step - first.value, unit="ns"),
+                         periods=k.max() - start + 1, freq=offset)
+    return grid, k - start
+
+
+def _snap_calendar(stamps, first, last, offset, anchor):
+    """snap_to_grid for calendar offsets (day, week, month): search the grid."""
     through = pd.date_range(first, last, freq=offset)
     if anchor is not None:
         anchor = anchor.as_unit("ns")
@@ -102,25 +143,16 @@ def snap_to_grid(index, offset, anchor=None):
     elif stamps.isin(through).all():
         grid = through
     else:
-        anchor = first.normalize()
-        if not isinstance(offset, pd.offsets.Tick):
-            anchor = offset.rollback(anchor)
-        # The point after ``last`` bounds the search; date_range keeps it.
-        grid = pd.date_range(anchor, last + offset, freq=offset)
+        # The period start before the first reading (rollback), and the
+        # point after the last bounds the search; date_range keeps it.
+        grid = pd.date_range(offset.rollback(first.normalize()), last + offset, freq=offset)
     g, t = grid.as_unit("ns").asi8, stamps.asi8
     hi = np.searchsorted(g, t)  # g[hi - 1] < t <= g[hi]
     lo = np.maximum(hi - 1, 0)
     hi = np.minimum(hi, len(g) - 1)
     positions = np.where(t - g[lo] <= g[hi] - t, lo, hi)
     start = positions.min()
-    grid = grid[start:positions.max() + 1]
-    # Keep the index's unit where the grid fits in it (pandas 3 reads
-    # timestamps in us or s); a finer grid stays in ns.
-    if index.unit != "ns":
-        per_unit = pd.Timedelta(1, unit=index.unit).value
-        if not (grid.asi8 % per_unit).any():
-            grid = grid.as_unit(index.unit)
-    return grid, positions - start
+    return grid[start:positions.max() + 1], positions - start
 
 
 def round_step(step):
@@ -589,10 +621,15 @@ def _jitter_advice(index, key, expected):
     steps = steps[steps > 0]
     if not steps.size:
         return None
-    offset = expected or round_step(pd.Timedelta(int(np.median(steps)), unit="ns"))
+    inferred = round_step(pd.Timedelta(int(np.median(steps)), unit="ns"))
+    if expected is not None and inferred != expected:
+        return None  # another step altogether, not the fitted one with jitter
+    offset = expected or inferred
     grid, positions = snap_to_grid(index, offset)
     shift = np.abs(index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
-    if not shift.any():
+    # Jitter is a small part of the step; readings a quarter step or more
+    # off the grid are irregular, and "jitter" would misdescribe them.
+    if not shift.any() or len(grid) < 2 or shift.max() >= np.diff(grid.asi8).min() / 4:
         return None
     counts = np.bincount(positions, minlength=len(grid))
     alias = offset.freqstr
