@@ -137,8 +137,10 @@ def test_inferred_step_is_the_rounded_median_and_the_error_says_so():
     assert "up to 20s of jitter" in message
     assert "freq='h'" in message and "3603s" not in message
     # And passing that freq fits.
-    with pytest.warns(ResampleWarning, match="moved to the nearest point"):
+    with pytest.warns(ResampleWarning, match="moved to the nearest point") as record:
         f = RNNForecaster(target="temp", freq="h", **FAST).fit(X)
+    # The warning points at the user's call, not at the snapping inside.
+    assert {w.filename for w in record if w.category is ResampleWarning} == {__file__}
     assert f.freq_ == "h" and f.predict().index[0] == pd.Timestamp("2024-04-30 01:00")
 
 

@@ -267,7 +267,7 @@ def _in_zone(index, tz, name, path):
     except (ValueError, TypeError) as exc:
         raise UsageError(
             f"cannot place the timestamps of column {name!r} in {path} in {tz}: "
-            f"{_first_line(exc)}; write them with their UTC offsets "
+            f"{_first_line(exc).rstrip('.')}; write them with their UTC offsets "
             "(2024-03-31T03:00:00+02:00), or drop --tz"
         )
 

@@ -27,11 +27,14 @@ frame that is not a DataFrame, or an index that is not a DatetimeIndex, is a
 ``TypeError``.
 """
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import sklearn
 from pandas.api.types import is_numeric_dtype
 from pandas.tseries.frequencies import to_offset
 
@@ -82,9 +85,9 @@ def snap_to_grid(index, offset, anchor=None):
     every reading sits a whole number of steps after the earliest one
     (regular data, perhaps with gaps or duplicates), the grid passes through
     the readings, so such data keep their timestamps exactly. Otherwise it
-    is the grid ``resample`` would use:
-    whole steps from midnight of the first day (or, for calendar offsets
-    such as month starts, from the period start before it). Distances are
+    is the grid ``resample`` would use: whole steps from midnight of the
+    first day (or, for calendar offsets such as month starts, from the
+    period start before it). Distances are
     taken in absolute time, on the integer nanoseconds: a tz-aware index
     across a DST change is no special case, and wall-clock rounding
     (``DatetimeIndex.round``), ambiguous in the repeated autumn hour, is
@@ -121,8 +124,8 @@ def _snap_fixed(stamps, first, step, offset, anchor):
     else:
         origin = first.normalize().value
     # Nearest point, ties to the earlier one: ceil((x - step/2) / step) in
-    # integers. x is measured from the data's own origin, so 2x cannot
-    # overflow for any span pandas can hold at once.
+    # integers. x is measured from the data's own origin, so 2x stays in
+    # int64 for any series shorter than 146 years.
     x = t - origin
     k = -((step - 2 * x) // (2 * step))
     start = k.min()
@@ -185,8 +188,26 @@ def _span(nanoseconds):
     return _duration(span) if span > pd.Timedelta(0) else "0s"
 
 
-def _count(n, noun, plural=None):
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+def _count(n, noun):
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _distances(index, grid, positions):
+    """How far (ns) each reading of ``index`` is from the grid point it snapped to."""
+    return np.abs(index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+
+
+# Packages whose frames a warning skips, so that it points at the user's
+# call (fit, predict, update) however deep the snapping ran.
+_INTERNAL_DIRS = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
+
+
+def _user_stacklevel():
+    """The stacklevel of the first frame outside tsrnn and scikit-learn."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def default_season(offset):
@@ -410,7 +431,7 @@ class FrameLayout:
         """``frame`` snapped onto the grid of ``freq=`` (see ``snap_to_grid``)."""
         grid, positions = snap_to_grid(frame.index, self.offset, anchor)
         counts = np.bincount(positions, minlength=len(grid))
-        shift = np.abs(frame.index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+        shift = _distances(frame.index, grid, positions)
         if shift.max() == 0 and (counts == 1).all():
             # Already on the grid, one reading per point: the values pass
             # bit for bit, only sorted.
@@ -446,7 +467,7 @@ class FrameLayout:
             ResampleWarning(f"freq='{alias}'{where(key)}: " + "; ".join(parts) + ".",
                             moved=moved, averaged=int(several.sum()), empty=empty,
                             points=n_points, series=key),
-            stacklevel=2,
+            stacklevel=_user_stacklevel(),
         )
 
     def split_weights(self, X, weights, frames):
@@ -626,7 +647,7 @@ def _jitter_advice(index, key, expected):
         return None  # another step altogether, not the fitted one with jitter
     offset = expected or inferred
     grid, positions = snap_to_grid(index, offset)
-    shift = np.abs(index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+    shift = _distances(index, grid, positions)
     # Jitter is a small part of the step; readings a quarter step or more
     # off the grid are irregular, and "jitter" would misdescribe them.
     if not shift.any() or len(grid) < 2 or shift.max() >= np.diff(grid.asi8).min() / 4:
