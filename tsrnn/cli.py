@@ -293,9 +293,7 @@ def _plot_writer(model, data, args, source):
         ax = fig.add_subplot()
         # Four horizons of history put the forecast in context.
         n_history = min(len(data), max(model.window_, 4 * args.horizon))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResampleWarning)  # noted before training
-            model.plot(data, ax=ax, n_history=n_history)
+        model.plot(data, ax=ax, n_history=n_history)
         ax.set_title(f"{ax.get_title()} ({os.path.basename(source)})")
         fig.savefig(tmp, dpi=100)
 
@@ -395,11 +393,14 @@ def _forecast(args, out):
                 model.set_params(early_stopping=False).validate_frame(train)
         except InputError as exc:
             raise _input_error(exc, where) from None
-    # What --freq did to the training rows, once: the same snapping of the
-    # backtest block and of the whole file is not repeated below.
+    # What --freq did to the training rows, once: main() silences the same
+    # report from fit, backtest, predict and plot.
     notes = list(dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, ResampleWarning)
     ))
+    for w in caught:  # recording swallowed the others: show them as before
+        if not issubclass(w.category, ResampleWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     target = target if target is not None else train.columns[0]
     print(
         f"tsrnn: forecasting {target!r} {args.horizon} steps ahead from {source} "
@@ -417,10 +418,8 @@ def _forecast(args, out):
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
-            # The progress bar already shows that training ran to --max-iter,
-            # and the notes above what --freq did.
+            # The progress bar already shows that training ran to --max-iter.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", ResampleWarning)
             model.fit(train, callback=progress)
     finally:
         progress.close()
@@ -432,9 +431,7 @@ def _forecast(args, out):
     # the end of the training data as context: every origin of the block is
     # forecast, from data the model was not trained on.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResampleWarning)
-            result = model.backtest(test)
+        result = model.backtest(test)
     except InputError as exc:
         raise _input_error(exc, source) from None
     print(f"\nbacktest: forecasts from every row of the last {n_test}, "
@@ -454,14 +451,10 @@ def _forecast(args, out):
               "to divide by; compare the MAE instead.", file=out)
 
     if args.importance:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResampleWarning)
-            _print_importance(model, test, args, out)
+        _print_importance(model, test, args, out)
 
     # The forecast starts after the last row of the whole file.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResampleWarning)
-        forecast = model.predict(frame)
+    forecast = model.predict(frame)
     print(f"\nforecast of {target!r}:", file=out)
     print(forecast.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
 
@@ -527,8 +520,12 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "forecast":
-            _forecast(args, sys.stdout)
+        with warnings.catch_warnings():
+            # _forecast prints what --freq did as a note, once; the warning
+            # repeats at every later call on the same rows.
+            warnings.simplefilter("ignore", ResampleWarning)
+            if args.command == "forecast":
+                _forecast(args, sys.stdout)
     except InputError as exc:
         # One line, whatever the message holds (a column name may contain a
         # newline), so that scripts can grep it.
