@@ -91,7 +91,23 @@ BAD_INPUTS = [
     ("unparseable-time", _HEADER + _rows(10) + "yesterday,1.5,2\n" + _rows(90, "2017-01-05"),
      ["--target", "temp"], ["cannot parse timestamp", "'yesterday'", "row 11"]),
     ("numeric-time", "t,temp\n" + "".join(f"{i},{i}.5\n" for i in range(100)),
-     ["--target", "temp"], ["'t'", "numbers, not timestamps", "--time-col"]),
+     ["--target", "temp"], ["'t'", "numbers from 0 to 99", "not Unix times", "--time-unit",
+                            "--time-col"]),
+    ("text-time-with-time-unit", _HEADER + _rows(100), ["--target", "temp", "--time-unit", "s"],
+     ["--time-unit s", "'timestamp'", "does not hold numbers", "row 1"]),
+    ("epoch-beyond-pandas", "t,temp\n" + "".join(f"{10**17 + i},{i}.5\n" for i in range(100)),
+     ["--target", "temp", "--time-unit", "s"], ["'t'", "beyond the dates", "--time-unit"]),
+    ("offsets-on-some-rows", "t,temp\n2024-03-31T00:00:00+01:00,1\n2024-03-31T01:00:00,2\n"
+     "2024-03-31T03:00:00+02:00,3\n", ["--target", "temp"],
+     ["'t'", "UTC offset on some rows", "row 1", "row 2", "has none"]),
+    ("offsets-on-some-rows-first-naive", "t,temp\n2024-03-31T00:00:00,1\n"
+     "2024-03-31T01:00:00+01:00,2\n", ["--target", "temp"],
+     ["'t'", "UTC offset on some rows", "row 2", "has one", "row 1"]),
+    ("unknown-tz", _HEADER + _rows(100), ["--target", "temp", "--tz", "Mars/Olympus"],
+     ["--tz Mars/Olympus", "unknown time zone"]),
+    ("nonexistent-local-time", _HEADER + _rows(100, "2024-03-30 20:00"),
+     ["--target", "temp", "--tz", "Europe/Berlin"],
+     ["Europe/Berlin", "2024-03-31 02:00", "UTC offsets"]),
     ("unsorted-time", _HEADER + "".join(reversed(_rows(100).splitlines(True))),
      ["--target", "temp"], ["not sorted", "row 2"]),
     ("duplicate-time", _HEADER + _rows(30) + _rows(70, "2017-01-02 05:00"),
@@ -106,6 +122,11 @@ BAD_INPUTS = [
     ("irregular-time", _HEADER + _rows(50) + _rows(50, "2017-01-03 05:00"),
      ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["not regular", "2017-01-03 05:00", "--freq"]),
+    ("jittered-time", _HEADER + "".join(
+        f"{t + pd.Timedelta(seconds=(-1) ** i * (i % 21)):%Y-%m-%d %H:%M:%S},{i % 7}.5,{i % 5}\n"
+        for i, t in enumerate(pd.date_range("2017-01-01", periods=100, freq="h"))),
+     ["--target", "temp", "--window", "8", "--horizon", "4"],
+     ["not regular", "every 1h", "up to 20s of jitter", "freq='h'", "--freq"]),
     ("unknown-time-col", _HEADER + _rows(100), ["--target", "temp", "--time-col", "when"],
      ["time column 'when'"]),
     ("unknown-feature", _HEADER + _rows(100), ["--target", "temp", "--features", "wind"],
@@ -160,6 +181,12 @@ def test_bad_option_is_exit_2(tmp_path):
     result = run_cli("forecast", "--quantiles", "0.1,1.5", cwd=tmp_path)
     assert result.returncode == 2
     assert "between 0 and 1" in result.stderr
+    for fmt, words in (("%d%d", "like %.6g"), ("%.2f C", "not a number")):
+        result = run_cli("forecast", "--float-format", fmt, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "--float-format" in result.stderr and words in result.stderr
+    result = run_cli("forecast", "--time-unit", "h", cwd=tmp_path)
+    assert result.returncode == 2 and "invalid choice: 'h'" in result.stderr
     assert os.listdir(tmp_path) == []
 
 
@@ -375,3 +402,136 @@ def test_unexpected_error_shows_its_traceback(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="an internal bug"):
         cli.main(["forecast", str(tmp_path / "data.csv"), "--target", "temp_air",
                   "--max-iter", "1", "--out", str(tmp_path / "out.csv")])
+
+
+# --------------------------------------------------------------------------
+# Sensor exports (issue 25): UTC offsets across DST, Unix time, jitter
+# --------------------------------------------------------------------------
+
+# 60 days of hourly readings from 2024-03-01 00:00 UTC, across the spring DST
+# change in Europe (2024-03-31 01:00 UTC), as the issue's tries were.
+_EXPORT_HOURS = pd.date_range("2024-03-01", periods=1441, freq="h", tz="UTC")
+
+
+def _export(path, stamps, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(_EXPORT_HOURS))
+    temp = 10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, len(t))
+    pd.DataFrame({"time": stamps, "temp": temp}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """The issue's four exports of the same readings, and the runs on them."""
+    cwd = tmp_path_factory.mktemp("exports")
+    berlin = _EXPORT_HOURS.tz_convert("Europe/Berlin")
+    seconds = (_EXPORT_HOURS - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s")
+    jitter = np.random.default_rng(1).integers(-20, 21, len(_EXPORT_HOURS))
+    jittered = _EXPORT_HOURS.tz_localize(None) + pd.to_timedelta(jitter, unit="s")
+    files = {
+        "tz": _export(cwd / "tz.csv", [t.isoformat() for t in berlin]),
+        "epoch_s": _export(cwd / "epoch_s.csv", seconds),
+        "epoch_ms": _export(cwd / "epoch_ms.csv", seconds * 1000),
+        "jitter": _export(cwd / "jitter.csv", [f"{t:%Y-%m-%d %H:%M:%S}" for t in jittered]),
+    }
+    runs = {
+        "tz": [files["tz"]],
+        "tz_berlin": [files["tz"], "--tz", "Europe/Berlin", "--float-format", "%.2f"],
+        "epoch_s": [files["epoch_s"], "--time-col", "time"],
+        "epoch_ms": [files["epoch_ms"]],
+        "epoch_ms_unit": [files["epoch_ms"], "--time-unit", "ms"],
+        "jitter": [files["jitter"], "--freq", "h"],
+    }
+    results = {}
+    for name, args in runs.items():
+        out = cwd / f"{name}.out.csv"
+        result = run_cli("forecast", *args, "--target", "temp", *_SMALL, "--out", out, cwd=cwd)
+        results[name] = result, out
+    return results
+
+
+def _written(out):
+    return pd.read_csv(out, dtype={"timestamp": str})
+
+
+def test_offsets_across_dst_parse_as_one_utc_index(exports):
+    result, out = exports["tz"]
+    assert result.returncode == 0, result.stderr
+    # 1441 hours, the DST change no gap: from 00:00 UTC on March 1st to
+    # 00:00 UTC on April 30th.
+    assert "1441 rows, 2024-03-01 00:00:00+00:00 to 2024-04-30 00:00:00+00:00" in result.stdout
+    # The forecast continues in UTC, written as ISO 8601 with its offset.
+    assert list(_written(out)["timestamp"]) == [
+        f"2024-04-30T0{h}:00:00+00:00" for h in range(1, 7)]
+
+
+def test_tz_names_the_zone_of_the_forecast(exports):
+    result, out = exports["tz_berlin"]
+    assert result.returncode == 0, result.stderr
+    written = _written(out)
+    assert list(written["timestamp"]) == [f"2024-04-30T0{h}:00:00+02:00" for h in range(3, 9)]
+    # The same instants and numbers as in UTC, to two decimals.
+    in_utc = _written(exports["tz"][1])
+    assert (pd.to_datetime(written["timestamp"]) == pd.to_datetime(in_utc["timestamp"])).all()
+    np.testing.assert_allclose(written["temp"], in_utc["temp"], atol=0.0051)
+    assert all(len(cell.split(".")[1]) == 2 for cell in out.read_text().splitlines()[1].split(",")[1:])
+
+
+@pytest.mark.parametrize("name, unit", [("epoch_s", 1), ("epoch_ms", 1000), ("epoch_ms_unit", 1000)])
+def test_unix_times_are_read_and_written_back(exports, name, unit):
+    result, out = exports[name]
+    assert result.returncode == 0, result.stderr
+    assert "2024-03-01 00:00:00+00:00 to 2024-04-30 00:00:00+00:00" in result.stdout
+    written = _written(out)
+    start = int(pd.Timestamp("2024-04-30 01:00", tz="UTC").timestamp())
+    assert list(written["timestamp"]) == [str((start + 3600 * h) * unit) for h in range(6)]
+    # Same readings, same seed: the same forecast as the ISO file's.
+    pd.testing.assert_frame_equal(written.drop(columns="timestamp"),
+                                  _written(exports["tz"][1]).drop(columns="timestamp"))
+
+
+def test_jittered_readings_snap_with_freq_and_the_cli_says_so(exports):
+    result, out = exports["jitter"]
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1, result.stdout
+    # Every reading found its own hour: nothing averaged, nothing empty.
+    assert "readings of 1,297 moved to the nearest point (by up to 20s)" in notes[0]
+    assert "averaged" not in notes[0] and "no reading" not in notes[0]
+    written = _written(out)
+    assert list(written["timestamp"]) == [f"2024-04-30 0{h}:00:00" for h in range(1, 7)]
+    # The same hours as the exact stamps: the same forecast.
+    pd.testing.assert_frame_equal(written.drop(columns="timestamp"),
+                                  _written(exports["tz"][1]).drop(columns="timestamp"))
+
+
+def test_forecast_csv_has_six_significant_digits(exports):
+    _, out = exports["tz"]
+    cells = [cell for line in out.read_text().splitlines()[1:] for cell in line.split(",")[1:]]
+    assert cells and all(len(cell.replace("-", "").replace(".", "").lstrip("0")) <= 6
+                         for cell in cells)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_plot_title_names_the_target_and_the_file(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from tsrnn import RNNForecaster
+    from tsrnn.cli import _plot_writer, build_parser
+
+    data = load_weather().iloc[:200][["temp_air", "dew_point"]]
+    model = RNNForecaster(target="temp_air", window=8, horizon=6, hidden_layer_sizes=4,
+                          max_iter=1).fit(data)
+    args = build_parser().parse_args(["forecast", "--horizon", "6"])
+    titles = []
+    real = Figure.savefig
+
+    def spy(fig, *a, **k):
+        titles.append(fig.axes[0].get_title())
+        return real(fig, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    _plot_writer(model, data, args, "/data/site-7.csv")(tmp_path / "p.png")
+    assert titles == ["Forecast of temp_air (site-7.csv)"]

@@ -133,7 +133,7 @@ def test_plot_one_series_of_a_panel():
 
     f = RNNForecaster(target="y", series_id="site", **FAST).fit(make_panel(n=100))
     ax = f.plot(series="b")
-    assert ax.get_title() == "Forecast, site=b"
+    assert ax.get_title() == "Forecast of y, site=b"
     observed = ax.get_lines()[0]
     np.testing.assert_array_equal(
         observed.get_ydata(), make_panel(n=100).query("site == 'b'")["y"].iloc[-12:]

@@ -184,9 +184,14 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
     freq : str or DateOffset, default=None
         Time step. None infers it from the index (``index.freq`` or pandas'
         inference) and raises a ValueError for an irregular or duplicated
-        index. When given, every frame is resampled to this step with the
-        mean (``df.resample(freq).mean()``): duplicates and irregular stamps
-        are averaged into bins, and empty bins become missing values.
+        index; for readings off a regular grid by clock jitter, the message
+        gives the median step rounded to a whole unit to pass here. When
+        given, every reading moves to the nearest point of this step's grid
+        (in absolute time, so a DST change is no gap): readings already on
+        it keep their timestamps and values bit for bit; readings that land
+        on one point are averaged, and a point with none is a missing value
+        for ``missing``. A :class:`~tsrnn.exceptions.ResampleWarning` counts
+        the readings moved, the points averaged and the points empty.
 
     missing : {"raise", "interpolate", "mask"}, default="raise"
         Missing values. "raise": a ValueError names the column and the first

@@ -10,20 +10,35 @@ what to do with gaps. Every frame the forecaster receives later (``predict``,
 ``update``, ``backtest``) goes through the same layout, so it is cut into
 series, put on the same regular grid and checked the same way.
 
+Time grid. Without ``freq=`` the index must already be regular, and the
+step is inferred from it. An index that is regular but for clock jitter is
+refused, with advice rather than silently moved timestamps: the message gives
+the median step rounded to a whole unit ("every 1h with up to 20s of
+jitter; pass freq='h'"), so the user opts in to changing their timestamps.
+With ``freq=`` every reading snaps to the **nearest** point of the grid
+(``snap_to_grid``), in absolute time, so a DST change is no gap and a
+reading 20 s early is not floored into the previous bin; points that got
+several readings hold their mean, points that got none are gaps for
+``missing``, and a :class:`~tsrnn.exceptions.ResampleWarning` counts both.
+
 Every problem with the data is an :class:`~tsrnn.exceptions.InputError` that
 names the column, series and timestamp at fault and says how to fix it. A
 frame that is not a DataFrame, or an index that is not a DatetimeIndex, is a
 ``TypeError``.
 """
 
+import os
+import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import sklearn
 from pandas.api.types import is_numeric_dtype
 from pandas.tseries.frequencies import to_offset
 
-from tsrnn.exceptions import InputError
+from tsrnn.exceptions import InputError, ResampleWarning
 
 
 def check_frame(X, name):
@@ -73,6 +88,144 @@ def as_integer(stamp):
 def where(key):
     """' in series <key>' for messages, or nothing for a single series."""
     return "" if key is None else f" in series {key!r}"
+
+
+def snap_to_grid(index, offset, anchor=None):
+    """(grid, positions): the grid of ``offset`` the readings of ``index`` snap to.
+
+    ``positions[i]`` is the grid point nearest to ``index[i]`` (rows in any
+    order); ``grid`` runs from the first to the last point any reading took.
+    A reading exactly halfway between two points goes to the earlier one, as
+    a resample bin labelled on its left would take it.
+
+    Where the grid lies: through ``anchor`` when it is given (``update()``
+    passes the last kept timestamp, so the kept rows never move). Else, when
+    every reading sits a whole number of steps after the earliest one
+    (regular data, perhaps with gaps or duplicates), the grid passes through
+    the readings, so such data keep their timestamps exactly. Otherwise it
+    is the grid ``resample`` would use: whole steps from midnight of the
+    first day (or, for calendar offsets such as month starts, from the
+    period start before it). Distances are
+    taken in absolute time, on the integer nanoseconds: a tz-aware index
+    across a DST change is no special case, and wall-clock rounding
+    (``DatetimeIndex.round``), ambiguous in the repeated autumn hour, is
+    never needed.
+    """
+    stamps = index.as_unit("ns")
+    first, last = stamps.min(), stamps.max()
+    if isinstance(offset, pd.offsets.Tick):
+        grid, positions = _snap_fixed(stamps, first, pd.Timedelta(offset).value, offset, anchor)
+    else:
+        grid, positions = _snap_calendar(stamps, first, last, offset, anchor)
+    # Keep the index's unit where the grid fits in it (pandas 3 reads
+    # timestamps in us or s); a finer grid stays in ns.
+    grid = grid.as_unit("ns")
+    if index.unit != "ns":
+        per_unit = pd.Timedelta(1, unit=index.unit).value
+        if not (grid.asi8 % per_unit).any():
+            grid = grid.as_unit(index.unit)
+    return grid, positions
+
+
+def _snap_fixed(stamps, first, step, offset, anchor):
+    """snap_to_grid for a fixed step (h, min, s: a Tick) in integer nanoseconds.
+
+    The same as the calendar version below, without building and searching
+    the grid: every frame of a forecaster with ``freq=`` passes here, at
+    every predict and update.
+    """
+    t = stamps.asi8
+    if anchor is not None:
+        origin = anchor.as_unit("ns").value
+    elif not ((t - first.value) % step).any():
+        origin = first.value
+    else:
+        origin = first.normalize().value
+    # Nearest point, ties to the earlier one: ceil((x - step/2) / step) in
+    # integers. x is measured from the data's own origin, so 2x stays in
+    # int64 for any series shorter than 146 years.
+    x = t - origin
+    k = -((step - 2 * x) // (2 * step))
+    start = k.min()
+    grid = pd.date_range(first + pd.Timedelta(origin + start * step - first.value, unit="ns"),
+                         periods=k.max() - start + 1, freq=offset)
+    return grid, k - start
+
+
+def _snap_calendar(stamps, first, last, offset, anchor):
+    """snap_to_grid for calendar offsets (day, week, month): search the grid."""
+    through = pd.date_range(first, last, freq=offset)
+    if anchor is not None:
+        anchor = anchor.as_unit("ns")
+        # Back from the anchor to before the first reading, then on past the last.
+        before = len(pd.date_range(first - offset, anchor, freq=offset)) + 2
+        grid = pd.date_range(end=anchor, periods=before, freq=offset).append(
+            pd.date_range(anchor, max(last, anchor) + offset, freq=offset)[1:])
+    elif stamps.isin(through).all():
+        grid = through
+    else:
+        # The period start before the first reading (rollback), and the
+        # point after the last bounds the search; date_range keeps it.
+        grid = pd.date_range(offset.rollback(first.normalize()), last + offset, freq=offset)
+    g, t = grid.as_unit("ns").asi8, stamps.asi8
+    hi = np.searchsorted(g, t)  # g[hi - 1] < t <= g[hi]
+    lo = np.maximum(hi - 1, 0)
+    hi = np.minimum(hi, len(g) - 1)
+    positions = np.where(t - g[lo] <= g[hi] - t, lo, hi)
+    start = positions.min()
+    return grid[start:positions.max() + 1], positions - start
+
+
+def round_step(step):
+    """A median step rounded to a sensible unit: 3603 s -> 1 h, 15 min 2 s -> 15 min.
+
+    The coarsest of day, hour, minute, second, ms, us that moves the step by
+    at most 5% of itself, so jitter is rounded away but a real step of
+    90 min stays 90 min (rounding it to hours would change it by a third).
+    """
+    for unit in ("D", "h", "min", "s", "ms", "us"):
+        rounded = step.round(unit)
+        if rounded > pd.Timedelta(0) and abs(rounded - step) <= step * 0.05:
+            if unit == "D":
+                return pd.offsets.Day(rounded.days)
+            return to_offset(rounded)
+    return to_offset(step)
+
+
+def _duration(offset_or_delta):
+    """'1h', '15min', '20s': a step or a span as a pandas alias with its count."""
+    text = to_offset(offset_or_delta).freqstr
+    return text if text[0].isdigit() else f"1{text}"
+
+
+def _span(nanoseconds):
+    """A span for messages: '20s', '3603s', '1500ms' rather than '0 days 00:00:20'."""
+    span = pd.Timedelta(int(nanoseconds), unit="ns")
+    if span >= pd.Timedelta("1ms"):
+        span = span.round("ms")
+    return _duration(span) if span > pd.Timedelta(0) else "0s"
+
+
+def _count(n, noun):
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _distances(index, grid, positions):
+    """How far (ns) each reading of ``index`` is from the grid point it snapped to."""
+    return np.abs(index.as_unit("ns").asi8 - grid.as_unit("ns").asi8[positions])
+
+
+# Packages whose frames a warning skips, so that it points at the user's
+# call (fit, predict, update) however deep the snapping ran.
+_INTERNAL_DIRS = tuple(os.path.dirname(path) + os.sep for path in (__file__, sklearn.__file__))
+
+
+def _user_stacklevel():
+    """The stacklevel of the first frame outside tsrnn and scikit-learn."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def default_season(offset):
@@ -274,18 +427,18 @@ class FrameLayout:
             out = {key: self.regularize(frame, key) for key, frame in out.items()}
         return out
 
-    def regularize(self, frame, key):
+    def regularize(self, frame, key, anchor=None):
         """``frame`` on the regular grid of the time step, or an InputError.
 
-        The grid keeps the unit of the frame's index (``in_step_unit``).
+        The grid keeps the unit of the frame's index (``in_step_unit``). With
+        ``freq=``, ``anchor`` is a timestamp the grid must pass through (see
+        ``snap_to_grid``).
         """
         index = in_step_unit(frame.index, self.offset, key)
         if index is not frame.index:
             frame = frame.set_axis(index)
         if self.resample:
-            # pandas' resample sorts, averages duplicates and irregular stamps
-            # into bins, and inserts empty bins as NaN rows.
-            return frame.sort_index().resample(self.offset).mean()
+            return self._snap(frame, key, anchor)
         self._check_order(frame.index, key)
         regular = pd.date_range(frame.index[0], periods=len(frame), freq=self.offset,
                                 unit=frame.index.unit)
@@ -295,16 +448,60 @@ class FrameLayout:
         frame.index = regular.rename(frame.index.name)
         return frame
 
+    def _snap(self, frame, key, anchor=None):
+        """``frame`` snapped onto the grid of ``freq=`` (see ``snap_to_grid``)."""
+        grid, positions = snap_to_grid(frame.index, self.offset, anchor)
+        counts = np.bincount(positions, minlength=len(grid))
+        shift = _distances(frame.index, grid, positions)
+        if shift.max() == 0 and (counts == 1).all():
+            # Already on the grid, one reading per point: the values pass
+            # bit for bit, only sorted.
+            frame = frame.iloc[np.argsort(positions, kind="stable")]
+            return frame.set_axis(grid.rename(frame.index.name))
+        snapped = frame.groupby(positions).mean().reindex(np.arange(len(grid)))
+        snapped.index = grid.rename(frame.index.name)
+        self._report_snap(key, len(frame), shift, counts, len(grid))
+        return snapped
+
+    def _report_snap(self, key, n, shift, counts, n_points):
+        moved = int(np.count_nonzero(shift))
+        several = counts >= 2
+        empty = int(np.count_nonzero(counts == 0))
+        alias = self.offset.freqstr
+        parts = []
+        if moved:
+            parts.append(
+                f"{_count(moved, 'reading')} of {n:,} moved to the nearest point "
+                f"(by up to {_span(shift.max())})"
+            )
+        if several.any():
+            parts.append(
+                f"{_count(int(several.sum()), 'grid point')} averaged "
+                f"{int(counts[several].sum()):,} readings (2 or more each)"
+            )
+        if empty:
+            parts.append(
+                f"{_count(empty, 'grid point')} of {n_points:,} had no reading and "
+                "are missing values, handled by `missing`"
+            )
+        warnings.warn(
+            ResampleWarning(f"freq='{alias}'{where(key)}: " + "; ".join(parts) + ".",
+                            moved=moved, averaged=int(several.sum()), empty=empty,
+                            points=n_points, series=key),
+            stacklevel=_user_stacklevel(),
+        )
+
     def split_weights(self, X, weights, frames):
         """{key: weights (len(frame),)} of the regular ``frames`` split from X.
 
         ``weights`` (len(X),) holds one weight per row of X, in X's order;
         each series gets its rows' weights, and they follow the rows onto the
         regular grid. Without resampling the grid only checks the rows, so
-        the weights stay as they are. With ``freq=``, a bin is the mean of
-        its rows, and so is its weight; a bin no row fell into (a gap,
-        inserted as a row of NaN) has weight 0: the user gave no weight for
-        that time, and an origin there would end on filled-in values.
+        the weights stay as they are. With ``freq=``, a grid point is the
+        mean of the rows that snapped to it, and so is its weight; a point no
+        row snapped to (a gap, inserted as a row of NaN) has weight 0: the
+        user gave no weight for that time, and an origin there would end on
+        filled-in values.
         """
         if isinstance(X.index, pd.MultiIndex):
             positions = X.groupby(level=0, sort=False).indices
@@ -319,8 +516,14 @@ class FrameLayout:
             pos = positions[key]
             w = weights[pos]
             if self.resample:
-                binned = pd.Series(w, index=times[pos]).sort_index().resample(self.offset).mean()
-                w = binned.reindex(frame.index).fillna(0.0).to_numpy(np.float64)
+                # The same snap as regularize's: the rows' times decide it.
+                grid, points = snap_to_grid(times[pos], self.offset)
+                counts = np.bincount(points, minlength=len(grid))
+                sums = np.bincount(points, weights=w, minlength=len(grid))
+                with np.errstate(invalid="ignore"):  # 0/0 at empty points
+                    mean = pd.Series(sums / counts, index=grid.as_unit("ns"))
+                index = frame.index.as_unit("ns")
+                w = mean.reindex(index).fillna(0.0).to_numpy(np.float64)
             out[key] = w
         return out
 
@@ -333,7 +536,7 @@ class FrameLayout:
             return
         row = int(np.argmax(na.any(axis=1)))
         col = frame.columns[int(np.argmax(na[row]))]
-        hint = " (resampling with freq= turns empty steps into gaps)" if self.resample else ""
+        hint = " (with freq=, a grid point no reading snapped to is a gap)" if self.resample else ""
         raise InputError(
             f"Column {col!r}{where(key)} has a missing value at "
             f"{frame.index[row]}, its first gap{hint}. Fill the gaps yourself (e.g. "
@@ -417,6 +620,9 @@ class FrameLayout:
             )
 
     def _raise_irregular(self, index, key, expected=None):
+        jitter = _jitter_advice(index, key, expected)
+        if jitter is not None:
+            raise InputError(jitter)
         diffs = index[1:] - index[:-1]
         # Fewer than 3 timestamps are regular at any step they show: only an
         # inference from too few rows brings them here.
@@ -441,6 +647,54 @@ class FrameLayout:
             "forecaster resample (empty steps become missing values, handled by "
             "`missing`)."
         )
+
+
+def _jitter_advice(index, key, expected):
+    """The message for readings off a regular grid by clock jitter, or None.
+
+    The step is ``expected`` or the median step between readings rounded
+    to a sensible unit (``round_step``). The readings are jittered when
+    snapping them to that step moves some of them; an index that is
+    regular but for gaps or duplicates moves none and gets the plainer
+    messages of ``_raise_irregular`` and ``_check_order``.
+    """
+    if len(index) < 3:
+        return None
+    steps = np.diff(np.sort(index.as_unit("ns").asi8))
+    steps = steps[steps > 0]
+    if not steps.size:
+        return None
+    inferred = round_step(pd.Timedelta(int(np.median(steps)), unit="ns"))
+    if expected is not None and inferred != expected:
+        return None  # another step altogether, not the fitted one with jitter
+    offset = expected or inferred
+    grid, positions = snap_to_grid(index, offset)
+    shift = _distances(index, grid, positions)
+    # Jitter is a small part of the step; readings a quarter step or more
+    # off the grid are irregular, and "jitter" would misdescribe them.
+    if not shift.any() or len(grid) < 2 or shift.max() >= np.diff(grid.asi8).min() / 4:
+        return None
+    counts = np.bincount(positions, minlength=len(grid))
+    alias = offset.freqstr
+    median = _span(np.median(steps))
+    found = "" if expected is not None or median == _duration(offset) else (
+        f" (the median step, {median}, rounded)"
+    )
+    extra = []
+    if (counts >= 2).any():
+        extra.append(f"{_count(int((counts >= 2).sum()), 'grid point')} would average "
+                     "2 or more readings")
+    if (counts == 0).any():
+        extra.append(f"{_count(int((counts == 0).sum()), 'grid point')} would have "
+                     "no reading (missing values, handled by `missing`)")
+    extra = f"; {' and '.join(extra)}" if extra else ""
+    return (
+        f"The index{where(key)} is not regular: readings arrive every "
+        f"{_duration(offset)}{found} with up to "
+        f"{_span(shift.max())} of jitter. Pass "
+        f"freq='{alias}' to snap each reading to the nearest {_duration(offset)} "
+        f"grid point{extra}."
+    )
 
 
 def index_names(X, series_id):

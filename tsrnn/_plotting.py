@@ -44,7 +44,9 @@ def plot_forecast(forecaster, history, forecast, ax=None, series=None, n_history
         ax.plot(forecast.index, point, color=color, linestyle="--",
                 label=f"{target} (forecast)")
     ax.axvline(past.index[-1], color="grey", linewidth=0.8)
-    ax.set_title("Forecast" if not layout.multi else f"Forecast, {layout.id_name}={key}")
+    # Name what is drawn: a saved PNG is often seen without the code that made it.
+    title = f"Forecast of {', '.join(map(str, layout.targets))}"
+    ax.set_title(title if not layout.multi else f"{title}, {layout.id_name}={key}")
     ax.set_xlabel(past.index.name or "time")
     ax.legend(loc="best")
     return ax

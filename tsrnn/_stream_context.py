@@ -337,7 +337,10 @@ class StreamingContext:
                     f"{where(key)}; the new rows start at {new.index[0]}."
                 )
             combined = new if old is None else pd.concat([old.frame(), new])
-            combined = layout.regularize(combined, key)
+            # The kept rows are on the grid already: with freq=, the new rows
+            # snap to that grid, and the kept ones stay where they are.
+            combined = layout.regularize(combined, key,
+                                         anchor=None if old is None else old.last)
             layout.check_gaps(combined, key)
             grown[key] = (SeriesContext.from_frame(combined, self._encoder),
                           0 if old is None else len(old))

@@ -42,10 +42,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from tsrnn._atomic_write import write_outputs
-from tsrnn._csv_input import UsageError, _first_line, load_frame, select_columns
+from tsrnn._csv_input import (
+    TimeFormat,
+    UsageError,
+    _first_line,
+    _in_zone,
+    load_frame,
+    select_columns,
+)
 from tsrnn._forecaster import RNNForecaster
 from tsrnn._progress import Progress
-from tsrnn.exceptions import InputError, TrainingError
+from tsrnn.exceptions import InputError, ResampleWarning, TrainingError
 
 __all__ = ["main", "UsageError"]
 
@@ -128,6 +135,24 @@ def _fraction(text):
     return value
 
 
+def _float_format(text):
+    """A printf-style format for one float, as ``DataFrame.to_csv`` takes it."""
+    try:
+        shown = text % 1.5
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected a format for one number like %.6g or %.3f, got {text!r}"
+        )
+    try:
+        float(shown)
+    except ValueError:
+        # "%.3f degC" would write cells that no longer read back as numbers.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} writes {shown!r} for 1.5, which is not a number"
+        )
+    return text
+
+
 def _column_list(text):
     names = [part.strip() for part in text.split(",")]
     if not all(names):
@@ -169,6 +194,19 @@ def build_parser():
         help="column holding the timestamps (default: the first column)",
     )
     fc.add_argument(
+        "--time-unit", choices=("s", "ms", "us", "ns"),
+        help="the time column holds Unix times in this unit (default: text "
+        "timestamps, or Unix seconds or milliseconds when the numbers are dates "
+        "in 1980-2100 in that unit)",
+    )
+    fc.add_argument(
+        "--tz", metavar="ZONE",
+        help="time zone of the forecast, e.g. Europe/Berlin: timestamps with UTC "
+        "offsets or Unix times are converted to it, timestamps without offsets are "
+        "local times there (default: timestamps with one UTC offset keep it, "
+        "changing offsets become UTC)",
+    )
+    fc.add_argument(
         "--features", type=_column_list, metavar="COL,COL",
         help="input columns besides the target (default: every other column)",
     )
@@ -202,10 +240,15 @@ def build_parser():
                     help="empty cells: refuse them, interpolate them, or interpolate "
                     "the inputs but never train on filled-in targets (default: %(default)s)")
     fc.add_argument("--freq", metavar="FREQ",
-                    help="pandas frequency of the rows, e.g. h or 15min "
-                    "(default: inferred from the timestamps)")
+                    help="pandas frequency of the rows, e.g. h or 15min: each reading "
+                    "moves to the nearest point of that grid, readings on one point are "
+                    "averaged and points without one are missing values (default: "
+                    "inferred from the timestamps, which must then be regular)")
     fc.add_argument("--out", default="forecast.csv", metavar="PATH",
                     help="where to write the forecast CSV (default: %(default)s)")
+    fc.add_argument("--float-format", type=_float_format, default="%.6g", metavar="FMT",
+                    help="printf-style format of the forecast CSV's numbers, e.g. %%.3f "
+                    "(default: %(default)s, six significant digits)")
     fc.add_argument("--importance", action="store_true",
                     help="after the backtest, print how much each column matters: the "
                     "backtest's MASE when that column is shuffled, minus the MASE as it is "
@@ -241,7 +284,7 @@ def _check_writable(path, option):
         raise UsageError(f"{option} {path}: cannot write to directory {directory}")
 
 
-def _plot_writer(model, data, args):
+def _plot_writer(model, data, args, source):
     def write(tmp):
         # Figure without pyplot: no GUI backend and no global figure state.
         from matplotlib.figure import Figure
@@ -251,6 +294,7 @@ def _plot_writer(model, data, args):
         # Four horizons of history put the forecast in context.
         n_history = min(len(data), max(model.window_, 4 * args.horizon))
         model.plot(data, ax=ax, n_history=n_history)
+        ax.set_title(f"{ax.get_title()} ({os.path.basename(source)})")
         fig.savefig(tmp, dpi=100)
 
     return write
@@ -265,19 +309,22 @@ def _plot_writer(model, data, args):
 _OPTIONS = {
     "target=": "--target COL", "target column": "--target COL", "window=": "--window N", "horizon=": "--horizon N",
     "freq=": "--freq FREQ", "missing=": "--missing interpolate|mask",
+    "`missing`": "--missing interpolate|mask",
 }
+
+
+def _with_options(message):
+    """A forecaster message with the options that set the parameters it names."""
+    options = list(dict.fromkeys(
+        option for keyword, option in _OPTIONS.items() if keyword in message
+    ))
+    return message + (f" (command line: {', '.join(options)})" if options else "")
 
 
 def _input_error(exc, source):
     """The forecaster's InputError about the data, as a one-line UsageError."""
-    message = f"cannot fit {source}: {_first_line(exc)}"
     # The forecaster's hints name its Python parameters; add their options.
-    options = list(dict.fromkeys(
-        option for keyword, option in _OPTIONS.items() if keyword in message
-    ))
-    if options:
-        message += f" (command line: {', '.join(options)})"
-    return UsageError(message)
+    return UsageError(_with_options(f"cannot fit {source}: {_first_line(exc)}"))
 
 
 def _count(n, noun):
@@ -300,11 +347,17 @@ def _forecast(args, out):
         from tsrnn.datasets import load_weather
 
         source = "the embedded weather data"
+        if args.time_unit is not None:
+            raise UsageError("--time-unit reads a CSV's time column; the embedded "
+                             "weather data have timestamps")
         frame = load_weather()
+        if args.tz is not None:
+            frame.index = _in_zone(frame.index, args.tz, frame.index.name, source)
         target = args.target if args.target is not None else _EMBEDDED_TARGET
+        time_format = TimeFormat()
     else:
         source = args.csv
-        frame = load_frame(args.csv, args.time_col)
+        frame, time_format = load_frame(args.csv, args.time_col, args.time_unit, args.tz)
         target = args.target
     frame = select_columns(frame, target, args.features, source)
     # The backtest block must hold one horizon; the forecaster checks the rest.
@@ -329,15 +382,25 @@ def _forecast(args, out):
         random_state=args.seed,
     )
     where = f"{source} (its first {len(train)} rows; the backtest holds out the last {n_test})"
-    try:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResampleWarning)
         try:
-            model.validate_frame(train)
-        except InputError:
-            # Too short for a validation block, or bad data: without early
-            # stopping, only bad data is still refused.
-            model.set_params(early_stopping=False).validate_frame(train)
-    except InputError as exc:
-        raise _input_error(exc, where) from None
+            try:
+                model.validate_frame(train)
+            except InputError:
+                # Too short for a validation block, or bad data: without early
+                # stopping, only bad data is still refused.
+                model.set_params(early_stopping=False).validate_frame(train)
+        except InputError as exc:
+            raise _input_error(exc, where) from None
+    # What --freq did to the training rows, once: main() silences the same
+    # report from fit, backtest, predict and plot.
+    notes = list(dict.fromkeys(
+        str(w.message) for w in caught if issubclass(w.category, ResampleWarning)
+    ))
+    for w in caught:  # recording swallowed the others: show them as before
+        if not issubclass(w.category, ResampleWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     target = target if target is not None else train.columns[0]
     print(
         f"tsrnn: forecasting {target!r} {args.horizon} steps ahead from {source} "
@@ -349,6 +412,8 @@ def _forecast(args, out):
         + f"; trained on the first {len(train)} rows, backtested on the last {n_test}",
         file=out, flush=True,
     )
+    for note in notes:
+        print(f"note: in the training rows, {_with_options(note)}", file=out, flush=True)
     progress = Progress(args.max_iter)
     start = time.perf_counter()
     try:
@@ -393,9 +458,12 @@ def _forecast(args, out):
     print(f"\nforecast of {target!r}:", file=out)
     print(forecast.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
 
-    writers = [(args.out, lambda tmp: forecast.to_csv(tmp, index_label="timestamp"))]
+    # Timestamps as the input wrote them (ISO 8601 with offsets, Unix time).
+    written = forecast.set_axis(time_format.column(forecast.index))
+    writers = [(args.out, lambda tmp: written.to_csv(
+        tmp, index_label="timestamp", float_format=args.float_format))]
     if args.plot is not None:
-        writers.append((args.plot, _plot_writer(model, frame, args)))
+        writers.append((args.plot, _plot_writer(model, frame, args, source)))
     write_outputs(writers)
     print(f"\nwrote {args.out}" + (f" and {args.plot}" if args.plot else ""), file=out)
 
@@ -452,8 +520,12 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "forecast":
-            _forecast(args, sys.stdout)
+        with warnings.catch_warnings():
+            # _forecast prints what --freq did as a note, once; the warning
+            # repeats at every later call on the same rows.
+            warnings.simplefilter("ignore", ResampleWarning)
+            if args.command == "forecast":
+                _forecast(args, sys.stdout)
     except InputError as exc:
         # One line, whatever the message holds (a column name may contain a
         # newline), so that scripts can grep it.

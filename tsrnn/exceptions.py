@@ -17,6 +17,7 @@ __all__ = [
     "InconsistentVersionError",
     "InconsistentVersionWarning",
     "InputError",
+    "ResampleWarning",
     "TrainingError",
 ]
 
@@ -181,3 +182,36 @@ def _rebuild_error(estimator_name, original, current, missing):
     return InconsistentVersionError(estimator_name=estimator_name,
                                     original_tsrnn_version=original,
                                     current_tsrnn_version=current, missing=missing)
+
+
+class ResampleWarning(UserWarning):
+    """``freq=`` moved, averaged or missed readings to put them on its grid.
+
+    Each reading snaps to the nearest point of the grid. The message and the
+    attributes say, for one series, how many readings moved (``moved``), how
+    many grid points averaged two or more readings (``averaged``), and how
+    many of the ``points`` got none (``empty``: missing values, handled by
+    ``missing``). Data already on the grid raise no warning.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import pandas as pd
+    >>> from tsrnn import RNNForecaster
+    >>> from tsrnn.exceptions import ResampleWarning
+    >>> stamps = pd.date_range("2024-01-01", periods=200, freq="h")
+    >>> jitter = pd.to_timedelta([(-1) ** i * 20 for i in range(200)], unit="s")
+    >>> df = pd.DataFrame({"temp": range(200)}, index=stamps + jitter, dtype=float)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = RNNForecaster(target="temp", freq="h", window=8, horizon=4,
+    ...                       max_iter=1).validate_frame(df)
+    >>> [(w.message.moved, w.message.averaged, w.message.empty)
+    ...  for w in caught if w.category is ResampleWarning]
+    [(200, 0, 0)]
+    """
+
+    def __init__(self, message, moved=0, averaged=0, empty=0, points=0, series=None):
+        super().__init__(message)
+        self.moved, self.averaged, self.empty = moved, averaged, empty
+        self.points, self.series = points, series
