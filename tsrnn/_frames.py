@@ -672,7 +672,7 @@ def _jitter_advice(index, key, expected):
     shift = _distances(index, grid, positions)
     # Jitter is a small part of the step; readings a quarter step or more
     # off the grid are irregular, and "jitter" would misdescribe them.
-    if not shift.any() or len(grid) < 2 or shift.max() >= np.diff(grid.asi8).min() / 4:
+    if not shift.any() or len(grid) < 2 or shift.max() >= np.diff(grid.as_unit("ns").asi8).min() / 4:
         return None
     counts = np.bincount(positions, minlength=len(grid))
     alias = offset.freqstr
