@@ -18,7 +18,7 @@ receives), there is nothing to track and these methods do nothing.
 """
 import numpy as np
 
-from tsrnn._calibration import BandCalibration, SeriesTracker, warn_too_few
+from tsrnn._calibration import BandCalibration, SeriesTracker, level_scaled, warn_too_few
 
 
 class BandTracking:
@@ -119,6 +119,21 @@ class BandTracking:
                 tracker.issue(first + p, raw[p])
         tracker.n_seen = first + len(combined)
 
+    def _level_scaled(self, train):
+        """Per target: are its errors relative to its level (``level_scaled``), and the floor.
+
+        Decided on every row of the training frame (the held-out block
+        included), series by series: a held-out block alone spans too
+        little of a trend to show the spread follow the level.
+        """
+        n_t = len(self._frame_layout.targets)
+        Y = self._encoder.unscale_targets(train._Y[:, :n_t, None].astype(np.float64))[..., 0]
+        ends = np.cumsum(list(self._context_lengths.values()))
+        block = self.season_ if self.season_ > 1 else 2
+        chosen = [level_scaled([y[:, j] for y in np.split(Y, ends[:-1])], block)
+                  for j in range(n_t)]
+        return [c[0] for c in chosen], [c[1] for c in chosen]
+
     def _after_training(self, train, val):
         """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
         if val is None or not self._calibrates():
@@ -128,8 +143,9 @@ class BandTracking:
         n_t = len(self._frame_layout.targets)
         actual = windows.future_targets(slice(None)).astype(np.float64)
         actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        relative, floor = self._level_scaled(train)
         self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
-            raw, actual.reshape(len(raw), self.horizon, n_t)
+            raw, actual.reshape(len(raw), self.horizon, n_t), relative, floor
         )
         if self._calibration.too_few:
             warn_too_few(self._calibration.too_few, self._calibration.n_heldout)

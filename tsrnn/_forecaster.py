@@ -1065,7 +1065,7 @@ n_iter_, t_
         Z.sort(axis=-1)
         Z = self._encoder.unscale_targets(Z)
         if calibrated and getattr(self, "_calibration", None) is not None:
-            Z += self._calibration.offsets
+            Z = self._calibration.apply(Z)
             Z.sort(axis=-1)
         return Z
 
