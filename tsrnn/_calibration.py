@@ -103,6 +103,7 @@ class BandCalibration:
         self.quantiles = np.asarray(quantiles, dtype=float)
         self.rate = rate
         self.middle = int(np.argmin(np.abs(self.quantiles - 0.5)))
+        self.start = {}  # series key -> offsets of its stream after the held-out block
 
     def fit(self, forecasts, actual, relative=None, floor=None):
         """Learn offsets from held-out forecasts (n, h, n_t, n_q) and truth (n, h, n_t).
@@ -240,12 +241,14 @@ class SeriesTracker:
     """The forecasts issued for one series that still await their truth.
 
     Positions count the rows of the series seen so far (fit, then update),
-    from 0. ``offsets`` starts as the calibration's and is then tracked.
+    from 0. ``offsets`` starts as the calibration's, or as given (the
+    offsets a stream had at the end of the held-out block), and is then
+    tracked.
     """
 
-    def __init__(self, calibration, horizon, n_seen):
+    def __init__(self, calibration, horizon, n_seen, offsets=None):
         self.calibration, self.horizon, self.n_seen = calibration, horizon, n_seen
-        self.offsets = calibration.offsets.copy()
+        self.offsets = (calibration.offsets if offsets is None else offsets).copy()
         self.pending = {}  # origin position -> issued quantiles (h, n_t, n_q)
 
     def issue(self, origin, raw):
