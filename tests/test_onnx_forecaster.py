@@ -264,3 +264,15 @@ def test_calibrated_bands_match_predict(calibration, frame):
     assert_close(got, predicted(f, frame))
     if calibration is not None:
         assert np.abs(f._calibration.offsets).max() > 0  # the stage is not a no-op
+
+
+def test_band_relative_to_the_level_matches_predict(frame):
+    # A target whose errors grow with its level (issue 24) gets offsets in
+    # fractions of its median forecast; next to it an additive one. The
+    # graph scales each the way predict(X) does.
+    df = frame.copy()
+    df["y"] *= np.exp(0.01 * np.arange(len(df)))
+    df["x"] -= df["x"].mean()  # crosses zero: additive
+    f = strong_head(RNNForecaster(**BASE | RICH).fit(df))
+    assert f._calibration.relative.tolist() == [True, False]
+    assert_close(onnx_forecasts(f, df), predicted(f, df))
