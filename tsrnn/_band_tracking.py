@@ -125,20 +125,20 @@ class BandTracking:
                 tracker.issue(first + p, raw[p])
         tracker.n_seen = first + len(combined)
 
-    def _level_scaled(self, train):
-        """Per target: are its errors relative to its level (``level_scaled``), and the floor.
+    def _choose_level_scaling(self, series):
+        """Per target: are its errors relative to its level (``level_scaled``)?
 
-        Decided on every row of the training frame (the held-out block
-        included), series by series: a held-out block alone spans too
-        little of a trend to show the spread follow the level.
+        ``series``: the training rows of every series, raw float64 (n, n_t)
+        arrays (the model's float32 copy turns a 0 into a tiny positive
+        number). All of them, the held-out block included: a held-out block
+        alone spans too little of a trend to show the spread follow the
+        level. Sets ``_level_scaling``, (relative, floor) lists; fit calls
+        this once, with the scaler, and a warm start keeps it.
         """
-        n_t = len(self._frame_layout.targets)
-        Y = self._encoder.unscale_targets(train._Y[:, :n_t, None].astype(np.float64))[..., 0]
-        ends = np.cumsum(list(self._context_lengths.values()))
         block = self.season_ if self.season_ > 1 else 2
-        chosen = [level_scaled([y[:, j] for y in np.split(Y, ends[:-1])], block)
-                  for j in range(n_t)]
-        return [c[0] for c in chosen], [c[1] for c in chosen]
+        chosen = [level_scaled([y[:, j] for y in series], block)
+                  for j in range(len(self._frame_layout.targets))]
+        self._level_scaling = ([c[0] for c in chosen], [c[1] for c in chosen])
 
     def _after_training(self, train, val):
         """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
@@ -149,7 +149,7 @@ class BandTracking:
         n_t = len(self._frame_layout.targets)
         actual = windows.future_targets(slice(None)).astype(np.float64)
         actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
-        relative, floor = self._level_scaled(train)
+        relative, floor = self._level_scaling
         self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
             raw, actual.reshape(len(raw), self.horizon, n_t), relative, floor
         )

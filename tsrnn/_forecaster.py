@@ -965,10 +965,9 @@ n_iter_, t_
                 scaler = StandardScaler().fit(raw)
             check_scaler(scaler, layout)
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon)
-            self.mase_scale_ = _seasonal_naive_mae(
-                [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()],
-                self.season_,
-            )
+            targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
+            self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
+            self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
         lengths = [len(f) for f in frames.values()]
