@@ -4,13 +4,19 @@
 quantile tracking); this mixin is where ``RNNForecaster`` uses it:
 
 * after training, the offsets are learned on the held-out block's forecasts
-  (``_after_training``, the hook of the fit path in ``_base.py``);
+  (``_after_training``, the hook of the fit path in ``_base.py``), as
+  fractions of the forecast's level for a target whose spread grows with
+  its level (``_choose_level_scaling``, decided in fit on the raw training
+  rows); then the block is replayed as a stream, and each series' stream
+  after fit starts from the offsets that replay ends with
+  (``_stream_start``);
 * ``update()`` checks the forecasts it issued earlier against the truth that
   arrives and moves the offsets (one ``SeriesTracker`` per series), then
   issues forecasts from every new origin, so that each carries the offsets
   a stream would have had at that time;
-* ``backtest()`` replays its span the same way, so that its coverage is the
-  coverage a stream of ``update()`` calls would have seen.
+* ``backtest()`` replays its span the same way, from the same start, so
+  that its coverage is the coverage a stream of ``update()`` calls would
+  have seen.
 
 Without a calibrated band (``quantiles=None`` or ``calibration=None``), or
 with known-future covariates (whose future values only ``predict(future=...)``
