@@ -192,8 +192,7 @@ def test_streaming_predict_returns_the_issued_forecast_and_update_is_atomic():
 
 
 # ----------------------------------------------------------------------
-# Trending series (issue 24): errors relative to the level, and a stream
-# that starts from the end of the held-out block
+# Trending series (issue 24): errors relative to the level
 # ----------------------------------------------------------------------
 def growing(n, seed=0, growth=0.004):
     """A positive hourly series growing 0.4% a row, with a daily season and
@@ -254,10 +253,8 @@ def test_relative_offsets_scale_with_the_median_forecast():
 
 
 def _as_before_issue_24(monkeypatch):
-    """The band as it was: additive errors, the stream started from fit's offsets."""
+    """The band as it was: additive errors for every target."""
     monkeypatch.setattr(tsrnn._band_tracking, "level_scaled", lambda series, block: (False, 0.0))
-    monkeypatch.setattr(tsrnn._band_tracking.BandTracking, "_stream_start",
-                        lambda self, windows, raw: {})
 
 
 def test_band_follows_a_trend_past_the_calibration_block(monkeypatch):
@@ -279,21 +276,24 @@ def test_band_follows_a_trend_past_the_calibration_block(monkeypatch):
 
 
 def test_stationary_series_keeps_its_band(monkeypatch):
-    # A series whose level does not move: additive errors are kept, predict(X)
-    # is unchanged to the bit, and the stream's band (which now starts from
-    # the end of the held-out block) covers as it did, within a point or two.
-    df = noisy_season(1600, 0.5) + 5.0  # positive, no trend
+    # A positive series whose level does not move: Guerrero's rule keeps
+    # additive errors, and the band is the one the forecaster gave before
+    # issue 24, to the bit, from predict, the stream and the backtest.
+    df = noisy_season(1600, 0.5) + 5.0
     train, test = df.iloc[:1200], df.iloc[1200:]
     f = RNNForecaster(target="y", **QUICK).fit(train)
     assert f._calibration.relative.tolist() == [False]
     with monkeypatch.context() as m:
         _as_before_issue_24(m)
         old = RNNForecaster(target="y", **QUICK).fit(train)
-    pd.testing.assert_frame_equal(f.predict(test.iloc[:100]), old.predict(test.iloc[:100]))
     np.testing.assert_array_equal(f._calibration.offsets, old._calibration.offsets)
-    band, band_old = (g.backtest(test).intervals.loc["0.1-0.9"] for g in (f, old))
-    assert abs(band["coverage"] - band_old["coverage"]) < 0.02
-    assert abs(band["coverage"] - 0.8) < 0.05
+    pd.testing.assert_frame_equal(f.predict(test.iloc[:100]), old.predict(test.iloc[:100]))
+    for g in (f, old):
+        g.update(test.iloc[:50])
+    pd.testing.assert_frame_equal(f.predict(), old.predict())
+    result, result_old = f.backtest(test.iloc[50:]), old.backtest(test.iloc[50:])
+    pd.testing.assert_frame_equal(result.intervals, result_old.intervals)
+    assert abs(result.intervals.loc["0.1-0.9", "coverage"] - 0.8) < 0.05
 
 
 def test_relative_band_survives_pickling_and_streams():
@@ -301,7 +301,7 @@ def test_relative_band_survives_pickling_and_streams():
 
     df = growing(700)
     f = RNNForecaster(target="y", **QUICK).fit(df.iloc[:500])
-    assert f._calibration.relative.all() and None in f._calibration.start
+    assert f._calibration.relative.all()
     g = pickle.loads(pickle.dumps(f))
     pd.testing.assert_frame_equal(g.predict(), f.predict())
     for h in (f, g):

@@ -7,16 +7,13 @@ quantile tracking); this mixin is where ``RNNForecaster`` uses it:
   (``_after_training``, the hook of the fit path in ``_base.py``), as
   fractions of the forecast's level for a target whose spread grows with
   its level (``_choose_level_scaling``, decided in fit on the raw training
-  rows); then the block is replayed as a stream, and each series' stream
-  after fit starts from the offsets that replay ends with
-  (``_stream_start``);
+  rows);
 * ``update()`` checks the forecasts it issued earlier against the truth that
   arrives and moves the offsets (one ``SeriesTracker`` per series), then
   issues forecasts from every new origin, so that each carries the offsets
   a stream would have had at that time;
-* ``backtest()`` replays its span the same way, from the same start, so
-  that its coverage is the coverage a stream of ``update()`` calls would
-  have seen.
+* ``backtest()`` replays its span the same way, so that its coverage is the
+  coverage a stream of ``update()`` calls would have seen.
 
 Without a calibrated band (``quantiles=None`` or ``calibration=None``), or
 with known-future covariates (whose future values only ``predict(future=...)``
@@ -61,29 +58,21 @@ class BandTracking:
         return (getattr(self, "_calibration", None) is not None
                 and self._calibration.rate > 0)
 
-    def _new_tracker(self, key, n_seen, warm=True):
-        """A series' tracker, from the offsets its stream had at the end of fit.
-
-        ``warm=False`` (a series first seen in update()): from fit's offsets.
-        """
-        start = self._calibration.start.get(key) if warm else None
-        return SeriesTracker(self._calibration, self.horizon, n_seen, start)
-
-    def _replay_stream(self, A, causal, R, spans, origins, keys):
+    def _replay_stream(self, A, causal, R, spans, origins):
         """Backtest forecasts issued as a stream would have issued them.
 
         Every origin of each series' span issues a forecast (stride 1), in
         time order; each actual updates the offsets of the forecasts it
         completes before the next is issued (``SeriesTracker``), starting
-        from the offsets the series' stream had at the end of fit
-        (``_stream_start``). Returns the forecasts of ``origins``.
+        from the offsets learned in fit. Returns the forecasts of
+        ``origins``.
         """
         every = np.concatenate(spans)
         raw = self._forecast(self._windows(A, every, causal=causal), calibrated=False)
         issued = np.empty_like(raw)
         at = 0
-        for key, span in zip(keys, spans):
-            tracker = self._new_tracker(key, 0)
+        for span in spans:
+            tracker = SeriesTracker(self._calibration, self.horizon, 0)
             for i, row in enumerate(span):
                 if i:
                     tracker.observe(row, R[row])
@@ -103,7 +92,9 @@ class BandTracking:
         for key, frame in self._context.items():
             tracker = self._trackers.get(key)
             if tracker is None:
-                tracker = self._trackers[key] = self._new_tracker(key, len(frame))
+                tracker = self._trackers[key] = SeriesTracker(
+                    self._calibration, self.horizon, len(frame)
+                )
             last = tracker.n_seen - 1
             if last not in tracker.pending:
                 raw = self._issue_due(key, frame, len(frame))[len(frame) - 1]
@@ -121,7 +112,7 @@ class BandTracking:
             return
         tracker = self._trackers.get(key)
         if tracker is None or n_old == 0:
-            tracker = self._trackers[key] = self._new_tracker(key, 0, warm=n_old > 0)
+            tracker = self._trackers[key] = SeriesTracker(self._calibration, self.horizon, 0)
         first = tracker.n_seen - n_old  # position of combined's first row
         targets = combined.raw[:, : len(self._frame_layout.targets)]
         for p in range(max(n_old - 1, 0), len(combined)):
@@ -161,38 +152,7 @@ class BandTracking:
         )
         if self._calibration.too_few:
             warn_too_few(self._calibration.too_few, self._calibration.n_heldout)
-        self._calibration.start = self._stream_start(windows, raw)
         self._trackers = {
-            key: self._new_tracker(key, n) for key, n in self._context_lengths.items()
+            key: SeriesTracker(self._calibration, self.horizon, n)
+            for key, n in self._context_lengths.items()
         }
-
-    def _stream_start(self, windows, raw):
-        """{series key: the offsets a stream has after the held-out block}.
-
-        The block's forecasts are replayed as ``update()`` would have issued
-        and checked them, from the conformal offsets. Those are quantiles of
-        the whole block; the stream that follows fit continues from its
-        end, so a trend in the errors across the block (a level still
-        growing, a band falling behind) is already partly tracked when the
-        first forecast after fit is issued. ``predict(X)`` and the ONNX
-        graph, which forecast from any history, keep the conformal offsets.
-        """
-        n_t = len(self._frame_layout.targets)
-        Y = self._encoder.unscale_targets(windows._Y[:, :n_t, None].astype(np.float64))[..., 0]
-        lengths = np.array(list(self._context_lengths.values()))
-        ends = np.cumsum(lengths)
-        start = {}
-        for key, lo, hi in zip(self._context_lengths, ends - lengths, ends):
-            mine = np.flatnonzero((windows.origins >= lo) & (windows.origins < hi))
-            if not len(mine):
-                continue
-            issued = dict(zip(windows.origins[mine].tolist(), raw[mine]))
-            tracker = SeriesTracker(self._calibration, self.horizon, 0)
-            first, last = min(issued), max(issued)
-            for row in range(first, min(last + self.horizon, hi - 1) + 1):
-                if row > first:
-                    tracker.observe(row, Y[row])
-                if row in issued:
-                    tracker.issue(row, issued[row])
-            start[key] = tracker.offsets
-        return start

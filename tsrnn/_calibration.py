@@ -40,9 +40,10 @@ that grow with it, so the held-out block's errors, made at a lower level
 than the forecasts that follow, are too small for them: on the holdout
 group's airpassengers the band covered 51%, and 33-42% on a weekly series
 growing 0.4% a week (benchmarks/README.md). For such a target every
-residual is divided by its forecast's level, ``max(|median|, floor)``, the
-offsets are quantiles of these relative errors, and each forecast's band is
-its median times them: the multiplicative error of ETS(M, ., .) models, and
+residual is divided by its forecast's level (the mean over the horizon of
+its median, no less than the smallest training value), the offsets are
+quantiles of these relative errors, and each forecast's band is its level
+times them: the multiplicative error of ETS(M, ., .) models, and
 split conformal with a scale (normalised conformal prediction, Lei et al.
 2018). Whether a target's errors scale with its level is decided on its
 training rows, before any forecast is scored, by Guerrero's (1993) rule
@@ -103,14 +104,13 @@ class BandCalibration:
         self.quantiles = np.asarray(quantiles, dtype=float)
         self.rate = rate
         self.middle = int(np.argmin(np.abs(self.quantiles - 0.5)))
-        self.start = {}  # series key -> offsets of its stream after the held-out block
 
     def fit(self, forecasts, actual, relative=None, floor=None):
         """Learn offsets from held-out forecasts (n, h, n_t, n_q) and truth (n, h, n_t).
 
         ``relative`` (n_t,) bool marks the targets whose offsets are
-        fractions of the median forecast, no smaller than ``floor`` (n_t,)
-        (``level_scaled``); None: every target additive.
+        fractions of the forecast's level (``scale``), no smaller than
+        ``floor`` (n_t,) (``level_scaled``); None: every target additive.
         """
         n_t = actual.shape[-1]
         self.relative = np.zeros(n_t, bool) if relative is None else np.asarray(relative, bool)
@@ -150,12 +150,19 @@ class BandCalibration:
         """The unit of each forecast's offsets, (..., n_t) from raw (..., n_t, n_q).
 
         1 for an additive target; for a relative one the level of the
-        forecast, its uncalibrated median (which calibration leaves alone).
+        forecast: the mean over its horizon of the uncalibrated median
+        (which calibration leaves alone), one level for all its steps.
+        Guerrero's rule compares blocks of a season, so what it shows is
+        that the spread follows the level from season to season, not
+        within one; the median step by step would also narrow the band in
+        every trough of the season (on wineind, a monthly series with a
+        deep season, it cost 6% in interval score, benchmarks/README.md).
         """
         if not self.relative.any():
             return np.ones(raw.shape[:-1])
-        level = np.maximum(np.abs(raw[..., self.middle]), self.floor)
-        return np.where(self.relative, level, 1.0)
+        level = np.abs(raw[..., self.middle]).mean(axis=-2, keepdims=True)  # (..., 1, n_t)
+        level = np.maximum(level, self.floor)
+        return np.where(self.relative, level, 1.0) * np.ones(raw.shape[:-1])
 
     def apply(self, raw, offsets=None):
         """Calibrated quantiles (unsorted) of raw forecasts (..., n_t, n_q)."""
@@ -241,14 +248,12 @@ class SeriesTracker:
     """The forecasts issued for one series that still await their truth.
 
     Positions count the rows of the series seen so far (fit, then update),
-    from 0. ``offsets`` starts as the calibration's, or as given (the
-    offsets a stream had at the end of the held-out block), and is then
-    tracked.
+    from 0. ``offsets`` starts as the calibration's and is then tracked.
     """
 
-    def __init__(self, calibration, horizon, n_seen, offsets=None):
+    def __init__(self, calibration, horizon, n_seen):
         self.calibration, self.horizon, self.n_seen = calibration, horizon, n_seen
-        self.offsets = (calibration.offsets if offsets is None else offsets).copy()
+        self.offsets = calibration.offsets.copy()
         self.pending = {}  # origin position -> issued quantiles (h, n_t, n_q)
 
     def issue(self, origin, raw):

@@ -743,7 +743,7 @@ n_iter_, t_
                 + ")."
             )
         if self._tracks_in_backtest():
-            Z = self._replay_stream(A, causal, R, spans, origins, list(contexts))  # (n, h, T, Q)
+            Z = self._replay_stream(A, causal, R, spans, origins)  # (n, h, T, Q)
         else:
             Z = self._forecast(self._windows(A, origins, causal=causal))
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)

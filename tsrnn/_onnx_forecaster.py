@@ -21,8 +21,8 @@ that reads the fitted forecaster and adds its nodes:
 6. :func:`unscale` - back to the targets' units;
 7. :func:`calibrate` - the band's conformal offsets learned in fit, added
    per (step, target, quantile) (for a target whose errors are relative to
-   its level, times the level of the median forecast), and the quantiles
-   sorted again. These are
+   its level, times the level of the forecast, the mean of its median over
+   the horizon), and the quantiles sorted again. These are
    the offsets of ``predict(X)``; the offsets ``update()`` tracks for the
    kept contexts belong to a running forecaster, not to its graph.
 
@@ -252,10 +252,13 @@ def calibrate(g, f, Z):
     offsets = g.const(cal.offsets[None], "calibration_offsets")
     if cal.relative.any():
         # BandCalibration.scale: a relative target's offsets are fractions
-        # of max(|median|, floor); an additive one's are multiplied by 1.
+        # of its level, max(mean over the horizon of |median|, floor); an
+        # additive one's are multiplied by 1.
         median = g.op("Gather", [Z, g.ints([cal.middle], "median_index")], "median", axis=3)
-        level = g.op("Max", [g.op("Abs", [median], "abs_median"),
-                             g.const(cal.floor[:, None], "level_floor", np.float64)], "level")
+        mean = g.op("ReduceMean", [g.op("Abs", [median], "abs_median")], "mean_abs_median",
+                    axes=[1], keepdims=1)
+        level = g.op("Max", [mean, g.const(cal.floor[:, None], "level_floor", np.float64)],
+                     "level")
         relative = cal.relative[:, None].astype(np.float64)
         scale = g.op("Add", [g.op("Mul", [level, g.const(relative, "relative")], "scaled_level"),
                              g.const(1.0 - relative, "additive")], "offset_scale")
