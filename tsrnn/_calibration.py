@@ -156,7 +156,7 @@ class BandCalibration:
         that the spread follows the level from season to season, not
         within one; the median step by step would also narrow the band in
         every trough of the season (on wineind, a monthly series with a
-        deep season, it cost 6% in interval score, benchmarks/README.md).
+        deep season, it cost 9% in interval score; benchmarks/README.md).
         """
         if not self.relative.any():
             return np.ones(raw.shape[:-1])
