@@ -223,7 +223,11 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         held-out actuals fall below it as often as its level says. "split"
         (split conformal): the network forecasts the median only, and each
         quantile is the median plus a quantile of its held-out errors. None:
-        the band as the pinball loss trained it. With too little data for a
+        the band as the pinball loss trained it. For a target that is
+        positive in the training data and whose spread grows with its level
+        (Guerrero's rule over blocks of one season), the shifts are fractions
+        of each forecast's level, so the band widens as a trend carries the
+        level past the held-out block. With too little data for a
         held-out block (or for a quantile's level), a warning says so and the
         band stays uncalibrated. See ``calibration_rate`` for streaming.
 
