@@ -14,8 +14,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.inspection import permutation_importance
 
+import tsrnn._band_tracking
 from tsrnn import RNNForecaster
-from tsrnn._calibration import BandCalibration, conformal_rank
+from tsrnn._calibration import BandCalibration, conformal_rank, level_scaled
 from tsrnn.exceptions import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -188,6 +189,131 @@ def test_streaming_predict_returns_the_issued_forecast_and_update_is_atomic():
     with pytest.raises(InputError, match="inf"):
         f.update(bad)
     pd.testing.assert_frame_equal(f.predict(), issued)
+
+
+# ----------------------------------------------------------------------
+# Trending series (issue 24): errors relative to the level
+# ----------------------------------------------------------------------
+def growing(n, seed=0, growth=0.004):
+    """A positive hourly series growing 0.4% a row, with a daily season and
+    noise that both scale with the level (a multiplicative model)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = (10 * np.exp(growth * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 24))
+         * np.exp(0.05 * rng.standard_normal(n)))
+    return pd.DataFrame({"y": y}, index=pd.date_range("2024-01-01", periods=n, freq="h"))
+
+
+def test_level_scaled_follows_guerreros_rule():
+    rng = np.random.default_rng(0)
+    t = np.arange(480)
+    season = np.sin(2 * np.pi * t / 24)
+    multiplicative = 10 * np.exp(0.005 * t) * (1 + 0.2 * season + 0.05 * rng.standard_normal(480))
+    additive = 10 + 0.05 * t + 2 * season + 0.5 * rng.standard_normal(480)
+    assert level_scaled([multiplicative], 24) == (True, multiplicative.min())
+    assert level_scaled([additive], 24)[0] is False
+    # A value at or below zero: the level is no unit of the errors.
+    assert level_scaled([multiplicative - multiplicative.min()], 24) == (False, 0.0)
+    # Fewer than four blocks of a season: too few to tell.
+    assert level_scaled([multiplicative[:90]], 24) == (False, 0.0)
+    # Series are pooled block by block; gaps are skipped, not spread.
+    gappy = multiplicative.copy()
+    gappy[30:40] = np.nan
+    assert level_scaled([gappy[:240], gappy[240:]], 24) == (True, np.nanmin(gappy))
+
+
+def test_relative_offsets_scale_with_the_median_forecast():
+    # Held-out forecasts at levels 10..100, truth off by a relative error:
+    # the offsets are fractions, and a forecast at level 1000 gets a band
+    # ten times as wide as one at 100. An additive target next to it keeps
+    # additive offsets.
+    rng = np.random.default_rng(0)
+    n, h = 199, 2
+    level = np.linspace(10, 100, n)[:, None] * np.ones(h)
+    rel = rng.standard_normal((n, h))
+    add = rng.standard_normal((n, h))
+    actual = np.stack([level * (1 + 0.1 * rel), level + add], axis=-1)  # (n, h, 2)
+    forecasts = np.repeat(np.stack([level, level], axis=-1)[..., None], 3, axis=-1)
+    levels = np.array([0.1, 0.5, 0.9])
+    cal = BandCalibration(levels, rate=0.1).fit(forecasts, actual, relative=[True, False],
+                                                floor=[1.0, 0.0])
+    calibrated = cal.apply(forecasts)
+    below = (actual[..., None] <= calibrated).mean(axis=0)  # (h, 2, 3)
+    np.testing.assert_allclose(below[..., 0], 0.1, atol=0.011)
+    np.testing.assert_allclose(below[..., 2], 0.9, atol=0.011)
+    np.testing.assert_allclose(cal.offsets[:, 0, 2], 0.128, atol=0.03)  # 1.28 sd of 10%
+    np.testing.assert_allclose(cal.offsets[:, 1, 2], 1.28, atol=0.3)
+    at = np.array([100.0, 1000.0])[:, None, None, None] * np.ones((2, h, 2, 3))
+    width = np.diff(cal.apply(at)[..., [0, 2]], axis=-1)[..., 0]  # (2, h, 2)
+    np.testing.assert_allclose(width[1, :, 0], 10 * width[0, :, 0])
+    np.testing.assert_allclose(width[1, :, 1], width[0, :, 1])
+    # Below the floor (a median near or under zero) the floor is the level.
+    tiny = np.full((1, h, 2, 3), -1e-3)
+    assert np.all(np.diff(cal.apply(tiny)[..., [0, 2]], axis=-1)[:, :, 0] > 0.1)
+
+
+def _as_before_issue_24(monkeypatch):
+    """The band as it was: additive errors for every target."""
+    monkeypatch.setattr(tsrnn._band_tracking, "level_scaled", lambda series, block: (False, 0.0))
+
+
+def test_band_follows_a_trend_past_the_calibration_block(monkeypatch):
+    # Trained on 500 rows, backtested on the next 400, over which the level
+    # grows by a factor of five: additive offsets learned on the held-out
+    # block, at a fifth of the test's level, covered 64%.
+    df = growing(900)
+    train, test = df.iloc[:500], df.iloc[500:]
+    f = RNNForecaster(target="y", **QUICK).fit(train)
+    assert f._calibration.relative.tolist() == [True]
+    band = f.backtest(test).intervals.loc["0.1-0.9"]
+    with monkeypatch.context() as m:
+        _as_before_issue_24(m)
+        before = RNNForecaster(target="y", **QUICK).fit(train).backtest(test)
+    band_before = before.intervals.loc["0.1-0.9"]
+    assert band_before["coverage"] < 0.70, band_before
+    assert band["coverage"] >= 0.75, band
+    assert band["interval_score"] < band_before["interval_score"]
+
+
+def test_stationary_series_keeps_its_band(monkeypatch):
+    # A positive series whose level does not move: Guerrero's rule keeps
+    # additive errors, and the band is the one the forecaster gave before
+    # issue 24, to the bit, from predict, the stream and the backtest.
+    df = noisy_season(1600, 0.5) + 5.0
+    train, test = df.iloc[:1200], df.iloc[1200:]
+    f = RNNForecaster(target="y", **QUICK).fit(train)
+    assert f._calibration.relative.tolist() == [False]
+    with monkeypatch.context() as m:
+        _as_before_issue_24(m)
+        old = RNNForecaster(target="y", **QUICK).fit(train)
+    np.testing.assert_array_equal(f._calibration.offsets, old._calibration.offsets)
+    pd.testing.assert_frame_equal(f.predict(test.iloc[:100]), old.predict(test.iloc[:100]))
+    for g in (f, old):
+        g.update(test.iloc[:50])
+    pd.testing.assert_frame_equal(f.predict(), old.predict())
+    result, result_old = f.backtest(test.iloc[50:]), old.backtest(test.iloc[50:])
+    pd.testing.assert_frame_equal(result.intervals, result_old.intervals)
+    assert abs(result.intervals.loc["0.1-0.9", "coverage"] - 0.8) < 0.05
+
+
+def test_relative_band_survives_pickling_and_streams():
+    import pickle
+
+    df = growing(700)
+    f = RNNForecaster(target="y", **QUICK).fit(df.iloc[:500])
+    assert f._calibration.relative.all()
+    g = pickle.loads(pickle.dumps(f))
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    for h in (f, g):
+        h.update(df.iloc[500:560])
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    forecast = f.predict()
+    # The band is relative to the level it forecasts: wider than fit's
+    # first forecast, at a level 27% higher.
+    first = RNNForecaster(target="y", **QUICK).fit(df.iloc[:500]).predict()
+    width = (forecast["y_q0.9"] - forecast["y_q0.1"]).mean()
+    assert width > (first["y_q0.9"] - first["y_q0.1"]).mean()
+    assert (forecast["y_q0.1"] <= forecast["y"]).all() and (forecast["y"] <= forecast["y_q0.9"]).all()
 
 
 # ----------------------------------------------------------------------

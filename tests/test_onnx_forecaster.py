@@ -228,9 +228,11 @@ EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout
             "feature_names_in_", "n_outputs_", "quantiles_", "window_", "_calibration",
             "_head_levels", "_directions"}
 # _trackers: the offsets update() tracks for the kept contexts (a running
-# forecaster's state, not part of predict(X)); _context_lengths: rows seen.
+# forecaster's state, not part of predict(X)); _context_lengths: rows seen;
+# _level_scaling: fit's choice of the band's error model, which predict(X)
+# reads from _calibration (relative, floor).
 NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
-                  "_trackers", "_context_lengths",
+                  "_trackers", "_context_lengths", "_level_scaling",
                   "_random_state", "baseline_scores_", "best_loss_",
                   "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
                   "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}
@@ -264,3 +266,15 @@ def test_calibrated_bands_match_predict(calibration, frame):
     assert_close(got, predicted(f, frame))
     if calibration is not None:
         assert np.abs(f._calibration.offsets).max() > 0  # the stage is not a no-op
+
+
+def test_band_relative_to_the_level_matches_predict(frame):
+    # A target whose errors grow with its level (issue 24) gets offsets in
+    # fractions of its median forecast; next to it an additive one. The
+    # graph scales each the way predict(X) does.
+    df = frame.copy()
+    df["y"] *= np.exp(0.01 * np.arange(len(df)))
+    df["x"] -= df["x"].mean()  # crosses zero: additive
+    f = strong_head(RNNForecaster(**BASE | RICH).fit(df))
+    assert f._calibration.relative.tolist() == [True, False]
+    assert_close(onnx_forecasts(f, df), predicted(f, df))

@@ -4,7 +4,10 @@
 quantile tracking); this mixin is where ``RNNForecaster`` uses it:
 
 * after training, the offsets are learned on the held-out block's forecasts
-  (``_after_training``, the hook of the fit path in ``_base.py``);
+  (``_after_training``, the hook of the fit path in ``_base.py``), as
+  fractions of the forecast's level for a target whose spread grows with
+  its level (``_choose_level_scaling``, decided in fit on the raw training
+  rows);
 * ``update()`` checks the forecasts it issued earlier against the truth that
   arrives and moves the offsets (one ``SeriesTracker`` per series), then
   issues forecasts from every new origin, so that each carries the offsets
@@ -18,7 +21,7 @@ receives), there is nothing to track and these methods do nothing.
 """
 import numpy as np
 
-from tsrnn._calibration import BandCalibration, SeriesTracker, warn_too_few
+from tsrnn._calibration import BandCalibration, SeriesTracker, level_scaled, warn_too_few
 
 
 class BandTracking:
@@ -119,6 +122,21 @@ class BandTracking:
                 tracker.issue(first + p, raw[p])
         tracker.n_seen = first + len(combined)
 
+    def _choose_level_scaling(self, series):
+        """Per target: are its errors relative to its level (``level_scaled``)?
+
+        ``series``: the training rows of every series, raw float64 (n, n_t)
+        arrays (the model's float32 copy turns a 0 into a tiny positive
+        number). All of them, the held-out block included: a held-out block
+        alone spans too little of a trend to show the spread follow the
+        level. Sets ``_level_scaling``, (relative, floor) lists; fit calls
+        this once, with the scaler, and a warm start keeps it.
+        """
+        block = self.season_ if self.season_ > 1 else 2
+        chosen = [level_scaled([y[:, j] for y in series], block)
+                  for j in range(len(self._frame_layout.targets))]
+        self._level_scaling = ([c[0] for c in chosen], [c[1] for c in chosen])
+
     def _after_training(self, train, val):
         """Learn the band's offsets on the held-out forecasts (``_calibration.py``)."""
         if val is None or not self._calibrates():
@@ -128,8 +146,9 @@ class BandTracking:
         n_t = len(self._frame_layout.targets)
         actual = windows.future_targets(slice(None)).astype(np.float64)
         actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        relative, floor = self._level_scaling
         self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
-            raw, actual.reshape(len(raw), self.horizon, n_t)
+            raw, actual.reshape(len(raw), self.horizon, n_t), relative, floor
         )
         if self._calibration.too_few:
             warn_too_few(self._calibration.too_few, self._calibration.n_heldout)

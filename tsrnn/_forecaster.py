@@ -227,7 +227,11 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         held-out actuals fall below it as often as its level says. "split"
         (split conformal): the network forecasts the median only, and each
         quantile is the median plus a quantile of its held-out errors. None:
-        the band as the pinball loss trained it. With too little data for a
+        the band as the pinball loss trained it. For a target that is
+        positive in the training data and whose spread grows with its level
+        (Guerrero's rule over blocks of one season), the shifts are fractions
+        of each forecast's level, so the band widens as a trend carries the
+        level past the held-out block. With too little data for a
         held-out block (or for a quantile's level), a warning says so and the
         band stays uncalibrated. See ``calibration_rate`` for streaming.
 
@@ -971,10 +975,9 @@ n_iter_, t_
                 scaler = StandardScaler().fit(raw)
             check_scaler(scaler, layout)
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon)
-            self.mase_scale_ = _seasonal_naive_mae(
-                [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()],
-                self.season_,
-            )
+            targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
+            self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
+            self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
         lengths = [len(f) for f in frames.values()]
@@ -1073,7 +1076,7 @@ n_iter_, t_
         Z.sort(axis=-1)
         Z = self._encoder.unscale_targets(Z)
         if calibrated and getattr(self, "_calibration", None) is not None:
-            Z += self._calibration.offsets
+            Z = self._calibration.apply(Z)
             Z.sort(axis=-1)
         return Z
 

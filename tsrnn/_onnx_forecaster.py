@@ -20,7 +20,9 @@ that reads the fitted forecaster and adds its nodes:
 5. :func:`sort_quantiles` - the monotone rearrangement;
 6. :func:`unscale` - back to the targets' units;
 7. :func:`calibrate` - the band's conformal offsets learned in fit, added
-   per (step, target, quantile), and the quantiles sorted again. These are
+   per (step, target, quantile) (for a target whose errors are relative to
+   its level, times the level of the forecast, the mean of its median over
+   the horizon), and the quantiles sorted again. These are
    the offsets of ``predict(X)``; the offsets ``update()`` tracks for the
    kept contexts belong to a running forecaster, not to its graph.
 
@@ -244,10 +246,24 @@ def sort_quantiles(g, f, Z):
 
 def calibrate(g, f, Z):
     """The band's offsets learned on held-out time (``_calibration.py``), then sorted."""
-    if getattr(f, "_calibration", None) is None:
+    cal = getattr(f, "_calibration", None)
+    if cal is None:
         return Z
-    Z = g.op("Add", [Z, g.const(f._calibration.offsets[None], "calibration_offsets")],
-             "calibrated")
+    offsets = g.const(cal.offsets[None], "calibration_offsets")
+    if cal.relative.any():
+        # BandCalibration.scale: a relative target's offsets are fractions
+        # of its level, max(mean over the horizon of |median|, floor); an
+        # additive one's are multiplied by 1.
+        median = g.op("Gather", [Z, g.ints([cal.middle], "median_index")], "median", axis=3)
+        mean = g.op("ReduceMean", [g.op("Abs", [median], "abs_median")], "mean_abs_median",
+                    axes=[1], keepdims=1)
+        level = g.op("Max", [mean, g.const(cal.floor[:, None], "level_floor", np.float64)],
+                     "level")
+        relative = cal.relative[:, None].astype(np.float64)
+        scale = g.op("Add", [g.op("Mul", [level, g.const(relative, "relative")], "scaled_level"),
+                             g.const(1.0 - relative, "additive")], "offset_scale")
+        offsets = g.op("Mul", [offsets, scale], "scaled_offsets")
+    Z = g.op("Add", [Z, offsets], "calibrated")
     return sort_quantiles(g, f, Z)
 
 
