@@ -67,7 +67,7 @@ FITTED_STATE = {
     "RNNClassifier": _NETWORK | {"_per_step", "classes_"},
     "RNNForecaster": _NETWORK | {
         "_baseline", "_calibration", "_context", "_context_lengths", "_encoder",
-        "_frame_layout", "_head_levels", "_trackers", "baseline_scores_",
+        "_frame_layout", "_head_levels", "_level_scaling", "_trackers", "baseline_scores_",
         "feature_names_in_", "mase_scale_", "quantiles_", "season_", "series_ids_",
         "window_",
     },
@@ -82,8 +82,8 @@ FITTED_STATE = {
         "n_targets", "window",
     }),
     "BandCalibration": frozenset({
-        "calibrated", "gains", "n_heldout", "offsets", "quantiles", "rate", "spread",
-        "too_few",
+        "calibrated", "floor", "gains", "middle", "n_heldout", "offsets", "quantiles",
+        "rate", "relative", "spread", "too_few",
     }),
     "SeriesTracker": frozenset({"calibration", "horizon", "n_seen", "offsets", "pending"}),
     "TimeGrid": frozenset({"_stamps", "layout", "step", "unit"}),
