@@ -575,6 +575,51 @@ TSRNN_INLINE void pack_f32(const int nr, const int trans, int n, int k, const fl
             }
 }
 
+typedef float v4sf __attribute__((vector_size(16), aligned(4)));
+typedef int v4si __attribute__((vector_size(16)));
+
+/* pack_f32 with trans: the panels of b^T (b is n x k), a transpose. Element by
+ * element (above) every read is a new row of b and gcc keeps it scalar, nine
+ * instructions a value: packing W_hh (256 x 64) took 8-10 us, as long as ten
+ * batch-1 steps of that LSTM. Here 4 x 4 blocks: four rows of b read 4
+ * values each, are transposed in registers (SSE shuffles even in the
+ * baseline build) and stored as four 4-value pieces of four panel rows.
+ * Edges (k % 4 columns, the rows of a partial last panel) go value by value;
+ * panel columns past n are zero, as in pack_f32. A copy: no arithmetic, so
+ * the packed bits are those of pack_f32. */
+TSRNN_INLINE void pack_trans_f32(const int nr, int n, int k, const float *b, int ldb,
+                                 float *bp)
+{
+    const v4si lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7};
+    const int k4 = k & ~3;
+    for (int p = 0; p * nr < n; p++) {
+        float *pan = bp + (size_t) p * k * nr;
+        for (int q = 0; q < nr; q += 4) {
+            const int col = p * nr + q;
+            int kk = 0;
+            if (col + 4 <= n) {
+                const float *r0 = b + (size_t) col * ldb, *r1 = r0 + ldb;
+                const float *r2 = r1 + ldb, *r3 = r2 + ldb;
+                for (; kk < k4; kk += 4) {
+                    const v4sf a0 = *(const v4sf *) (r0 + kk), a1 = *(const v4sf *) (r1 + kk);
+                    const v4sf a2 = *(const v4sf *) (r2 + kk), a3 = *(const v4sf *) (r3 + kk);
+                    const v4sf t0 = __builtin_shuffle(a0, a1, lo), t1 = __builtin_shuffle(a0, a1, hi);
+                    const v4sf t2 = __builtin_shuffle(a2, a3, lo), t3 = __builtin_shuffle(a2, a3, hi);
+                    float *o = pan + (size_t) kk * nr + q;
+                    *(v4sf *) o = __builtin_shuffle(t0, t2, lo2);
+                    *(v4sf *) (o + nr) = __builtin_shuffle(t0, t2, hi2);
+                    *(v4sf *) (o + 2 * nr) = __builtin_shuffle(t1, t3, lo2);
+                    *(v4sf *) (o + 3 * nr) = __builtin_shuffle(t1, t3, hi2);
+                }
+            }
+            for (; kk < k; kk++)
+                for (int i = 0; i < 4; i++)
+                    pan[(size_t) kk * nr + q + i] =
+                        col + i < n ? b[(size_t) (col + i) * ldb + kk] : 0.0f;
+        }
+    }
+}
+
 void tsrnn_pack_f32(int n, int k, const float *b, int ldb, int trans, int nr, float *bp)
 {
     /* With the panel width and trans as constants the copy loops unroll and
@@ -582,11 +627,11 @@ void tsrnn_pack_f32(int n, int k, const float *b, int ldb, int trans, int nr, fl
      * costs as much as a dozen steps. */
     const int wide = nr == 2 * TSRNN_NR_F32_256;
     if (nr == TSRNN_NR_F32_256 && trans)
-        pack_f32(TSRNN_NR_F32_256, 1, n, k, b, ldb, bp);
+        pack_trans_f32(TSRNN_NR_F32_256, n, k, b, ldb, bp);
     else if (nr == TSRNN_NR_F32_256)
         pack_f32(TSRNN_NR_F32_256, 0, n, k, b, ldb, bp);
     else if (wide && trans)
-        pack_f32(2 * TSRNN_NR_F32_256, 1, n, k, b, ldb, bp);
+        pack_trans_f32(2 * TSRNN_NR_F32_256, n, k, b, ldb, bp);
     else if (wide)
         pack_f32(2 * TSRNN_NR_F32_256, 0, n, k, b, ldb, bp);
     else
