@@ -280,12 +280,14 @@ TSRNN_INLINE void store_v8sf(float *cr, const v8sf acc[2], int nc, int accumulat
  * (tests/test_functional.py checks every chunk size bitwise).
  * Only float32 has it: float64 is the accuracy reference, not a fast path. */
 TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, float *c,
-                             int accumulate)
+                             int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, NP = 4 };
     const int panels = (n + NR - 1) / NR;
     const size_t ps = (size_t) k * NR;  /* panel stride */
-    for (int p = 0; p < panels; p += NP) {
+    const int groups = (panels + NP - 1) / NP;
+    for (int gi = 0; gi < groups; gi++) {
+        const int p = (backwards ? groups - 1 - gi : gi) * NP;
         const int np = panels - p < NP ? panels - p : NP;
         const float *pan = bp + (size_t) p * ps;
         v8sf acc[NP][2];
@@ -318,14 +320,16 @@ TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, floa
 }
 
 TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, int lda,
-                                           const float *bp, float *c, int ldc, int accumulate)
+                                           const float *bp, float *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR256 };
     /* Rows in tiles (the last one partial, rows past m repeating the last
      * row); the last m % MR rows go one by one when there are at most two
      * (see row256_f32). */
     const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m_tiles; i += MR) {
@@ -351,14 +355,16 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
         }
     }
     for (int i = m_tiles; i < m; i++)
-        row256_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
+        row256_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate, backwards);
 }
 
 TSRNN_CLONES_NO_V4 static void gemm256_f64(int m, int n, int k, const double *a, int lda,
-                                           const double *bp, double *c, int ldc, int accumulate)
+                                           const double *bp, double *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 4, NR = 2 * VL, MR = MR256 };
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const double *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m; i += MR) {
@@ -420,12 +426,14 @@ TSRNN_INLINE void store_v16sf(float *cr, const v16sf acc[2], int nc, int accumul
 
 /* row256_f32 at 512 bits. */
 TSRNN_INLINE void row512_f32(int n, int k, const float *a, const float *bp, float *c,
-                             int accumulate)
+                             int accumulate, int backwards)
 {
     enum { VL = 16, NR = 2 * VL, NP = 4 };
     const int panels = (n + NR - 1) / NR;
     const size_t ps = (size_t) k * NR;
-    for (int p = 0; p < panels; p += NP) {
+    const int groups = (panels + NP - 1) / NP;
+    for (int gi = 0; gi < groups; gi++) {
+        const int p = (backwards ? groups - 1 - gi : gi) * NP;
         const int np = panels - p < NP ? panels - p : NP;
         const float *pan = bp + (size_t) p * ps;
         v16sf acc[NP][2];
@@ -458,11 +466,13 @@ TSRNN_INLINE void row512_f32(int n, int k, const float *a, const float *bp, floa
 }
 
 TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int lda,
-                                      const float *bp, float *c, int ldc, int accumulate)
+                                      const float *bp, float *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 16, NR = 2 * VL, MR = MR512 };
     const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m_tiles; i += MR) {
@@ -488,14 +498,16 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
         }
     }
     for (int i = m_tiles; i < m; i++)
-        row512_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
+        row512_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate, backwards);
 }
 
 TSRNN_AVX512F static void gemm512_f64(int m, int n, int k, const double *a, int lda,
-                                      const double *bp, double *c, int ldc, int accumulate)
+                                      const double *bp, double *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR512 };
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const double *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m; i += MR) {
@@ -540,27 +552,27 @@ int tsrnn_nr_f32(void) { return tsrnn_avx512() ? 2 * TSRNN_NR_F32_256 : TSRNN_NR
 int tsrnn_nr_f64(void) { return tsrnn_avx512() ? 2 * TSRNN_NR_F64_256 : TSRNN_NR_F64_256; }
 
 void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda, const float *bp,
-                           float *c, int ldc, int accumulate)
+                           float *c, int ldc, int accumulate, int backwards)
 {
 #if TSRNN_X86_CLONES
     if (tsrnn_avx512()) {
-        gemm512_f32(m, n, k, a, lda, bp, c, ldc, accumulate);
+        gemm512_f32(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
         return;
     }
 #endif
-    gemm256_f32(m, n, k, a, lda, bp, c, ldc, accumulate);
+    gemm256_f32(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
 }
 
 void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda, const double *bp,
-                           double *c, int ldc, int accumulate)
+                           double *c, int ldc, int accumulate, int backwards)
 {
 #if TSRNN_X86_CLONES
     if (tsrnn_avx512()) {
-        gemm512_f64(m, n, k, a, lda, bp, c, ldc, accumulate);
+        gemm512_f64(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
         return;
     }
 #endif
-    gemm256_f64(m, n, k, a, lda, bp, c, ldc, accumulate);
+    gemm256_f64(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
 }
 
 TSRNN_INLINE void pack_f32(const int nr, const int trans, int n, int k, const float *b,

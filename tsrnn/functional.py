@@ -274,11 +274,13 @@ class RNNCache:
 
 @functools.lru_cache(maxsize=64)
 def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
-    """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
-    is rebuilt on every call otherwise, a sizeable part of a batch-1 call."""
+    """(tuple of (name, shape), frozenset of names, list of names, tuple of
+    shapes) of param_shapes, cached: it is rebuilt on every call otherwise, a
+    sizeable part of a batch-1 call. The list is not to be modified."""
     layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers,
                                 bidirectional).items())
-    return layout, frozenset(name for name, _ in layout)
+    return (layout, frozenset(name for name, _ in layout), [name for name, _ in layout],
+            tuple(shape for _, shape in layout))
 
 
 class _CheckedParams:
@@ -307,7 +309,7 @@ def _validate_params(cell, params, values=True):
     weights many times (``_forward_checked``): it checks the values on every
     call, since weights may change in place.
     """
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
         raise ValueError("params is missing 'weight_ih_l0' or 'weight_hh_l0'")
@@ -317,8 +319,9 @@ def _validate_params(cell, params, values=True):
     # Bidirectional when the reverse weights are there, as a torch
     # state_dict of nn.LSTM(bidirectional=True) has them.
     bidirectional = "weight_ih_l0_reverse" in params
-    w_ih0 = np.asarray(params["weight_ih_l0"])
-    w_hh0 = np.asarray(params["weight_hh_l0"])
+    w_ih0, w_hh0 = params["weight_ih_l0"], params["weight_hh_l0"]
+    if type(w_ih0) is not np.ndarray or type(w_hh0) is not np.ndarray:
+        w_ih0, w_hh0 = np.asarray(w_ih0), np.asarray(w_hh0)
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
         raise ValueError("params 'weight_ih_l0' and 'weight_hh_l0' must be 2-D")
     input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
@@ -326,8 +329,8 @@ def _validate_params(cell, params, values=True):
         raise ValueError("params describe an empty layer (input or hidden size 0)")
     # Plain loops and set comparisons below, not generators: at batch 1 this
     # function is a large share of the call.
-    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers,
-                                       bidirectional)
+    expected, names, order, shapes = _expected_layout(cell, input_size, hidden_size,
+                                                      num_layers, bidirectional)
     if len(params) != len(expected) or not params.keys() >= names:
         what = f"{num_layers}-layer {'bidirectional ' if bidirectional else ''}{cell}"
         missing = [name for name, _ in expected if name not in params]
@@ -335,26 +338,32 @@ def _validate_params(cell, params, values=True):
             raise ValueError(f"params for a {what} is missing {missing}")
         unexpected = sorted(set(params) - names)
         raise ValueError(f"params has keys that a {what} does not use: {unexpected}")
-    # ndarrays as they are: np.asarray costs ~0.1 us even on one.
-    arrays = []
-    for name, _ in expected:
-        a = params[name]
-        arrays.append(a if type(a) is np.ndarray else np.asarray(a))
+    arrays = [params[name] for name in order]
+    # The usual case, contiguous arrays of the right shapes and one float
+    # dtype (finite when values are checked), in one C call; anything else
+    # goes through the checks below, which convert or say what is wrong.
+    plain = _cells.plain_weights(arrays, shapes, values)
+    if not plain:
+        # ndarrays as they are: np.asarray costs ~0.1 us even on one.
+        for i, a in enumerate(arrays):
+            if type(a) is not np.ndarray:
+                arrays[i] = np.asarray(a)
+        dtype = arrays[0].dtype
+        not_float = dtype != np.float32 and dtype != np.float64
+        for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
+            if not_float or a.dtype != dtype:
+                raise ValueError(
+                    "params must all have one dtype, float32 or float64; got "
+                    f"{sorted({str(a.dtype) for a in arrays})}"
+                )
+            if a.shape != shape:
+                raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
+            if not a.flags.c_contiguous:
+                arrays[i] = np.ascontiguousarray(a)
     dtype = arrays[0].dtype
-    not_float = dtype != np.float32 and dtype != np.float64
-    for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
-        if not_float or a.dtype != dtype:
-            raise ValueError(
-                "params must all have one dtype, float32 or float64; got "
-                f"{sorted({str(a.dtype) for a in arrays})}"
-            )
-        if a.shape != shape:
-            raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
-        if not a.flags.c_contiguous:
-            arrays[i] = np.ascontiguousarray(a)
     checked = _CheckedParams()
-    checked.names, checked.arrays = [name for name, _ in expected], arrays
-    if values:
+    checked.names, checked.arrays = order, arrays
+    if values and not plain:
         checked.check_values()
     # Each direction's arrays, in layer_param_shapes' order: weight_ih,
     # weight_hh, bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
