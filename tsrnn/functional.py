@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
-from . import _cells
+from . import _cells, _load
 from ._packing import check_lengths
 
 __all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
@@ -95,13 +95,18 @@ _ALL_STEPS_BYTES = 1 << 18
 def _threading(batch, work):
     """Return (thread cap, chunk rows) for one layer call.
 
+    One thread below ``_SERIAL_WORK`` multiply-adds; above, the OpenMP
+    thread count (OMP_NUM_THREADS, threadpoolctl), but no more threads than
+    other processes leave cores free (``_load.thread_cap``: a parallel region
+    whose second thread waits for a busy core ran 10x slower than one thread).
+
     One chunk per thread, 8 to 64 rows: bigger chunks amortise the per-step
     overhead of the recurrent micro-kernel, and one chunk per thread balances
     the static schedule. Each row's arithmetic is the same whichever chunk
     holds it (tests/test_functional.py checks this bitwise), so following the
     thread count here never makes results depend on it.
     """
-    n_threads = 1 if work < _SERIAL_WORK else max(1, _cells.max_threads())
+    n_threads = 1 if work < _SERIAL_WORK else _load.thread_cap(max(1, _cells.max_threads()))
     per_thread = -(-batch // n_threads)
     return n_threads, int(min(64, max(8, -(-per_thread // 8) * 8)))
 

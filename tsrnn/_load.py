@@ -1,0 +1,125 @@
+"""How many of our cores other processes leave free: the thread count under load.
+
+Why. A kernel call that runs on two threads ends each of its parallel regions
+at a barrier that needs both threads to have run. When another process keeps
+one of two cores busy, one of our threads is often waiting for the scheduler
+at that barrier, for a time slice of milliseconds, and a training step of a
+millisecond took ten (measured on this 2-core machine: LSTM forward + backward
+at batch 64, 24 steps, H = 32: 1.0 ms on one thread, 9.3 ms on two, with other
+processes at a load average of 12). One thread never waits for another, so
+``functional`` asks here how many cores are free and runs no more threads than
+that. Results do not depend on the thread count (the kernels' chunks are fixed
+by the shapes), so this only changes the speed.
+
+How. Every ``_WINDOW`` seconds at most (between kernel calls; never in a
+thread of the kernels), read the busy time of the CPUs this process may run on
+from ``/proc/stat`` and this process's own CPU time from ``os.times()``: what
+the CPUs were busy with beyond our own use, divided by the wall time, is how
+many cores the others held. Our own threads, even spinning at a barrier, are
+our CPU time, so they never count as another process. The first call, with no
+window yet, counts the other runnable tasks in ``/proc/loadavg`` instead.
+Where ``/proc`` is missing (not Linux) every core counts as free.
+
+Not for the user to call. ``TSRNN_LOAD_AWARE=0`` in the environment (read at
+import) turns it off: then OMP_NUM_THREADS and threadpoolctl alone decide.
+"""
+import os
+import time
+
+# Shortest window between two samples (seconds): long enough that the 100 Hz
+# tick counts of /proc/stat resolve a tenth of a core, short enough that a fit
+# reacts to a process that starts or stops within a fraction of a second.
+_WINDOW = 0.25
+
+# Run n threads only when the others leave at least n - _SLACK cores free:
+# a barrier waits as soon as one thread is descheduled, so half a busy core is
+# already too much for a second thread.
+_SLACK = 0.3
+
+ENABLED = os.environ.get("TSRNN_LOAD_AWARE", "1") not in ("0", "")
+
+
+def _cpus():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+class _State:
+    __slots__ = ("cpus", "hz", "busy", "own", "wall", "free")
+
+    def __init__(self):
+        self.cpus = _cpus()
+        try:
+            self.hz = os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            self.hz = 100
+        self.busy = self.own = self.wall = None
+        self.free = float(len(self.cpus))
+
+
+_state = None
+
+
+def _busy_seconds(cpus, hz):
+    """Seconds the CPUs in ``cpus`` have spent on anything but idle and iowait."""
+    wanted = {f"cpu{c}".encode() for c in cpus}
+    total = 0
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if not line.startswith(b"cpu"):
+                break
+            parts = line.split()
+            if parts[0] in wanted:
+                # user nice system idle iowait irq softirq steal (guest is in user)
+                v = [int(p) for p in parts[1:9]]
+                total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return total / hz
+
+
+def _own_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+def _others_running_now():
+    """Runnable tasks that are not this thread, from /proc/loadavg (first call)."""
+    with open("/proc/loadavg", "rb") as f:
+        running = int(f.read().split()[3].split(b"/")[0])
+    return max(0, running - 1)
+
+
+def free_cores():
+    """Cores of this process's CPU set that other processes left free (a float).
+
+    Re-measured at most every ``_WINDOW`` seconds; in between, the last value.
+    """
+    global _state
+    now = time.monotonic()
+    st = _state
+    if st is None:
+        st = _state = _State()
+        try:
+            st.busy, st.own, st.wall = _busy_seconds(st.cpus, st.hz), _own_seconds(), now
+            st.free = max(0.0, len(st.cpus) - _others_running_now())
+        except (OSError, ValueError, IndexError):
+            st.busy = None  # no /proc: every core counts as free
+        return st.free
+    if st.busy is None or now - st.wall < _WINDOW:
+        return st.free
+    try:
+        busy, own = _busy_seconds(st.cpus, st.hz), _own_seconds()
+    except (OSError, ValueError, IndexError):
+        return st.free
+    others = max(0.0, (busy - st.busy) - (own - st.own)) / (now - st.wall)
+    st.busy, st.own, st.wall = busy, own, now
+    st.free = max(0.0, len(st.cpus) - others)
+    return st.free
+
+
+def thread_cap(n_threads):
+    """``n_threads``, or fewer when other processes hold cores (at least 1)."""
+    if n_threads <= 1 or not ENABLED:
+        return n_threads
+    return max(1, min(n_threads, int(free_cores() + _SLACK)))
