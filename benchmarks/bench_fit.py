@@ -75,7 +75,6 @@ import contextlib
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -93,6 +92,8 @@ from _common import (  # noqa: E402
     Report,
     cpu_model,
     print_slowing_env_warning,
+    start_busy,
+    stop_busy,
     threadpool_lines,
     usable_cores,
 )
@@ -403,19 +404,6 @@ def load_blind(threads):
         finally:
             tsrnn_load.ENABLED = old
     return ctx
-
-
-def start_busy(n, seconds):
-    """n spinning processes, each killed by ``timeout`` after ``seconds`` at most."""
-    cmd = ["timeout", str(int(seconds)), sys.executable, "-c", "while True: pass"]
-    return [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
-
-
-def stop_busy(procs):
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait()
 
 
 def measure(cfg, cell, threads, rounds, have_torch, compare_threads=False):
