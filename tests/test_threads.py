@@ -4,8 +4,9 @@
   LSTM H >= 40, GRU H >= 56 in float32), the transposing pack's edges and
   the batch-1 sweep agree with tests/_reference.py, and every row of a batch
   gets the bits it gets alone, at 1 and 2 threads.
-* ``_load.thread_cap``: fewer threads when other processes hold cores, any
-  thread count giving bitwise the same results.
+* ``_load.choose``: one thread or the OpenMP maximum, whichever was
+  measured faster (the free cores, ``_load.thread_cap``, as first guess); any
+  thread count gives bitwise the same results.
 * The fast weight check (``_cells.plain_weights``) and the full checks behind
   it give the same results and the same errors.
 """
@@ -105,6 +106,7 @@ def test_thread_cap_follows_free_cores(free, cap, monkeypatch):
 @needs_openmp
 def test_threading_takes_the_cap_and_the_size_of_the_work(monkeypatch):
     monkeypatch.setattr(_load, "ENABLED", True)
+    monkeypatch.setattr(_load, "_arms", {})  # nothing measured: the free cores decide
     with threadpool_limits(limits=2, user_api="openmp"):
         monkeypatch.setattr(_load, "free_cores", lambda: 2.0)
         assert F._threading(64, F._SERIAL_WORK)[0] == 2
@@ -114,6 +116,35 @@ def test_threading_takes_the_cap_and_the_size_of_the_work(monkeypatch):
     with threadpool_limits(limits=1, user_api="openmp"):        # the user's cap wins
         monkeypatch.setattr(_load, "free_cores", lambda: 2.0)
         assert F._threading(64, F._SERIAL_WORK)[0] == 1
+
+
+def test_choose_runs_the_faster_count_and_retries_the_slower(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(_load, "ENABLED", True)
+    monkeypatch.setattr(_load, "_arms", {})
+    monkeypatch.setattr(_load.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_load, "free_cores", lambda: 2.0)
+    work = 10_000_000
+    assert _load.choose(work, 2) == 2                  # first guess: the free cores
+    _load.record(work, 2, 2, 0.030)
+    assert _load.choose(work, 2) == 1                  # one thread not measured yet
+    _load.record(work, 2, 1, 0.010)                    # ... and 3x faster (a busy core)
+    assert _load.choose(work, 2) == 1
+    assert _load.choose(work + 1000, 2) == 1           # the same size bucket
+    assert _load.choose(work * 4, 2) == 2              # another bucket: no data yet
+    now[0] += 1.0                                      # two threads' figure is stale
+    assert _load.choose(work, 2) == 2
+    for _ in range(10):                                # the other process left
+        _load.record(work, 2, 2, 0.004)
+    assert _load.choose(work, 2) == 1                  # now one thread's figure is stale
+    _load.record(work, 2, 1, 0.010)
+    assert _load.choose(work, 2) == 2                  # and two threads win
+    # A backward call of the same work counts twice the arithmetic.
+    _load.record(work, 2, 1, 0.020, weight=2.0)
+    assert _load._arms[(work.bit_length(), 2)][1].cost == pytest.approx(1e-9)
+    assert _load.choose(work, 1) == 1                  # the user's cap wins
+    monkeypatch.setattr(_load, "ENABLED", False)
+    assert _load.choose(work, 2) == 2
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux's /proc")

@@ -1,4 +1,4 @@
-"""How many of our cores other processes leave free: the thread count under load.
+"""The thread count of a kernel call on a shared machine.
 
 Why. A kernel call that runs on two threads ends each of its parallel regions
 at a barrier that needs both threads to have run. When another process keeps
@@ -10,6 +10,18 @@ processes at a load average of 12). One thread never waits for another, so
 ``functional`` asks here how many cores are free and runs no more threads than
 that. Results do not depend on the thread count (the kernels' chunks are fixed
 by the shapes), so this only changes the speed.
+
+But more threads also mean a larger share of an oversubscribed machine: at a
+load average of 15 on the 2 cores, a fit on two threads took half the time of
+one on one thread (bench_fit.py --compare-threads), while with a single other
+busy process two threads lose (issue 21: 19.7 s against 10.1 s). Which count
+wins depends on the load and on the size of the call, so ``choose`` measures
+it: for calls of about the same work (a power-of-two bucket of multiply-adds)
+it keeps a running mean of the time per multiply-add on one thread and on the
+OpenMP maximum, runs the faster, and retries the slower whenever its last
+measurement is older than ``_RETRY`` seconds (and than 20 of its calls), so a
+change of load is noticed within a second and a retry costs at most a few
+percent. The free cores (below) give the first guess.
 
 How. Every ``_WINDOW`` seconds at most (between kernel calls; never in a
 thread of the kernels), read the busy time of the CPUs this process may run on
@@ -123,3 +135,59 @@ def thread_cap(n_threads):
     if n_threads <= 1 or not ENABLED:
         return n_threads
     return max(1, min(n_threads, int(free_cores() + _SLACK)))
+
+
+# Retry the slower thread count after this many seconds (see the docstring).
+_RETRY = 0.5
+# Weight of a new measurement in the running mean of the time per unit of work.
+_ALPHA = 0.3
+
+
+class _Arm:
+    """Running mean seconds per unit of work of one thread count."""
+
+    __slots__ = ("cost", "when", "took")
+
+    def __init__(self):
+        self.cost, self.when, self.took = None, -1e300, 0.0
+
+
+# (work bucket, n_max) -> {1: _Arm, n_max: _Arm}
+_arms = {}
+
+
+def choose(work, n_max):
+    """The thread count for a call of ``work`` multiply-adds: 1 or ``n_max``.
+
+    The one measured faster for calls of this size, the other one when its
+    measurement is stale, and the free-core guess before any measurement.
+    ``record`` must follow the call with the time it took.
+    """
+    if n_max <= 1 or not ENABLED:
+        return n_max
+    arms = _arms.get((work.bit_length(), n_max))
+    if arms is None:
+        return thread_cap(n_max)
+    one, many = arms[1], arms[n_max]
+    if one.cost is None or many.cost is None:
+        return 1 if one.cost is None else n_max
+    best, other, n_other = (one, many, n_max) if one.cost <= many.cost else (many, one, 1)
+    if time.monotonic() - other.when > max(_RETRY, 20 * other.took):
+        return n_other
+    return 1 if best is one else n_max
+
+
+def record(work, n_max, n_threads, seconds, weight=1.0):
+    """Report that a call of ``work`` multiply-adds took ``seconds`` on
+    ``n_threads`` (``weight`` scales the work: a backward pass does about twice
+    a forward pass's arithmetic)."""
+    if n_max <= 1 or not ENABLED or n_threads not in (1, n_max):
+        return
+    key = (work.bit_length(), n_max)
+    arms = _arms.get(key)
+    if arms is None:
+        arms = _arms[key] = {1: _Arm(), n_max: _Arm()}
+    arm = arms[n_threads]
+    cost = seconds / (work * weight)
+    arm.cost = cost if arm.cost is None else arm.cost + _ALPHA * (cost - arm.cost)
+    arm.when, arm.took = time.monotonic(), seconds

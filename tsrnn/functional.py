@@ -22,6 +22,7 @@ and strided inputs safe.
 """
 import contextlib
 import functools
+from time import perf_counter as _perf_counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -95,10 +96,13 @@ _ALL_STEPS_BYTES = 1 << 18
 def _threading(batch, work):
     """Return (thread cap, chunk rows) for one layer call.
 
-    One thread below ``_SERIAL_WORK`` multiply-adds; above, the OpenMP
-    thread count (OMP_NUM_THREADS, threadpoolctl), but no more threads than
-    other processes leave cores free (``_load.thread_cap``: a parallel region
-    whose second thread waits for a busy core ran 10x slower than one thread).
+    One thread below ``_SERIAL_WORK`` multiply-adds; above, one thread or
+    the OpenMP thread count (OMP_NUM_THREADS, threadpoolctl), whichever
+    ``_load.choose`` measured faster for calls of this size: on a shared
+    machine a parallel region whose second thread waits for a busy core ran
+    3-10x slower than one thread, and on an oversubscribed one two threads
+    got twice the share. The callers report each layer call's kernel time
+    to ``_load.record``.
 
     One chunk per thread, 8 to 64 rows: bigger chunks amortise the per-step
     overhead of the recurrent micro-kernel, and one chunk per thread balances
@@ -106,7 +110,7 @@ def _threading(batch, work):
     holds it (tests/test_functional.py checks this bitwise), so following the
     thread count here never makes results depend on it.
     """
-    n_threads = 1 if work < _SERIAL_WORK else _load.thread_cap(max(1, _cells.max_threads()))
+    n_threads = 1 if work < _SERIAL_WORK else _load.choose(work, max(1, _cells.max_threads()))
     per_thread = -(-batch // n_threads)
     return n_threads, int(min(64, max(8, -(-per_thread // 8) * 8)))
 
@@ -562,17 +566,23 @@ def _forward(cell, x, checked, state, training, dropout, random_state, lengths):
     nbytes = 0
     # No BLAS limit here: forward_layer calls no BLAS.
     for k in range(num_layers):
-        n_threads, chunk = _threading(batch, rows * gh * (inp.shape[-1] + hidden_size))
+        work = rows * gh * (inp.shape[-1] + hidden_size)
+        n_threads, chunk = _threading(batch, work)
+        timed, spent = work >= _SERIAL_WORK, 0.0
         for reverse in _DIRECTIONS[n_dirs]:
             i = k * n_dirs + reverse
             lay = layers[i]
             hs = np.empty(h_shape, dtype)
             cs = np.empty(c_shape, dtype) if lstm else None
             gates = np.empty(g_shape, dtype)
+            if timed:
+                t0 = _perf_counter()
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh,
                                  lay.peep, h0[i], c0[i] if lstm else None, hs, cs, gates,
                                  h_n[i], c_n[i] if lstm else None, chunk, training,
                                  n_threads, batch_sizes, reverse)
+            if timed:
+                spent += _perf_counter() - t0
             if training:
                 # What backward reads; it wants arrays, even empty.
                 lay.h0, lay.c0 = h0[i], (c0[i] if lstm else no_c)
@@ -583,6 +593,9 @@ def _forward(cell, x, checked, state, training, dropout, random_state, lengths):
             # Both directions side by side, as torch lays out a bidirectional
             # layer's output (the next layer's input).
             out = np.concatenate((out, hs), axis=-1) if reverse else hs
+        if timed:
+            # How long this thread count took (see _threading).
+            _load.record(work, _cells.max_threads(), n_threads, spent)
         if training:
             nbytes += inp.nbytes
             mask = layers[k * n_dirs].mask = None
@@ -714,7 +727,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
         for k in range(num_layers - 1, -1, -1):
             d_in = layers[k * n_dirs].inp.shape[-1]
             want_dx = k > 0 or input_grad
-            n_threads, chunk = _threading(batch, rows * gh * (d_in + hidden))
+            work = rows * gh * (d_in + hidden)
+            n_threads, chunk = _threading(batch, work)
+            timed, spent = work >= _SERIAL_WORK, 0.0
             dx = None
             for d in range(n_dirs):
                 i = k * n_dirs + d
@@ -732,12 +747,16 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                     "bias_hh": np.empty(gh, dtype),
                 }
                 dpeep = np.empty(lay.peep.shape, dtype)
+                if timed:
+                    t0 = _perf_counter()
                 _cells.backward_layer(
                     code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
                     lay.hs, lay.cs, gates, dhs_d, dh[i], dc[i] if lstm else no_c,
                     dx_d, g["weight_ih"], g["weight_hh"], g["bias_ih"],
                     g["bias_hh"], dpeep, chunk, n_threads, batch_sizes, d == 1,
                 )
+                if timed:
+                    spent += _perf_counter() - t0
                 suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
                 for name, value in g.items():
                     grads[name + suffix] = value
@@ -747,6 +766,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                 if want_dx:
                     # Both directions read the same input.
                     dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
+            if timed:
+                # Backward does about twice the arithmetic of forward.
+                _load.record(work, _cells.max_threads(), n_threads, spent, weight=2.0)
             mask = layers[(k - 1) * n_dirs].mask if k > 0 else None
             dhs = dx if mask is None else dx * mask
 
