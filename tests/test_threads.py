@@ -134,11 +134,15 @@ def test_choose_runs_the_faster_count_and_retries_the_slower(monkeypatch):
     assert _load.choose(work * 4, 2) == 2              # another bucket: no data yet
     now[0] += 1.0                                      # two threads' figure is stale
     assert _load.choose(work, 2) == 2
-    for _ in range(10):                                # the other process left
+    _load.record(work, 2, 2, 0.004)                    # the other process left,
+    assert _load.choose(work, 2) == 1                  # but one figure is no median
+    for _ in range(3):
         _load.record(work, 2, 2, 0.004)
     assert _load.choose(work, 2) == 1                  # now one thread's figure is stale
     _load.record(work, 2, 1, 0.010)
     assert _load.choose(work, 2) == 2                  # and two threads win
+    _load.record(work, 2, 2, 0.100)                    # one descheduled call ...
+    assert _load.choose(work, 2) == 2                  # ... does not flip the choice
     # A backward call of the same work counts twice the arithmetic.
     _load.record(work, 2, 1, 0.020, weight=2.0)
     assert _load._arms[(work.bit_length(), 2)][1].cost == pytest.approx(1e-9)

@@ -17,8 +17,8 @@ one on one thread (bench_fit.py --compare-threads), while with a single other
 busy process two threads lose (issue 21: 19.7 s against 10.1 s). Which count
 wins depends on the load and on the size of the call, so ``choose`` measures
 it: for calls of about the same work (a power-of-two bucket of multiply-adds)
-it keeps a running mean of the time per multiply-add on one thread and on the
-OpenMP maximum, runs the faster, and retries the slower whenever its last
+it keeps the median of the last few times per multiply-add on one thread and
+on the OpenMP maximum, runs the faster, and retries the slower whenever its last
 measurement is older than ``_RETRY`` seconds (and than 20 of its calls), so a
 change of load is noticed within a second and a retry costs at most a few
 percent. The free cores (below) give the first guess.
@@ -139,17 +139,19 @@ def thread_cap(n_threads):
 
 # Retry the slower thread count after this many seconds (see the docstring).
 _RETRY = 0.5
-# Weight of a new measurement in the running mean of the time per unit of work.
-_ALPHA = 0.3
+# Measurements kept per thread count; their median is its cost. A median, not
+# a mean: on a loaded machine one call in a few is descheduled and takes
+# several times as long, and one such outlier must not flip the choice.
+_KEEP = 5
 
 
 class _Arm:
-    """Running mean seconds per unit of work of one thread count."""
+    """Recent seconds per unit of work of one thread count, and their median."""
 
-    __slots__ = ("cost", "when", "took")
+    __slots__ = ("costs", "cost", "when", "took")
 
     def __init__(self):
-        self.cost, self.when, self.took = None, -1e300, 0.0
+        self.costs, self.cost, self.when, self.took = [], None, -1e300, 0.0
 
 
 # (work bucket, n_max) -> {1: _Arm, n_max: _Arm}
@@ -188,6 +190,9 @@ def record(work, n_max, n_threads, seconds, weight=1.0):
     if arms is None:
         arms = _arms[key] = {1: _Arm(), n_max: _Arm()}
     arm = arms[n_threads]
-    cost = seconds / (work * weight)
-    arm.cost = cost if arm.cost is None else arm.cost + _ALPHA * (cost - arm.cost)
+    arm.costs.append(seconds / (work * weight))
+    if len(arm.costs) > _KEEP:
+        del arm.costs[0]
+    ordered = sorted(arm.costs)
+    arm.cost = ordered[len(ordered) // 2]
     arm.when, arm.took = time.monotonic(), seconds
