@@ -147,6 +147,12 @@ def test_choose_runs_the_faster_count_and_retries_the_slower(monkeypatch):
     _load.record(work, 2, 1, 0.020, weight=2.0)
     assert _load._arms[(work.bit_length(), 2)][1].cost == pytest.approx(1e-9)
     assert _load.choose(work, 1) == 1                  # the user's cap wins
+    # With more cores the candidates are still 1 and the maximum: a partial
+    # first guess would never be measured.
+    monkeypatch.setattr(_load, "free_cores", lambda: 5.0)
+    assert _load.choose(work, 8) == 1
+    _load.record(work, 8, 1, 0.010)
+    assert _load.choose(work, 8) == 8
     monkeypatch.setattr(_load, "ENABLED", False)
     assert _load.choose(work, 2) == 2
 

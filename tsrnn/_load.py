@@ -169,7 +169,8 @@ def choose(work, n_max):
         return n_max
     arms = _arms.get((work.bit_length(), n_max))
     if arms is None:
-        return thread_cap(n_max)
+        # The two candidates only, so that ``record`` keeps what this call took.
+        return n_max if thread_cap(n_max) == n_max else 1
     one, many = arms[1], arms[n_max]
     if one.cost is None or many.cost is None:
         return 1 if one.cost is None else n_max
