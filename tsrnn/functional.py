@@ -22,8 +22,8 @@ and strided inputs safe.
 """
 import contextlib
 import functools
-from time import perf_counter as _perf_counter
 from collections.abc import Mapping
+from time import perf_counter as _perf_counter
 
 import numpy as np
 from sklearn.utils import check_random_state
