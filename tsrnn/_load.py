@@ -6,10 +6,9 @@ one of two cores busy, one of our threads is often waiting for the scheduler
 at that barrier, for a time slice of milliseconds, and a training step of a
 millisecond took ten (measured on this 2-core machine: LSTM forward + backward
 at batch 64, 24 steps, H = 32: 1.0 ms on one thread, 9.3 ms on two, with other
-processes at a load average of 12). One thread never waits for another, so
-``functional`` asks here how many cores are free and runs no more threads than
-that. Results do not depend on the thread count (the kernels' chunks are fixed
-by the shapes), so this only changes the speed.
+processes at a load average of 12). One thread never waits for another.
+Results do not depend on the thread count (the kernels' chunks are fixed by
+the shapes), so choosing it here only changes the speed.
 
 But more threads also mean a larger share of an oversubscribed machine: at a
 load average of 15 on the 2 cores, a fit on two threads took half the time of
@@ -21,9 +20,10 @@ it keeps the median of the last few times per multiply-add on one thread and
 on the OpenMP maximum, runs the faster, and retries the slower whenever its last
 measurement is older than ``_RETRY`` seconds (and than 20 of its calls), so a
 change of load is noticed within a second and a retry costs at most a few
-percent. The free cores (below) give the first guess.
+percent. The free cores (below) give the first guess: the OpenMP maximum
+when the other processes leave that many cores free, else one thread.
 
-How. Every ``_WINDOW`` seconds at most (between kernel calls; never in a
+Free cores. Every ``_WINDOW`` seconds at most (between kernel calls; never in a
 thread of the kernels), read the busy time of the CPUs this process may run on
 from ``/proc/stat`` and this process's own CPU time from ``os.times()``: what
 the CPUs were busy with beyond our own use, divided by the wall time, is how
