@@ -291,3 +291,22 @@ def peak_rss():
         import resource
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return kb * (1 if sys.platform == "darwin" else 1024)  # macOS reports bytes
+
+
+def start_busy(n, seconds=3600):
+    """Start n processes that spin on one core each (a shared machine, issue 21).
+
+    ``python -c 'while True: pass'`` under ``timeout``, so a benchmark that dies
+    leaves nothing spinning for long; stop them with ``stop_busy``.
+    """
+    import subprocess
+
+    cmd = ["timeout", str(int(seconds)), sys.executable, "-c", "while True: pass"]
+    return [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
+
+
+def stop_busy(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()

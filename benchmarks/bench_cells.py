@@ -44,6 +44,8 @@ from _common import (  # noqa: E402
     cpu_model,
     print_slowing_env_warning,
     sgemm_ceiling,
+    start_busy,
+    stop_busy,
     threadpool_lines,
     time_interleaved,
     usable_cores,
@@ -561,6 +563,9 @@ def main(argv=None):
                     help="before timing, wait up to SECONDS for the CPU to be idle "
                          "(other processes under 10%% busy for 10 s); useful on a shared machine")
     ap.add_argument("--markdown", metavar="FILE", help="also write machine info and tables here")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="start N spinning processes for the timing (a shared machine, "
+                         "issue 21); the WARNING at the end then applies by design")
     ap.add_argument("--baseline", metavar="DIR",
                     help="also time tsrnn from this checkout (built in place), interleaved "
                          "with this one: the A/B of a change against its parent")
@@ -620,13 +625,21 @@ def main(argv=None):
         emit(warn)
     emit()
 
-    load_start = os.getloadavg()[0]
-    busy_start = cpu_busy_percent(2.0)
-    rows = []
-    for cell in args.cells:
-        for size in sizes:
-            print(f"timing {cell} {fmt_size(size)} ...", file=sys.stderr, flush=True)
-            rows.append(measure_row(cell, size, args, threads, have_torch))
+    spinners = start_busy(args.busy) if args.busy else []
+    try:
+        load_start = os.getloadavg()[0]
+        busy_start = cpu_busy_percent(2.0)
+        rows = []
+        for cell in args.cells:
+            for size in sizes:
+                print(f"timing {cell} {fmt_size(size)} ...", file=sys.stderr, flush=True)
+                rows.append(measure_row(cell, size, args, threads, have_torch))
+    finally:
+        stop_busy(spinners)
+    if args.busy:
+        emit(f"Timed with {args.busy} spinning process(es) started by the script "
+             "(--busy; stopped before the scaling table, if any).")
+        emit()
 
     if BASELINE is not None:
         emit(f"## This build against --baseline {args.baseline}, {threads} thread(s) each")

@@ -52,6 +52,21 @@ recurrent kernels and the Python and numpy work around them (see
 fused LSTM by default (its GRU does not), so this separates "torch" from
 "oneDNN" in the LSTM rows.
 
+``--busy N`` starts N processes that spin (``python -c 'while True: pass'``,
+each bounded by ``timeout``) before the timing and stops them after it, to
+time a fit on a machine whose cores are shared (issue 21). Other processes
+may load the machine too: the load average is reported either way.
+
+``--compare-threads`` adds two tsrnn contenders to every row: the fit on one
+thread, and the fit on ``--threads`` threads with tsrnn's load awareness off
+(``tsrnn._load``: no more threads than other processes leave cores free), so
+the table shows what the thread-count choice saves on a busy machine and
+what it costs on an idle one. Every row reports the fit's throughput in
+training windows per second of the whole fit.
+
+The ``fleet-monthly`` and ``fleet-hourly`` configurations are the training
+step shapes of issue 21, (B, T, D, H) = (64, 24, 1, 32) and (256, 96, 3, 32).
+
 torch is optional: without it the script times tsrnn alone and says so.
 ``--quick`` is a smoke run of a few seconds, for the test suite.
 """
@@ -77,6 +92,8 @@ from _common import (  # noqa: E402
     Report,
     cpu_model,
     print_slowing_env_warning,
+    start_busy,
+    stop_busy,
     threadpool_lines,
     usable_cores,
 )
@@ -85,6 +102,7 @@ try:
     import tsrnn
     import tsrnn._base as tsrnn_base
     import tsrnn._data as tsrnn_data
+    import tsrnn._load as tsrnn_load
     import tsrnn._network as tsrnn_network
     import tsrnn.functional as tsrnn_functional
     from tsrnn import RNNRegressor
@@ -108,6 +126,10 @@ CONFIGS = {
     "small": Config(rows=20_000, features=8, window=16, hidden=32, batch=64),
     "issue": Config(rows=20_000, features=8, window=48, hidden=64, batch=64),
     "large": Config(rows=20_000, features=16, window=64, hidden=128, batch=128),
+    # Issue 21's fleet shapes: a panel's monthly minibatches (64 windows of
+    # 24 steps, one series value) and an hourly one (256 x 96, 3 columns).
+    "fleet-monthly": Config(rows=20_000, features=1, window=24, hidden=32, batch=64),
+    "fleet-hourly": Config(rows=8_000, features=3, window=96, hidden=32, batch=256),
 }
 QUICK_CONFIG = Config(rows=300, features=3, window=8, hidden=8, batch=16)
 CHECK_CONFIG = Config(rows=200, features=3, window=10, hidden=8, batch=16)
@@ -370,7 +392,21 @@ def time_alternating(contenders, rounds):
             for name in names}
 
 
-def measure(cfg, cell, threads, rounds, have_torch):
+def load_blind(threads):
+    """tsrnn_limits(threads) with tsrnn's load awareness (tsrnn._load) off."""
+    @contextlib.contextmanager
+    def ctx():
+        old = tsrnn_load.ENABLED
+        tsrnn_load.ENABLED = False
+        try:
+            with tsrnn_limits(threads)():
+                yield
+        finally:
+            tsrnn_load.ENABLED = old
+    return ctx
+
+
+def measure(cfg, cell, threads, rounds, have_torch, compare_threads=False):
     X, y = make_stream(cfg)
     contenders = {}
     ts_ctx = tsrnn_limits(threads)
@@ -386,6 +422,9 @@ def measure(cfg, cell, threads, rounds, have_torch):
 
     contenders["tsrnn fit"] = (ts_fit, ts_ctx)
     contenders["tsrnn epoch"] = (ts_epoch, ts_ctx)
+    if compare_threads:
+        contenders["tsrnn fit 1 thread"] = (ts_fit, tsrnn_limits(1))
+        contenders["tsrnn fit load-blind"] = (ts_fit, load_blind(threads))
     if have_torch:
         th_ctx = torch_limits(threads)
         rng = np.random.RandomState(0)
@@ -594,6 +633,10 @@ def main(argv=None):
     ap.add_argument("--no-onednn", action="store_true",
                     help="run torch with oneDNN (mkldnn) off: its LSTM then uses ATen's kernels")
     ap.add_argument("--markdown", metavar="FILE", help="also write machine info and tables here")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="start N spinning processes for the timing (a shared machine)")
+    ap.add_argument("--compare-threads", action="store_true",
+                    help="also time tsrnn's fit on 1 thread and with its load awareness off")
     args = ap.parse_args(argv)
     global TORCH_ONEDNN
     TORCH_ONEDNN = not args.no_onednn
@@ -639,15 +682,27 @@ def main(argv=None):
         emit(warn)
     emit()
 
+    busy = start_busy(args.busy, 3600) if args.busy else []
+    if busy:
+        time.sleep(1.0)  # let them start before the load is read
     load_start = os.getloadavg()[0]
     if not args.no_timing:
         rows = []
-        for name, cfg in configs.items():
-            for cell in args.cells:
-                print(f"timing {name} {cell} ...", file=sys.stderr, flush=True)
-                rows.append((name, cfg, cell, measure(cfg, cell, threads, args.rounds, have_torch)))
+        try:
+            for name, cfg in configs.items():
+                for cell in args.cells:
+                    print(f"timing {name} {cell} ...", file=sys.stderr, flush=True)
+                    rows.append((name, cfg, cell, measure(cfg, cell, threads, args.rounds,
+                                                          have_torch, args.compare_threads)))
+        finally:
+            load_mid = os.getloadavg()[0]
+            stop_busy(busy)
+            busy = []
         emit(f"## One epoch, tsrnn vs torch, {threads} thread(s) each" if have_torch
              else f"## One epoch, tsrnn alone, {threads} thread(s)")
+        emit()
+        emit(f"Busy processes started by the script: {args.busy}. 1-min load average "
+             f"{load_start:.2f} when timing started, {load_mid:.2f} when it ended.")
         emit()
         emit("Times are medians of --rounds runs in alternating order (wall seconds). "
              + ("Ratio = torch time / tsrnn time (>1: tsrnn faster). " if have_torch else "")
@@ -662,13 +717,16 @@ def main(argv=None):
         if have_torch:
             head = ("| config | cell | fit ratio | epoch ratio | epoch ratio, CPU time "
                     "| tsrnn fit s | torch fit s | tsrnn epoch s | torch epoch s "
-                    "| tsrnn ms/step | torch ms/step | runs |")
+                    "| tsrnn ms/step | torch ms/step | tsrnn fit windows/s "
+                    "| torch fit windows/s | runs |")
         else:
-            head = "| config | cell | tsrnn fit s | tsrnn epoch s | tsrnn ms/step | runs |"
+            head = ("| config | cell | tsrnn fit s | tsrnn epoch s | tsrnn ms/step "
+                    "| tsrnn fit windows/s | runs |")
         emit(head)
         emit("|" + "---|" * (head.count("|") - 1))
         for name, cfg, cell, res in rows:
             n = steps_per_epoch(cfg)
+            n_windows = cfg.rows - cfg.window + 1
             tf, te = res["tsrnn fit"][0], res["tsrnn epoch"][0]
             runs = len(res["tsrnn fit"][2])
             if have_torch:
@@ -676,10 +734,27 @@ def main(argv=None):
                 cpu_ratio = res["torch epoch"][1] / res["tsrnn epoch"][1]
                 emit(f"| {name} | {cell} | **{hf / tf:.2f}x** | **{he / te:.2f}x** "
                      f"| {cpu_ratio:.2f}x | {tf:.3g} | {hf:.3g} | {te:.3g} | {he:.3g} "
-                     f"| {1e3 * te / n:.3g} | {1e3 * he / n:.3g} | {runs} |")
+                     f"| {1e3 * te / n:.3g} | {1e3 * he / n:.3g} | {n_windows / tf:,.0f} "
+                     f"| {n_windows / hf:,.0f} | {runs} |")
             else:
-                emit(f"| {name} | {cell} | {tf:.3g} | {te:.3g} | {1e3 * te / n:.3g} | {runs} |")
+                emit(f"| {name} | {cell} | {tf:.3g} | {te:.3g} | {1e3 * te / n:.3g} "
+                     f"| {n_windows / tf:,.0f} | {runs} |")
         emit()
+        if args.compare_threads:
+            emit(f"tsrnn's fit at {threads} threads (load-aware, the default) against the "
+                 f"same fit on 1 thread and at {threads} threads with the load awareness "
+                 "off (wall-time medians; ratio = the other's time / the default's, >1: "
+                 "the default is faster):")
+            emit()
+            emit("| config | cell | default fit s | 1 thread fit s | load-blind fit s "
+                 "| 1 thread / default | load-blind / default | default windows/s |")
+            emit("|---|---|---|---|---|---|---|---|")
+            for name, cfg, cell, res in rows:
+                tf = res["tsrnn fit"][0]
+                t1, tb = res["tsrnn fit 1 thread"][0], res["tsrnn fit load-blind"][0]
+                emit(f"| {name} | {cell} | {tf:.3g} | {t1:.3g} | {tb:.3g} | {t1 / tf:.2f}x "
+                     f"| {tb / tf:.2f}x | {(cfg.rows - cfg.window + 1) / tf:,.0f} |")
+            emit()
         emit("All runs, wall seconds in the order they ran, to judge the noise:")
         emit()
         for name, cfg, cell, res in rows:
@@ -705,6 +780,7 @@ def main(argv=None):
                     emit(line)
                 emit()
 
+    stop_busy(busy)  # when --no-timing left them running for the profile
     load_end = os.getloadavg()[0]
     emit(f"1-min load average {load_start:.2f} at the start, {load_end:.2f} at the end.")
     if max(load_start, load_end) > threads + 0.5:

@@ -74,6 +74,8 @@ from _common import (  # noqa: E402
     cpu_busy_percent,
     cpu_model,
     print_slowing_env_warning,
+    start_busy,
+    stop_busy,
     threadpool_lines,
     time_interleaved,
     usable_cores,
@@ -360,6 +362,8 @@ def main(argv=None):
                     help="timed runs per forecaster call (default 2000, for the p99)")
     ap.add_argument("--forecaster-only", action="store_true",
                     help="time the forecaster's calls only, not the kernel table")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="start N spinning processes for the timing (under load, issue 24)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes = args.sizes or list(QUICK_SIZES)
@@ -451,22 +455,29 @@ def main(argv=None):
     emit()
 
     fc = None if args.no_forecaster else forecaster_contenders(args.quick, have_ort)
-    load_start = os.getloadavg()[0]
-    busy_start = cpu_busy_percent(2.0)
-    results = []
-    for cell, size, contenders in rows:
-        print(f"timing {cell} {fmt_size(size)} ...", file=sys.stderr, flush=True)
-        res = time_interleaved(contenders, warmup=10, repeat=args.repeat,
-                               min_time=args.min_time, max_repeat=5000, rounds=args.rounds)
-        results.append((cell, size, {k: v[0] for k, v in res.items()},
-                        min(v[1] for v in res.values())))
-    fc_samples = None
-    if fc is not None:
-        print("timing the forecaster's calls ...", file=sys.stderr, flush=True)
-        fc_samples = time_samples(fc[0], repeat=args.forecaster_runs if not args.quick else 5,
-                                  rounds=args.rounds)
-    load_end = os.getloadavg()[0]
-    busy_end = cpu_busy_percent(2.0)
+    spinners = start_busy(args.busy) if args.busy else []
+    try:
+        load_start = os.getloadavg()[0]
+        busy_start = cpu_busy_percent(2.0)
+        results = []
+        for cell, size, contenders in rows:
+            print(f"timing {cell} {fmt_size(size)} ...", file=sys.stderr, flush=True)
+            res = time_interleaved(contenders, warmup=10, repeat=args.repeat,
+                                   min_time=args.min_time, max_repeat=5000, rounds=args.rounds)
+            results.append((cell, size, {k: v[0] for k, v in res.items()},
+                            min(v[1] for v in res.values())))
+        fc_samples = None
+        if fc is not None:
+            print("timing the forecaster's calls ...", file=sys.stderr, flush=True)
+            fc_samples = time_samples(fc[0], repeat=args.forecaster_runs if not args.quick else 5,
+                                      rounds=args.rounds)
+        load_end = os.getloadavg()[0]
+        busy_end = cpu_busy_percent(2.0)
+    finally:
+        stop_busy(spinners)
+    if args.busy:
+        emit(f"Timed with {args.busy} spinning process(es) started by the script (--busy).")
+        emit()
 
     if args.forecaster_only:
         results = []

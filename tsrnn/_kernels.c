@@ -280,12 +280,14 @@ TSRNN_INLINE void store_v8sf(float *cr, const v8sf acc[2], int nc, int accumulat
  * (tests/test_functional.py checks every chunk size bitwise).
  * Only float32 has it: float64 is the accuracy reference, not a fast path. */
 TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, float *c,
-                             int accumulate)
+                             int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, NP = 4 };
     const int panels = (n + NR - 1) / NR;
     const size_t ps = (size_t) k * NR;  /* panel stride */
-    for (int p = 0; p < panels; p += NP) {
+    const int groups = (panels + NP - 1) / NP;
+    for (int gi = 0; gi < groups; gi++) {
+        const int p = (backwards ? groups - 1 - gi : gi) * NP;
         const int np = panels - p < NP ? panels - p : NP;
         const float *pan = bp + (size_t) p * ps;
         v8sf acc[NP][2];
@@ -318,14 +320,16 @@ TSRNN_INLINE void row256_f32(int n, int k, const float *a, const float *bp, floa
 }
 
 TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, int lda,
-                                           const float *bp, float *c, int ldc, int accumulate)
+                                           const float *bp, float *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR256 };
     /* Rows in tiles (the last one partial, rows past m repeating the last
      * row); the last m % MR rows go one by one when there are at most two
      * (see row256_f32). */
     const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m_tiles; i += MR) {
@@ -351,14 +355,16 @@ TSRNN_CLONES_NO_V4 static void gemm256_f32(int m, int n, int k, const float *a, 
         }
     }
     for (int i = m_tiles; i < m; i++)
-        row256_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
+        row256_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate, backwards);
 }
 
 TSRNN_CLONES_NO_V4 static void gemm256_f64(int m, int n, int k, const double *a, int lda,
-                                           const double *bp, double *c, int ldc, int accumulate)
+                                           const double *bp, double *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 4, NR = 2 * VL, MR = MR256 };
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const double *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m; i += MR) {
@@ -420,12 +426,14 @@ TSRNN_INLINE void store_v16sf(float *cr, const v16sf acc[2], int nc, int accumul
 
 /* row256_f32 at 512 bits. */
 TSRNN_INLINE void row512_f32(int n, int k, const float *a, const float *bp, float *c,
-                             int accumulate)
+                             int accumulate, int backwards)
 {
     enum { VL = 16, NR = 2 * VL, NP = 4 };
     const int panels = (n + NR - 1) / NR;
     const size_t ps = (size_t) k * NR;
-    for (int p = 0; p < panels; p += NP) {
+    const int groups = (panels + NP - 1) / NP;
+    for (int gi = 0; gi < groups; gi++) {
+        const int p = (backwards ? groups - 1 - gi : gi) * NP;
         const int np = panels - p < NP ? panels - p : NP;
         const float *pan = bp + (size_t) p * ps;
         v16sf acc[NP][2];
@@ -458,11 +466,13 @@ TSRNN_INLINE void row512_f32(int n, int k, const float *a, const float *bp, floa
 }
 
 TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int lda,
-                                      const float *bp, float *c, int ldc, int accumulate)
+                                      const float *bp, float *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 16, NR = 2 * VL, MR = MR512 };
     const int m_tiles = m % MR <= ROW_PATH_MAX ? m - m % MR : m;
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const float *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m_tiles; i += MR) {
@@ -488,14 +498,16 @@ TSRNN_AVX512F static void gemm512_f32(int m, int n, int k, const float *a, int l
         }
     }
     for (int i = m_tiles; i < m; i++)
-        row512_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate);
+        row512_f32(n, k, a + (size_t) i * lda, bp, c + (size_t) i * ldc, accumulate, backwards);
 }
 
 TSRNN_AVX512F static void gemm512_f64(int m, int n, int k, const double *a, int lda,
-                                      const double *bp, double *c, int ldc, int accumulate)
+                                      const double *bp, double *c, int ldc, int accumulate, int backwards)
 {
     enum { VL = 8, NR = 2 * VL, MR = MR512 };
-    for (int p = 0; p * NR < n; p++) {
+    const int panels = (n + NR - 1) / NR;
+    for (int pi = 0; pi < panels; pi++) {
+        const int p = backwards ? panels - 1 - pi : pi;
         const double *panel = bp + (size_t) p * k * NR;
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         for (int i = 0; i < m; i += MR) {
@@ -540,27 +552,27 @@ int tsrnn_nr_f32(void) { return tsrnn_avx512() ? 2 * TSRNN_NR_F32_256 : TSRNN_NR
 int tsrnn_nr_f64(void) { return tsrnn_avx512() ? 2 * TSRNN_NR_F64_256 : TSRNN_NR_F64_256; }
 
 void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda, const float *bp,
-                           float *c, int ldc, int accumulate)
+                           float *c, int ldc, int accumulate, int backwards)
 {
 #if TSRNN_X86_CLONES
     if (tsrnn_avx512()) {
-        gemm512_f32(m, n, k, a, lda, bp, c, ldc, accumulate);
+        gemm512_f32(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
         return;
     }
 #endif
-    gemm256_f32(m, n, k, a, lda, bp, c, ldc, accumulate);
+    gemm256_f32(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
 }
 
 void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda, const double *bp,
-                           double *c, int ldc, int accumulate)
+                           double *c, int ldc, int accumulate, int backwards)
 {
 #if TSRNN_X86_CLONES
     if (tsrnn_avx512()) {
-        gemm512_f64(m, n, k, a, lda, bp, c, ldc, accumulate);
+        gemm512_f64(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
         return;
     }
 #endif
-    gemm256_f64(m, n, k, a, lda, bp, c, ldc, accumulate);
+    gemm256_f64(m, n, k, a, lda, bp, c, ldc, accumulate, backwards);
 }
 
 TSRNN_INLINE void pack_f32(const int nr, const int trans, int n, int k, const float *b,
@@ -575,6 +587,51 @@ TSRNN_INLINE void pack_f32(const int nr, const int trans, int n, int k, const fl
             }
 }
 
+typedef float v4sf __attribute__((vector_size(16), aligned(4)));
+typedef int v4si __attribute__((vector_size(16)));
+
+/* pack_f32 with trans: the panels of b^T (b is n x k), a transpose. Element by
+ * element (above) every read is a new row of b and gcc keeps it scalar, nine
+ * instructions a value: packing W_hh (256 x 64) took 8-10 us, as long as ten
+ * batch-1 steps of that LSTM. Here 4 x 4 blocks: four rows of b read 4
+ * values each, are transposed in registers (SSE shuffles even in the
+ * baseline build) and stored as four 4-value pieces of four panel rows.
+ * Edges (k % 4 columns, the rows of a partial last panel) go value by value;
+ * panel columns past n are zero, as in pack_f32. A copy: no arithmetic, so
+ * the packed bits are those of pack_f32. */
+TSRNN_INLINE void pack_trans_f32(const int nr, int n, int k, const float *b, int ldb,
+                                 float *bp)
+{
+    const v4si lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7};
+    const int k4 = k & ~3;
+    for (int p = 0; p * nr < n; p++) {
+        float *pan = bp + (size_t) p * k * nr;
+        for (int q = 0; q < nr; q += 4) {
+            const int col = p * nr + q;
+            int kk = 0;
+            if (col + 4 <= n) {
+                const float *r0 = b + (size_t) col * ldb, *r1 = r0 + ldb;
+                const float *r2 = r1 + ldb, *r3 = r2 + ldb;
+                for (; kk < k4; kk += 4) {
+                    const v4sf a0 = *(const v4sf *) (r0 + kk), a1 = *(const v4sf *) (r1 + kk);
+                    const v4sf a2 = *(const v4sf *) (r2 + kk), a3 = *(const v4sf *) (r3 + kk);
+                    const v4sf t0 = __builtin_shuffle(a0, a1, lo), t1 = __builtin_shuffle(a0, a1, hi);
+                    const v4sf t2 = __builtin_shuffle(a2, a3, lo), t3 = __builtin_shuffle(a2, a3, hi);
+                    float *o = pan + (size_t) kk * nr + q;
+                    *(v4sf *) o = __builtin_shuffle(t0, t2, lo2);
+                    *(v4sf *) (o + nr) = __builtin_shuffle(t0, t2, hi2);
+                    *(v4sf *) (o + 2 * nr) = __builtin_shuffle(t1, t3, lo2);
+                    *(v4sf *) (o + 3 * nr) = __builtin_shuffle(t1, t3, hi2);
+                }
+            }
+            for (; kk < k; kk++)
+                for (int i = 0; i < 4; i++)
+                    pan[(size_t) kk * nr + q + i] =
+                        col + i < n ? b[(size_t) (col + i) * ldb + kk] : 0.0f;
+        }
+    }
+}
+
 void tsrnn_pack_f32(int n, int k, const float *b, int ldb, int trans, int nr, float *bp)
 {
     /* With the panel width and trans as constants the copy loops unroll and
@@ -582,11 +639,11 @@ void tsrnn_pack_f32(int n, int k, const float *b, int ldb, int trans, int nr, fl
      * costs as much as a dozen steps. */
     const int wide = nr == 2 * TSRNN_NR_F32_256;
     if (nr == TSRNN_NR_F32_256 && trans)
-        pack_f32(TSRNN_NR_F32_256, 1, n, k, b, ldb, bp);
+        pack_trans_f32(TSRNN_NR_F32_256, n, k, b, ldb, bp);
     else if (nr == TSRNN_NR_F32_256)
         pack_f32(TSRNN_NR_F32_256, 0, n, k, b, ldb, bp);
     else if (wide && trans)
-        pack_f32(2 * TSRNN_NR_F32_256, 1, n, k, b, ldb, bp);
+        pack_trans_f32(2 * TSRNN_NR_F32_256, n, k, b, ldb, bp);
     else if (wide)
         pack_f32(2 * TSRNN_NR_F32_256, 0, n, k, b, ldb, bp);
     else

@@ -57,9 +57,11 @@ TSRNN_API void tsrnn_pack_f32(int n, int k, const float *b, int ldb, int trans, 
 TSRNN_API void tsrnn_pack_f64(int n, int k, const double *b, int ldb, int trans, int nr,
                               double *bp);
 TSRNN_API void tsrnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
-                                     const float *bp, float *c, int ldc, int accumulate);
+                                     const float *bp, float *c, int ldc, int accumulate,
+                                     int backwards);
 TSRNN_API void tsrnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
-                                     const double *bp, double *c, int ldc, int accumulate);
+                                     const double *bp, double *c, int ldc, int accumulate,
+                                     int backwards);
 
 /* ---- forward gate loops of one step and chunk ----
  * lstm/peephole: gates (nb, S) in: x W_ih^T + h_prev W_hh^T, out: [i f g o tanh(c)];

@@ -23,12 +23,13 @@ and strided inputs safe.
 import contextlib
 import functools
 from collections.abc import Mapping
+from time import perf_counter as _perf_counter
 
 import numpy as np
 from sklearn.utils import check_random_state
 from threadpoolctl import ThreadpoolController
 
-from . import _cells
+from . import _cells, _load
 from ._packing import check_lengths
 
 __all__ = ["CELLS", "init_params", "rnn_forward", "rnn_backward", "param_shapes",
@@ -95,13 +96,21 @@ _ALL_STEPS_BYTES = 1 << 18
 def _threading(batch, work):
     """Return (thread cap, chunk rows) for one layer call.
 
+    One thread below ``_SERIAL_WORK`` multiply-adds; above, one thread or
+    the OpenMP thread count (OMP_NUM_THREADS, threadpoolctl), whichever
+    ``_load.choose`` measured faster for calls of this size: on a shared
+    machine a parallel region whose second thread waits for a busy core ran
+    3-10x slower than one thread, and on an oversubscribed one two threads
+    got twice the share. The callers report each layer call's kernel time
+    to ``_load.record``.
+
     One chunk per thread, 8 to 64 rows: bigger chunks amortise the per-step
     overhead of the recurrent micro-kernel, and one chunk per thread balances
     the static schedule. Each row's arithmetic is the same whichever chunk
     holds it (tests/test_functional.py checks this bitwise), so following the
     thread count here never makes results depend on it.
     """
-    n_threads = 1 if work < _SERIAL_WORK else max(1, _cells.max_threads())
+    n_threads = 1 if work < _SERIAL_WORK else _load.choose(work, max(1, _cells.max_threads()))
     per_thread = -(-batch // n_threads)
     return n_threads, int(min(64, max(8, -(-per_thread // 8) * 8)))
 
@@ -274,11 +283,13 @@ class RNNCache:
 
 @functools.lru_cache(maxsize=64)
 def _expected_layout(cell, input_size, hidden_size, num_layers, bidirectional):
-    """(tuple of (name, shape), frozenset of names) of param_shapes, cached: it
-    is rebuilt on every call otherwise, a sizeable part of a batch-1 call."""
+    """(tuple of (name, shape), frozenset of names, list of names, tuple of
+    shapes) of param_shapes, cached: it is rebuilt on every call otherwise, a
+    sizeable part of a batch-1 call. The list is not to be modified."""
     layout = tuple(param_shapes(cell, input_size, hidden_size, num_layers,
                                 bidirectional).items())
-    return layout, frozenset(name for name, _ in layout)
+    return (layout, frozenset(name for name, _ in layout), [name for name, _ in layout],
+            tuple(shape for _, shape in layout))
 
 
 class _CheckedParams:
@@ -307,7 +318,7 @@ def _validate_params(cell, params, values=True):
     weights many times (``_forward_checked``): it checks the values on every
     call, since weights may change in place.
     """
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
         raise ValueError("params is missing 'weight_ih_l0' or 'weight_hh_l0'")
@@ -317,8 +328,9 @@ def _validate_params(cell, params, values=True):
     # Bidirectional when the reverse weights are there, as a torch
     # state_dict of nn.LSTM(bidirectional=True) has them.
     bidirectional = "weight_ih_l0_reverse" in params
-    w_ih0 = np.asarray(params["weight_ih_l0"])
-    w_hh0 = np.asarray(params["weight_hh_l0"])
+    w_ih0, w_hh0 = params["weight_ih_l0"], params["weight_hh_l0"]
+    if type(w_ih0) is not np.ndarray or type(w_hh0) is not np.ndarray:
+        w_ih0, w_hh0 = np.asarray(w_ih0), np.asarray(w_hh0)
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
         raise ValueError("params 'weight_ih_l0' and 'weight_hh_l0' must be 2-D")
     input_size, hidden_size = w_ih0.shape[1], w_hh0.shape[1]
@@ -326,8 +338,8 @@ def _validate_params(cell, params, values=True):
         raise ValueError("params describe an empty layer (input or hidden size 0)")
     # Plain loops and set comparisons below, not generators: at batch 1 this
     # function is a large share of the call.
-    expected, names = _expected_layout(cell, input_size, hidden_size, num_layers,
-                                       bidirectional)
+    expected, names, order, shapes = _expected_layout(cell, input_size, hidden_size,
+                                                      num_layers, bidirectional)
     if len(params) != len(expected) or not params.keys() >= names:
         what = f"{num_layers}-layer {'bidirectional ' if bidirectional else ''}{cell}"
         missing = [name for name, _ in expected if name not in params]
@@ -335,26 +347,32 @@ def _validate_params(cell, params, values=True):
             raise ValueError(f"params for a {what} is missing {missing}")
         unexpected = sorted(set(params) - names)
         raise ValueError(f"params has keys that a {what} does not use: {unexpected}")
-    # ndarrays as they are: np.asarray costs ~0.1 us even on one.
-    arrays = []
-    for name, _ in expected:
-        a = params[name]
-        arrays.append(a if type(a) is np.ndarray else np.asarray(a))
+    arrays = [params[name] for name in order]
+    # The usual case, contiguous arrays of the right shapes and one float
+    # dtype (finite when values are checked), in one C call; anything else
+    # goes through the checks below, which convert or say what is wrong.
+    plain = _cells.plain_weights(arrays, shapes, values)
+    if not plain:
+        # ndarrays as they are: np.asarray costs ~0.1 us even on one.
+        for i, a in enumerate(arrays):
+            if type(a) is not np.ndarray:
+                arrays[i] = np.asarray(a)
+        dtype = arrays[0].dtype
+        not_float = dtype != np.float32 and dtype != np.float64
+        for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
+            if not_float or a.dtype != dtype:
+                raise ValueError(
+                    "params must all have one dtype, float32 or float64; got "
+                    f"{sorted({str(a.dtype) for a in arrays})}"
+                )
+            if a.shape != shape:
+                raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
+            if not a.flags.c_contiguous:
+                arrays[i] = np.ascontiguousarray(a)
     dtype = arrays[0].dtype
-    not_float = dtype != np.float32 and dtype != np.float64
-    for i, ((name, shape), a) in enumerate(zip(expected, arrays)):
-        if not_float or a.dtype != dtype:
-            raise ValueError(
-                "params must all have one dtype, float32 or float64; got "
-                f"{sorted({str(a.dtype) for a in arrays})}"
-            )
-        if a.shape != shape:
-            raise ValueError(f"params[{name!r}] has shape {a.shape}, expected {shape}")
-        if not a.flags.c_contiguous:
-            arrays[i] = np.ascontiguousarray(a)
     checked = _CheckedParams()
-    checked.names, checked.arrays = [name for name, _ in expected], arrays
-    if values:
+    checked.names, checked.arrays = order, arrays
+    if values and not plain:
         checked.check_values()
     # Each direction's arrays, in layer_param_shapes' order: weight_ih,
     # weight_hh, bias_ih, bias_hh, then the peephole cell's weight_ci, _cf, _co.
@@ -548,17 +566,23 @@ def _forward(cell, x, checked, state, training, dropout, random_state, lengths):
     nbytes = 0
     # No BLAS limit here: forward_layer calls no BLAS.
     for k in range(num_layers):
-        n_threads, chunk = _threading(batch, rows * gh * (inp.shape[-1] + hidden_size))
+        work = rows * gh * (inp.shape[-1] + hidden_size)
+        n_threads, chunk = _threading(batch, work)
+        timed, spent = work >= _SERIAL_WORK, 0.0
         for reverse in _DIRECTIONS[n_dirs]:
             i = k * n_dirs + reverse
             lay = layers[i]
             hs = np.empty(h_shape, dtype)
             cs = np.empty(c_shape, dtype) if lstm else None
             gates = np.empty(g_shape, dtype)
+            if timed:
+                t0 = _perf_counter()
             _cells.forward_layer(code, inp, lay.w_ih, lay.w_hh, lay.b_ih, lay.b_hh,
                                  lay.peep, h0[i], c0[i] if lstm else None, hs, cs, gates,
                                  h_n[i], c_n[i] if lstm else None, chunk, training,
                                  n_threads, batch_sizes, reverse)
+            if timed:
+                spent += _perf_counter() - t0
             if training:
                 # What backward reads; it wants arrays, even empty.
                 lay.h0, lay.c0 = h0[i], (c0[i] if lstm else no_c)
@@ -569,6 +593,9 @@ def _forward(cell, x, checked, state, training, dropout, random_state, lengths):
             # Both directions side by side, as torch lays out a bidirectional
             # layer's output (the next layer's input).
             out = np.concatenate((out, hs), axis=-1) if reverse else hs
+        if timed:
+            # How long this thread count took (see _threading).
+            _load.record(work, _cells.max_threads(), n_threads, spent)
         if training:
             nbytes += inp.nbytes
             mask = layers[k * n_dirs].mask = None
@@ -700,7 +727,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
         for k in range(num_layers - 1, -1, -1):
             d_in = layers[k * n_dirs].inp.shape[-1]
             want_dx = k > 0 or input_grad
-            n_threads, chunk = _threading(batch, rows * gh * (d_in + hidden))
+            work = rows * gh * (d_in + hidden)
+            n_threads, chunk = _threading(batch, work)
+            timed, spent = work >= _SERIAL_WORK, 0.0
             dx = None
             for d in range(n_dirs):
                 i = k * n_dirs + d
@@ -718,12 +747,16 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                     "bias_hh": np.empty(gh, dtype),
                 }
                 dpeep = np.empty(lay.peep.shape, dtype)
+                if timed:
+                    t0 = _perf_counter()
                 _cells.backward_layer(
                     code, lay.inp, lay.w_ih, lay.w_hh, lay.peep, lay.h0, lay.c0,
                     lay.hs, lay.cs, gates, dhs_d, dh[i], dc[i] if lstm else no_c,
                     dx_d, g["weight_ih"], g["weight_hh"], g["bias_ih"],
                     g["bias_hh"], dpeep, chunk, n_threads, batch_sizes, d == 1,
                 )
+                if timed:
+                    spent += _perf_counter() - t0
                 suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
                 for name, value in g.items():
                     grads[name + suffix] = value
@@ -733,6 +766,9 @@ def rnn_backward(dout, cache, dstate=None, *, input_grad=True, retain_cache=Fals
                 if want_dx:
                     # Both directions read the same input.
                     dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
+            if timed:
+                # Backward does about twice the arithmetic of forward.
+                _load.record(work, _cells.max_threads(), n_threads, spent, weight=2.0)
             mask = layers[(k - 1) * n_dirs].mask if k > 0 else None
             dhs = dx if mask is None else dx * mask
 
