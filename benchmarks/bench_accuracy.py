@@ -29,6 +29,21 @@ span, stride) are in _accuracy_data.py, the model adapters in
 _accuracy_peers.py. "suite" is the set tsrnn's defaults are chosen on;
 "holdout" is never tuned on and is summarised separately.
 
+Panels (``--group panel``, issue 21): each panel is many series of one
+quantity (data.PanelTask). tsrnn fits ONE global model per panel
+(``series_id=``), neuralforecast's LSTM and LightGBM (mlforecast, and
+skforecast's multi-series forecaster) are global too, AutoETS fits one model
+per series. The test span is the last rows of every series, and the protocol
+above applies to each series (its origins, its actuals, its own seasonal
+naive and persistence). A model's panel score is the geometric mean over
+series of MAE / seasonal naive MAE (``score_panel``); its fit time is the
+one fit on the whole panel (for AutoETS, the sum of its fits).
+
+The learned baseline alone: for every dataset and panel, tsrnn's fitted
+model is also scored with the network's head zeroed (BASELINE_ALONE), which
+makes its forecast the learned baseline's (_accuracy_peers._zero_head), so
+each report shows what the network adds to the baseline.
+
 tsrnn's parameters are TSRNN_PARAMS below. ``--tsrnn-params JSON`` merges
 over them and passes any value through untouched, ``--seeds`` repeats tsrnn
 over seeds (mean and standard deviation are reported), and ``--compare
