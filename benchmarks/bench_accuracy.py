@@ -161,26 +161,48 @@ def _error(exc):
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
 
 
-def run_model(adapter, task, at, scorer):
-    """Fit, forecast and score one model on one task; an exception becomes an error entry.
+def _guarded(entry, step):
+    """Run ``step()``; an exception becomes ``entry``'s error, and False is returned.
 
-    ``scorer(forecasts)`` gives the metrics (``score`` of one series, or
-    ``score_panel``). Only peers.ProtocolError propagates: it means the
-    comparison is broken.
+    Only peers.ProtocolError propagates: it means the comparison is broken.
     """
-    entry = {"seed": adapter.seed}
     try:
-        t0 = time.perf_counter()
-        adapter.fit(task)
-        entry["fit_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fc = adapter.forecast(task, at)
-        entry["predict_s"] = time.perf_counter() - t0
-        entry.update(scorer(fc))
+        step()
+        return True
     except peers.ProtocolError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is a table entry
         entry["error"] = _error(exc)
+        return False
+
+
+def _timed_forecast(entry, forecast, scorer):
+    """Time ``forecast()`` (all origins) into ``entry`` and add ``scorer``'s metrics."""
+    def step():
+        t0 = time.perf_counter()
+        fc = forecast()
+        entry["predict_s"] = time.perf_counter() - t0
+        entry.update(scorer(fc))
+
+    _guarded(entry, step)
+    return entry
+
+
+def run_model(adapter, task, at, scorer):
+    """Fit, forecast and score one model on one task; an exception becomes an error entry.
+
+    ``scorer(forecasts)`` gives the metrics (``score`` of one series, or
+    ``score_panel``).
+    """
+    entry = {"seed": adapter.seed}
+
+    def fit():
+        t0 = time.perf_counter()
+        adapter.fit(task)
+        entry["fit_s"] = time.perf_counter() - t0
+
+    if _guarded(entry, fit):
+        _timed_forecast(entry, lambda: adapter.forecast(task, at), scorer)
     return entry
 
 
@@ -195,16 +217,7 @@ def run_baseline_alone(adapter, task, at, scorer, served):
     if "error" in served:
         entry["error"] = "the served model failed"
         return entry
-    try:
-        t0 = time.perf_counter()
-        fc = adapter.forecast_baseline_alone(task, at)
-        entry["predict_s"] = time.perf_counter() - t0
-        entry.update(scorer(fc))
-    except peers.ProtocolError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        entry["error"] = _error(exc)
-    return entry
+    return _timed_forecast(entry, lambda: adapter.forecast_baseline_alone(task, at), scorer)
 
 
 def panel_context(task):
