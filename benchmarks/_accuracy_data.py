@@ -490,8 +490,8 @@ def chicago_ridership():
         "(thousands) at 20 Chicago L stations, 8 January 2001 - 14 August 2016 "
         "(5,698 days each), turnstile counts",
         why="A sensor panel: 20 stations' turnstile counts, daily, with a strong "
-        "weekly cycle, holidays and closures (242 days with zero entries). H=14: "
-        "two weeks. W=28: four weeks. Season 7. Test span: the last 52 weeks of "
+        "weekly cycle, holidays and closures (242 station-days of zero entries). "
+        "H=14: two weeks. W=28: four weeks. Season 7. Test span: the last 52 weeks of "
         "every station (a full year of holidays), stride 7: an origin each week, "
         "51 per station.",
     )
