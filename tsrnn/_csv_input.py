@@ -228,7 +228,13 @@ def _parse_text(column, name, path):
                 # pandas warns when it has to guess a format per element; a
                 # failure is reported below, and a success needs no warning.
                 warnings.simplefilter("ignore", UserWarning)
+                # pandas 2 warns and returns objects for offsets that change,
+                # where pandas 3 raises: either way, the next try (UTC) reads them.
+                warnings.simplefilter("ignore", FutureWarning)
                 stamps = pd.to_datetime(column, **options)
+            if stamps.dtype.kind != "M":
+                error = error or ValueError("mixed time zones")
+                continue
             break
         except (ValueError, TypeError, OverflowError) as exc:
             error = error or exc
@@ -250,6 +256,16 @@ def _parse_text(column, name, path):
     return pd.DatetimeIndex(stamps, name=name), TimeFormat()
 
 
+# pandas 3 says that a local time does not exist (or is ambiguous) with a
+# ValueError; pandas 2 lets pytz's own exceptions through.
+try:
+    from pytz.exceptions import InvalidTimeError as _PytzTimeError
+except ImportError:  # pandas 3 does not need pytz
+    _LOCALIZE_ERRORS = (ValueError, TypeError)
+else:
+    _LOCALIZE_ERRORS = (ValueError, TypeError, _PytzTimeError)
+
+
 def _in_zone(index, tz, name, path):
     """``index`` converted to (aware) or placed in (naive) the zone ``tz``."""
     try:
@@ -264,7 +280,7 @@ def _in_zone(index, tz, name, path):
     try:
         # "infer" places the repeated autumn hour by the order of the rows.
         return index.tz_localize(tz, ambiguous="infer", nonexistent="raise")
-    except (ValueError, TypeError) as exc:
+    except _LOCALIZE_ERRORS as exc:
         raise UsageError(
             f"cannot place the timestamps of column {name!r} in {path} in {tz}: "
             f"{_first_line(exc).rstrip('.')}; write them with their UTC offsets "

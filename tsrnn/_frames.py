@@ -113,7 +113,9 @@ def snap_to_grid(index, offset, anchor=None):
     """
     stamps = index.as_unit("ns")
     first, last = stamps.min(), stamps.max()
-    if isinstance(offset, pd.offsets.Tick):
+    # A day is a calendar day (local midnight across DST), as pandas 3 has
+    # it; pandas 2 counts Day among the fixed Ticks.
+    if isinstance(offset, pd.offsets.Tick) and not isinstance(offset, pd.offsets.Day):
         grid, positions = _snap_fixed(stamps, first, pd.Timedelta(offset).value, offset, anchor)
     else:
         grid, positions = _snap_calendar(stamps, first, last, offset, anchor)
