@@ -39,9 +39,11 @@ def _quiet():
         yield
 
 
-def assert_close(got, want, rtol=1e-5):
+def assert_close(got, want, rtol=1e-5, scale=None):
+    """``got`` equals ``want`` to ``rtol`` of ``scale`` (default: of ``want``'s largest)."""
     want = np.asarray(want, dtype=np.float64)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    scale = np.abs(want).max() if scale is None else scale
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
 
 
 def session(model):
@@ -220,7 +222,10 @@ def test_any_architecture_matches_predict(cell, hidden, n_features, n_outputs, s
     model = RNNRegressor(hidden, cell=cell, max_iter=1, random_state=0).fit(X, y)
     model.load_state_dict({k: rng.normal(size=v.shape) for k, v in model.state_dict().items()})
     (got,) = run(to_onnx(model), X)
-    assert_close(got, model.predict(X))
+    # Weights of order one: float32 rounding is of the order of the terms that
+    # make an output, even when they cancel to a small one (hypothesis found
+    # -3.6e-4 from a peephole layer of width 2, off by 6e-8).
+    assert_close(got, model.predict(X), scale=max(1.0, np.abs(model.predict(X)).max()))
 
 
 # ----------------------------------------------------------------------
