@@ -72,6 +72,7 @@ from tsrnn._baseline_choice import BaselineChoice
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
+from tsrnn._sampling import fixed_sample, series_groups
 from tsrnn._stream_context import SeriesContext, StreamingContext
 from tsrnn._windows import (
     Encoder,
@@ -234,6 +235,25 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         towards the side it missed (adaptive conformal inference). 0 keeps
         the offsets learned in fit.
 
+    max_windows_per_epoch : int or None, default=20_000
+        The training budget: the most forecast windows one epoch trains on
+        (neuralforecast trains ``max_steps`` minibatches of
+        ``windows_batch_size`` sampled windows; here ``batch_size`` is the
+        windows per minibatch and ``max_iter`` the epochs, so a fit trains on
+        at most ``max_iter * max_windows_per_epoch`` windows, 1,000,000 by
+        default, neuralforecast's default of 1,000 steps of 1,024). When the
+        training frame has more forecast origins, every epoch trains on a
+        fresh sample of this many: the budget is shared equally among the
+        series (a short series gives all its windows, and the others share
+        the rest), and each series' windows are spread over its time, drawn
+        with ``random_state``. The held-out block that early stopping scores
+        and the band is calibrated on is then a fixed sample of at most this
+        many windows, equal shares per series and evenly spaced. A frame
+        with fewer origins (every series of the public accuracy suite) is
+        trained on all of them, bitwise as without a budget. None: every
+        origin, every epoch (an epoch's cost grows with the fleet). See the
+        user guide's "Fleets" page.
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
@@ -394,6 +414,7 @@ n_iter_, t_
         batch_size="auto",
         learning_rate_init=0.005,
         max_iter=50,
+        max_windows_per_epoch=20_000,
         shuffle=True,
         random_state=None,
         tol=1e-4,
@@ -418,6 +439,7 @@ n_iter_, t_
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             max_iter=max_iter,
+            max_windows_per_epoch=max_windows_per_epoch,
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,
@@ -1002,6 +1024,10 @@ n_iter_, t_
                 f"({why}); the band is left uncalibrated.",
                 UserWarning, stacklevel=4,
             )
+        if val is not None and self.max_windows_per_epoch is not None:
+            # A fixed sample of the held-out block: every epoch is scored on
+            # the same windows, at a cost that does not grow with the fleet.
+            val = val[fixed_sample(series_groups(val, offsets), self.max_windows_per_epoch)]
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
             # only the (small) targets exist as a whole.
@@ -1013,7 +1039,10 @@ n_iter_, t_
         if first_pass:
             self._calibration, self._trackers = None, {}
         self._context_lengths = {key: len(f) for key, f in frames.items()}
-        return A.shape[1], self._windows(A, train, Y=Y, W=W), val
+        train = self._windows(A, train, Y=Y, W=W)
+        # The budget's draws are shared among the series (``_sampling.py``).
+        train.groups = series_groups(train.origins, offsets)
+        return A.shape[1], train, val
 
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
     # The untrained network outputs zero corrections, so the untrained model is

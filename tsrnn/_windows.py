@@ -358,6 +358,9 @@ class ForecastWindows:
 
     prefix = None  # no short-history sequence: every origin has a full window
     ndim = 3
+    # Training views: origins per series (set by the forecaster), which the
+    # training budget shares its draws among (``_sampling.py``).
+    groups = None
 
     def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
                  causal=None, baseline=None, W=None):
@@ -430,6 +433,9 @@ class ForecastWindows:
         if self._W is None:
             return None
         return self._W[self.origins[idx]].astype(self._A.dtype)
+
+    def n_rows_of(self, idx):
+        return len(idx)
 
     def batch(self, idx):
         X = self._gather(idx)
