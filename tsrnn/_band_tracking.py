@@ -55,17 +55,18 @@ class BandTracking:
         return (getattr(self, "_calibration", None) is not None
                 and self._calibration.rate > 0)
 
-    def _replay_stream(self, A, causal, R, spans, origins):
+    def _replay_stream(self, A, causal, R, spans, origins, series=None):
         """Backtest forecasts issued as a stream would have issued them.
 
         Every origin of each series' span issues a forecast (stride 1), in
         time order; each actual updates the offsets of the forecasts it
         completes before the next is issued (``SeriesTracker``), starting
         from the offsets learned in fit. Returns the forecasts of
-        ``origins``.
+        ``origins``. ``series`` = (keys, offsets) of the stacked series.
         """
         every = np.concatenate(spans)
-        raw = self._forecast(self._windows(A, every, causal=causal), calibrated=False)
+        raw = self._forecast(self._windows(A, every, causal=causal, series=series),
+                             calibrated=False)
         issued = np.empty_like(raw)
         at = 0
         for span in spans:
@@ -127,7 +128,7 @@ class BandTracking:
         raw = self._forecast(windows, calibrated=False)
         n_t = len(self._frame_layout.targets)
         actual = windows.future_targets(slice(None)).astype(np.float64)
-        actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        actual = self._encoder.unscale_targets(actual[..., None], windows.scales)[..., 0]
         self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
             raw, actual.reshape(len(raw), self.horizon, n_t)
         )

@@ -79,6 +79,7 @@ from tsrnn._windows import (
     ForecastWindows,
     check_scaler,
     fit_origins,
+    series_statistics,
     stack,
     stack_inference,
 )
@@ -254,6 +255,18 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         origin, every epoch (an epoch's cost grows with the fleet). See the
         user guide's "Fleets" page.
 
+    scaling : {"series", "global"}, default="series"
+        How the columns are standardised before they reach the baseline and
+        the network. "series": each series by its own mean and standard
+        deviation on the training frame (``series_scales_``), so that
+        sensors in other units and at other levels (litres per second,
+        degrees, kilowatts) share one model, and a series multiplied by
+        ``10**k`` and shifted is forecast as it was (neuralforecast's
+        ``local_scaler_type="standard"``). A series not seen in fit, at
+        ``predict(X)``, ``backtest`` or ``update``, is standardised with
+        ``scaler_`` (all training series together). "global": every series
+        with ``scaler_``. With a single series the two are the same.
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
@@ -307,6 +320,11 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
 
     scaler_ : StandardScaler
         Fitted on the training frame's [targets, past, known-future] columns.
+
+    series_scales_ : DataFrame or None
+        With ``scaling="series"`` and several series: the mean and scale of
+        every column of every training series (index ``series_ids_``,
+        columns ``("mean" | "scale", column)``); None otherwise.
 
     mase_scale_ : ndarray of shape (n_targets,)
         In-sample MAE of the seasonal naive forecast on the training frame,
@@ -390,6 +408,7 @@ n_iter_, t_
         "baseline": [StrOptions({"auto", "persistence", "seasonal"})],
         "calibration": [StrOptions({"cqr", "split"}), None],
         "calibration_rate": [Interval(Real, 0, 1, closed="left")],
+        "scaling": [StrOptions({"series", "global"})],
     }
 
     def __init__(
@@ -409,6 +428,7 @@ n_iter_, t_
         baseline="auto",
         calibration="cqr",
         calibration_rate=0.1,
+        scaling="series",
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -466,6 +486,7 @@ n_iter_, t_
         self.baseline = baseline
         self.calibration = calibration
         self.calibration_rate = calibration_rate
+        self.scaling = scaling
 
     # ------------------------------------------------------------------
     # Public API
@@ -625,7 +646,8 @@ n_iter_, t_
             ]
             A, offsets, causal = stack_inference(records, layout.n_past)
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
-            Z = self._forecast(self._windows(A, origins, causal=causal))
+            Z = self._forecast(self._windows(A, origins, causal=causal,
+                                             series=(list(frames), offsets)))
         parts = [
             self._forecast_frame(Z[i], self._future_index(frame, time_name))
             for i, frame in enumerate(frames.values())
@@ -764,10 +786,11 @@ n_iter_, t_
                 + ("" if start is None else f", start={start}")
                 + ")."
             )
+        series = (list(contexts), offsets)
         if self._tracks_in_backtest():
-            Z = self._replay_stream(A, causal, R, spans, origins)  # (n, h, T, Q)
+            Z = self._replay_stream(A, causal, R, spans, origins, series)  # (n, h, T, Q)
         else:
-            Z = self._forecast(self._windows(A, origins, causal=causal))
+            Z = self._forecast(self._windows(A, origins, causal=causal, series=series))
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)
         persistence, seasonal = _backtest.baselines(Rff, origins, first_row, h, self.season_)
         point = Z[..., self._point_index()]
@@ -932,6 +955,18 @@ n_iter_, t_
         return self._baseline.describe()
 
     @property
+    def series_scales_(self):
+        """Per-series mean and scale of the model columns, or None."""
+        check_is_fitted(self)
+        stats = self._encoder.series_stats
+        if not stats:
+            return None
+        columns = pd.MultiIndex.from_product([["mean", "scale"], self._frame_layout.columns])
+        values = np.array([np.concatenate(stats[key]) for key in stats])
+        return pd.DataFrame(values, index=pd.Index(list(stats), name=self._frame_layout.id_name),
+                            columns=columns)
+
+    @property
     def scaler_(self):
         """StandardScaler fitted on the training frame's model columns."""
         check_is_fitted(self)
@@ -986,7 +1021,16 @@ n_iter_, t_
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
                 scaler = StandardScaler().fit(raw)
             check_scaler(scaler, layout)
-            self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon)
+            series_stats = None
+            if layout.multi and self.scaling == "series":
+                starts = np.cumsum([0] + [len(f) for f in frames.values()])
+                series_stats = series_statistics(
+                    {key: raw[a:b] for key, a, b in zip(frames, starts[:-1], starts[1:])},
+                    scaler,
+                )
+            del raw
+            self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
+                                    series_stats)
             self.mase_scale_ = _seasonal_naive_mae(
                 [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()],
                 self.season_,
@@ -1031,7 +1075,7 @@ n_iter_, t_
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
             # only the (small) targets exist as a whole.
-            val_windows = self._windows(A, val, Y=Y, W=W)
+            val_windows = self._windows(A, val, Y=Y, W=W, series=(list(frames), offsets))
             val = (val_windows, val_windows.targets())
             if W is not None:
                 val += (val_windows.weights(),)
@@ -1059,12 +1103,16 @@ n_iter_, t_
     # ------------------------------------------------------------------
     # Windows and outputs
     # ------------------------------------------------------------------
-    def _windows(self, A, origins, Y=None, causal=None, W=None):
+    def _windows(self, A, origins, Y=None, causal=None, W=None, series=None):
+        """ForecastWindows of stacked arrays; ``series`` = (keys, offsets) of the stack."""
         layout = self._frame_layout
-        return ForecastWindows(
+        windows = ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
             bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
         )
+        if series is not None:
+            windows.scales = self._encoder.item_scales(*series, windows.origins)
+        return windows
 
     def _with_context(self, key, frame):
         """(frame with the kept context prepended when it follows it, rows added)."""
@@ -1092,7 +1140,7 @@ n_iter_, t_
             # calibration="split": every quantile starts at the median.
             Z = np.repeat(Z, len(self.quantiles_), axis=-1)
         Z.sort(axis=-1)
-        Z = self._encoder.unscale_targets(Z)
+        Z = self._encoder.unscale_targets(Z, windows.scales)
         if calibrated and getattr(self, "_calibration", None) is not None:
             Z += self._calibration.offsets
             Z.sort(axis=-1)
