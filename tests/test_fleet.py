@@ -24,7 +24,7 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_limits
 
 import tsrnn
-from tsrnn import RNNForecaster, RNNRegressor, functional
+from tsrnn import RNNForecaster, RNNRegressor
 from tsrnn._sampling import epoch_sample, fixed_sample, series_groups
 from tsrnn.datasets import load_weather
 
@@ -140,21 +140,6 @@ def test_a_binding_budget_trains_that_many_windows_and_caps_the_held_out_block()
     assert len(origins) == 40
     per_series = np.bincount(np.searchsorted(np.arange(4) * 240, origins, side="right") - 1)
     assert per_series.tolist() == [10, 10, 10, 10]
-
-
-@pytest.fixture
-def threads_used(monkeypatch):
-    """Thread counts functional chose (so a "2 threads" run is not silently serial)."""
-    used = []
-    choose = functional._threading
-
-    def spy(batch, work):
-        n_threads, chunk = choose(batch, work)
-        used.append(n_threads)
-        return n_threads, chunk
-
-    monkeypatch.setattr(functional, "_threading", spy)
-    return used
 
 
 def test_same_random_state_same_model_at_1_and_2_threads_under_a_budget(threads_used):
