@@ -108,6 +108,8 @@ def child(args):
     params = dict(target="temp_air", series_id="sensor", horizon=24, random_state=0)
     if args.max_iter:
         params["max_iter"] = args.max_iter
+    if args.budget:
+        params["max_windows_per_epoch"] = args.budget
     model = RNNForecaster(**params)
     epochs = []
     after_data = rss()
@@ -135,6 +137,7 @@ def child(args):
         "fit_s": fit_s, "outside_epochs_s": fit_s - (epochs[-1]["elapsed"] if epochs else 0.0),
         "epochs": int(model.n_iter_), "epoch_s": epoch_s, "first_epoch_s": first_epoch,
         "max_windows_per_epoch": model.max_windows_per_epoch,
+        "epoch_curve": [e["validation_score"] for e in epochs],
         "window": int(model.window_), "baseline": model.baseline_,
         "predict_s": predict_s, "backtest_s": backtest_s,
         "backtest_forecasts": int(len(bt.forecasts)), "stride": args.stride,
@@ -154,6 +157,8 @@ def main():
     ap.add_argument("--rows", type=int, default=2000, help="hourly rows per sensor")
     ap.add_argument("--stride", type=int, default=1, help="hours between backtest origins")
     ap.add_argument("--max-iter", type=int, default=0, help="epochs (0: the default)")
+    ap.add_argument("--budget", type=int, default=0,
+                    help="max_windows_per_epoch (0: the default)")
     ap.add_argument("--quick", action="store_true",
                     help="a tiny fleet (20 sensors x 400 rows, 2 epochs): a smoke test")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the child")
@@ -172,7 +177,7 @@ def main():
     for n in [int(s) for s in args.sensors.split(",")]:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n),
                "--rows", str(args.rows), "--stride", str(args.stride),
-               "--max-iter", str(args.max_iter)]
+               "--max-iter", str(args.max_iter), "--budget", str(args.budget)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode:
             sys.stderr.write(proc.stdout + proc.stderr)
@@ -186,7 +191,7 @@ def main():
           "naive | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['sensors']:,} | {r['train_rows']:,} | {r['frame_mb']:.0f} MB | "
+        print(f"| {r['sensors']:,} | {r['train_rows']:,} | {r['frame_mb']:.1f} MB | "
               f"{r['peak_mb']:.0f} MB ({r['rss_target_mb']:.0f} MB) | {r['fit_s']:.1f} s | "
               f"{r['outside_epochs_s']:.1f} s | {r['epochs']} x {r['epoch_s']:.1f} s | "
               f"{r['predict_s']:.2f} s | {r['backtest_s']:.1f} s ({r['backtest_forecasts']:,}) | "
