@@ -259,6 +259,22 @@ def test_series_scales_attribute_and_streaming_use_them():
                          **SMALL).fit(scaled).series_scales_ is None
 
 
+def test_bench_fleet_builds_sensors_of_their_own_level_and_scale():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import bench_fleet
+    finally:
+        sys.path.pop(0)
+    frame = bench_fleet.make_fleet(6, n_rows=300, seed=1)
+    assert frame.shape == (1800, 4) and frame["sensor"].nunique() == 6
+    assert (frame.groupby("sensor").size() == 300).all()
+    spread = frame.groupby("sensor")["temp_air"].std()
+    level = frame.groupby("sensor")["temp_air"].mean()
+    assert spread.max() / spread.min() > 2 and level.max() - level.min() > 10
+    train, week = bench_fleet.split_last_week(frame, 300)
+    assert len(week) == 6 * bench_fleet.WEEK and len(train) == 6 * (300 - bench_fleet.WEEK)
+
+
 def test_bench_fleet_quick():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))

@@ -282,6 +282,10 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         forecast (the median, or the mean without quantiles) forecasts the
         block best is kept, the untrained one (the baseline alone)
         included; the band is corrected on the same block afterwards.
+        Without ``early_stopping`` the held-out block still chooses the
+        baseline and calibrates the band, but picks no epoch: training
+        runs ``max_iter`` epochs (or until the training loss stops
+        improving by ``tol``) and keeps the trained network.
         ``warm_start`` continues training the weights on new data with the
         first fit's scaler, frequency, baseline and MASE scale; the
         columns, quantiles and horizon must stay the same.
