@@ -259,6 +259,27 @@ def test_series_scales_attribute_and_streaming_use_them():
                          **SMALL).fit(scaled).series_scales_ is None
 
 
+def test_the_scaler_is_fitted_block_by_block_on_a_fleet(monkeypatch):
+    from sklearn.preprocessing import StandardScaler
+
+    import tsrnn._forecaster
+
+    X = _panel()
+    values = X[["temp_air", "dew_point"]].to_numpy()
+    params = dict(target="temp_air", series_id="site", **SMALL, max_windows_per_epoch=50)
+    # Fewer rows than a block: exactly StandardScaler().fit, as before.
+    one = StandardScaler().fit(values)
+    f = RNNForecaster(**params).fit(X)
+    assert_array_equal(f.scaler_.mean_, one.mean_)
+    assert_array_equal(f.scaler_.var_, one.var_)
+    # Blocks of at least 300 rows (here two series each): the same moments.
+    monkeypatch.setattr(tsrnn._forecaster, "_SCALER_BLOCK_ROWS", 300)
+    g = RNNForecaster(**params).fit(X)
+    np.testing.assert_allclose(g.scaler_.mean_, one.mean_, rtol=1e-12)
+    np.testing.assert_allclose(g.scaler_.var_, one.var_, rtol=1e-12)
+    assert int(g.scaler_.n_samples_seen_) == len(X)
+
+
 def test_bench_fleet_builds_sensors_of_their_own_level_and_scale():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:

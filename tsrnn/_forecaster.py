@@ -137,6 +137,28 @@ def _row_weights(X, sample_weight):
         ) from None
 
 
+# Rows of the training frame the scaler is fitted on at once (see _row_blocks).
+_SCALER_BLOCK_ROWS = 1 << 20
+
+
+def _row_blocks(arrays):
+    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
+
+    The scaler is fitted block by block (``partial_fit``), so that a fleet's
+    values are never copied as a whole; a frame of fewer rows is one block,
+    fitted exactly as ``StandardScaler().fit`` would fit it.
+    """
+    block, n = [], 0
+    for a in arrays:
+        block.append(a)
+        n += len(a)
+        if n >= _SCALER_BLOCK_ROWS:
+            yield block[0] if len(block) == 1 else np.concatenate(block)
+            block, n = [], 0
+    if block:
+        yield block[0] if len(block) == 1 else np.concatenate(block)
+
+
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
     """Multi-step LSTM/GRU forecaster for time-indexed pandas frames.
 
@@ -1017,22 +1039,20 @@ n_iter_, t_
             self.n_outputs_ = n_outputs
             self.season_ = default_season(layout.offset) if self.season is None else self.season
             self.series_ids_ = list(frames) if layout.multi else None
-            raw = np.concatenate([f.to_numpy(np.float64) for f in frames.values()])
+            raws = {key: f.to_numpy(np.float64) for key, f in frames.items()}
             with warnings.catch_warnings():
                 # check_scaler reports overflowing columns by name; numpy's
                 # overflow warnings would only come before that message.
                 warnings.simplefilter("ignore", RuntimeWarning)
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
-                scaler = StandardScaler().fit(raw)
+                scaler = StandardScaler()
+                for block in _row_blocks(list(raws.values())):
+                    scaler.partial_fit(block)
             check_scaler(scaler, layout)
             series_stats = None
             if layout.multi and self.scaling == "series":
-                starts = np.cumsum([0] + [len(f) for f in frames.values()])
-                series_stats = series_statistics(
-                    {key: raw[a:b] for key, a, b in zip(frames, starts[:-1], starts[1:])},
-                    scaler,
-                )
-            del raw
+                series_stats = series_statistics(raws, scaler)
+            del raws
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
                                     series_stats)
             self.mase_scale_ = _seasonal_naive_mae(
@@ -1041,6 +1061,7 @@ n_iter_, t_
             )
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
+        del records  # the per-series copies: a fleet's would double A and Y
         lengths = [len(f) for f in frames.values()]
         W = None
         if sample_weight is not None:

@@ -95,8 +95,9 @@ class Encoder:
         """Model arrays of one regular series frame.
 
         Returns a dict: ``A`` scaled filled inputs (+ future flag column),
-        ``Y`` scaled targets (NaN = not a training target), ``R`` raw targets
-        (NaN where missing), ``Rff`` raw targets carried forward, and at
+        ``Y`` scaled targets (NaN = not a training target), at inference
+        ``R`` raw targets (NaN where missing) and ``Rff`` raw targets
+        carried forward, and at
         inference with gaps ``causal = (last_obs, ffill)`` for causal filling
         (else None). With ``future`` (horizon, n_known) the arrays get
         ``horizon`` more rows.
@@ -108,7 +109,9 @@ class Encoder:
         gaps = not observed.all()
         if gaps:
             layout.check_gaps(frame, key)
-        out = {"R": raw[:, :n_t], "causal": None}
+        # The raw targets serve the backtest's actuals and baselines; a fit
+        # needs only the model arrays (and a fleet's copies would add up).
+        out = {"causal": None} if fitting else {"R": raw[:, :n_t], "causal": None}
         filled = raw
         if gaps:
             if fitting:
@@ -127,7 +130,8 @@ class Encoder:
         Y = A[:, :n_t].copy()
         if layout.missing == "mask":
             Y[~observed[:, :n_t]] = np.nan
-        out["Rff"] = pd.DataFrame(raw[:, :n_t]).ffill().to_numpy()
+        if not fitting:
+            out["Rff"] = pd.DataFrame(raw[:, :n_t]).ffill().to_numpy()
         if gaps and not fitting:
             rows = np.arange(len(raw))[:, None]
             last_obs = np.maximum.accumulate(
