@@ -6,7 +6,8 @@
 * a budget above the training origins changes nothing, bitwise; a binding
   one trains ``max_windows_per_epoch`` windows an epoch, the same model for
   the same ``random_state`` at 1 and 2 threads, and caps the held-out block;
-* ``RNNRegressor`` on a 2-D stream takes the same budget;
+* ``RNNRegressor`` on a 2-D stream (and ``RNNClassifier`` on a 3-D batch)
+  takes the same budget;
 * ``scaling="series"``: a panel whose series are multiplied by ``10**k``
   (k = -3 .. 3) and shifted is forecast, series by series, as accurately as
   the unscaled one (within 2%); ``scaling="global"`` is not;
@@ -182,6 +183,20 @@ def test_regressor_stream_takes_the_same_budget():
     first = g._flat[0].copy()
     g.partial_fit(X, y)
     assert g.t_ == 2 * (7 + 50) and not np.array_equal(g._flat[0], first)
+
+
+def test_a_batch_of_sequences_takes_the_same_budget():
+    from tsrnn import RNNClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 6, 2))
+    y = (X[:, -1, 0] > 0).astype(int)
+    params = dict(hidden_layer_sizes=4, max_iter=3, random_state=0)
+    capped = RNNClassifier(max_windows_per_epoch=10, **params).fit(X, y)
+    assert capped.t_ == 3 * 10
+    full = RNNClassifier(max_windows_per_epoch=30, **params).fit(X, y)
+    assert_array_equal(full._flat, RNNClassifier(**params).fit(X, y)._flat)
+    assert not np.array_equal(capped._flat, full._flat)
 
 
 def test_early_stopping_false_keeps_the_trained_network():
