@@ -15,6 +15,7 @@
 * ``benchmarks/bench_fleet.py --quick`` runs.
 """
 import os
+import pickle
 import subprocess
 import sys
 
@@ -270,6 +271,10 @@ def test_series_scales_attribute_and_streaming_use_them():
     history = pd.concat([scaled, new])
     history = pd.concat([g for _, g in history.groupby("site", sort=False)])
     pd.testing.assert_frame_equal(f.predict(), f.predict(history), rtol=1e-5)
+    # A pickled forecaster keeps each series' statistics.
+    again = pickle.loads(pickle.dumps(f))
+    pd.testing.assert_frame_equal(again.series_scales_, f.series_scales_)
+    pd.testing.assert_frame_equal(again.predict(history), f.predict(history))
     assert RNNForecaster(target="temp_air", series_id="site", scaling="global",
                          **SMALL).fit(scaled).series_scales_ is None
 

@@ -177,8 +177,8 @@ class SeriesContext:
         scaled = (raw - mean) / scale
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw, key=key), index[-1], int(index.asi8[-1]), index.name,
-                   index.dtype, TimeGrid(encoder.layout, index.unit))
+        return cls(raw, encoder.encode_rows(raw, key=key), index[-1], int(index.asi8[-1]),
+                   index.name, index.dtype, TimeGrid(encoder.layout, index.unit))
 
     @property
     def raw(self):
