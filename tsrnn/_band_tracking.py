@@ -67,17 +67,24 @@ class BandTracking:
         every = np.concatenate(spans)
         raw = self._forecast(self._windows(A, every, causal=causal, series=series),
                              calibrated=False)
-        issued = np.empty_like(raw)
-        at = 0
+        # Only the forecasts of ``origins`` are kept (a fleet's replay issues
+        # millions): ``every`` is sorted, the series being stacked in order.
+        wanted = np.zeros(len(every), bool)
+        wanted[np.searchsorted(every, origins)] = True
+        issued = np.empty((int(wanted.sum()),) + raw.shape[1:])
+        at = kept = 0
         for span in spans:
             tracker = SeriesTracker(self._calibration, self.horizon, 0)
             for i, row in enumerate(span):
                 if i:
                     tracker.observe(row, R[row])
-                issued[at + i] = tracker.issue(row, raw[at + i])
+                forecast = tracker.issue(row, raw[at + i])
+                if wanted[at + i]:
+                    issued[kept] = forecast
+                    kept += 1
             at += len(span)
-        position = {row: i for i, row in enumerate(every)}
-        return issued[[position[row] for row in origins]]
+        # Back to the order of ``origins`` (sorted as well, from the same spans).
+        return issued[np.searchsorted(every[wanted], origins)]
 
     def _issued_forecasts(self):
         """Forecasts from the end of every kept context, with tracked offsets.

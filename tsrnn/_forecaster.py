@@ -1165,7 +1165,7 @@ n_iter_, t_
             # calibration="split": every quantile starts at the median.
             Z = np.repeat(Z, len(self.quantiles_), axis=-1)
         Z.sort(axis=-1)
-        Z = self._encoder.unscale_targets(Z, windows.scales)
+        Z = self._encoder.unscale_targets(Z, windows.scales, out=Z)
         if calibrated and getattr(self, "_calibration", None) is not None:
             Z += self._calibration.offsets
             Z.sort(axis=-1)

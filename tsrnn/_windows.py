@@ -217,18 +217,21 @@ class Encoder:
             "Check the units, or fit with dtype=np.float64."
         )
 
-    def unscale_targets(self, Z, scales=None):
+    def unscale_targets(self, Z, scales=None, out=None):
         """Scaled target values (n, ..., n_targets, n_q) back to original units.
 
         ``scales``: the per-origin (mean, scale) of ``item_scales``, or None
-        for ``scaler``'s.
+        for ``scaler``'s. ``out=Z`` unscales in place (the same roundings
+        as ``Z * scale + mean``, without a backtest's temporaries).
         """
         n_t = len(self.layout.targets)
         if scales is None:
-            return Z * self.scaler.scale_[:n_t, None] + self.scaler.mean_[:n_t, None]
-        mean, scale = scales
-        shape = (len(Z),) + (1,) * (Z.ndim - 3) + (n_t, 1)
-        return Z * scale.reshape(shape) + mean.reshape(shape)
+            mean, scale = self.scaler.mean_[:n_t, None], self.scaler.scale_[:n_t, None]
+        else:
+            shape = (len(Z),) + (1,) * (Z.ndim - 3) + (n_t, 1)
+            mean, scale = scales[0].reshape(shape), scales[1].reshape(shape)
+        out = np.multiply(Z, scale, out=out)
+        return np.add(out, mean, out=out)
 
 
 def series_statistics(raws, scaler):
