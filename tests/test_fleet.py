@@ -300,6 +300,22 @@ def test_the_scaler_is_fitted_block_by_block_on_a_fleet(monkeypatch):
     assert int(g.scaler_.n_samples_seen_) == len(X)
 
 
+def test_the_backtest_replays_a_fleet_in_blocks_of_series(monkeypatch):
+    import tsrnn._band_tracking
+
+    X = _panel(n=300)
+    train, test = X.groupby("site").head(240), X.groupby("site").tail(60)
+    f = RNNForecaster(target="temp_air", series_id="site", window=12, horizon=4,
+                      hidden_layer_sizes=8, max_iter=2, random_state=0).fit(train)
+    assert f._tracks_in_backtest()  # the backtest replays the stream
+    whole = f.backtest(test, stride=3)
+    # Blocks of at most 50 forecasts: every series (more origins) alone.
+    monkeypatch.setattr(tsrnn._band_tracking, "_REPLAY_BLOCK", 50)
+    blocks = f.backtest(test, stride=3)
+    pd.testing.assert_frame_equal(blocks.forecasts, whole.forecasts, rtol=1e-6)
+    pd.testing.assert_frame_equal(blocks.intervals, whole.intervals, rtol=1e-6)
+
+
 def test_bench_fleet_builds_sensors_of_their_own_level_and_scale():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:

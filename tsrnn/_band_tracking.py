@@ -21,6 +21,23 @@ import numpy as np
 from tsrnn._calibration import BandCalibration, SeriesTracker, warn_too_few
 
 
+# Forecasts a backtest's replay makes at once (see ``_replay_stream``).
+_REPLAY_BLOCK = 1 << 17
+
+
+def _span_groups(spans, size):
+    """Consecutive spans in groups of about ``size`` origins (at least one span each)."""
+    group, n = [], 0
+    for span in spans:
+        if group and n + len(span) > size:
+            yield group
+            group, n = [], 0
+        group.append(span)
+        n += len(span)
+    if group:
+        yield group
+
+
 class BandTracking:
     """Mixin for ``RNNForecaster``: the calibrated band over fit, update and backtest."""
 
@@ -65,24 +82,31 @@ class BandTracking:
         ``origins``. ``series`` = (keys, offsets) of the stacked series.
         """
         every = np.concatenate(spans)
-        raw = self._forecast(self._windows(A, every, causal=causal, series=series),
-                             calibrated=False)
         # Only the forecasts of ``origins`` are kept (a fleet's replay issues
         # millions): ``every`` is sorted, the series being stacked in order.
         wanted = np.zeros(len(every), bool)
         wanted[np.searchsorted(every, origins)] = True
-        issued = np.empty((int(wanted.sum()),) + raw.shape[1:])
-        at = kept = 0
-        for span in spans:
-            tracker = SeriesTracker(self._calibration, self.horizon, 0)
-            for i, row in enumerate(span):
-                if i:
-                    tracker.observe(row, R[row])
-                forecast = tracker.issue(row, raw[at + i])
-                if wanted[at + i]:
-                    issued[kept] = forecast
-                    kept += 1
-            at += len(span)
+        issued, at, kept = None, 0, 0
+        # Whole series at a time, about _REPLAY_BLOCK forecasts a block, so
+        # the raw forecasts of a fleet's replay never exist all at once.
+        for group in _span_groups(spans, _REPLAY_BLOCK):
+            rows = group[0] if len(group) == 1 else np.concatenate(group)
+            raw = self._forecast(self._windows(A, rows, causal=causal, series=series),
+                                 calibrated=False)
+            if issued is None:
+                issued = np.empty((int(wanted.sum()),) + raw.shape[1:])
+            i0 = 0
+            for span in group:
+                tracker = SeriesTracker(self._calibration, self.horizon, 0)
+                for i, row in enumerate(span):
+                    if i:
+                        tracker.observe(row, R[row])
+                    forecast = tracker.issue(row, raw[i0 + i])
+                    if wanted[at + i]:
+                        issued[kept] = forecast
+                        kept += 1
+                i0 += len(span)
+                at += len(span)
         # Back to the order of ``origins`` (sorted as well, from the same spans).
         return issued[np.searchsorted(every[wanted], origins)]
 
