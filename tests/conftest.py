@@ -25,6 +25,8 @@ def threads_used(monkeypatch):
     otherwise the "2 threads" run could silently be serial (functional runs
     small layer calls on one thread).
     """
+    from tsrnn import functional
+
     used = []
     choose = functional._threading
 
