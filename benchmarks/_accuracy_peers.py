@@ -372,8 +372,12 @@ def _zero_head(model):
     starts training with the head at zero, so that the untrained model is the
     baseline (tsrnn/_forecaster.py, ``_initialize`` and ``_forecast``). Zeroing
     the head's weight and bias of a copy gives that model back after
-    training: every quantile is then the baseline, and the point forecast
-    (the median, which calibration leaves as it is) is exactly the baseline's.
+    training: every quantile is then the baseline. The band's offsets (and
+    their online tracking) are zeroed too: added to quantiles that all equal
+    the baseline, an offset above zero on the lower quantile would be sorted
+    into the median's place (seen on a series with a steady trend, where
+    every held-out error has one sign), and the point forecast would no
+    longer be the baseline's.
     """
     import copy
 
@@ -381,6 +385,12 @@ def _zero_head(model):
     views = alone._views()
     views["head.weight"][...] = 0
     views["head.bias"][...] = 0
+    calibration = getattr(alone, "_calibration", None)
+    if calibration is not None:
+        calibration.offsets[...] = 0
+        calibration.gains[...] = 0
+        for tracker in getattr(alone, "_trackers", {}).values():
+            tracker.offsets[...] = 0
     return alone
 
 

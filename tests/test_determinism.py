@@ -32,7 +32,6 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_limits
 
 import tsrnn
-from tsrnn import functional
 from tsrnn import RNNClassifier, RNNForecaster, RNNRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -88,21 +87,6 @@ def _digest(est):
 
 
 KINDS = ["regressor", "classifier", "forecaster"]
-
-
-@pytest.fixture
-def threads_used(monkeypatch):
-    """The thread caps functional chose for the layer calls since the last clear()."""
-    used = []
-    choose = functional._threading
-
-    def spy(batch, work):
-        n_threads, chunk = choose(batch, work)
-        used.append(n_threads)
-        return n_threads, chunk
-
-    monkeypatch.setattr(functional, "_threading", spy)
-    return used
 
 
 @pytest.mark.parametrize("kind", KINDS)

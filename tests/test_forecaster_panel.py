@@ -55,7 +55,7 @@ def test_one_model_for_all_series(fitted):
                 fitted._encoder.encode(
                     alone[fitted._frame_layout.columns], key, fitting=False
                 )["A"],
-                [len(alone) - 1],
+                [len(alone) - 1], series=([key], [0]),
             )
         )[0, :, 0, 0]
         np.testing.assert_allclose(

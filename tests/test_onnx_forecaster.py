@@ -188,10 +188,15 @@ def test_one_step_one_quantile(frame):
     assert_close(got.reshape(-1), np.concatenate(want))
 
 
-@pytest.mark.parametrize("form", ["column", "multiindex"])
-def test_several_series_in_one_batch(form):
+@pytest.mark.parametrize("form, scaling", [("column", "series"), ("multiindex", "series"),
+                                           ("column", "global")])
+def test_several_series_in_one_batch(form, scaling):
     panel = make_panel(form=form)
-    f = strong_head(RNNForecaster(target="y", series_id="site", **BASE).fit(panel))
+    if form == "column":
+        # Series in other units: per-series scaling must reach the graph.
+        panel.loc[panel["site"] == "b", ["y", "x"]] *= 1000.0
+    f = strong_head(RNNForecaster(target="y", series_id="site", scaling=scaling,
+                                  **BASE).fit(panel))
     model = to_onnx(f)
     columns = json.loads(metadata(model)["window_columns"])
     assert columns == ["y", "x", "hour"]  # the series_id column is not an input
@@ -199,7 +204,14 @@ def test_several_series_in_one_batch(form):
               else [g.droplevel(0) for _, g in panel.groupby(level=0)])
     window = np.stack([g[columns].to_numpy()[-f.window_:] for g in frames]).astype(np.float32)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (got,) = sess.run(None, {"window": window})
+    feeds = {"window": window}
+    if scaling == "series":
+        # Scaled per series: each row names its series, and needs to.
+        assert [i.name for i in model.graph.input] == ["window", "series"]
+        feeds["series"] = np.array([f.series_ids_.index(k) for k in ["a", "b"]], np.int64)
+    else:
+        assert [i.name for i in model.graph.input] == ["window"]
+    (got,) = sess.run(None, feeds)
     want = f.predict(panel)
     for i, key in enumerate(["a", "b"]):
         assert_close(got[i], as_array(f, want.loc[key]))
@@ -240,7 +252,7 @@ NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
 DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
           "missing", "known_future", "series_id", "season", "baseline",
-          "calibration", "calibration_rate", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "calibration", "calibration_rate", "scaling", "max_windows_per_epoch", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}

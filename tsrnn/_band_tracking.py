@@ -24,6 +24,23 @@ import numpy as np
 from tsrnn._calibration import BandCalibration, SeriesTracker, level_scaled, warn_too_few
 
 
+# Forecasts a backtest's replay makes at once (see ``_replay_stream``).
+_REPLAY_BLOCK = 1 << 17
+
+
+def _span_groups(spans, size):
+    """Consecutive spans in groups of about ``size`` origins (at least one span each)."""
+    group, n = [], 0
+    for span in spans:
+        if group and n + len(span) > size:
+            yield group
+            group, n = [], 0
+        group.append(span)
+        n += len(span)
+    if group:
+        yield group
+
+
 class BandTracking:
     """Mixin for ``RNNForecaster``: the calibrated band over fit, update and backtest."""
 
@@ -58,28 +75,43 @@ class BandTracking:
         return (getattr(self, "_calibration", None) is not None
                 and self._calibration.rate > 0)
 
-    def _replay_stream(self, A, causal, R, spans, origins):
+    def _replay_stream(self, A, causal, R, spans, origins, series=None):
         """Backtest forecasts issued as a stream would have issued them.
 
         Every origin of each series' span issues a forecast (stride 1), in
         time order; each actual updates the offsets of the forecasts it
         completes before the next is issued (``SeriesTracker``), starting
         from the offsets learned in fit. Returns the forecasts of
-        ``origins``.
+        ``origins``. ``series`` = (keys, offsets) of the stacked series.
         """
         every = np.concatenate(spans)
-        raw = self._forecast(self._windows(A, every, causal=causal), calibrated=False)
-        issued = np.empty_like(raw)
-        at = 0
-        for span in spans:
-            tracker = SeriesTracker(self._calibration, self.horizon, 0)
-            for i, row in enumerate(span):
-                if i:
-                    tracker.observe(row, R[row])
-                issued[at + i] = tracker.issue(row, raw[at + i])
-            at += len(span)
-        position = {row: i for i, row in enumerate(every)}
-        return issued[[position[row] for row in origins]]
+        # Only the forecasts of ``origins`` are kept (a fleet's replay issues
+        # millions): ``every`` is sorted, the series being stacked in order.
+        wanted = np.zeros(len(every), bool)
+        wanted[np.searchsorted(every, origins)] = True
+        issued, at, kept = None, 0, 0
+        # Whole series at a time, about _REPLAY_BLOCK forecasts a block, so
+        # the raw forecasts of a fleet's replay never exist all at once.
+        for group in _span_groups(spans, _REPLAY_BLOCK):
+            rows = group[0] if len(group) == 1 else np.concatenate(group)
+            raw = self._forecast(self._windows(A, rows, causal=causal, series=series),
+                                 calibrated=False)
+            if issued is None:
+                issued = np.empty((int(wanted.sum()),) + raw.shape[1:])
+            i0 = 0
+            for span in group:
+                tracker = SeriesTracker(self._calibration, self.horizon, 0)
+                for i, row in enumerate(span):
+                    if i:
+                        tracker.observe(row, R[row])
+                    forecast = tracker.issue(row, raw[i0 + i])
+                    if wanted[at + i]:
+                        issued[kept] = forecast
+                        kept += 1
+                i0 += len(span)
+                at += len(span)
+        # Back to the order of ``origins`` (sorted as well, from the same spans).
+        return issued[np.searchsorted(every[wanted], origins)]
 
     def _issued_forecasts(self):
         """Forecasts from the end of every kept context, with tracked offsets.
@@ -88,19 +120,26 @@ class BandTracking:
         order of ``_context``. A forecast issued from the last origin already
         (by update()) is returned as it was issued; the others are issued now.
         """
-        out = []
+        due = []
         for key, frame in self._context.items():
             tracker = self._trackers.get(key)
             if tracker is None:
                 tracker = self._trackers[key] = SeriesTracker(
                     self._calibration, self.horizon, len(frame)
                 )
-            last = tracker.n_seen - 1
-            if last not in tracker.pending:
-                raw = self._issue_due(key, frame, len(frame))[len(frame) - 1]
-                tracker.issue(last, raw)
-            out.append(tracker.pending[last])
-        return out
+            if tracker.n_seen - 1 not in tracker.pending:
+                due.append((key, frame, tracker))
+        if due:
+            # One batch for every series still to issue (a fleet's 10,000
+            # forecasts after fit: one network pass, not 10,000).
+            windows = self._context_windows(
+                [(key, frame, [len(frame) - 1], None) for key, frame, _ in due]
+            )
+            for (_, _, tracker), raw in zip(due, self._forecast(windows, calibrated=False)):
+                tracker.issue(tracker.n_seen - 1, raw)
+        return [
+            self._trackers[key].pending[self._trackers[key].n_seen - 1] for key in self._context
+        ]
 
     def _track(self, key, combined, n_old, raw):
         """Check the forecasts the new rows complete, then issue the new ones.
@@ -145,7 +184,7 @@ class BandTracking:
         raw = self._forecast(windows, calibrated=False)
         n_t = len(self._frame_layout.targets)
         actual = windows.future_targets(slice(None)).astype(np.float64)
-        actual = self._encoder.unscale_targets(actual[..., None])[..., 0]
+        actual = self._encoder.unscale_targets(actual[..., None], windows.scales)[..., 0]
         relative, floor = self._level_scaling
         self._calibration = BandCalibration(self.quantiles_, self.calibration_rate).fit(
             raw, actual.reshape(len(raw), self.horizon, n_t), relative, floor

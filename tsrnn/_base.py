@@ -63,6 +63,7 @@ from tsrnn._data import Minibatch
 from tsrnn._network import RecurrentNetwork, put_state, take_state
 from tsrnn._optim import adam_step, clip_grad_norm
 from tsrnn._persistence import VersionedPickle
+from tsrnn._sampling import epoch_sample
 from tsrnn._weights import build_layout
 from tsrnn.exceptions import TrainingError
 from tsrnn.functional import _single_threaded_blas, init_params
@@ -87,6 +88,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_windows_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -121,6 +123,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         batch_size,
         learning_rate_init,
         max_iter,
+        max_windows_per_epoch,
         shuffle,
         random_state,
         tol,
@@ -144,6 +147,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
+        self.max_windows_per_epoch = max_windows_per_epoch
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
@@ -370,7 +374,24 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
             self._run_epochs_limited(train, val, incremental, callback)
 
     def _run_epochs_limited(self, train, val, incremental, callback):
-        batch_size = self._batch_size(train.n_items)
+        if not self.early_stopping:
+            # A held-out block without early stopping (the forecaster's band
+            # calibration) is not the loop's business: the loop keeps the
+            # weights it trained, and stops on the training loss, as MLP.
+            val = None
+        budget = self.max_windows_per_epoch
+        sampled = budget is not None and train.n_items > budget
+        seed = None
+        if sampled:
+            # Drawn only when the budget binds: a fit within it uses the
+            # random state as before, and gives the same model bitwise.
+            seed = self._random_state.randint(np.iinfo(np.int32).max)
+            batch_size = self._batch_size(budget)
+            groups = getattr(train, "groups", None)
+            if groups is None:  # one stream, or a batch of sequences
+                groups = [train.n_items]
+        else:
+            batch_size = self._batch_size(train.n_items)
         order = np.arange(train.n_items)
         best_params = None
         # Convergence is judged per fit call (a warm-started fit may see other
@@ -396,16 +417,23 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         start = time.perf_counter()
         try:
             for _ in range(max_iter):
-                if self.shuffle:
+                n_rows = train.n_rows
+                if sampled:
+                    # This epoch's windows (``_sampling.py``): a pure function
+                    # of the seed, the epoch and the series' sizes.
+                    order = epoch_sample(groups, budget, seed, self.n_iter_,
+                                         self.shuffle)
+                    n_rows = train.n_rows_of(order)
+                elif self.shuffle:
                     self._random_state.shuffle(order)
                 total = 0.0
                 if train.prefix is not None:
                     total += self._train_step(Minibatch(*train.prefix), per_step=True)
-                for rows in gen_batches(train.n_items, batch_size):
+                for rows in gen_batches(len(order), batch_size):
                     total += self._train_step(Minibatch(*train.batch(order[rows])), per_step)
                 self.n_iter_ += 1
-                self.t_ += train.n_rows
-                self.loss_curve_.append(total / train.n_rows)
+                self.t_ += n_rows
+                self.loss_curve_.append(total / n_rows)
                 improved = self._update_no_improvement_count(val)
                 if improved and val is not None:
                     best_params = self._flat[0].copy()

@@ -77,6 +77,16 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
     max_iter : int, default=50
         Maximum number of epochs (passes over all rows).
 
+    max_windows_per_epoch : int or None, default=None
+        The training budget: the most windows (sequences for 3-D input) one
+        epoch trains on. With more, each epoch trains on a fresh sample of
+        this many, drawn with ``random_state`` and spread evenly over the
+        stream's time (see the user guide's "Fleets" page); None (the
+        default) trains on all of them, as MLPRegressor does. The cost of
+        a fit is then at most ``max_iter * max_windows_per_epoch`` windows,
+        however long the data: neuralforecast's ``max_steps *
+        windows_batch_size`` (``batch_size`` is ``windows_batch_size``).
+
     shuffle : bool, default=True
         Whether to shuffle the order of windows in each epoch. The windows
         themselves always keep their rows in time order.
@@ -225,6 +235,7 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
         batch_size="auto",
         learning_rate_init=0.005,
         max_iter=50,
+        max_windows_per_epoch=None,
         shuffle=True,
         random_state=None,
         tol=1e-4,
@@ -251,6 +262,7 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             max_iter=max_iter,
+            max_windows_per_epoch=max_windows_per_epoch,
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,

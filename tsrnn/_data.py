@@ -16,7 +16,12 @@ over:
 * ``prefix``: None, or one more tuple like ``batch``'s, whose targets are at
   every step (a stream's first rows);
 * ``per_step`` (optional, default False): ``batch``'s targets are at every
-  step, ``Y`` of shape (B, T, ...), rather than at each sequence's last step.
+  step, ``Y`` of shape (B, T, ...), rather than at each sequence's last step;
+* ``n_rows_of(idx)``: the targets an epoch sees when it trains on the items
+  ``idx`` only (and the prefix), for the training budget
+  (``max_windows_per_epoch``, ``_sampling.py``);
+* ``groups`` (optional, default one group of all items): items per series,
+  the items of a series consecutive; the budget is shared among them.
 
 The forecaster has its own view of forecast windows with the same members
 (``tsrnn._windows.ForecastWindows``).
@@ -89,6 +94,13 @@ class SequenceData:
         else:
             self.n_rows = int(lengths.sum())
 
+    def n_rows_of(self, idx):
+        if not self.per_step:
+            return len(idx)
+        if self.lengths is None:
+            return len(idx) * self.X.shape[1]
+        return int(self.lengths[idx].sum())
+
     def batch(self, idx):
         X, Y = self.X[idx], self.Y[idx]
         W = None if self.W is None else self.W[idx]
@@ -134,6 +146,10 @@ class StreamData:
                 0, 2, 1
             )
             self.Y = Y[window - 1 : stop]
+
+    def n_rows_of(self, idx):
+        # The prefix's rows, trained every epoch, and one target per window.
+        return self.n_rows - self.n_items + len(idx)
 
     def batch(self, idx):
         # Fancy indexing copies only this minibatch's windows.

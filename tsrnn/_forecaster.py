@@ -72,12 +72,14 @@ from tsrnn._baseline_choice import BaselineChoice
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
+from tsrnn._sampling import fixed_sample, series_groups
 from tsrnn._stream_context import SeriesContext, StreamingContext
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
     check_scaler,
     fit_origins,
+    series_statistics,
     stack,
     stack_inference,
 )
@@ -132,6 +134,28 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
+
+
+# Rows of the training frame the scaler is fitted on at once (see _row_blocks).
+_SCALER_BLOCK_ROWS = 1 << 20
+
+
+def _row_blocks(arrays):
+    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
+
+    The scaler is fitted block by block (``partial_fit``), so that a fleet's
+    values are never copied as a whole; a frame of fewer rows is one block,
+    fitted exactly as ``StandardScaler().fit`` would fit it.
+    """
+    block, n = [], 0
+    for a in arrays:
+        block.append(a)
+        n += len(a)
+        if n >= _SCALER_BLOCK_ROWS:
+            yield block[0] if len(block) == 1 else np.concatenate(block)
+            block, n = [], 0
+    if block:
+        yield block[0] if len(block) == 1 else np.concatenate(block)
 
 
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -242,6 +266,37 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         towards the side it missed (adaptive conformal inference). 0 keeps
         the offsets learned in fit.
 
+    max_windows_per_epoch : int or None, default=20_000
+        The training budget: the most forecast windows one epoch trains on
+        (neuralforecast trains ``max_steps`` minibatches of
+        ``windows_batch_size`` sampled windows; here ``batch_size`` is the
+        windows per minibatch and ``max_iter`` the epochs, so a fit trains on
+        at most ``max_iter * max_windows_per_epoch`` windows, 1,000,000 by
+        default, neuralforecast's default of 1,000 steps of 1,024). When the
+        training frame has more forecast origins, every epoch trains on a
+        fresh sample of this many: the budget is shared equally among the
+        series (a short series gives all its windows, and the others share
+        the rest), and each series' windows are spread over its time, drawn
+        with ``random_state``. The held-out block that early stopping scores
+        and the band is calibrated on is then a fixed sample of at most this
+        many windows, equal shares per series and evenly spaced. A frame
+        with fewer origins (every series of the public accuracy suite) is
+        trained on all of them, bitwise as without a budget. None: every
+        origin, every epoch (an epoch's cost grows with the fleet). See the
+        user guide's "Fleets" page.
+
+    scaling : {"series", "global"}, default="series"
+        How the columns are standardised before they reach the baseline and
+        the network. "series": each series by its own mean and standard
+        deviation on the training frame (``series_scales_``), so that
+        sensors in other units and at other levels (litres per second,
+        degrees, kilowatts) share one model, and a series multiplied by
+        ``10**k`` and shifted is forecast as it was (neuralforecast's
+        ``local_scaler_type="standard"``). A series not seen in fit, at
+        ``predict(X)``, ``backtest`` or ``update``, is standardised with
+        ``scaler_`` (all training series together). "global": every series
+        with ``scaler_``. With a single series the two are the same.
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
@@ -257,6 +312,10 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         forecast (the median, or the mean without quantiles) forecasts the
         block best is kept, the untrained one (the baseline alone)
         included; the band is corrected on the same block afterwards.
+        Without ``early_stopping`` the held-out block still chooses the
+        baseline and calibrates the band, but picks no epoch: training
+        runs ``max_iter`` epochs (or until the training loss stops
+        improving by ``tol``) and keeps the trained network.
         ``warm_start`` continues training the weights on new data with the
         first fit's scaler, frequency, baseline and MASE scale; the
         columns, quantiles and horizon must stay the same.
@@ -295,6 +354,11 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
 
     scaler_ : StandardScaler
         Fitted on the training frame's [targets, past, known-future] columns.
+
+    series_scales_ : DataFrame or None
+        With ``scaling="series"`` and several series: the mean and scale of
+        every column of every training series (index ``series_ids_``,
+        columns ``("mean" | "scale", column)``); None otherwise.
 
     mase_scale_ : ndarray of shape (n_targets,)
         In-sample MAE of the seasonal naive forecast on the training frame,
@@ -378,6 +442,7 @@ n_iter_, t_
         "baseline": [StrOptions({"auto", "persistence", "seasonal"})],
         "calibration": [StrOptions({"cqr", "split"}), None],
         "calibration_rate": [Interval(Real, 0, 1, closed="left")],
+        "scaling": [StrOptions({"series", "global"})],
     }
 
     def __init__(
@@ -397,11 +462,13 @@ n_iter_, t_
         baseline="auto",
         calibration="cqr",
         calibration_rate=0.1,
+        scaling="series",
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
         learning_rate_init=0.005,
         max_iter=50,
+        max_windows_per_epoch=20_000,
         shuffle=True,
         random_state=None,
         tol=1e-4,
@@ -426,6 +493,7 @@ n_iter_, t_
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
             max_iter=max_iter,
+            max_windows_per_epoch=max_windows_per_epoch,
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,
@@ -452,6 +520,7 @@ n_iter_, t_
         self.baseline = baseline
         self.calibration = calibration
         self.calibration_rate = calibration_rate
+        self.scaling = scaling
 
     # ------------------------------------------------------------------
     # Public API
@@ -611,7 +680,8 @@ n_iter_, t_
             ]
             A, offsets, causal = stack_inference(records, layout.n_past)
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
-            Z = self._forecast(self._windows(A, origins, causal=causal))
+            Z = self._forecast(self._windows(A, origins, causal=causal,
+                                             series=(list(frames), offsets)))
         parts = [
             self._forecast_frame(Z[i], self._future_index(frame, time_name))
             for i, frame in enumerate(frames.values())
@@ -750,10 +820,11 @@ n_iter_, t_
                 + ("" if start is None else f", start={start}")
                 + ")."
             )
+        series = (list(contexts), offsets)
         if self._tracks_in_backtest():
-            Z = self._replay_stream(A, causal, R, spans, origins)  # (n, h, T, Q)
+            Z = self._replay_stream(A, causal, R, spans, origins, series)  # (n, h, T, Q)
         else:
-            Z = self._forecast(self._windows(A, origins, causal=causal))
+            Z = self._forecast(self._windows(A, origins, causal=causal, series=series))
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)
         persistence, seasonal = _backtest.baselines(Rff, origins, first_row, h, self.season_)
         point = Z[..., self._point_index()]
@@ -920,6 +991,18 @@ n_iter_, t_
         return self._baseline.describe()
 
     @property
+    def series_scales_(self):
+        """Per-series mean and scale of the model columns, or None."""
+        check_is_fitted(self)
+        stats = self._encoder.series_stats
+        if not stats:
+            return None
+        columns = pd.MultiIndex.from_product([["mean", "scale"], self._frame_layout.columns])
+        values = np.array([np.concatenate(stats[key]) for key in stats])
+        return pd.DataFrame(values, index=pd.Index(list(stats), name=self._frame_layout.id_name),
+                            columns=columns)
+
+    @property
     def scaler_(self):
         """StandardScaler fitted on the training frame's model columns."""
         check_is_fitted(self)
@@ -966,20 +1049,28 @@ n_iter_, t_
             self.n_outputs_ = n_outputs
             self.season_ = default_season(layout.offset) if self.season is None else self.season
             self.series_ids_ = list(frames) if layout.multi else None
-            raw = np.concatenate([f.to_numpy(np.float64) for f in frames.values()])
+            raws = {key: f.to_numpy(np.float64) for key, f in frames.items()}
             with warnings.catch_warnings():
                 # check_scaler reports overflowing columns by name; numpy's
                 # overflow warnings would only come before that message.
                 warnings.simplefilter("ignore", RuntimeWarning)
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
-                scaler = StandardScaler().fit(raw)
+                scaler = StandardScaler()
+                for block in _row_blocks(list(raws.values())):
+                    scaler.partial_fit(block)
             check_scaler(scaler, layout)
-            self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon)
+            series_stats = None
+            if layout.multi and self.scaling == "series":
+                series_stats = series_statistics(raws, scaler)
+            del raws
+            self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
+                                    series_stats)
             targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
             self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
             self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
         records = [self._encoder.encode(f, key, fitting=True) for key, f in frames.items()]
         A, Y, offsets = stack(records, ["A", "Y"])
+        del records  # the per-series copies: a fleet's would double A and Y
         lengths = [len(f) for f in frames.values()]
         W = None
         if sample_weight is not None:
@@ -1011,10 +1102,14 @@ n_iter_, t_
                 f"({why}); the band is left uncalibrated.",
                 UserWarning, stacklevel=4,
             )
+        if val is not None and self.max_windows_per_epoch is not None:
+            # A fixed sample of the held-out block: every epoch is scored on
+            # the same windows, at a cost that does not grow with the fleet.
+            val = val[fixed_sample(series_groups(val, offsets), self.max_windows_per_epoch)]
         if val is not None:
             # Inputs are gathered block by block when validation is scored;
             # only the (small) targets exist as a whole.
-            val_windows = self._windows(A, val, Y=Y, W=W)
+            val_windows = self._windows(A, val, Y=Y, W=W, series=(list(frames), offsets))
             val = (val_windows, val_windows.targets())
             if W is not None:
                 val += (val_windows.weights(),)
@@ -1022,7 +1117,10 @@ n_iter_, t_
         if first_pass:
             self._calibration, self._trackers = None, {}
         self._context_lengths = {key: len(f) for key, f in frames.items()}
-        return A.shape[1], self._windows(A, train, Y=Y, W=W), val
+        train = self._windows(A, train, Y=Y, W=W)
+        # The budget's draws are shared among the series (``_sampling.py``).
+        train.groups = series_groups(train.origins, offsets)
+        return A.shape[1], train, val
 
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
     # The untrained network outputs zero corrections, so the untrained model is
@@ -1039,12 +1137,16 @@ n_iter_, t_
     # ------------------------------------------------------------------
     # Windows and outputs
     # ------------------------------------------------------------------
-    def _windows(self, A, origins, Y=None, causal=None, W=None):
+    def _windows(self, A, origins, Y=None, causal=None, W=None, series=None):
+        """ForecastWindows of stacked arrays; ``series`` = (keys, offsets) of the stack."""
         layout = self._frame_layout
-        return ForecastWindows(
+        windows = ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
             bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
         )
+        if series is not None:
+            windows.scales = self._encoder.item_scales(*series, windows.origins)
+        return windows
 
     def _with_context(self, key, frame):
         """(frame with the kept context prepended when it follows it, rows added)."""
@@ -1074,7 +1176,7 @@ n_iter_, t_
             # calibration="split": every quantile starts at the median.
             Z = np.repeat(Z, len(self.quantiles_), axis=-1)
         Z.sort(axis=-1)
-        Z = self._encoder.unscale_targets(Z)
+        Z = self._encoder.unscale_targets(Z, windows.scales, out=Z)
         if calibrated and getattr(self, "_calibration", None) is not None:
             Z = self._calibration.apply(Z)
             Z.sort(axis=-1)

@@ -398,7 +398,10 @@ class FrameLayout:
                     f"series_id={self.series_id!r} is not a column of X; columns are "
                     f"{list(X.columns)}."
                 )
-            frames = dict(iter(X.groupby(self.series_id, sort=False)))
+            # Only the model columns are grouped: selecting them in each of a
+            # fleet's groups afterwards cost 5 ms a series (10,000: 46 s).
+            model = X[[c for c in self.columns if c in X.columns]]
+            frames = dict(iter(model.groupby(X[self.series_id], sort=False)))
         else:
             if self.multi:
                 raise InputError(
@@ -420,7 +423,9 @@ class FrameLayout:
                     f"{type(frame.index).__name__}; convert it with "
                     "df.index = pd.to_datetime(df.index)."
                 )
-            out[key] = frame[self.columns].astype(np.float64)
+            if frame.columns.tolist() != self.columns:
+                frame = frame[self.columns]
+            out[key] = frame.astype(np.float64)
         # update() accepts an empty frame (nothing new); everything that
         # needs timestamps from X does not.
         if not out or (regularize and not all(len(f) for f in out.values())):

@@ -7,7 +7,11 @@ one forecast origin, stage by stage, and each stage is one function below
 that reads the fitted forecaster and adds its nodes:
 
 1. :func:`model_inputs` - the raw window's columns into the model's order
-   [targets, past covariates, known-future], standardised with ``scaler_``;
+   [targets, past covariates, known-future], standardised with ``scaler_``,
+   or, for a forecaster scaled per series (``scaling="series"`` on several
+   series), with the statistics of the series named by the ``"series"``
+   input (each row's position in ``series_ids_``, gathered from a table of
+   ``series_scales_``);
    with known-future covariates, the 0/1 future-flag column and ``horizon``
    more rows holding the scaled future values (``Encoder.encode`` and
    ``ForecastWindows._gather``);
@@ -50,6 +54,7 @@ expects complete windows, as ``predict`` does.
 import json
 
 import numpy as np
+from onnx import TensorProto
 
 from tsrnn._baselines import LagBaseline, LinearBaseline
 from tsrnn._onnx_graph import DOUBLE, FLOAT, GraphBuilder
@@ -75,12 +80,21 @@ def forecaster_model(f):
             f"Known-future values for the horizon={h} steps after the origin, raw, "
             f"columns {layout.known}.",
         )
-    A = model_inputs(g, f, window, future, columns)
+    series = None
+    if f._encoder.series_stats:
+        series = g.add_input(
+            "series", TensorProto.INT64, ["batch"],
+            f"Position of each row's series in series_ids_ (0 .. {len(f.series_ids_) - 1}): "
+            "its window is standardised, and its forecast unscaled, with that "
+            "series' statistics (series_scales_).",
+        )
+    stats = series_statistics(g, f, series)
+    A = model_inputs(g, f, window, future, columns, stats)
     base = baseline(g, f, A)
     Z = g.network(f, network_inputs(g, f, A))
     Z = add_corrections(g, f, Z, base)
     Z = sort_quantiles(g, f, Z)
-    Z = unscale(g, f, Z)
+    Z = unscale(g, f, Z, stats)
     Z = calibrate(g, f, Z)
     n_t = len(layout.targets)
     shape = ["batch", h, n_t]
@@ -137,25 +151,45 @@ def window_columns(f):
 # ----------------------------------------------------------------------
 # 1. Scaled model inputs (Encoder.encode, ForecastWindows._gather)
 # ----------------------------------------------------------------------
-def model_inputs(g, f, window, future, columns):
+def series_statistics(g, f, series):
+    """(mean, scale) of the model columns: constants (n_cols,), or (B, 1, n_cols) per row.
+
+    Per row when the forecaster is scaled per series: gathered by the
+    ``series`` input from tables in the order of ``series_ids_``.
+    """
+    if series is None:
+        scaler = f.scaler_
+        return g.const(scaler.mean_, "mean"), g.const(scaler.scale_, "scale")
+    stats = [f._encoder.stats(key) for key in f.series_ids_]
+    out = []
+    for i, name in enumerate(("mean", "scale")):
+        table = g.const(np.array([s[i] for s in stats]), f"series_{name}_table")
+        rows = g.op("Gather", [table, series], f"series_{name}", axis=0)
+        out.append(g.op("Unsqueeze", [rows, g.ints([1], "axes")], f"series_{name}_b1c"))
+    return tuple(out)
+
+
+def model_inputs(g, f, window, future, columns, stats):
     """(B, length, n_inputs) in the model's dtype, as ``_gather`` returns them."""
-    layout, scaler = f._frame_layout, f.scaler_
+    layout = f._frame_layout
     n_past, n_cols = layout.n_past, len(layout.columns)
     x = g.cast(window, DOUBLE, "window_f64")
     order = [columns.index(c) for c in layout.columns]
     if order != list(range(n_cols)):
         x = g.op("Gather", [x, g.ints(order, "model_column_order")], "model_columns", axis=2)
-    mean, scale = scaler.mean_, scaler.scale_
-    x = g.op("Div", [g.op("Sub", [x, g.const(mean, "mean")]), g.const(scale, "scale")],
-             "scaled")
+    mean, scale = stats
+    x = g.op("Div", [g.op("Sub", [x, mean]), scale], "scaled")
     if future is not None:
         # Window rows get the future flag 0; the horizon rows after them hold
         # zeros (the training mean) in the target and past columns, the scaled
         # known values, and the flag 1.
         x = g.op("Pad", [x, g.ints([0, 0, 0, 0, 0, 1], "pads")], "flag_0")
         u = g.cast(future, DOUBLE, "future_f64")
-        u = g.op("Div", [g.op("Sub", [u, g.const(mean[n_past:], "known_mean")]),
-                         g.const(scale[n_past:], "known_scale")], "future_scaled")
+        known_mean, known_scale = (
+            _slice(g, v, [n_past], [n_cols], [-1], f"known_{name}")
+            for v, name in zip(stats, ("mean", "scale"))
+        )
+        u = g.op("Div", [g.op("Sub", [u, known_mean]), known_scale], "future_scaled")
         u = g.op("Pad", [u, g.ints([0, 0, n_past, 0, 0, 1], "pads")], "future_padded")
         flag = np.zeros(n_cols + 1)
         flag[-1] = 1
@@ -267,9 +301,14 @@ def calibrate(g, f, Z):
     return sort_quantiles(g, f, Z)
 
 
-def unscale(g, f, Z):
+def unscale(g, f, Z, stats):
     """Scaled forecasts back to the targets' units (``Encoder.unscale_targets``)."""
     n_t = len(f._frame_layout.targets)
-    scaler = f.scaler_
-    Z = g.op("Mul", [Z, g.const(scaler.scale_[:n_t, None], "target_scale")])
-    return g.op("Add", [Z, g.const(scaler.mean_[:n_t, None], "target_mean")], "forecast_f64")
+    # (n_t, 1) constants, or (B, 1, n_t, 1) per row: against Z (B, h, n_t, n_q).
+    mean, scale = (
+        g.op("Unsqueeze", [_slice(g, v, [0], [n_t], [-1], f"target_{name}"),
+                           g.ints([-1], "axes")], f"target_{name}_q")
+        for v, name in zip(stats, ("mean", "scale"))
+    )
+    Z = g.op("Mul", [Z, scale])
+    return g.op("Add", [Z, mean], "forecast_f64")

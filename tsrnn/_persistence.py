@@ -75,7 +75,7 @@ FITTED_STATE = {
         "id_name", "known", "missing", "multi", "offset", "past", "resample",
         "series_id", "targets", "time_name",
     }),
-    "Encoder": frozenset({"dtype", "horizon", "layout", "scaler"}),
+    "Encoder": frozenset({"dtype", "horizon", "layout", "scaler", "series_stats"}),
     "LagBaseline": frozenset({"lags", "window"}),
     "LinearBaseline": frozenset({
         "alpha", "anchor", "coef_", "covariates", "horizon", "intercept_", "level",

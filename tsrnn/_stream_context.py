@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tsrnn._frames import as_integer, where
-from tsrnn._windows import ForecastWindows, GatheredWindows, stack_inference
+from tsrnn._windows import GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
 
@@ -169,15 +169,16 @@ class SeriesContext:
                                self.index_dtype, self.grid, self.gaps, self.n_clean)
 
     @classmethod
-    def from_frame(cls, frame, encoder):
-        """The context of a regular frame of the model columns (checked for range)."""
+    def from_frame(cls, frame, encoder, key=None):
+        """The context of a regular frame of series ``key`` (checked for range)."""
         raw = frame.to_numpy(np.float64)
         # The range check of Encoder.encode, for rows the stream will use.
-        scaled = (raw - encoder.scaler.mean_) / encoder.scaler.scale_
+        mean, scale = encoder.stats(key)
+        scaled = (raw - mean) / scale
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw), index[-1], int(index.asi8[-1]), index.name,
-                   index.dtype, TimeGrid(encoder.layout, index.unit))
+        return cls(raw, encoder.encode_rows(raw, key=key), index[-1], int(index.asi8[-1]),
+                   index.name, index.dtype, TimeGrid(encoder.layout, index.unit))
 
     @property
     def raw(self):
@@ -272,7 +273,7 @@ class StreamingContext:
     def _set_context(self, frames):
         """Keep the tails of regular frames {key: frame} (at fit)."""
         self._context = {
-            key: SeriesContext.from_frame(f.iloc[-self._keep() :], self._encoder)
+            key: SeriesContext.from_frame(f.iloc[-self._keep() :], self._encoder, key)
             for key, f in frames.items()
         }
 
@@ -342,7 +343,7 @@ class StreamingContext:
             combined = layout.regularize(combined, key,
                                          anchor=None if old is None else old.last)
             layout.check_gaps(combined, key)
-            grown[key] = (SeriesContext.from_frame(combined, self._encoder),
+            grown[key] = (SeriesContext.from_frame(combined, self._encoder, key),
                           0 if old is None else len(old))
         return grown
 
@@ -359,7 +360,7 @@ class StreamingContext:
         w = self.window_
         if all(ctx.clean(min(o) - w + 1, max(o)) for _, ctx, o, _ in items):
             parts = []
-            for _, ctx, origins, future in items:
+            for key, ctx, origins, future in items:
                 if len(origins) == 1:
                     X = ctx.inputs[None, origins[0] - w + 1 : origins[0] + 1]
                 else:
@@ -367,19 +368,22 @@ class StreamingContext:
                 if future is not None:
                     # The future rows as ForecastWindows gathers them: zeros
                     # in the past columns, the known values, the flag set.
-                    block = self._encoder.future_block(future)
+                    block = self._encoder.future_block(future, key)
                     block[:, -1] = 1
                     block = np.broadcast_to(block.astype(X.dtype), (len(X),) + block.shape)
                     X = np.concatenate([X, block], axis=1)
                 parts.append(X)
             X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            return GatheredWindows(X, self._baseline)
+            windows = GatheredWindows(X, self._baseline)
+            # One "series" per item: its origins are its own rows.
+            counts = [len(o) for _, _, o, _ in items]
+            windows.scales = self._encoder.item_scales(
+                [key for key, _, o, _ in items], np.cumsum([0] + counts[:-1]),
+                np.arange(sum(counts)))
+            return windows
         records = [self._encoder.encode(ctx.frame(), key, fitting=False, future=future)
                    for key, ctx, _, future in items]
         A, offsets, causal = stack_inference(records, self._frame_layout.n_past)
         origins = np.concatenate([o + np.asarray(p) for o, (_, _, p, _) in zip(offsets, items)])
-        layout = self._frame_layout
-        return ForecastWindows(
-            A, origins, w, self.horizon, layout.n_past, len(layout.targets),
-            bool(layout.known), causal=causal, baseline=self._baseline,
-        )
+        return self._windows(A, origins, causal=causal,
+                             series=([key for key, _, _, _ in items], offsets))

@@ -36,6 +36,7 @@ training, validation, the baseline's choice and calibration; a training view
 gives the others' weights with every minibatch.
 """
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -59,15 +60,44 @@ class Encoder:
     horizon : int
     """
 
-    def __init__(self, layout, scaler, dtype, horizon):
+    def __init__(self, layout, scaler, dtype, horizon, series_stats=None):
         self.layout, self.scaler, self.dtype, self.horizon = layout, scaler, dtype, horizon
+        # {series key: (mean, scale)} over the model columns, float64, with
+        # scaling="series" on several series (empty otherwise): each series
+        # is standardised by its own training statistics, so sensors in
+        # other units and at other levels reach the network alike. A series
+        # not seen in fit is scaled with ``scaler``'s (all series together).
+        self.series_stats = {} if series_stats is None else series_stats
+
+    def stats(self, key):
+        """(mean, scale) that standardise the model columns of series ``key``."""
+        found = self.series_stats.get(key)
+        if found is None:
+            return self.scaler.mean_, self.scaler.scale_
+        return found
+
+    def item_scales(self, keys, offsets, origins):
+        """Per-origin (mean, scale) of the targets, (n, n_targets) each, or None.
+
+        ``keys`` and ``offsets`` name the stacked series and their first rows;
+        None when every series is scaled with ``scaler`` (then
+        :meth:`unscale_targets` uses it, as before per-series scaling).
+        """
+        if not self.series_stats or not any(k in self.series_stats for k in keys):
+            return None
+        n_t = len(self.layout.targets)
+        mean = np.array([self.stats(k)[0][:n_t] for k in keys]).reshape(len(keys), n_t)
+        scale = np.array([self.stats(k)[1][:n_t] for k in keys]).reshape(len(keys), n_t)
+        series = np.searchsorted(np.asarray(offsets), np.asarray(origins), side="right") - 1
+        return mean[series], scale[series]
 
     def encode(self, frame, key, fitting, future=None):
         """Model arrays of one regular series frame.
 
         Returns a dict: ``A`` scaled filled inputs (+ future flag column),
-        ``Y`` scaled targets (NaN = not a training target), ``R`` raw targets
-        (NaN where missing), ``Rff`` raw targets carried forward, and at
+        ``Y`` scaled targets (NaN = not a training target), at inference
+        ``R`` raw targets (NaN where missing) and ``Rff`` raw targets
+        carried forward, and at
         inference with gaps ``causal = (last_obs, ffill)`` for causal filling
         (else None). With ``future`` (horizon, n_known) the arrays get
         ``horizon`` more rows.
@@ -79,7 +109,9 @@ class Encoder:
         gaps = not observed.all()
         if gaps:
             layout.check_gaps(frame, key)
-        out = {"R": raw[:, :n_t], "causal": None}
+        # The raw targets serve the backtest's actuals and baselines; a fit
+        # needs only the model arrays (and a fleet's copies would add up).
+        out = {"causal": None} if fitting else {"R": raw[:, :n_t], "causal": None}
         filled = raw
         if gaps:
             if fitting:
@@ -90,7 +122,7 @@ class Encoder:
                 kf = layout.known
                 filled[kf] = frame[kf].interpolate(method="time", limit_direction="both")
             filled = filled.to_numpy(np.float64)
-        mean, scale = self.scaler.mean_, self.scaler.scale_
+        mean, scale = self.stats(key)
         scaled = (filled - mean) / scale
         self.check_range(scaled, raw, frame.index, "X")
         # A column with nothing observed stays NaN -> 0, its training mean.
@@ -98,7 +130,8 @@ class Encoder:
         Y = A[:, :n_t].copy()
         if layout.missing == "mask":
             Y[~observed[:, :n_t]] = np.nan
-        out["Rff"] = pd.DataFrame(raw[:, :n_t]).ffill().to_numpy()
+        if not fitting:
+            out["Rff"] = pd.DataFrame(raw[:, :n_t]).ffill().to_numpy()
         if gaps and not fitting:
             rows = np.arange(len(raw))[:, None]
             last_obs = np.maximum.accumulate(
@@ -110,7 +143,7 @@ class Encoder:
         if layout.known:
             A = np.hstack([A, np.zeros((len(A), 1))])
         if future is not None:
-            A = np.vstack([A, self.future_block(future)])
+            A = np.vstack([A, self.future_block(future, key)])
             pad = np.full((self.horizon, n_t), np.nan)
             Y, out["R"], out["Rff"] = (np.vstack([a, pad]) for a in (Y, out["R"], out["Rff"]))
             if out["causal"] is not None:
@@ -123,14 +156,14 @@ class Encoder:
         out["Y"] = Y.astype(self.dtype, copy=False)
         return out
 
-    def future_block(self, future):
+    def future_block(self, future, key=None):
         """Input rows (horizon, n_inputs) of known-future values (horizon, n_known).
 
         Zeros (the training mean) in the target and past-covariate columns and
         in the future flag, which the windows set (``ForecastWindows``).
         """
         n_past = self.layout.n_past
-        mean, scale = self.scaler.mean_, self.scaler.scale_
+        mean, scale = self.stats(key)
         block = np.zeros((self.horizon, len(self.layout.columns) + 1))
         scaled = (future - mean[n_past:]) / scale[n_past:]
         steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
@@ -138,7 +171,7 @@ class Encoder:
         block[:, n_past:-1] = scaled
         return block
 
-    def encode_rows(self, raw, checked=False):
+    def encode_rows(self, raw, checked=False, key=None):
         """Model inputs (n, n_inputs) of rows without gaps, one row at a time.
 
         Row for row what :meth:`encode` gives a frame whose rows are all
@@ -147,7 +180,8 @@ class Encoder:
         finite or standardises beyond the dtype (the caller then takes the
         path that names it); otherwise the caller checks the range.
         """
-        scaled = (raw - self.scaler.mean_) / self.scaler.scale_
+        mean, scale = self.stats(key)
+        scaled = (raw - mean) / scale
         if checked:
             # The largest magnitude is NaN when a value is: it fails the
             # comparison too, so every row that passes is finite and there
@@ -183,10 +217,43 @@ class Encoder:
             "Check the units, or fit with dtype=np.float64."
         )
 
-    def unscale_targets(self, Z):
-        """Scaled target values (..., n_targets, n_q) back to original units."""
+    def unscale_targets(self, Z, scales=None, out=None):
+        """Scaled target values (n, ..., n_targets, n_q) back to original units.
+
+        ``scales``: the per-origin (mean, scale) of ``item_scales``, or None
+        for ``scaler``'s. ``out=Z`` unscales in place (the same roundings
+        as ``Z * scale + mean``, without a backtest's temporaries).
+        """
         n_t = len(self.layout.targets)
-        return Z * self.scaler.scale_[:n_t, None] + self.scaler.mean_[:n_t, None]
+        if scales is None:
+            mean, scale = self.scaler.mean_[:n_t, None], self.scaler.scale_[:n_t, None]
+        else:
+            shape = (len(Z),) + (1,) * (Z.ndim - 3) + (n_t, 1)
+            mean, scale = scales[0].reshape(shape), scales[1].reshape(shape)
+        out = np.multiply(Z, scale, out=out)
+        return np.add(out, mean, out=out)
+
+
+def series_statistics(raws, scaler):
+    """{key: (mean, scale)} of the model columns of each series' rows.
+
+    NaN is ignored, as StandardScaler ignores it; a column a series never
+    observes takes ``scaler``'s moments, and a constant one the scale 1
+    (StandardScaler's rule), so that it standardises to 0.
+    """
+    out = {}
+    eps = 10 * np.finfo(np.float64).eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        for key, raw in raws.items():
+            mean = np.nanmean(raw, axis=0)
+            scale = np.sqrt(np.nanvar(raw, axis=0))
+            unseen = np.isnan(mean)
+            mean[unseen] = scaler.mean_[unseen]
+            scale[unseen] = scaler.scale_[unseen]
+            scale[~(scale > eps * np.maximum(1.0, np.abs(mean)))] = 1.0
+            out[key] = (mean, scale)
+    return out
 
 
 def check_scaler(scaler, layout):
@@ -358,6 +425,12 @@ class ForecastWindows:
 
     prefix = None  # no short-history sequence: every origin has a full window
     ndim = 3
+    # Training views: origins per series (set by the forecaster), which the
+    # training budget shares its draws among (``_sampling.py``).
+    groups = None
+    # Per-origin (mean, scale) of the targets with per-series scaling
+    # (``Encoder.item_scales``), for unscaling the forecasts; None: global.
+    scales = None
 
     def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
                  causal=None, baseline=None, W=None):
@@ -431,6 +504,9 @@ class ForecastWindows:
             return None
         return self._W[self.origins[idx]].astype(self._A.dtype)
 
+    def n_rows_of(self, idx):
+        return len(idx)
+
     def batch(self, idx):
         X = self._gather(idx)
         Y = self.future_targets(idx) - self.baseline(X)
@@ -454,6 +530,7 @@ class GatheredWindows:
     """
 
     ndim = 3
+    scales = None  # as ForecastWindows.scales
 
     def __init__(self, X, baseline):
         self.X, self.baseline = X, baseline

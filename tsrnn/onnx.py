@@ -93,7 +93,10 @@ def to_onnx(estimator):
           model's metadata as ``window_columns``. With known-future
           covariates, a second input ``"future"`` float32 ``(batch,
           horizon, n_known)`` holds their values for the ``horizon`` steps
-          after the origin, in the order of ``known_future_``. Output
+          after the origin, in the order of ``known_future_``. A
+          forecaster of several series scaled per series
+          (``scaling="series"``) takes ``"series"`` int64 ``(batch,)``,
+          each row's position in ``series_ids_``. Output
           ``"forecast"`` float32 ``(batch, horizon, n_targets)`` in the
           order of ``target_``, with a last axis of ``len(quantiles_)``
           (in increasing order) when the forecaster has quantiles. Each row
