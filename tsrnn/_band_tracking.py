@@ -21,7 +21,13 @@ receives), there is nothing to track and these methods do nothing.
 """
 import numpy as np
 
-from tsrnn._calibration import BandCalibration, SeriesTracker, level_scaled, warn_too_few
+from tsrnn._calibration import (
+    BandCalibration,
+    SeriesTracker,
+    level_scaled,
+    replay_streams,
+    warn_too_few,
+)
 
 
 # Forecasts a backtest's replay makes at once (see ``_replay_stream``).
@@ -80,8 +86,9 @@ class BandTracking:
 
         Every origin of each series' span issues a forecast (stride 1), in
         time order; each actual updates the offsets of the forecasts it
-        completes before the next is issued (``SeriesTracker``), starting
-        from the offsets learned in fit. Returns the forecasts of
+        completes before the next is issued (a ``SeriesTracker`` per series,
+        run for all the series of a block in step by ``replay_streams``),
+        starting from the offsets learned in fit. Returns the forecasts of
         ``origins``. ``series`` = (keys, offsets) of the stacked series.
         """
         every = np.concatenate(spans)
@@ -98,18 +105,12 @@ class BandTracking:
                                  calibrated=False)
             if issued is None:
                 issued = np.empty((int(wanted.sum()),) + raw.shape[1:])
-            i0 = 0
-            for span in group:
-                tracker = SeriesTracker(self._calibration, self.horizon, 0)
-                for i, row in enumerate(span):
-                    if i:
-                        tracker.observe(row, R[row])
-                    forecast = tracker.issue(row, raw[i0 + i])
-                    if wanted[at + i]:
-                        issued[kept] = forecast
-                        kept += 1
-                i0 += len(span)
-                at += len(span)
+            lengths = [len(span) for span in group]
+            forecasts = replay_streams(self._calibration, raw, R[rows], lengths)
+            keep = wanted[at : at + len(rows)]
+            issued[kept : kept + int(keep.sum())] = forecasts[keep]
+            kept += int(keep.sum())
+            at += len(rows)
         # Back to the order of ``origins`` (sorted as well, from the same spans).
         return issued[np.searchsorted(every[wanted], origins)]
 

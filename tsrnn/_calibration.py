@@ -244,6 +244,46 @@ def warn_too_few(levels, n):
     )
 
 
+def replay_streams(calibration, raw, actual, lengths):
+    """The forecasts a stream issues, for several series at once (a backtest's replay).
+
+    ``raw`` (N, h, n_t, n_q) holds the uncalibrated forecasts of every origin
+    of the series, series after series (``lengths`` origins each, in time
+    order), and ``actual`` (N, n_t) the truth at each origin's row. Returns
+    the calibrated, sorted forecasts (N, h, n_t, n_q): what one
+    ``SeriesTracker`` per series, starting from the offsets learned in fit,
+    issues when every origin observes its row and then issues, bit for bit.
+    The series move in step, one origin at a time, so a fleet's replay is
+    a loop over the origins of one series, not over every origin (issue 21:
+    per origin, the trackers of 10,000 sensors took 50 of the backtest's
+    87 s).
+    """
+    lengths = np.asarray(lengths)
+    h = raw.shape[1]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    offsets = np.repeat(calibration.offsets[None], len(lengths), axis=0)
+    # The forecast issued from a series' origin j, kept at ring[series, j % h]
+    # while its truth arrives: the pending forecasts of a SeriesTracker.
+    ring = np.empty((len(lengths), h) + raw.shape[1:])
+    out = np.empty_like(raw)
+    for i in range(int(lengths.max(initial=0))):
+        live = np.flatnonzero(lengths > i)
+        pos = starts[live] + i
+        if i:
+            # Origin i - 1 - k reaches this row at its step k (SeriesTracker.observe).
+            steps = np.arange(min(i, h))
+            issued = ring[live[:, None], ((i - 1 - steps) % h)[None, :], steps[None, :]]
+            truth = actual[pos]
+            below = truth[:, None, :, None] <= issued
+            move = calibration.gains[steps] * (calibration.quantiles - below)
+            move = np.where(np.isnan(truth)[:, None, :, None], 0.0, move)
+            offsets[live[:, None], steps[None, :]] += move
+        issued = np.sort(calibration.apply(raw[pos], offsets[live]), axis=-1)
+        ring[live, i % h] = issued
+        out[pos] = issued
+    return out
+
+
 class SeriesTracker:
     """The forecasts issued for one series that still await their truth.
 
