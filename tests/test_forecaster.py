@@ -357,3 +357,14 @@ def test_timestamps_beyond_nanoseconds_forecast_in_their_unit():
     frame = pd.DataFrame({"y": np.sin(np.arange(len(index)) / 3.0)}, index=index)
     got = RNNForecaster(**FAST, target="y").fit(frame).predict()
     assert got.index[0] == pd.Timestamp("1500-03-01") and got.index.unit == "s"
+
+
+def test_an_infinite_value_is_refused_by_column_series_and_timestamp():
+    # scikit-learn's scaler refused it first, with a message about "Input X"
+    # (and the command line printed a traceback).
+    from _forecaster_data import make_panel
+
+    panel = make_panel(120)
+    panel.loc[(panel.site == "b") & (panel.index == panel.index[70]), "x"] = -np.inf
+    with pytest.raises(ValueError, match=r"'x' in series 'b' at 2024-01-03 22:00:00 is -inf"):
+        RNNForecaster(target="y", series_id="site", **FAST).fit(panel)

@@ -123,6 +123,13 @@ def _epoch_seconds(unit):
     return pd.Timedelta(1, unit=unit).total_seconds()
 
 
+def _refuse_missing_stamps(values, name, path):
+    """A UsageError naming the first row of ``values`` (a column) without a timestamp."""
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        raise UsageError(f"row {missing[0] + 1} of {path} has no timestamp in column {name!r}")
+
+
 def _parse_epoch(column, name, path, unit):
     """Unix times in ``unit`` (or guessed) as a UTC DatetimeIndex."""
     if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
@@ -133,9 +140,7 @@ def _parse_epoch(column, name, path, unit):
             f"--time-unit {unit} reads Unix times, but time column {name!r} in {path} "
             f"does not hold numbers{where}; drop --time-unit for text timestamps"
         )
-    missing = np.flatnonzero(column.isna().to_numpy())
-    if missing.size:
-        raise UsageError(f"row {missing[0] + 1} of {path} has no timestamp in column {name!r}")
+    _refuse_missing_stamps(column, name, path)
     low, high = column.min(), column.max()
     if unit is None:
         for guess in _GUESSED_UNITS:
@@ -244,15 +249,7 @@ def _parse_text(column, name, path):
             f"cannot parse the timestamps in column {name!r} of {path}: "
             f"{_first_line(error)}"
         )
-    missing = np.flatnonzero(stamps.isna().to_numpy())
-    if missing.size:
-        raise UsageError(f"row {missing[0] + 1} of {path} has no timestamp in column {name!r}")
-    if not isinstance(stamps.dtype, (np.dtype, pd.DatetimeTZDtype)) or stamps.dtype.kind != "M":
-        # Defensive: pandas returns objects for zones it cannot unite.
-        _first_bad_stamp(column, name, path)
-        raise UsageError(
-            f"the timestamps in column {name!r} of {path} do not share one time zone"
-        )
+    _refuse_missing_stamps(stamps, name, path)
     return pd.DatetimeIndex(stamps, name=name), TimeFormat()
 
 

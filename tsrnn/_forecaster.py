@@ -77,6 +77,7 @@ from tsrnn._stream_context import SeriesContext, StreamingContext
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
+    check_no_infinity,
     check_scaler,
     fit_origins,
     series_statistics,
@@ -1050,6 +1051,7 @@ n_iter_, t_
             self.season_ = default_season(layout.offset) if self.season is None else self.season
             self.series_ids_ = list(frames) if layout.multi else None
             raws = {key: f.to_numpy(np.float64) for key, f in frames.items()}
+            check_no_infinity(raws, lambda key: frames[key].index, layout)
             with warnings.catch_warnings():
                 # check_scaler reports overflowing columns by name; numpy's
                 # overflow warnings would only come before that message.

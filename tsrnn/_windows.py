@@ -256,6 +256,25 @@ def series_statistics(raws, scaler):
     return out
 
 
+def check_no_infinity(raws, index_of, layout):
+    """Refuse an infinite value before the scaler sees it, naming column and timestamp.
+
+    ``raws`` is {series key: (n, n_columns) float64 values of the model
+    columns}, ``index_of(key)`` that series' time index. scikit-learn's
+    scaler would refuse it too, but with a message about "Input X" that
+    names neither.
+    """
+    for key, raw in raws.items():
+        bad = np.isinf(raw)
+        if bad.any():
+            row, j = (int(i) for i in np.argwhere(bad)[0])
+            where = "" if key is None else f" in series {key!r}"
+            raise InputError(
+                f"X column {layout.columns[j]!r}{where} at {index_of(key)[row]} is "
+                f"{raw[row, j]}; replace it with a finite number (or NaN for a gap)."
+            )
+
+
 def check_scaler(scaler, layout):
     """Refuse columns the model cannot learn from instead of forecasting NaN."""
     mean, var = scaler.mean_, scaler.var_
