@@ -13,7 +13,8 @@ import pytest
 from pandas.tseries.frequencies import to_offset
 
 from tsrnn import RNNForecaster
-from tsrnn._frames import FrameLayout, round_step, snap_to_grid
+from tsrnn._frames import FrameLayout
+from tsrnn._time_grid import round_step, snap_to_grid
 from tsrnn.exceptions import InputError, ResampleWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

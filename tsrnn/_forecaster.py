@@ -6,7 +6,8 @@ The estimator tells the story: fit, predict, update, backtest, score, plot.
 The work is done elsewhere, one job per module:
 
 * ``_frames.py``: column roles, series, time step and gaps of a frame
-  (``FrameLayout``, learned in fit);
+  (``FrameLayout``, learned in fit); ``_time_grid.py``: its grid arithmetic
+  (timestamp units, snapping readings to the grid, rounded steps);
 * ``_windows.py``: scaling and causal filling into arrays, stacking of series,
   forecast windows and origins (``Encoder``, ``ForecastWindows``);
 * ``_base.py``: the network, its one fit path and training loop, reached

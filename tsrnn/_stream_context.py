@@ -38,7 +38,8 @@ from the arrays.
 import numpy as np
 import pandas as pd
 
-from tsrnn._frames import as_integer, where
+from tsrnn._frames import where
+from tsrnn._time_grid import as_integer
 from tsrnn._windows import GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
