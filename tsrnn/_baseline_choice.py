@@ -75,7 +75,8 @@ class BaselineChoice:
             if self.season_ <= 1 or seasonal.max() >= max(candidates):
                 seasonal = None
             baseline, self.window_, self.baseline_scores_ = select_baseline(
-                gather, targets, fit, val, candidates, h, n_t, seasonal, weights
+                gather, targets, fit, val, candidates, h, n_t, seasonal, weights,
+                season=self.season_,
             )
             return baseline
         # A fixed baseline: the middle candidate (season + horizon when seasonal).

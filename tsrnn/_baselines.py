@@ -259,13 +259,14 @@ def _moments(design, gather, targets, idx, lags, weights=None):
 
 
 def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targets,
-                    seasonal_lags, weights=None):
+                    seasonal_lags, weights=None, season=1):
     """The baseline with the least mean absolute error on held-out time.
 
     Candidates: persistence, seasonal naive (``seasonal_lags``, or None when
-    there is no season the windows can see), and the linear baseline with
+    there is no season the windows can see), the linear baseline with
     and without the level feature and the covariates, for every window and
-    penalty. Windows are gathered block by block and the linear candidates
+    penalty, and exponential smoothing (``_ets.py``: level, damped trend,
+    additive season of ``season`` steps) for every window. Windows are gathered block by block and the linear candidates
     share one Gram matrix (``_FullDesign``), so memory stays O(features
     squared) whatever the number of origins.
 
@@ -336,12 +337,27 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
                 for alpha, (coef, intercept) in zip(_ALPHAS, path):
                     key = ((anchor, level, covariates), window, float(alpha))
                     fitted[key] = (cols, coef, intercept)
+    # Exponential smoothing: its parameters chosen on the same moments.
+    # (_ets builds on LinearBaseline, so it is imported once this module is.)
+    from tsrnn import _ets
+
+    smoothing = {}
+    for window in windows:
+        for trend, seasonal in _ets.FORMS:
+            model = _ets.fit_smoothing(moments["gram"], moments["cross"]["persistence"],
+                                       longest, window, horizon, n_targets, season,
+                                       trend, seasonal)
+            if model is not None:
+                key = (("exponential smoothing", _ets.describe_form(trend, seasonal)),
+                       window, None)
+                smoothing[key] = (design.columns(window, False, False), model)
     del moments
 
     # Every candidate is scored in one pass over the held-out windows: the
     # sum of absolute errors and the count of observed targets.
     abs_error = {(name, longest, None): 0.0 for name in lags}
     abs_error.update({key: 0.0 for key in fitted})
+    abs_error.update({key: 0.0 for key in smoothing})
     count = 0
     for block in _blocks(val_idx, n_rows * n_inputs):
         Y = targets(block)
@@ -361,10 +377,16 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
             anchor = anchors[key[0][0]]
             pred = anchor + (F[:, cols] @ coef + intercept).reshape(anchor.shape)
             abs_error[key] += _total(np.abs(Y - pred), observed, w)
+        for key, (cols, model) in smoothing.items():
+            anchor = anchors["persistence"]
+            pred = anchor + (F[:, cols] @ model.coef_).reshape(anchor.shape)
+            abs_error[key] += _total(np.abs(Y - pred), observed, w)
     scores = {key: (err / count if count else np.inf) for key, err in abs_error.items()}
     kind, window, alpha = min(scores, key=scores.get)
     if kind in lags:
         return LagBaseline(lags[kind], window), window, scores
+    if (kind, window, alpha) in smoothing:
+        return smoothing[(kind, window, alpha)][1], window, scores
     _, coef, intercept = fitted[(kind, window, alpha)]
     anchor, level, covariates = kind
     baseline = LinearBaseline(window, horizon, n_targets, lags[anchor], level, covariates,
