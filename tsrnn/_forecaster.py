@@ -26,9 +26,9 @@ The work is done elsewhere, one job per module:
 Model. The network reads the last ``window`` rows before a forecast origin
 and its head emits every output at once: ``horizon x n_targets x n_heads``
 values ("direct multi-step"). The outputs are corrections to a baseline
-forecast learned from the training data (persistence, seasonal naive or a
-ridge regression on the window, whichever forecasts the held-out block
-best), and the head starts at zero, so the untrained model is that
+forecast learned from the training data (persistence, seasonal naive, a
+ridge regression on the window or exponential smoothing over it, whichever
+forecasts the held-out block best), and the head starts at zero, so the untrained model is that
 baseline. Early stopping scores the point forecast on the held-out block and
 keeps the untrained model when no epoch beats it. On the public suite
 (benchmarks/README.md) the learned baseline does most of the work and the
@@ -347,12 +347,13 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
 
     baseline_ : str
         The baseline chosen in fit, e.g. ``"persistence"``, ``"seasonal
-        naive"`` or ``"linear (seasonal naive, level, covariates)"``.
+        naive"``, ``"linear (seasonal naive, level, covariates)"`` or
+        ``"exponential smoothing (level, damped trend, additive season)"``.
 
     baseline_scores_ : dict or None
         Held-out mean absolute error (scaled units) of every candidate
         baseline that ``baseline="auto"`` tried, keyed by (form, window,
-        penalty); None for a fixed baseline.
+        penalty; None for exponential smoothing); None for a fixed baseline.
 
     scaler_ : StandardScaler
         Fitted on the training frame's [targets, past, known-future] columns.
@@ -399,8 +400,11 @@ n_iter_, t_
     regression from the window (the targets as changes from the origin,
     optionally the origin's level and the covariates) to each horizon step,
     as a departure from persistence or from seasonal naive, so that the
-    penalty shrinks it towards one of them. Form, penalty and window are
-    chosen on the held-out block; the chosen baseline is ``baseline_`` and
+    penalty shrinks it towards one of them. It also tries exponential
+    smoothing (Holt-Winters: a level, optionally a damped additive trend and
+    an additive season of ``season`` steps) run over the window, its
+    smoothing parameters chosen per target on the training windows. Form,
+    penalty and window are chosen on the held-out block; the chosen baseline is ``baseline_`` and
     the held-out errors of all candidates are ``baseline_scores_``. Chosen
     this way, on the public accuracy suite of ``benchmarks/bench_accuracy.py``
     the baseline alone beat seasonal naive and persistence on most data sets,
