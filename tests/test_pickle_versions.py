@@ -230,8 +230,8 @@ def _configurations():
                       early_stopping=False, **kw).fit(frame),
         RNNForecaster(target="y", series_id="site", missing="interpolate", **kw).fit(make_panel()),
         RNNForecaster(target="y", missing="mask", cell="gru", **kw).fit(gappy),
-        # Exponential smoothing is the choice on a noiseless trend and season.
-        RNNForecaster(target="y", horizon=6, season=12, **SMALL).fit(make_trend_season(120)),
+        RNNForecaster(target="y", horizon=6, season=12, baseline="smoothing",
+                      **SMALL).fit(make_trend_season(120)),
         RNNRegressor(window=5, **SMALL).fit(frame[["x"]], frame["y"]),
         RNNRegressor(window=5, early_stopping=True, **SMALL).fit(frame[["x"]].to_numpy(),
                                                                  frame["y"]),
