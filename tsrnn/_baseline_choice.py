@@ -1,9 +1,9 @@
 """The forecaster's choice of window and baseline at fit time.
 
 ``window="auto"`` and ``baseline="auto"`` (or ``"smoothing"``) are decided
-together: the candidates (``select_baseline`` in ``_baselines.py``) are fitted on the
-training origins and scored on the held-out block the network is later
-validated and calibrated on.
+together: the candidates (``select_baseline`` in ``_baselines.py``) are
+fitted on the training origins and scored on the held-out block the network
+is later validated and calibrated on.
 """
 import numpy as np
 

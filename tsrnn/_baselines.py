@@ -270,9 +270,9 @@ def select_baseline(gather, targets, fit_idx, val_idx, windows, horizon, n_targe
     ``season`` steps) for every window. (Among the others, on the suite and
     the holdout group, the held-out block chose it on 4 of 14 data sets, and
     the test span made two 12-13% better and two 26-40% worse:
-    benchmarks/README.md.) Windows are gathered block by block and the linear candidates
-    share one Gram matrix (``_FullDesign``), so memory stays O(features
-    squared) whatever the number of origins.
+    benchmarks/README.md.) Windows are gathered block by block and the
+    linear candidates share one Gram matrix (``_FullDesign``), so memory
+    stays O(features squared) whatever the number of origins.
 
     Parameters
     ----------
