@@ -72,6 +72,7 @@ from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
+from tsrnn._network_inputs import NetworkInputs
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
 from tsrnn._stream_context import SeriesContext, StreamingContext
@@ -299,6 +300,19 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         ``scaler_`` (all training series together). "global": every series
         with ``scaler_``. With a single series the two are the same.
 
+    network_inputs : {"relative", "level"}, default="relative"
+        What the network reads of each window (the baseline always reads
+        the scaled window). "relative": the target columns as changes from
+        their value at the forecast origin (the covariates as scaled), so
+        that the network sees the window's shape rather than its level: the
+        recent windows of a trending series, which early stopping scores
+        and every forecast starts from, lie at levels the network saw
+        rarely in training, and their shape does not. "level": the scaled
+        values, as the baseline reads them. On the public panels "relative"
+        let the network improve its baseline where "level" kept the
+        untrained network (``benchmarks/README.md``, "The network earns its
+        place").
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
@@ -445,6 +459,7 @@ n_iter_, t_
         "calibration": [StrOptions({"cqr", "split"}), None],
         "calibration_rate": [Interval(Real, 0, 1, closed="left")],
         "scaling": [StrOptions({"series", "global"})],
+        "network_inputs": [StrOptions({"relative", "level"})],
     }
 
     def __init__(
@@ -465,6 +480,7 @@ n_iter_, t_
         calibration="cqr",
         calibration_rate=0.1,
         scaling="series",
+        network_inputs="relative",
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -523,6 +539,7 @@ n_iter_, t_
         self.calibration = calibration
         self.calibration_rate = calibration_rate
         self.scaling = scaling
+        self.network_inputs = network_inputs
 
     # ------------------------------------------------------------------
     # Public API
@@ -1082,6 +1099,8 @@ n_iter_, t_
             W = np.concatenate([by_key[key] for key in frames])
         if first_pass:
             self._baseline = self._fit_baseline(A, Y, offsets, lengths, W)  # sets window_
+            self._network_inputs = NetworkInputs(self.network_inputs, self.window_,
+                                                 len(layout.targets))
         holdout = self.early_stopping or self._calibrates()
         try:
             train, val = fit_origins(
@@ -1146,6 +1165,7 @@ n_iter_, t_
         windows = ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
             bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
+            network_inputs=self._network_inputs,
         )
         if series is not None:
             windows.scales = self._encoder.item_scales(*series, windows.origins)
