@@ -1,4 +1,6 @@
-"""What the network reads (``network_inputs``, tsrnn/_network_inputs.py)."""
+"""The network earns its place: what it reads (``network_inputs``,
+tsrnn/_network_inputs.py) and when early stopping keeps it
+(``min_network_gain``)."""
 import warnings
 
 import numpy as np
@@ -58,17 +60,17 @@ def panel():
     return df.groupby("id").head(320), df.groupby("id").tail(80)
 
 
+def fit(train, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return RNNForecaster(target="y", series_id="id", horizon=3, window=12, max_iter=30,
+                             random_state=0, **params).fit(train)
+
+
 @pytest.fixture(scope="module")
 def fitted(panel):
     train, _ = panel
-    out = {}
-    for kind in ("relative", "level"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            out[kind] = RNNForecaster(target="y", series_id="id", horizon=3, window=12,
-                                      network_inputs=kind, max_iter=30,
-                                      random_state=0).fit(train)
-    return out
+    return {kind: fit(train, network_inputs=kind) for kind in ("relative", "level")}
 
 
 def test_on_a_trending_nonlinear_panel_the_network_improves_its_baseline(panel, fitted):
@@ -108,3 +110,21 @@ def test_relative_inputs_are_changes_from_the_origin():
     np.testing.assert_array_equal(got[:, w:], X[:, w:])  # rows after the origin too
     assert NetworkInputs("level", w, n_t)(X) is X
 
+
+
+def test_an_epoch_must_clear_min_network_gain_to_replace_the_baseline(panel, fitted):
+    train, _ = panel
+    kept = fitted["relative"]  # the default margin, 3%: the network clears it
+    assert kept._views()["head.weight"].any()
+    assert kept.best_validation_score_ == max(kept.validation_scores_)
+    # Trained epochs beat the baseline's held-out loss by about half, not by
+    # 90%: the untrained network (a zero head) is kept, with its score.
+    strict = fit(train, min_network_gain=0.9)
+    assert not strict._views()["head.weight"].any()
+    assert not strict._views()["head.bias"].any()
+    assert max(strict.validation_scores_) > strict.best_validation_score_
+    # Same epochs, same baseline: the margin only changes which model is kept.
+    n = min(len(strict.validation_scores_), len(kept.validation_scores_))
+    np.testing.assert_array_equal(strict.validation_scores_[:n], kept.validation_scores_[:n])
+    initial = strict.best_validation_score_
+    assert kept.best_validation_score_ >= initial + 0.03 * abs(initial)
