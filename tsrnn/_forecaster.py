@@ -322,7 +322,7 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         forecast's held-out loss is at least this fraction below the
         baseline's. A smaller gain is within what the choice of an epoch on
         one held-out block gains by chance: on the public suite and panels,
-        every data set whose best epoch gained less than 3% there (1.0% to
+        every data set whose best epoch gained less than 3% there (0.1% to
         2.6%, on six of them) was forecast worse than its baseline alone
         afterwards (by 0.2% to 5.6%), and every one that gained more than
         5% was forecast better (``benchmarks/README.md``, "The network
