@@ -178,6 +178,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         weights the fit started from.
         """
         return 0.0
+
     # What to try when the loss diverges, for the TrainingError's message.
     _divergence_hint = (
         "Scale X and y (e.g. StandardScaler), lower learning_rate_init, or set "

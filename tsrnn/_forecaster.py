@@ -32,8 +32,8 @@ best), and the head starts at zero, so the untrained model is that
 baseline. Early stopping scores the point forecast on the held-out block and
 keeps the untrained model when no epoch beats it by ``min_network_gain``.
 The network reads the window's targets relative to the origin
-(``_network_inputs.py``), the baseline reads them as scaled. On the public suite
-(benchmarks/README.md) the learned baseline does most of the work and the
+(``_network_inputs.py``), the baseline reads them as scaled. On the public
+suite (benchmarks/README.md) the learned baseline does most of the work and the
 network adds a few percent where the data allow.
 
 Honest evaluation. ``backtest`` and ``score`` forecast from every origin in
@@ -342,7 +342,8 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
         network starts from a correction of zero, and the epoch whose point
         forecast (the median, or the mean without quantiles) forecasts the
         block best is kept, the untrained one (the baseline alone)
-        included (a trained epoch must beat it by ``min_network_gain``); the band is corrected on the same block afterwards.
+        included (a trained epoch must beat it by ``min_network_gain``);
+        the band is corrected on the same block afterwards.
         Without ``early_stopping`` the held-out block still chooses the
         baseline and calibrates the band, but picks no epoch: training
         runs ``max_iter`` epochs (or until the training loss stops
