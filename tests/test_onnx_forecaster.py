@@ -238,7 +238,7 @@ def test_gap_filling_cannot_be_exported(missing, frame):
 # does not use it.
 EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout",
             "feature_names_in_", "n_outputs_", "quantiles_", "window_", "_calibration",
-            "_head_levels", "_directions"}
+            "_head_levels", "_directions", "_network_inputs"}
 # _trackers: the offsets update() tracks for the kept contexts (a running
 # forecaster's state, not part of predict(X)); _context_lengths: rows seen;
 # _level_scaling: fit's choice of the band's error model, which predict(X)
@@ -252,7 +252,8 @@ NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
 DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
           "missing", "known_future", "series_id", "season", "baseline",
-          "calibration", "calibration_rate", "scaling", "max_windows_per_epoch", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "calibration", "calibration_rate", "scaling", "network_inputs", "min_network_gain",
+          "max_windows_per_epoch", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
@@ -290,3 +291,17 @@ def test_band_relative_to_the_level_matches_predict(frame):
     f = strong_head(RNNForecaster(**BASE | RICH).fit(df))
     assert f._calibration.relative.tolist() == [True, False]
     assert_close(onnx_forecasts(f, df), predicted(f, df))
+
+
+@pytest.mark.parametrize("network_inputs", ["relative", "level"])
+def test_network_inputs_match_predict(network_inputs, frame):
+    # The network reads the targets relative to the origin (the default) or
+    # as scaled; with covariates and known-future rows both must reach the
+    # graph as predict builds them.
+    f = strong_head(RNNForecaster(network_inputs=network_inputs, **BASE | RICH).fit(frame))
+    got = onnx_forecasts(f, frame)
+    assert_close(got, predicted(f, frame))
+    # The same weights reading the other inputs forecast otherwise: the
+    # graph's stage is not a no-op that happens to agree.
+    f._network_inputs.kind = "level" if network_inputs == "relative" else "relative"
+    assert np.abs(predicted(f, frame) - got).max() > 1e-2

@@ -169,6 +169,16 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
     # Whether early stopping may keep the weights the fit started from, when no
     # epoch beats them on the validation block.
     _score_initial_model = False
+
+    def _initial_model_margin(self):
+        """Relative margin by which an epoch must beat the initial model to replace it.
+
+        With ``_score_initial_model``: an epoch whose validation score is
+        not above ``initial + margin * |initial|`` never replaces the
+        weights the fit started from.
+        """
+        return 0.0
+
     # What to try when the loss diverges, for the TrainingError's message.
     _divergence_hint = (
         "Scale X and y (e.g. StandardScaler), lower learning_rate_init, or set "
@@ -393,7 +403,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         else:
             batch_size = self._batch_size(train.n_items)
         order = np.arange(train.n_items)
-        best_params = None
+        best_params, kept_initial = None, False
         # Convergence is judged per fit call (a warm-started fit may see other
         # data); the curves keep growing across calls, as in MLP.
         if val is not None:
@@ -401,8 +411,13 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
                 self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             if self._score_initial_model:
-                self.best_validation_score_ = self._score_validation(val)
+                initial = self._score_validation(val)
+                # The bar a trained epoch must clear; the initial score is
+                # restored below if none does.
+                self.best_validation_score_ = (
+                    initial + self._initial_model_margin() * abs(initial))
                 best_params = self._flat[0].copy()
+                kept_initial = True
             self.best_loss_ = None
             self._no_improvement_count = 0
         elif not incremental or self.best_loss_ is None:
@@ -437,6 +452,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
                 improved = self._update_no_improvement_count(val)
                 if improved and val is not None:
                     best_params = self._flat[0].copy()
+                    kept_initial = False
                 self._end_epoch(val, time.perf_counter() - start, callback)
                 if incremental:
                     break
@@ -459,6 +475,8 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
             warnings.warn("Training interrupted by user.")
         if best_params is not None:
             self._flat[0] = best_params
+            if kept_initial:
+                self.best_validation_score_ = initial
 
     def _end_epoch(self, val, elapsed, callback):
         """Report an epoch: ``verbose`` printing and the fit's ``callback``."""

@@ -17,8 +17,9 @@ that reads the fitted forecaster and adds its nodes:
    ``ForecastWindows._gather``);
 2. :func:`baseline` - the forecast the network corrects, from the same
    scaled window (``_baselines.py``: ``LagBaseline`` or ``LinearBaseline``);
-3. :func:`network_inputs` and ``GraphBuilder.network`` - the recurrent
-   layers and the head;
+3. :func:`network_inputs` and ``GraphBuilder.network`` - what the network
+   reads of the window (``_network_inputs.py``: the targets relative to the
+   origin), the recurrent layers and the head;
 4. :func:`add_corrections` - the network's outputs, ordered (step, target,
    quantile), added to the baseline;
 5. :func:`sort_quantiles` - the monotone rearrangement;
@@ -244,7 +245,27 @@ def _lag_values(g, past, lag_baseline, n_t, hint):
 # 3. The network's inputs
 # ----------------------------------------------------------------------
 def network_inputs(g, f, A):
-    """The scaled window itself, in the network's float32."""
+    """What the network reads of the scaled window, in its float32 (``_network_inputs.py``).
+
+    With ``network_inputs="relative"`` the targets of the window's rows
+    become changes from the origin's (in the model's dtype, as ``predict``
+    subtracts them); the covariates, and the known-future rows after the
+    window, are left as they are.
+    """
+    net = f._network_inputs
+    if not net.identity:
+        w, n_t, end = net.window, net.n_targets, np.iinfo(np.int64).max
+        past = _slice(g, A, [0, 0], [w, n_t], [1, 2], "window_targets")  # (B, w, n_t)
+        origin = _slice(g, past, [w - 1], [w], [1], "origin_targets")  # (B, 1, n_t)
+        rows = g.op("Sub", [past, origin], "target_changes")
+        layout = f._frame_layout
+        if len(layout.columns) + bool(layout.known) > n_t:  # covariates or the flag
+            others = _slice(g, A, [0, n_t], [w, end], [1, 2], "window_covariates")
+            rows = g.op("Concat", [rows, others], "relative_window", axis=2)
+        if layout.known:
+            after = _slice(g, A, [w], [end], [1], "future_rows")
+            rows = g.op("Concat", [rows, after], "relative_inputs", axis=1)
+        A = rows
     return A if f._flat.dtype == np.float32 else g.cast(A, FLOAT, "network_inputs")
 
 

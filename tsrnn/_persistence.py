@@ -72,9 +72,9 @@ FITTED_STATE = {
     "RNNClassifier": _NETWORK | {"_per_step", "classes_"},
     "RNNForecaster": _NETWORK | {
         "_baseline", "_calibration", "_context", "_context_lengths", "_encoder",
-        "_frame_layout", "_head_levels", "_level_scaling", "_trackers", "baseline_scores_",
-        "feature_names_in_", "mase_scale_", "quantiles_", "season_", "series_ids_",
-        "window_",
+        "_frame_layout", "_head_levels", "_level_scaling", "_network_inputs", "_trackers",
+        "baseline_scores_", "feature_names_in_", "mase_scale_", "quantiles_", "season_",
+        "series_ids_", "window_",
     },
     "FrameLayout": frozenset({
         "id_name", "known", "missing", "multi", "offset", "past", "resample",
@@ -90,6 +90,7 @@ FITTED_STATE = {
         "calibrated", "floor", "gains", "middle", "n_heldout", "offsets", "quantiles",
         "rate", "relative", "spread", "too_few",
     }),
+    "NetworkInputs": frozenset({"kind", "n_targets", "window"}),
     "SeriesTracker": frozenset({"calibration", "horizon", "n_seen", "offsets", "pending"}),
     "TimeGrid": frozenset({"_stamps", "layout", "step", "unit"}),
 }

@@ -375,7 +375,7 @@ class StreamingContext:
                     X = np.concatenate([X, block], axis=1)
                 parts.append(X)
             X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            windows = GatheredWindows(X, self._baseline)
+            windows = GatheredWindows(X, self._baseline, self._network_inputs)
             # One "series" per item: its origins are its own rows.
             counts = [len(o) for _, _, o, _ in items]
             windows.scales = self._encoder.item_scales(

@@ -452,7 +452,7 @@ class ForecastWindows:
     scales = None
 
     def __init__(self, A, origins, window, horizon, n_past, n_targets, future, Y=None,
-                 causal=None, baseline=None, W=None):
+                 causal=None, baseline=None, W=None, network_inputs=None):
         self.origins = np.asarray(origins, dtype=np.intp)
         self.n_items = self.n_rows = len(self.origins)
         self.window, self.horizon, self.n_past, self.future = window, horizon, n_past, future
@@ -462,6 +462,8 @@ class ForecastWindows:
         self.baseline = baseline
         self.length = window + horizon if future else window
         self.shape = (self.n_items, self.length, A.shape[1])
+        # The network's inputs (``_network_inputs.py``); None: the windows as gathered.
+        self.network_inputs = network_inputs
         self._A = A
         # (n_rows - length + 1, length, n_inputs): a strided view, no copy.
         self._inputs = sliding_window_view(A, self.length, axis=0).transpose(0, 2, 1)
@@ -491,7 +493,8 @@ class ForecastWindows:
         return X
 
     def inputs(self, idx):
-        return self._gather(idx)
+        X = self._gather(idx)
+        return X if self.network_inputs is None else self.network_inputs(X)
 
     def baselines(self, idx=slice(None)):
         """Baseline forecasts (n, horizon, n_targets) of some origins.
@@ -530,6 +533,8 @@ class ForecastWindows:
         X = self._gather(idx)
         Y = self.future_targets(idx) - self.baseline(X)
         Y = Y.reshape(len(idx), -1).astype(X.dtype, copy=False)
+        if self.network_inputs is not None:
+            X = self.network_inputs(X)  # after the baseline has read the window
         if self._W is None:
             return X, Y
         return X, Y, self.weights(idx)
@@ -551,12 +556,16 @@ class GatheredWindows:
     ndim = 3
     scales = None  # as ForecastWindows.scales
 
-    def __init__(self, X, baseline):
+    def __init__(self, X, baseline, network_inputs=None):
         self.X, self.baseline = X, baseline
         self.shape, self.n_items = X.shape, len(X)
+        self.network_inputs = network_inputs
 
     def __getitem__(self, rows):
-        return self.X[rows]
+        net = self.network_inputs
+        if net is None or net.identity:
+            return self.X[rows]
+        return net(np.array(self.X[rows]))  # a copy: X is the baseline's too
 
     def baselines(self):
         return np.asarray(self.baseline(self.X), dtype=np.float64)
