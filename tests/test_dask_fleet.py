@@ -300,3 +300,121 @@ def test_update_with_a_dask_frame_equals_pandas(client, fitted):
     on_dask = copy.deepcopy(model).update(dd.from_pandas(new, npartitions=2, sort=False))
     pd.testing.assert_frame_equal(on_dask.predict(), on_pandas.predict(), **SAME)
     assert on_dask.predict().index.get_level_values(1)[0] == pd.Timestamp("2024-01-06 06:00")
+
+
+# ----------------------------------------------------------------------
+# The command line's parquet fleet
+# ----------------------------------------------------------------------
+def test_read_fleet_layouts(sync, tmp_path):
+    from tsrnn._parquet_fleet import read_fleet
+
+    df = fleet(n=40, ids=["a", "b", "c"])
+    # A directory per series: the id reads back as a category of the ids.
+    df.to_parquet(tmp_path / "hive", partition_cols=["sensor"])
+    ddf, time_name = read_fleet(str(tmp_path / "hive"), "sensor", None, "y", None)
+    assert time_name == "timestamp" and ddf.npartitions == 3
+    got = ddf.compute()
+    assert not isinstance(got["sensor"].dtype, pd.CategoricalDtype)
+    assert sorted(got["sensor"].unique()) == ["a", "b", "c"]
+    # Timestamps in a column (no pandas index stored): they become the index.
+    dd.from_pandas(df.reset_index(), npartitions=3, sort=False).to_parquet(tmp_path / "flat")
+    ddf, time_name = read_fleet(str(tmp_path / "flat"), "sensor", None, "y", ["x"])
+    assert time_name == "timestamp" and list(ddf.columns) == ["sensor", "y", "x"]
+    pd.testing.assert_frame_equal(ddf.compute(), df[["sensor", "y", "x"]],
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--series-id", "site"], "--series-id 'site' is not a column"),
+    (["--series-id", "sensor", "--target", "temp"], "--target 'temp' is not a column"),
+    (["--series-id", "sensor", "--time-col", "when"], "--time-col 'when' is not a column"),
+    (["--target", "y"], "is parquet: a fleet; name the column identifying each series "
+                        "with --series-id"),
+    (["--series-id", "sensor", "--plot", "p.png"], "--plot is for CSV input"),
+])
+def test_cli_refuses_bad_fleet_options(sync, tmp_path, capsys, args, message):
+    from tsrnn.cli import main
+
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "fleet.parquet"
+    dd.from_pandas(fleet(n=40).reset_index(), npartitions=2, sort=False).to_parquet(path)
+    assert main(["forecast", str(path), "--out", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_split_series_and_fleet_options_on_csv(sync, tmp_path, capsys):
+    from tsrnn.cli import main
+
+    path = tmp_path / "fleet.parquet"
+    dd.from_pandas(fleet(n=40).reset_index(), npartitions=4, sort=False).to_parquet(path)
+    assert main(["forecast", str(path), "--series-id", "sensor", "--target", "y"]) == 2
+    err = capsys.readouterr().err
+    assert "tsrnn: error: Series 's1' is split across partitions [0, 1]" in err
+    assert "set_index" in err and "shuffle" in err
+    csv = tmp_path / "one.csv"
+    make_frame(60).to_csv(csv)
+    assert main(["forecast", str(csv), "--series-id", "sensor"]) == 2
+    assert "--series-id reads a parquet fleet" in capsys.readouterr().err
+
+
+def test_cli_without_dask_names_the_extra(tmp_path):
+    path = tmp_path / "fleet.parquet"
+    fleet(n=40).to_parquet(path)
+    # dask made unimportable in a fresh interpreter.
+    code = (
+        "import sys\n"
+        "for name in ('dask', 'dask.dataframe', 'dask.distributed'):\n"
+        "    sys.modules[name] = None\n"
+        "from tsrnn.cli import main\n"
+        f"sys.exit(main(['forecast', {str(path)!r}, '--series-id', 'sensor']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert 'needs dask, which is not installed: pip install "tsrnn[dask]"' in run.stderr
+
+
+def test_fleet_backtest_table_equals_pandas(sync, fitted):
+    from tsrnn._parquet_fleet import fleet_metrics, split_fleet
+
+    model, history = fitted
+    ddf = as_dask(history, "column")
+    train, test = split_fleet(ddf, "sensor", horizon=4, test_size=0.1)
+    held = test.compute()
+    assert (held.groupby("sensor").size() == 12).all()
+    pd.testing.assert_frame_equal(train.compute(), history.groupby("sensor").head(108),
+                                  check_dtype=False)  # dask reads str as pyarrow str
+    # A model that kept the end of its training rows: the fitted fleet's
+    # first 108 rows.
+    head = history.groupby("sensor", sort=False).head(108)
+    model = RNNForecaster(**model.get_params()).fit(head)
+    got = fleet_metrics(model.backtest(test), model.target_, model.mase_scale_)
+    expected = model.backtest(held).metrics
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-6)
+
+
+def test_parquet_output_is_replaced_whole(sync, tmp_path):
+    from tsrnn._parquet_fleet import write_forecast
+
+    out = tmp_path / "forecast.parquet"
+    first = dd.from_pandas(fleet(n=8), npartitions=2, sort=False)
+    write_forecast(first, str(out))
+    pd.testing.assert_frame_equal(pd.read_parquet(out), fleet(n=8).reset_index(),
+                                  check_dtype=False)
+
+    def broken(part):
+        if (part["sensor"] == "s3").any():
+            raise RuntimeError("disk full")
+        return part
+
+    # A write that fails half-way leaves the old output whole and no debris.
+    second = dd.from_pandas(fleet(n=6), npartitions=3, sort=False)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_forecast(second.map_partitions(broken, meta=second._meta), str(out))
+    pd.testing.assert_frame_equal(pd.read_parquet(out), fleet(n=8).reset_index(),
+                                  check_dtype=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.parquet"]
+    write_forecast(second, str(out))
+    assert len(pd.read_parquet(out)) == 36
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.parquet"]
