@@ -68,8 +68,9 @@ from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
+from tsrnn._dask_frames import is_dask_frame
 from tsrnn._data import check_training_weights
-from tsrnn._baseline_choice import BaselineChoice
+from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
@@ -80,6 +81,7 @@ from tsrnn._windows import (
     ForecastWindows,
     check_no_infinity,
     check_scaler,
+    scaler_blocks,
     fit_origins,
     series_statistics,
     stack,
@@ -136,28 +138,6 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
-
-
-# Rows of the training frame the scaler is fitted on at once (see _row_blocks).
-_SCALER_BLOCK_ROWS = 1 << 20
-
-
-def _row_blocks(arrays):
-    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
-
-    The scaler is fitted block by block (``partial_fit``), so that a fleet's
-    values are never copied as a whole; a frame of fewer rows is one block,
-    fitted exactly as ``StandardScaler().fit`` would fit it.
-    """
-    block, n = [], 0
-    for a in arrays:
-        block.append(a)
-        n += len(a)
-        if n >= _SCALER_BLOCK_ROWS:
-            yield block[0] if len(block) == 1 else np.concatenate(block)
-            block, n = [], 0
-    if block:
-        yield block[0] if len(block) == 1 else np.concatenate(block)
 
 
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -1014,6 +994,12 @@ n_iter_, t_
     # Fitting (BaseRNN's one fit path calls _prepare_fit)
     # ------------------------------------------------------------------
     def _prepare_fit(self, X, y, first_pass, incremental, classes, sample_weight=None):
+        if is_dask_frame(X):
+            # A fleet on dask workers: the same steps, with reductions over
+            # partitions and only sampled windows brought here (imports dask).
+            from tsrnn._dask_fit import prepare_fit
+
+            return prepare_fit(self, X, first_pass, sample_weight)
         check_frame(X, "X")
         validate_data(self, X, reset=first_pass, skip_check_array=True)
         if sample_weight is not None:
@@ -1059,7 +1045,7 @@ n_iter_, t_
                 warnings.simplefilter("ignore", RuntimeWarning)
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
                 scaler = StandardScaler()
-                for block in _row_blocks(list(raws.values())):
+                for block in scaler_blocks(list(raws.values())):
                     scaler.partial_fit(block)
             check_scaler(scaler, layout)
             series_stats = None
@@ -1081,7 +1067,8 @@ n_iter_, t_
             by_key = layout.split_weights(X, sample_weight, frames)
             W = np.concatenate([by_key[key] for key in frames])
         if first_pass:
-            self._baseline = self._fit_baseline(A, Y, offsets, lengths, W)  # sets window_
+            self._baseline = self._fit_baseline(  # sets window_
+                StackedOrigins(A, Y, offsets, lengths, W))
         holdout = self.early_stopping or self._calibrates()
         try:
             train, val = fit_origins(
