@@ -190,3 +190,56 @@ def test_a_cluster_gone_mid_fit_leaves_no_model(client):
     assert not isinstance(caught.value, AssertionError)
     with pytest.raises(NotFittedError):
         fitted.predict()
+
+
+# ----------------------------------------------------------------------
+# Parameter averaging (averaging_frequency)
+# ----------------------------------------------------------------------
+def test_one_shard_of_averaging_is_the_single_process_fit(client):
+    # One partition makes one shard: its rounds train the epoch's minibatches
+    # in the loop's order from the averaged (= its own) weights and moments,
+    # so the model is bitwise the one trained in this process.
+    X = _panel()
+    ref = RNNForecaster(window=12, **PARAMS).fit(X)
+    f = RNNForecaster(window=12, averaging_frequency=3, **PARAMS).fit(_fleet(X, 6))
+    _assert_same_model(f, ref)
+
+
+def test_averaging_over_two_workers_is_reproducible_and_learns(client):
+    X = _panel()
+    fleet = _fleet(X, 3)
+    params = dict(PARAMS, window=12, averaging_frequency=2)
+    a = RNNForecaster(**params).fit(fleet)
+    b = RNNForecaster(**params).fit(fleet)
+    _assert_same_model(a, b)
+    single = RNNForecaster(window=12, **PARAMS).fit(X)
+    assert not np.array_equal(a._flat, single._flat)  # two shards were averaged
+    assert a.loss_curve_[-1] < a.loss_curve_[0]
+    np.testing.assert_allclose(a.best_validation_score_, single.best_validation_score_,
+                               rtol=0.05)
+
+
+def test_averaging_needs_a_dask_frame_and_a_client(client, monkeypatch):
+    X = _panel(2)
+    with pytest.raises(ValueError, match="averaging_frequency .* dask DataFrame"):
+        RNNForecaster(window=12, averaging_frequency=2, **PARAMS).fit(X)
+
+    def no_client():
+        raise ValueError("No clients found")
+
+    monkeypatch.setattr("distributed.default_client", no_client)
+    with pytest.raises(ValueError, match="none is running"):
+        RNNForecaster(window=12, averaging_frequency=2, **PARAMS).fit(_fleet(X, 1))
+
+
+def test_a_worker_lost_mid_averaging_is_recovered(client):
+    fleet = _fleet(_panel(), 3)
+    params = dict(PARAMS, window=12, averaging_frequency=2)
+    ref = RNNForecaster(**params).fit(fleet)
+
+    def lose_a_worker(info):
+        if info["epoch"] == 1:
+            client.restart_workers([sorted(client.scheduler_info()["workers"])[-1]])
+
+    f = RNNForecaster(**params).fit(fleet, callback=lose_a_worker)
+    _assert_same_model(f, ref)

@@ -250,12 +250,16 @@ class FleetOrigins:
             self.groups[which] = np.concatenate(
                 [np.asarray(g, np.int64) for g in per]) if per else np.zeros(0, np.int64)
         self.unweighted = np.sum([c["unweighted"] for c in counts], axis=0)
-        # Items of every partition, for the item -> partition map.
+        # First item of every partition (and the total), for item -> partition.
         self._bounds = {
             which: np.cumsum([0] + [int(g.sum()) for g in np.split(groups, np.cumsum(
                 [len(p) for p in fleet.parts])[:-1])])
             for which, groups in self.groups.items()
         }
+
+    def bounds(self, which):
+        """The first item of every partition, and the number of items."""
+        return self._bounds[which]
 
     def check(self):
         """``fit_origins``' errors for the fleet as a whole."""
@@ -322,17 +326,26 @@ class FleetWindows:
 
     prefix = None
 
-    def __init__(self, origins, make_windows):
-        self.origins = origins
+    def __init__(self, origins, est, averaging=None):
+        self.origins, self.est, self.averaging = origins, est, averaging
         self.groups = origins.groups["train"]
         self.n_items = self.n_rows = int(self.groups.sum())
-        self._make_windows = make_windows
         self._all = None  # every item, when an epoch reads them all (no budget)
+        self._rounds = None
 
     def n_rows_of(self, idx):
         return len(idx)
 
     def epoch(self, order):
+        if self.averaging is not None:
+            # Trained on the workers (``_averaging.py``); set up at the first
+            # epoch, when the weights and the random state exist.
+            if self._rounds is None:
+                from tsrnn._averaging import ParameterAveraging
+
+                client, frequency = self.averaging
+                self._rounds = ParameterAveraging(self.est, self.origins, client, frequency)
+            return self._rounds.epoch(order)
         if len(order) == self.n_items:
             if self._all is None:
                 self._all = self._fetch(np.arange(self.n_items))
@@ -342,7 +355,7 @@ class FleetWindows:
     def _fetch(self, items):
         items = np.sort(items)
         A, Y, origins, _ = self.origins.fetch("train", items)
-        return _ItemView(self._make_windows(A, origins, Y), items)
+        return _ItemView(forecast_windows(self.est, A, origins, Y), items)
 
 
 class _ItemView:
@@ -369,6 +382,9 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
             "warm_start and partial_fit are not supported with a dask DataFrame: each "
             "fit on a fleet starts afresh (warm_start=False)."
         )
+    averaging = None
+    if est.averaging_frequency is not None:
+        averaging = (_client(), est.averaging_frequency)
     series_id = est.series_id
     check_whole_series(X, series_id)
     meta = partition_frame(X._meta, series_id)
@@ -462,19 +478,13 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
             UserWarning, stacklevel=5,
         )
 
-    def make_windows(A, at, Y):
-        return ForecastWindows(
-            A, at, est.window_, est.horizon, layout.n_past, n_t, bool(layout.known),
-            Y=Y, baseline=est._baseline,
-        )
-
     val = None
     if "val" in origins.groups:
         groups = origins.groups["val"]
         items = (np.arange(int(groups.sum())) if est.max_windows_per_epoch is None
                  else fixed_sample(groups, est.max_windows_per_epoch))
         A, Y, at, series = origins.fetch("val", items)
-        windows = make_windows(A, at, Y)
+        windows = forecast_windows(est, A, at, Y)
         # Item i's series is keys[series[i]]: one "series" per item.
         n = np.arange(len(items))
         windows.scales = est._encoder.item_scales([keys[s] for s in series], n, n)
@@ -485,7 +495,32 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
     est._set_context(tails)
     est._calibration, est._trackers = None, {}
     est._context_lengths = dict(zip(keys, lengths))
-    return len(layout.columns) + bool(layout.known), FleetWindows(origins, make_windows), val
+    train = FleetWindows(origins, est, averaging)
+    return len(layout.columns) + bool(layout.known), train, val
+
+
+def forecast_windows(est, A, origins, Y):
+    """The training windows of ``origins`` in fetched rows ``A``, ``Y``."""
+    layout = est._frame_layout
+    return ForecastWindows(
+        A, origins, est.window_, est.horizon, layout.n_past, len(layout.targets),
+        bool(layout.known), Y=Y, baseline=est._baseline,
+    )
+
+
+def _client():
+    """The dask.distributed Client that parameter averaging trains on."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        raise ValueError(
+            "averaging_frequency trains on the workers of a dask.distributed Client, "
+            "and none is running; start one first (Client(LocalCluster()) or "
+            "Client('tcp://scheduler:8786')), or set averaging_frequency=None to "
+            "train in this process."
+        ) from None
 
 
 class _BaselineSource:

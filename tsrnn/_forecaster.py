@@ -279,6 +279,20 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         ``scaler_`` (all training series together). "global": every series
         with ``scaler_``. With a single series the two are the same.
 
+    averaging_frequency : int or None, default=None
+        Parameter averaging across dask workers, for a fit on a
+        ``dask.dataframe.DataFrame`` with a ``dask.distributed`` Client
+        running (DL4J's ``averagingFrequency``). Each epoch's windows are
+        sharded over the workers (one shard per worker, made of whole
+        partitions); every worker trains ``averaging_frequency`` minibatches
+        of its shard from the same weights and Adam moments, then the
+        weights and moments are averaged, and the round repeats. None:
+        the epoch's windows are brought to this process and trained here,
+        which gives bitwise the model of a pandas fit. A constructor
+        parameter, not a fit parameter, because it changes the model (an
+        average of k-step updates is not k sequential steps), so it is a
+        hyperparameter a search may tune. See the user guide's dask page.
+
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
 beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
@@ -425,6 +439,7 @@ n_iter_, t_
         "calibration": [StrOptions({"cqr", "split"}), None],
         "calibration_rate": [Interval(Real, 0, 1, closed="left")],
         "scaling": [StrOptions({"series", "global"})],
+        "averaging_frequency": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -445,6 +460,7 @@ n_iter_, t_
         calibration="cqr",
         calibration_rate=0.1,
         scaling="series",
+        averaging_frequency=None,
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -503,6 +519,7 @@ n_iter_, t_
         self.calibration = calibration
         self.calibration_rate = calibration_rate
         self.scaling = scaling
+        self.averaging_frequency = averaging_frequency
 
     # ------------------------------------------------------------------
     # Public API
@@ -1000,6 +1017,11 @@ n_iter_, t_
             from tsrnn._dask_fit import prepare_fit
 
             return prepare_fit(self, X, first_pass, sample_weight)
+        if self.averaging_frequency is not None:
+            raise ValueError(
+                "averaging_frequency trains across dask workers and needs X as a "
+                "dask DataFrame; set averaging_frequency=None for a pandas frame."
+            )
         check_frame(X, "X")
         validate_data(self, X, reset=first_pass, skip_check_array=True)
         if sample_weight is not None:
