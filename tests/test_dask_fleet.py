@@ -173,3 +173,130 @@ def test_different_steps_across_partitions_are_refused(sync):
     with pytest.raises(InputError, match=r"Series have different frequencies: 2h and h in "
                        r"series 's1'"):
         validate_partitions(ddf, model)
+
+
+# ----------------------------------------------------------------------
+# Serving on a two-process cluster
+# ----------------------------------------------------------------------
+# The network computes in float32, and a series' forecast can differ in the
+# last float32 bits with the batch it is computed in (the pandas path too:
+# a series alone vs in the fleet, 4e-9 relative seen). Partitions are
+# batches, so values are compared to 1e-6 relative; rows, index, columns
+# and dtypes exactly.
+SAME = dict(check_exact=False, rtol=1e-6, atol=0.0)
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A model fitted on the pandas fleet, with the default 10-50-90% band."""
+    history = fleet()
+    model = RNNForecaster(target="y", series_id="sensor", window=12, horizon=4,
+                          hidden_layer_sizes=8, max_iter=2, random_state=0)
+    return model.fit(history), history
+
+
+def as_dask(df, layout, npartitions=3):
+    if layout == "index":
+        return dd.from_pandas(df.reset_index(), npartitions=npartitions).set_index("sensor")
+    # Rows in the frame's order; 720 rows in 3 partitions keep series whole.
+    return dd.from_pandas(df, npartitions=npartitions, sort=False)
+
+
+@pytest.mark.parametrize("layout", ["column", "index"])
+def test_predict_equals_pandas_row_for_row(client, fitted, layout):
+    model, history = fitted
+    ddf = as_dask(history, layout)
+    forecast = model.predict(ddf)
+    assert is_dask_frame(forecast)
+    assert forecast.npartitions == ddf.npartitions
+    expected = model.predict(history)  # (sensor, timestamp) MultiIndex
+    expected = expected.reset_index(level=1 if layout == "index" else 0)
+    got = forecast.compute()
+    pd.testing.assert_frame_equal(got, expected, **SAME)
+    # The declared meta is what the partitions hold.
+    pd.testing.assert_series_equal(forecast.dtypes, expected.dtypes)
+
+
+def test_backtest_equals_pandas_row_for_row(client, fitted):
+    model, history = fitted
+    ddf = as_dask(history, "column")
+    forecasts = model.backtest(ddf, stride=5)
+    expected = model.backtest(history, stride=5).forecasts
+    got = forecasts.compute()
+    assert list(forecasts.columns) == list(expected.columns)
+    pd.testing.assert_series_equal(forecasts.dtypes, expected.dtypes)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, **SAME)
+
+
+def test_empty_partitions_and_shuffled_rows(client, fitted):
+    model, history = fitted
+    # One series a partition, s0 filtered out: partition 0 is empty.
+    ddf = dd.from_pandas(history, npartitions=6, sort=False)
+    ddf = ddf[ddf["sensor"] != "s0"]
+    expected = model.predict(history[history["sensor"] != "s0"]).reset_index(level=0)
+    pd.testing.assert_frame_equal(model.predict(ddf).compute(), expected, **SAME)
+    # shuffle() moves rows without their order: each series is put back in
+    # time order, and the forecasts are the pandas ones, series by series.
+    shuffled = model.predict(by_sensor(history)).compute()
+    for key, rows in shuffled.groupby("sensor"):
+        pd.testing.assert_frame_equal(rows, expected_rows(model, history, key),
+                                      **SAME)
+
+
+def expected_rows(model, history, key):
+    return model.predict(history).reset_index(level=0).pipe(lambda f: f[f["sensor"] == key])
+
+
+def _name(key):
+    return key[0] if isinstance(key, tuple) else key
+
+
+def test_the_model_travels_once(client, fitted):
+    import pickle
+
+    import cloudpickle
+
+    model, history = fitted
+    forecast = model.predict(as_dask(history, "column"))
+    graph = dict(forecast.__dask_graph__())
+    holders = [key for key in graph if _name(key).startswith("tsrnn-forecaster-")]
+    assert len(holders) == 1
+    # The forecasting tasks refer to it; none carries a copy of the model.
+    size = len(pickle.dumps(model))
+    tasks = [task for key, task in graph.items() if _name(key).startswith("_predict")]
+    assert len(tasks) == 3
+    assert all(len(cloudpickle.dumps(task)) < size / 4 for task in tasks)
+    with distributed.get_task_stream(client) as stream:
+        forecast.compute()
+    # Made once on one worker; the other worker copies it from there.
+    runs = [t for t in stream.data if _name(t["key"]).startswith("tsrnn-forecaster-")]
+    assert len(runs) == 1
+    assert len([t for t in stream.data if _name(t["key"]).startswith("_predict")]) == 3
+
+
+def test_predict_on_split_partitions_is_refused(client, fitted):
+    model, history = fitted
+    ddf = dd.from_pandas(history, npartitions=4, sort=False)
+    with pytest.raises(InputError, match="split across partitions.*set_index"):
+        model.predict(ddf)
+    with pytest.raises(InputError, match="split across partitions.*set_index"):
+        model.backtest(ddf)
+
+
+def test_update_with_a_dask_frame_equals_pandas(client, fitted):
+    import copy
+
+    model, history = fitted
+    new = fleet(n=126).groupby("sensor", sort=False).tail(6)  # the next 6 hours
+    on_pandas = copy.deepcopy(model).update(new)
+    on_dask = copy.deepcopy(model).update(dd.from_pandas(new, npartitions=2, sort=False))
+    pd.testing.assert_frame_equal(on_dask.predict(), on_pandas.predict(), **SAME)
+    assert on_dask.predict().index.get_level_values(1)[0] == pd.Timestamp("2024-01-06 06:00")

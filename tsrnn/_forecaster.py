@@ -72,6 +72,8 @@ from tsrnn._dask_frames import is_dask_frame
 from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
+from tsrnn import _dask_serving
+from tsrnn._dask_frames import is_dask_frame
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
@@ -626,7 +628,7 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame or None, default=None
+        X : DataFrame, dask DataFrame or None, default=None
             History to forecast from (same columns as in fit, at least
             ``window`` rows per series). None forecasts from the end of the
             data seen by ``fit`` and ``update``.
@@ -646,7 +648,14 @@ n_iter_, t_
             the quantiles, then one column ``f"{target}_q{q:g}"`` per quantile
             in increasing order (``temp_air``, ``temp_air_q0.1``,
             ``temp_air_q0.5``, ``temp_air_q0.9``).
+
+            For a ``dask.dataframe.DataFrame`` X (a fleet whose partitions
+            hold whole series), a dask DataFrame computed per partition: the
+            same rows, with the series id left as X had it, a column or the
+            index, since dask has no MultiIndex (see the dask user guide).
         """
+        if is_dask_frame(X):
+            return _dask_serving.predict(self, X, future)
         self._check_fitted()
         layout = self._frame_layout
         if X is None:
@@ -718,14 +727,21 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or dask DataFrame
             Rows following the end of the data seen so far (same columns as in
             fit). A series id not seen before starts a new context.
 
         Returns
         -------
         self : object
+
+        Notes
+        -----
+        A ``dask.dataframe.DataFrame`` X is computed into this process (its
+        rows are the new readings) and appended as the pandas frame would be.
         """
+        if is_dask_frame(X):
+            return _dask_serving.update(self, X)
         self._check_fitted()
         check_frame(X, "X")
         # The common case (one series, the next rows in order) in numpy;
@@ -752,7 +768,7 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or dask DataFrame
             Frame with the columns used in fit. If it starts one step after
             the data seen by ``fit``/``update``, their last rows serve as
             context, so X's first rows are forecast as well; otherwise the
@@ -767,14 +783,20 @@ n_iter_, t_
 
         Returns
         -------
-        result : Backtest
+        result : Backtest or dask DataFrame
             ``.forecasts`` (long DataFrame) and ``.metrics`` (MAE, RMSE and
             MASE of the model, the persistence forecast and the seasonal naive
             forecast with ``season_`` steps), and ``.intervals`` (coverage,
             width and interval score of each quantile band), see
             :class:`Backtest`. MASE divides by ``mase_scale_`` from the
             training data.
+
+            For a ``dask.dataframe.DataFrame`` X (a fleet whose partitions
+            hold whole series), the ``forecasts`` frame alone, as a dask
+            DataFrame computed per partition (see the dask user guide).
         """
+        if is_dask_frame(X):
+            return _dask_serving.backtest(self, X, start, stride)
         return self._backtest(X, start, stride)
 
     def _backtest(self, X, start=None, stride=None, truth=None):
