@@ -68,8 +68,9 @@ from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
+from tsrnn._dask_frames import is_dask_frame
 from tsrnn._data import check_training_weights
-from tsrnn._baseline_choice import BaselineChoice
+from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn import _dask_serving
 from tsrnn._dask_frames import is_dask_frame
@@ -82,6 +83,7 @@ from tsrnn._windows import (
     ForecastWindows,
     check_no_infinity,
     check_scaler,
+    scaler_blocks,
     fit_origins,
     series_statistics,
     stack,
@@ -138,28 +140,6 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
-
-
-# Rows of the training frame the scaler is fitted on at once (see _row_blocks).
-_SCALER_BLOCK_ROWS = 1 << 20
-
-
-def _row_blocks(arrays):
-    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
-
-    The scaler is fitted block by block (``partial_fit``), so that a fleet's
-    values are never copied as a whole; a frame of fewer rows is one block,
-    fitted exactly as ``StandardScaler().fit`` would fit it.
-    """
-    block, n = [], 0
-    for a in arrays:
-        block.append(a)
-        n += len(a)
-        if n >= _SCALER_BLOCK_ROWS:
-            yield block[0] if len(block) == 1 else np.concatenate(block)
-            block, n = [], 0
-    if block:
-        yield block[0] if len(block) == 1 else np.concatenate(block)
 
 
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -300,6 +280,20 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         ``predict(X)``, ``backtest`` or ``update``, is standardised with
         ``scaler_`` (all training series together). "global": every series
         with ``scaler_``. With a single series the two are the same.
+
+    averaging_frequency : int or None, default=None
+        Parameter averaging across dask workers, for a fit on a
+        ``dask.dataframe.DataFrame`` with a ``dask.distributed`` Client
+        running (DL4J's ``averagingFrequency``). Each epoch's windows are
+        sharded over the workers (one shard per worker, made of whole
+        partitions); every worker trains ``averaging_frequency`` minibatches
+        of its shard from the same weights and Adam moments, then the
+        weights and moments are averaged, and the round repeats. None:
+        the epoch's windows are brought to this process and trained here,
+        which gives bitwise the model of a pandas fit. A constructor
+        parameter, not a fit parameter, because it changes the model (an
+        average of k-step updates is not k sequential steps), so it is a
+        hyperparameter a search may tune. See the user guide's dask page.
 
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
@@ -447,6 +441,7 @@ n_iter_, t_
         "calibration": [StrOptions({"cqr", "split"}), None],
         "calibration_rate": [Interval(Real, 0, 1, closed="left")],
         "scaling": [StrOptions({"series", "global"})],
+        "averaging_frequency": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -467,6 +462,7 @@ n_iter_, t_
         calibration="cqr",
         calibration_rate=0.1,
         scaling="series",
+        averaging_frequency=None,
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -525,6 +521,7 @@ n_iter_, t_
         self.calibration = calibration
         self.calibration_rate = calibration_rate
         self.scaling = scaling
+        self.averaging_frequency = averaging_frequency
 
     # ------------------------------------------------------------------
     # Public API
@@ -1036,6 +1033,17 @@ n_iter_, t_
     # Fitting (BaseRNN's one fit path calls _prepare_fit)
     # ------------------------------------------------------------------
     def _prepare_fit(self, X, y, first_pass, incremental, classes, sample_weight=None):
+        if is_dask_frame(X):
+            # A fleet on dask workers: the same steps, with reductions over
+            # partitions and only sampled windows brought here (imports dask).
+            from tsrnn._dask_fit import prepare_fit
+
+            return prepare_fit(self, X, first_pass, sample_weight)
+        if self.averaging_frequency is not None:
+            raise ValueError(
+                "averaging_frequency trains across dask workers and needs X as a "
+                "dask DataFrame; set averaging_frequency=None for a pandas frame."
+            )
         check_frame(X, "X")
         validate_data(self, X, reset=first_pass, skip_check_array=True)
         if sample_weight is not None:
@@ -1081,7 +1089,7 @@ n_iter_, t_
                 warnings.simplefilter("ignore", RuntimeWarning)
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
                 scaler = StandardScaler()
-                for block in _row_blocks(list(raws.values())):
+                for block in scaler_blocks(list(raws.values())):
                     scaler.partial_fit(block)
             check_scaler(scaler, layout)
             series_stats = None
@@ -1103,7 +1111,8 @@ n_iter_, t_
             by_key = layout.split_weights(X, sample_weight, frames)
             W = np.concatenate([by_key[key] for key in frames])
         if first_pass:
-            self._baseline = self._fit_baseline(A, Y, offsets, lengths, W)  # sets window_
+            self._baseline = self._fit_baseline(  # sets window_
+                StackedOrigins(A, Y, offsets, lengths, W))
         holdout = self.early_stopping or self._calibrates()
         try:
             train, val = fit_origins(
