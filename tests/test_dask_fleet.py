@@ -418,3 +418,33 @@ def test_parquet_output_is_replaced_whole(sync, tmp_path):
     write_forecast(second, str(out))
     assert len(pd.read_parquet(out)) == 36
     assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.parquet"]
+
+
+def test_cli_parquet_round_trip_on_the_cluster(client, tmp_path, capsys):
+    from tsrnn.cli import main
+
+    history = fleet()
+    source = tmp_path / "fleet.parquet"
+    history.to_parquet(source, partition_cols=["sensor"])  # a directory per sensor
+    out = tmp_path / "forecast.parquet"
+    status = main(["forecast", str(source), "--series-id", "sensor", "--target", "y",
+                   "--window", "12", "--horizon", "4", "--hidden", "8", "--max-iter", "2",
+                   "--scheduler", client.scheduler.address, "--out", str(out)])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    assert "for 6 series of" in printed.out and "648 training rows" in printed.out
+    # The same model on the pandas training rows (each sensor's first 108 of
+    # 120) forecasts the same rows.
+    model = RNNForecaster(target="y", series_id="sensor", window=12, horizon=4,
+                          hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    model.fit(history.groupby("sensor", sort=False).head(108))
+    expected = model.predict(history).reset_index()
+    got = pd.read_parquet(out)
+    assert list(got.columns) == list(expected.columns)
+    got = got.sort_values(["sensor", "timestamp"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, **SAME)
+    # The backtest table printed is the pandas backtest's on the held-out rows.
+    metrics = model.backtest(history.groupby("sensor", sort=False).tail(12)).metrics
+    table = printed.out.split("scored over the whole fleet:\n")[1].splitlines()
+    assert table[1].split()[0] == "model"
+    assert float(table[1].split()[1]) == pytest.approx(metrics.loc["model", "MAE"], abs=1e-4)

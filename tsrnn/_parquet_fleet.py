@@ -201,9 +201,16 @@ def fleet_metrics(forecasts, targets, mase_scale):
     return metrics
 
 
-def write_forecast(forecast, path):
-    """Write the dask forecast frame as a parquet dataset at ``path``, whole or not at all."""
+def write_forecast(forecast, path, series_id=None):
+    """Write the dask forecast frame as a parquet dataset at ``path``, whole or not at all.
+
+    The columns are those of the pandas forecast's ``reset_index()``: the
+    series id, the timestamp, then the forecasts.
+    """
     from tsrnn._atomic_write import replace_directory
 
-    replace_directory(path, lambda tmp: forecast.reset_index().to_parquet(
-        tmp, write_index=False, overwrite=False))
+    table = forecast.reset_index()
+    if series_id is not None:
+        table = table[[series_id] + [c for c in table.columns if c != series_id]]
+    replace_directory(path, lambda tmp: table.to_parquet(tmp, write_index=False,
+                                                          overwrite=False))

@@ -561,7 +561,7 @@ def _forecast_fleet(args, out):
         print(f"\nbacktest: forecasts from every held-out row of every series, "
               f"{args.horizon} steps ahead, scored over the whole fleet:", file=out)
         print(metrics.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
-        fleet.write_forecast(model.predict(ddf), args.out)
+        fleet.write_forecast(model.predict(ddf), args.out, args.series_id)
     print(f"\nwrote {args.out}: the next {_count(args.horizon, 'step')} of every series "
           "(parquet dataset)", file=out)
 
