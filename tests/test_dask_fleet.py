@@ -448,3 +448,19 @@ def test_cli_parquet_round_trip_on_the_cluster(client, tmp_path, capsys):
     table = printed.out.split("scored over the whole fleet:\n")[1].splitlines()
     assert table[1].split()[0] == "model"
     assert float(table[1].split()[1]) == pytest.approx(metrics.loc["model", "MAE"], abs=1e-4)
+
+
+def test_predict_with_known_future_values(sync):
+    history = fleet()
+    model = RNNForecaster(target="y", series_id="sensor", known_future=["hour"], window=12,
+                          horizon=4, hidden_layer_sizes=8, max_iter=1, random_state=0)
+    model.fit(history)
+    index = pd.date_range("2024-01-06", periods=4, freq="h", name="timestamp")
+    future = pd.concat([pd.DataFrame({"sensor": key, "hour": index.hour.astype(float)},
+                                     index=index) for key in SENSORS])
+    # The known-future values are a small pandas frame, sent along once.
+    got = model.predict(as_dask(history, "column"), future=future).compute()
+    expected = model.predict(history, future=future).reset_index(level=0)
+    pd.testing.assert_frame_equal(got, expected, **SAME)
+    with pytest.raises(TypeError, match="future must be a pandas DataFrame"):
+        model.predict(as_dask(history, "column"), future=dd.from_pandas(future, 1))
