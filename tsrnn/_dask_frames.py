@@ -107,7 +107,10 @@ def check_whole_series(ddf, series_id):
         return
     meta = pd.DataFrame({"series": pd.Series([], dtype=object),
                          "partition": pd.Series([], dtype=np.int64)})
-    seen = ddf.map_partitions(_ids_of, series_id, meta=meta).compute()
+    # Only the id is selected before the function runs, so a parquet
+    # source reads that one column.
+    ids = ddf[[]] if _id_is_index(ddf, series_id) else ddf[[series_id]]
+    seen = ids.map_partitions(_ids_of, series_id, meta=meta).compute()
     _raise_if_split(seen.reset_index(drop=True))
 
 
