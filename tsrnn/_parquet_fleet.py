@@ -123,7 +123,7 @@ def read_fleet(path, series_id, time_col, target, features):
         if unknown:
             raise UsageError(f"--features {unknown} are not columns of {path}; columns "
                              f"are {model_columns}")
-        keep = [target] + [c for c in features if c != target]
+        keep = ([] if target is None else [target]) + [c for c in features if c != target]
         ddf = ddf[[series_id] + keep]
     return ddf, time_name
 
