@@ -68,7 +68,6 @@ from tsrnn import _backtest
 from tsrnn._backtest import Backtest
 from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
-from tsrnn._dask_frames import is_dask_frame
 from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
