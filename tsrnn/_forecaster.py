@@ -72,6 +72,7 @@ from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn import _dask_serving
+from tsrnn._dask_frames import is_dask_frame
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
