@@ -216,12 +216,14 @@ def dask_child(args):
     from tsrnn import RNNForecaster
 
     warnings.simplefilter("ignore", ConvergenceWarning)
-    params = dict(target="temp_air", series_id="sensor", horizon=24, random_state=0)
+    params = dict(target="temp_air", series_id="sensor", horizon=24,
+                  random_state=args.random_state)
     if args.max_iter:
         params["max_iter"] = args.max_iter
     if args.budget:
         params["max_windows_per_epoch"] = args.budget
-    out = {"workers": args.dask_child, "sensors": args.sensors_n}
+    out = {"workers": args.dask_child, "sensors": args.sensors_n,
+           "random_state": args.random_state}
     with LocalCluster(n_workers=args.dask_child, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address=None) as cluster, \
             Client(cluster) as client:
@@ -282,7 +284,8 @@ def run_dask(args):
                 r = _run([sys.executable, me, "--dask-child", str(w), "--sensors-n", str(n),
                           "--dir", d, "--rows", str(args.rows), "--stride", str(args.stride),
                           "--max-iter", str(args.max_iter), "--budget", str(args.budget),
-                          "--averaging", str(args.averaging)], env)
+                          "--averaging", str(args.averaging),
+                          "--random-state", str(args.random_state)], env)
                 r.update(made)
                 results.append(r)
                 print(f"# {n} sensors, {w} workers: fit {r['fit_s']:.1f} s "
@@ -334,6 +337,8 @@ def main():
                     help="--dask: sensors per parquet file (partition)")
     ap.add_argument("--averaging", type=int, default=0,
                     help="--dask: also fit with averaging_frequency=K (0: not)")
+    ap.add_argument("--random-state", type=int, default=0,
+                    help="--dask: the forecaster's random_state (default 0)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--make-parquet", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--dask-child", type=int, help=argparse.SUPPRESS)

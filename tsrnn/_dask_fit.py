@@ -282,12 +282,11 @@ class FleetOrigins:
         bounds = self._bounds[which]
         where_ = np.searchsorted(bounds, ranked, side="right") - 1
         dask = self.fleet.dask
-        tasks, parts = [], []
+        tasks = []
         for p in np.unique(where_):
             local = ranked[where_ == p] - bounds[p]
             tasks.append(dask.delayed(_take, pure=True)(
                 self.fleet.states[p], self.kept[p], which, local, window, self.horizon))
-            parts.append(p)
         fetched = dask.compute(*tasks)
         A = np.concatenate([a for a, _ in fetched])
         Y = np.concatenate([y for _, y in fetched])
