@@ -394,6 +394,22 @@ def _zero_head(model):
     return alone
 
 
+# bench_accuracy --dask-workers (issue 22): the panels' training frames go to
+# fit as dask DataFrames of this many partitions of whole series, on the
+# Client bench_accuracy started; None: pandas frames.
+DASK_PARTITIONS = None
+
+
+def _dask_fleet(frame, id_col, n_partitions):
+    """``frame`` as a dask DataFrame whose partitions hold whole series, in order."""
+    import dask.dataframe as dd
+
+    ids = pd.unique(frame[id_col])
+    chunks = np.array_split(ids, min(n_partitions, len(ids)))
+    return dd.concat([dd.from_pandas(frame[frame[id_col].isin(c)], npartitions=1,
+                                     sort=False) for c in chunks])
+
+
 class TsrnnPanelAdapter(TsrnnAdapter):
     """One global ``RNNForecaster(series_id=...)`` on every series' training rows.
 
@@ -409,8 +425,11 @@ class TsrnnPanelAdapter(TsrnnAdapter):
                   "series_id": task.id_col}
         kwargs.update(self.params)
         self.model = RNNForecaster(**kwargs)
+        train = task.split()[0]
+        if DASK_PARTITIONS:
+            train = _dask_fleet(train, task.id_col, DASK_PARTITIONS)
         with _quiet():
-            self.model.fit(task.split()[0])
+            self.model.fit(train)
         self.has_band = self._band_columns() is not None
 
     def forecast(self, task, origins):

@@ -790,6 +790,13 @@ def parse_args(argv):
     ap.add_argument("--seeds", default="0", help="comma-separated seeds for tsrnn (default 0)")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for every library (default 1, see limit_threads)")
+    ap.add_argument("--dask-workers", type=int, default=0, metavar="N",
+                    help="fit tsrnn on the panels from dask DataFrames on a LocalCluster "
+                         "of N one-thread worker processes (issue 22; with "
+                         "--tsrnn-params '{\"averaging_frequency\": K}' for parameter "
+                         "averaging); 0: pandas frames")
+    ap.add_argument("--dask-partitions", type=int, default=4, metavar="P",
+                    help="--dask-workers: partitions of whole series per panel (default 4)")
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables here")
     ap.add_argument("--json", metavar="PATH", help="write every number and the run's context here")
     ap.add_argument("--compare", metavar="PATH.json",
@@ -887,7 +894,15 @@ def main(argv=None):
     if args.report:
         return report(args.report, args.markdown)
     with limit_threads(args.threads):
-        return run(args)
+        if not args.dask_workers:
+            return run(args)
+        from distributed import Client, LocalCluster
+
+        peers.DASK_PARTITIONS = args.dask_partitions
+        with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1,
+                          processes=True, host="127.0.0.1", dashboard_address=None) as c, \
+                Client(c):
+            return run(args)
 
 
 def run(args):
@@ -899,6 +914,8 @@ def run(args):
         "date": stamp.isoformat(timespec="seconds"), "commit": git_commit(),
         "tsrnn_path": tsrnn_location(),
         "command": " ".join(sys.argv), "tsrnn_params": args.tsrnn, "seeds": args.seeds,
+        "dask_workers": args.dask_workers,
+        "dask_partitions": args.dask_partitions if args.dask_workers else None,
         "threads": args.threads, "load_average_start": os.getloadavg()[0],
         "cpu_busy_before_percent": busy, "slowing_env_warning": warn,
         "versions": versions(), "complete": False,

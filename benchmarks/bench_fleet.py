@@ -30,6 +30,26 @@ random_state=0)``:
   at most 3x the frame + 500 MB.
 
 The machine is shared: the load average is printed with every row.
+
+``--dask`` (issue 22): the fleet as a parquet dataset, fitted, forecast and
+backtested on a dask ``LocalCluster`` (``--workers 1,2``: each count in a
+fresh child process, worker processes of one thread each):
+
+    python benchmarks/bench_fleet.py --dask --sensors 1000,10000 --workers 1,2 \
+        --json benchmarks/results/fleet_dask.json
+
+* a first child writes the training rows and every sensor's last week as
+  two parquet datasets, ``--partition-sensors`` whole sensors per file (one
+  partition each); its memory is not the measured client's;
+* then per worker count: ``fit`` on ``dd.read_parquet`` of the training
+  rows, and with ``--averaging K`` also a fit with ``averaging_frequency=K``
+  (parameter averaging across the workers); ``predict()`` for every sensor
+  from the kept contexts; ``backtest`` of the week's dask frame, computed
+  (a dask DataFrame of the forecasts);
+* the client's peak RSS over the fit (``VmHWM`` of this process, reset
+  before it) and the workers' (each worker's ``VmHWM``, reset at the same
+  time, read with ``Client.run``), next to the parquet dataset's size on
+  disk and the frame's size in memory.
 """
 import argparse
 import json
@@ -150,6 +170,153 @@ def child(args):
     }
 
 
+def write_parquet(args):
+    """Training rows and last weeks of a fleet as two parquet datasets in ``args.dir``."""
+    n, rows, per = args.make_parquet, args.rows, args.partition_sensors
+    frame = make_fleet(n, rows)
+    frame_bytes = int(frame.memory_usage(index=True, deep=True).sum())
+    train, week = split_last_week(frame, rows)
+    del frame
+    for name, part in (("train", train), ("week", week)):
+        root = os.path.join(args.dir, name)
+        os.makedirs(root, exist_ok=True)
+        per_rows = len(part) // n * per
+        for i, a in enumerate(range(0, len(part), per_rows)):
+            part.iloc[a : a + per_rows].to_parquet(
+                os.path.join(root, f"part-{i:05d}.parquet"), engine="pyarrow")
+    disk = sum(os.path.getsize(os.path.join(d, f))
+               for d, _, fs in os.walk(os.path.join(args.dir, "train")) for f in fs)
+    return {"frame_mb": frame_bytes / MB, "train_parquet_mb": disk / MB,
+            "train_rows": len(train), "partitions": -(-n // per)}
+
+
+def _worker_peaks(client, reset=False):
+    from _common import peak_rss, reset_peak_rss
+
+    if reset:
+        client.run(reset_peak_rss)
+        return None
+    return sorted(v / MB for v in client.run(peak_rss).values())
+
+
+def _import_tsrnn():
+    import tsrnn  # noqa: F401
+
+
+def dask_child(args):
+    """Fit, predict and backtest a parquet fleet on a LocalCluster of ``args.workers``."""
+    import warnings
+
+    import dask.dataframe as dd
+    import numpy as np
+    from distributed import Client, LocalCluster
+    from sklearn.exceptions import ConvergenceWarning
+
+    from _common import peak_rss, reset_peak_rss, rss
+    from tsrnn import RNNForecaster
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    params = dict(target="temp_air", series_id="sensor", horizon=24,
+                  random_state=args.random_state)
+    if args.max_iter:
+        params["max_iter"] = args.max_iter
+    if args.budget:
+        params["max_windows_per_epoch"] = args.budget
+    out = {"workers": args.dask_child, "sensors": args.sensors_n,
+           "random_state": args.random_state}
+    with LocalCluster(n_workers=args.dask_child, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        # Workers import tsrnn before the clock starts (a worker's first task
+        # would otherwise time the import).
+        client.run(_import_tsrnn)
+        train = dd.read_parquet(os.path.join(args.dir, "train"))
+        week = dd.read_parquet(os.path.join(args.dir, "week"))
+        out["partitions"] = train.npartitions
+        fits = [("fit", {})]
+        if args.averaging:
+            fits.append(("averaged", {"averaging_frequency": args.averaging}))
+        for name, extra in fits:
+            epochs = []
+            before = rss()
+            reset_peak_rss()
+            _worker_peaks(client, reset=True)
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            model = RNNForecaster(**params, **extra).fit(train, callback=epochs.append)
+            out[name + "_s"] = time.perf_counter() - start
+            out[name + "_client_peak_mb"] = peak_rss() / MB
+            out[name + "_client_before_mb"] = before / MB
+            out[name + "_worker_peak_mb"] = _worker_peaks(client)
+            out[name + "_epochs"] = int(model.n_iter_)
+            out[name + "_epoch_s"] = epochs[-1]["elapsed"] / len(epochs)
+            out[name + "_outside_epochs_s"] = out[name + "_s"] - epochs[-1]["elapsed"]
+            out[name + "_best_validation_score"] = float(model.best_validation_score_)
+            out[name + "_load"] = [load, os.getloadavg()[0]]
+            start = time.perf_counter()
+            forecast = model.predict()
+            out[name + "_predict_s"] = time.perf_counter() - start
+            assert forecast.index.get_level_values(0).nunique() == args.sensors_n
+            start = time.perf_counter()
+            forecasts = model.backtest(week, stride=args.stride).compute()
+            out[name + "_backtest_s"] = time.perf_counter() - start
+            out[name + "_backtest_forecasts"] = len(forecasts)
+            err = (forecasts["forecast"] - forecasts["actual"]).abs().mean()
+            out[name + "_backtest_mae"] = float(err)
+        out["window"], out["baseline"] = int(model.window_), model.baseline_
+        out["numpy"] = np.__version__
+    return out
+
+
+def run_dask(args):
+    import tempfile
+
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"  # one core per worker process, as dask's nanny sets
+    me = os.path.abspath(__file__)
+    results = []
+    for n in [int(s) for s in args.sensors.split(",")]:
+        with tempfile.TemporaryDirectory(prefix="fleet-parquet-") as d:
+            made = _run([sys.executable, me, "--make-parquet", str(n), "--dir", d,
+                         "--rows", str(args.rows), "--partition-sensors",
+                         str(args.partition_sensors)], env)
+            for w in [int(s) for s in args.workers.split(",")]:
+                r = _run([sys.executable, me, "--dask-child", str(w), "--sensors-n", str(n),
+                          "--dir", d, "--rows", str(args.rows), "--stride", str(args.stride),
+                          "--max-iter", str(args.max_iter), "--budget", str(args.budget),
+                          "--averaging", str(args.averaging),
+                          "--random-state", str(args.random_state)], env)
+                r.update(made)
+                results.append(r)
+                print(f"# {n} sensors, {w} workers: fit {r['fit_s']:.1f} s "
+                      f"(load {r['fit_load'][0]:.1f})", file=sys.stderr, flush=True)
+    print("| sensors | partitions | parquet | workers | fit | epochs x time | client peak RSS "
+          "| worker peak RSS | predict() all | backtest week (forecasts) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for name in ("fit", "averaged"):
+            if name + "_s" not in r:
+                continue
+            label = "" if name == "fit" else f" averaged every {args.averaging}"
+            workers = ", ".join(f"{m:.0f}" for m in r[name + "_worker_peak_mb"])
+            print(f"| {r['sensors']:,} | {r['partitions']} | {r['train_parquet_mb']:.0f} MB | "
+                  f"{r['workers']}{label} | {r[name + '_s']:.1f} s | "
+                  f"{r[name + '_epochs']} x {r[name + '_epoch_s']:.1f} s | "
+                  f"{r[name + '_client_peak_mb']:.0f} MB | {workers} MB | "
+                  f"{r[name + '_predict_s']:.2f} s | {r[name + '_backtest_s']:.1f} s "
+                  f"({r[name + '_backtest_forecasts']:,}) | "
+                  f"{r[name + '_load'][0]:.1f}-{r[name + '_load'][1]:.1f} |")
+    return results
+
+
+def _run(cmd, env):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        sys.exit(proc.returncode)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sensors", default="100,1000,10000",
@@ -163,13 +330,38 @@ def main():
                     help="a tiny fleet (20 sensors x 400 rows, 2 epochs): a smoke test")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the child")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--dask", action="store_true",
+                    help="the fleet as parquet, on a dask LocalCluster (see the docstring)")
+    ap.add_argument("--workers", default="1,2", help="--dask: worker processes, each count")
+    ap.add_argument("--partition-sensors", type=int, default=250,
+                    help="--dask: sensors per parquet file (partition)")
+    ap.add_argument("--averaging", type=int, default=0,
+                    help="--dask: also fit with averaging_frequency=K (0: not)")
+    ap.add_argument("--random-state", type=int, default=0,
+                    help="--dask: the forecaster's random_state (default 0)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--make-parquet", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dask-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sensors-n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
+    if args.make_parquet:
+        print(json.dumps(write_parquet(args)))
+        return
+    if args.dask_child:
+        print(json.dumps(dask_child(args)))
+        return
     if args.quick:
         args.sensors, args.rows, args.max_iter = "20", 400, 2
+        if args.dask:
+            args.partition_sensors, args.workers = 5, "2"
+    if args.dask:
+        results = run_dask(args)
+        _save(args, results)
+        return
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -196,6 +388,10 @@ def main():
               f"{r['outside_epochs_s']:.1f} s | {r['epochs']} x {r['epoch_s']:.1f} s | "
               f"{r['predict_s']:.2f} s | {r['backtest_s']:.1f} s ({r['backtest_forecasts']:,}) | "
               f"{r['mae_ratio_seasonal']:.3f} | {r['load_start']:.1f}-{r['load_end']:.1f} |")
+    _save(args, results)
+
+
+def _save(args, results):
     if args.json:
         meta = {"command": " ".join(sys.argv), "machine": platform.platform(),
                 "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",

@@ -282,7 +282,7 @@ def test_series_scales_attribute_and_streaming_use_them():
 def test_the_scaler_is_fitted_block_by_block_on_a_fleet(monkeypatch):
     from sklearn.preprocessing import StandardScaler
 
-    import tsrnn._forecaster
+    import tsrnn._windows
 
     X = _panel()
     values = X[["temp_air", "dew_point"]].to_numpy()
@@ -293,7 +293,7 @@ def test_the_scaler_is_fitted_block_by_block_on_a_fleet(monkeypatch):
     assert_array_equal(f.scaler_.mean_, one.mean_)
     assert_array_equal(f.scaler_.var_, one.var_)
     # Blocks of at least 300 rows (here two series each): the same moments.
-    monkeypatch.setattr(tsrnn._forecaster, "_SCALER_BLOCK_ROWS", 300)
+    monkeypatch.setattr(tsrnn._windows, "_SCALER_BLOCK_ROWS", 300)
     g = RNNForecaster(**params).fit(X)
     np.testing.assert_allclose(g.scaler_.mean_, one.mean_, rtol=1e-12)
     np.testing.assert_allclose(g.scaler_.var_, one.var_, rtol=1e-12)

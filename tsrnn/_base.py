@@ -441,11 +441,23 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
                     n_rows = train.n_rows_of(order)
                 elif self.shuffle:
                     self._random_state.shuffle(order)
+                # A view whose windows live elsewhere (a fleet's, on dask
+                # workers) fetches the epoch's items in one go (``_data.py``).
+                fetch = getattr(train, "epoch", None)
+                view = train if fetch is None else fetch(order)
                 total = 0.0
                 if train.prefix is not None:
                     total += self._train_step(Minibatch(*train.prefix), per_step=True)
-                for rows in gen_batches(len(order), batch_size):
-                    total += self._train_step(Minibatch(*train.batch(order[rows])), per_step)
+                run = getattr(view, "train_minibatches", None)
+                if run is not None:
+                    # The view trains the epoch's minibatches itself, each
+                    # with _train_step (parameter averaging on dask workers,
+                    # ``_averaging.py``).
+                    total += run(self, order, batch_size, per_step)
+                else:
+                    for rows in gen_batches(len(order), batch_size):
+                        total += self._train_step(Minibatch(*view.batch(order[rows])),
+                                                  per_step)
                 self.n_iter_ += 1
                 self.t_ += n_rows
                 self.loss_curve_.append(total / n_rows)

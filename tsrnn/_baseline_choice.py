@@ -7,7 +7,13 @@ is later validated and calibrated on.
 """
 import numpy as np
 
-from tsrnn._baselines import LagBaseline, LinearBaseline, evenly_spaced, select_baseline
+from tsrnn._baselines import (
+    MAX_FIT_WINDOWS,
+    LagBaseline,
+    LinearBaseline,
+    evenly_spaced,
+    select_baseline,
+)
 from tsrnn._windows import ForecastWindows, fit_origins, seasonal_lags
 from tsrnn.exceptions import InputError
 
@@ -29,20 +35,29 @@ class BaselineChoice:
         """Share of the rows held out for validation: at least 2 horizons' origins."""
         return max(self.validation_fraction, min(0.3, 3 * self.horizon / max(lengths)))
 
-    def _fit_baseline(self, A, Y, offsets, lengths, W=None):
+    def _fit_baseline(self, source):
         """The baseline forecast the network will correct (``_baselines.py``).
 
         Sets ``window_``: ``window="auto"`` is decided with the baseline.
-        ``W`` (n_rows,) is the ``sample_weight`` of the origin at each row:
-        zero-weight origins are left out, and the others weigh the linear
-        fits and the held-out scores as they weigh the network's loss.
+        ``source`` gives the windows the choice reads (``StackedOrigins``
+        for a pandas frame, ``_dask_fit.FleetOrigins`` for a fleet on dask
+        workers); with ``sample_weight``, zero-weight origins are left out,
+        and the others weigh the linear fits and the held-out scores as they
+        weigh the network's loss.
         """
         n_t, h = len(self._frame_layout.targets), self.horizon
+        lengths = source.lengths
         candidates = self._window_candidates(lengths)
         self.baseline_scores_ = None
         if self.baseline in ("auto", "smoothing"):
             smoothing_only = self.baseline == "smoothing"
             steps = np.arange(1, h + 1)
+            try:
+                (A, Y, W), fit, val = source.sample(
+                    max(candidates), h, self._holdout_fraction(lengths), MAX_FIT_WINDOWS
+                )
+            except InputError:
+                (A, Y, W), fit, val = (None, None, None), None, None
 
             def gather(window, origins):
                 windows = ForecastWindows(
@@ -54,23 +69,18 @@ class BaselineChoice:
             def targets(origins):
                 return Y[origins[:, None] + steps]
 
-            weights = None if W is None else W.__getitem__
-            try:
-                fit, val = fit_origins(
-                    lengths, offsets, Y, max(candidates), h, self._holdout_fraction(lengths),
-                    weights=W,
-                )
-            except InputError:
+            if fit is None:
                 # Too short to hold out time for the choice: the shortest
                 # window and a moderate penalty towards persistence.
                 self.window_ = candidates[0]
-                origins, _ = fit_origins(lengths, offsets, Y, self.window_, h, weights=W)
+                (A, Y, W), origins, _ = source.sample(self.window_, h)
                 if smoothing_only:
                     # Or the form of exponential smoothing that fits the
                     # training windows best (nothing is held out).
                     baseline, self.window_, self.baseline_scores_ = select_baseline(
                         gather, targets, origins, origins, [self.window_], h, n_t, None,
-                        weights, season=self.season_, smoothing_only=True,
+                        None if W is None else W.__getitem__, season=self.season_,
+                        smoothing_only=True,
                     )
                     return baseline
                 persistence = np.zeros((h, n_t), np.intp)
@@ -79,7 +89,7 @@ class BaselineChoice:
                     alpha=1.0,
                 ).fit(gather(self.window_, origins), targets(origins),
                       None if W is None else W[origins])
-            fit, val = fit[evenly_spaced(len(fit))], val[evenly_spaced(len(val))]
+            weights = None if W is None else W.__getitem__
             seasonal = seasonal_lags(h, self.season_)
             if self.season_ <= 1 or seasonal.max() >= max(candidates):
                 seasonal = None
@@ -95,3 +105,28 @@ class BaselineChoice:
         if self.baseline == "seasonal" and seasonal.max() < self.window_:
             lags = seasonal
         return LagBaseline(lags, self.window_)
+
+
+class StackedOrigins:
+    """The windows of a stacked frame that the baseline's choice reads (pandas).
+
+    ``A``, ``Y`` (and ``W``, the origins' weights, or None) are the stacked
+    arrays of every series, ``offsets`` and ``lengths`` their rows.
+    """
+
+    def __init__(self, A, Y, offsets, lengths, W=None):
+        self.A, self.Y, self.offsets, self.lengths, self.W = A, Y, offsets, lengths, W
+
+    def sample(self, window, horizon, fraction=None, at_most=None):
+        """``((A, Y, W), fit, val)``: arrays and origin rows into them.
+
+        The training origins of ``window`` (``fit_origins``), and with a
+        held-out ``fraction`` the held-out ones; with ``at_most``, that many
+        of each, evenly spaced. An InputError when the series are too short.
+        """
+        fit, val = fit_origins(self.lengths, self.offsets, self.Y, window, horizon,
+                               fraction, weights=self.W)
+        if at_most is not None:
+            fit = fit[evenly_spaced(len(fit), at_most)]
+            val = None if val is None else val[evenly_spaced(len(val), at_most)]
+        return (self.A, self.Y, self.W), fit, val

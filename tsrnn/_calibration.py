@@ -204,6 +204,22 @@ def level_scaled(series, block):
     ``sd``. Returns ``(relative, floor)``, the floor being the smallest
     training value, below which a forecast's level is not trusted.
     """
+    means, sds, lowest = _level_blocks(series, block)
+    if not means or not lowest > 0:
+        return False, 0.0
+    m, sd = np.concatenate(means), np.concatenate(sds)
+    if len(m) < 4 or not sd.mean() > 0:
+        # Too few blocks to see the spread follow the level.
+        return False, 0.0
+
+    def variation(x):
+        return np.std(x) / np.mean(x)
+
+    return bool(variation(sd / m) < variation(sd)), lowest
+
+
+def _level_blocks(series, block):
+    """Per series, the means and sds of its full blocks; the smallest value."""
     means, sds, lowest = [], [], np.inf
     for y in series:
         y = np.asarray(y, dtype=float)
@@ -219,17 +235,40 @@ def level_scaled(series, block):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are dropped
             means.append(np.nanmean(blocks[full], axis=1))
             sds.append(np.nanstd(blocks[full], axis=1, ddof=1))
-    if not means or not lowest > 0:
-        return False, 0.0
+    return means, sds, lowest
+
+
+def level_parts(series, block):
+    """The parts of :func:`level_scaled` that add up over groups of series.
+
+    A dask fleet's partitions each give theirs; :func:`level_scaled_from_parts`
+    decides on their sum (and the smallest ``lowest``). Returns ``(lowest,
+    sums)``: sums = [blocks, sum and sum of squares of sd / mean, of sd].
+    """
+    means, sds, lowest = _level_blocks(series, block)
+    if not means:
+        return lowest, np.zeros(5)
     m, sd = np.concatenate(means), np.concatenate(sds)
-    if len(m) < 4 or not sd.mean() > 0:
-        # Too few blocks to see the spread follow the level.
+    with np.errstate(divide="ignore", invalid="ignore"):  # a block of mean 0
+        r = sd / m
+    return lowest, np.array([len(m), r.sum(), (r * r).sum(), sd.sum(), (sd * sd).sum()])
+
+
+def level_scaled_from_parts(lowest, sums):
+    """:func:`level_scaled`'s rule from summed :func:`level_parts`.
+
+    The same decision, with the spreads from sums of squares rather than
+    from the blocks themselves (equal up to rounding).
+    """
+    n, r1, r2, s1, s2 = sums
+    if not n or not lowest > 0 or n < 4 or not s1 / n > 0:
         return False, 0.0
 
-    def variation(x):
-        return np.std(x) / np.mean(x)
+    def variation(total, squares):
+        mean = total / n
+        return np.sqrt(max(squares / n - mean * mean, 0.0)) / mean
 
-    return bool(variation(sd / m) < variation(sd)), lowest
+    return bool(variation(r1, r2) < variation(s1, s2)), lowest
 
 
 def warn_too_few(levels, n):

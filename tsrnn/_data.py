@@ -22,6 +22,13 @@ over:
   (``max_windows_per_epoch``, ``_sampling.py``);
 * ``groups`` (optional, default one group of all items): items per series,
   the items of a series consecutive; the budget is shared among them.
+* ``epoch(order)`` (optional): called before an epoch's first batch with
+  the items it will train on (in order); returns the view that gives their
+  batches. A view whose windows are not in this process (a fleet's on dask
+  workers, ``_dask_fit.py``) fetches them here, once per epoch. The view
+  it returns may train the epoch itself: ``train_minibatches(estimator,
+  order, batch_size, per_step)`` (parameter averaging, ``_averaging.py``)
+  returns the summed loss, as the loop's own minibatches would.
 
 The forecaster has its own view of forecast windows with the same members
 (``tsrnn._windows.ForecastWindows``).

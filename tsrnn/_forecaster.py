@@ -72,8 +72,10 @@ from tsrnn._backtest import Backtest
 from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
 from tsrnn._data import check_training_weights
-from tsrnn._baseline_choice import BaselineChoice
+from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
 from tsrnn._forecast_heads import ForecastHeads
+from tsrnn import _dask_serving
+from tsrnn._dask_frames import is_dask_frame
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._network_inputs import NetworkInputs
 from tsrnn._plotting import plot_forecast
@@ -84,6 +86,7 @@ from tsrnn._windows import (
     ForecastWindows,
     check_no_infinity,
     check_scaler,
+    scaler_blocks,
     fit_origins,
     series_statistics,
     stack,
@@ -140,28 +143,6 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
-
-
-# Rows of the training frame the scaler is fitted on at once (see _row_blocks).
-_SCALER_BLOCK_ROWS = 1 << 20
-
-
-def _row_blocks(arrays):
-    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
-
-    The scaler is fitted block by block (``partial_fit``), so that a fleet's
-    values are never copied as a whole; a frame of fewer rows is one block,
-    fitted exactly as ``StandardScaler().fit`` would fit it.
-    """
-    block, n = [], 0
-    for a in arrays:
-        block.append(a)
-        n += len(a)
-        if n >= _SCALER_BLOCK_ROWS:
-            yield block[0] if len(block) == 1 else np.concatenate(block)
-            block, n = [], 0
-    if block:
-        yield block[0] if len(block) == 1 else np.concatenate(block)
 
 
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -330,6 +311,19 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         afterwards (by 0.2% to 5.6%), and every one that gained more than
         5% was forecast better (``benchmarks/README.md``, "The network
         earns its place"). 0 keeps any epoch that beats the baseline.
+    averaging_frequency : int or None, default=None
+        Parameter averaging across dask workers, for a fit on a
+        ``dask.dataframe.DataFrame`` with a ``dask.distributed`` Client
+        running (DL4J's ``averagingFrequency``). Each epoch's windows are
+        sharded over the workers (one shard per worker, made of whole
+        partitions); every worker trains ``averaging_frequency`` minibatches
+        of its shard from the same weights and Adam moments, then the
+        weights and moments are averaged, and the round repeats. None:
+        the epoch's windows are brought to this process and trained here,
+        which gives bitwise the model of a pandas fit. A constructor
+        parameter, not a fit parameter, because it changes the model (an
+        average of k-step updates is not k sequential steps), so it is a
+        hyperparameter a search may tune. See the user guide's dask page.
 
     dropout, alpha, batch_size, learning_rate_init, max_iter, shuffle, \
 random_state, tol, verbose, warm_start, early_stopping, validation_fraction, \
@@ -490,6 +484,7 @@ n_iter_, t_
         "scaling": [StrOptions({"series", "global"})],
         "network_inputs": [StrOptions({"relative", "level"})],
         "min_network_gain": [Interval(Real, 0, 1, closed="left")],
+        "averaging_frequency": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -512,6 +507,7 @@ n_iter_, t_
         scaling="series",
         network_inputs="relative",
         min_network_gain=0.03,
+        averaging_frequency=None,
         dropout=0.0,
         alpha=0.0001,
         batch_size="auto",
@@ -572,6 +568,7 @@ n_iter_, t_
         self.scaling = scaling
         self.network_inputs = network_inputs
         self.min_network_gain = min_network_gain
+        self.averaging_frequency = averaging_frequency
 
     # ------------------------------------------------------------------
     # Public API
@@ -678,7 +675,7 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame or None, default=None
+        X : DataFrame, dask DataFrame or None, default=None
             History to forecast from (same columns as in fit, at least
             ``window`` rows per series). None forecasts from the end of the
             data seen by ``fit`` and ``update``.
@@ -698,7 +695,14 @@ n_iter_, t_
             the quantiles, then one column ``f"{target}_q{q:g}"`` per quantile
             in increasing order (``temp_air``, ``temp_air_q0.1``,
             ``temp_air_q0.5``, ``temp_air_q0.9``).
+
+            For a ``dask.dataframe.DataFrame`` X (a fleet whose partitions
+            hold whole series), a dask DataFrame computed per partition: the
+            same rows, with the series id left as X had it, a column or the
+            index, since dask has no MultiIndex (see the dask user guide).
         """
+        if is_dask_frame(X):
+            return _dask_serving.predict(self, X, future)
         self._check_fitted()
         layout = self._frame_layout
         if X is None:
@@ -770,14 +774,21 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or dask DataFrame
             Rows following the end of the data seen so far (same columns as in
             fit). A series id not seen before starts a new context.
 
         Returns
         -------
         self : object
+
+        Notes
+        -----
+        A ``dask.dataframe.DataFrame`` X is computed into this process (its
+        rows are the new readings) and appended as the pandas frame would be.
         """
+        if is_dask_frame(X):
+            return _dask_serving.update(self, X)
         self._check_fitted()
         check_frame(X, "X")
         # The common case (one series, the next rows in order) in numpy;
@@ -804,7 +815,7 @@ n_iter_, t_
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or dask DataFrame
             Frame with the columns used in fit. If it starts one step after
             the data seen by ``fit``/``update``, their last rows serve as
             context, so X's first rows are forecast as well; otherwise the
@@ -819,14 +830,20 @@ n_iter_, t_
 
         Returns
         -------
-        result : Backtest
+        result : Backtest or dask DataFrame
             ``.forecasts`` (long DataFrame) and ``.metrics`` (MAE, RMSE and
             MASE of the model, the persistence forecast and the seasonal naive
             forecast with ``season_`` steps), and ``.intervals`` (coverage,
             width and interval score of each quantile band), see
             :class:`Backtest`. MASE divides by ``mase_scale_`` from the
             training data.
+
+            For a ``dask.dataframe.DataFrame`` X (a fleet whose partitions
+            hold whole series), the ``forecasts`` frame alone, as a dask
+            DataFrame computed per partition (see the dask user guide).
         """
+        if is_dask_frame(X):
+            return _dask_serving.backtest(self, X, start, stride)
         return self._backtest(X, start, stride)
 
     def _backtest(self, X, start=None, stride=None, truth=None):
@@ -1063,6 +1080,17 @@ n_iter_, t_
     # Fitting (BaseRNN's one fit path calls _prepare_fit)
     # ------------------------------------------------------------------
     def _prepare_fit(self, X, y, first_pass, incremental, classes, sample_weight=None):
+        if is_dask_frame(X):
+            # A fleet on dask workers: the same steps, with reductions over
+            # partitions and only sampled windows brought here (imports dask).
+            from tsrnn._dask_fit import prepare_fit
+
+            return prepare_fit(self, X, first_pass, sample_weight)
+        if self.averaging_frequency is not None:
+            raise ValueError(
+                "averaging_frequency trains across dask workers and needs X as a "
+                "dask DataFrame; set averaging_frequency=None for a pandas frame."
+            )
         check_frame(X, "X")
         validate_data(self, X, reset=first_pass, skip_check_array=True)
         if sample_weight is not None:
@@ -1108,7 +1136,7 @@ n_iter_, t_
                 warnings.simplefilter("ignore", RuntimeWarning)
                 # StandardScaler ignores NaN when fitting: gaps do not bias it.
                 scaler = StandardScaler()
-                for block in _row_blocks(list(raws.values())):
+                for block in scaler_blocks(list(raws.values())):
                     scaler.partial_fit(block)
             check_scaler(scaler, layout)
             series_stats = None
@@ -1130,9 +1158,7 @@ n_iter_, t_
             by_key = layout.split_weights(X, sample_weight, frames)
             W = np.concatenate([by_key[key] for key in frames])
         if first_pass:
-            self._baseline = self._fit_baseline(A, Y, offsets, lengths, W)  # sets window_
-            self._network_inputs = NetworkInputs(self.network_inputs, self.window_,
-                                                 len(layout.targets))
+            self._choose_baseline(StackedOrigins(A, Y, offsets, lengths, W))
         holdout = self.early_stopping or self._calibrates()
         try:
             train, val = fit_origins(
@@ -1194,6 +1220,16 @@ n_iter_, t_
     # ------------------------------------------------------------------
     # Windows and outputs
     # ------------------------------------------------------------------
+    def _choose_baseline(self, source):
+        """The baseline and ``window_`` (``_fit_baseline``), and what the network reads.
+
+        The one place both fits (pandas, and a fleet on dask) make them, so
+        the network's inputs always follow the chosen window.
+        """
+        self._baseline = self._fit_baseline(source)
+        self._network_inputs = NetworkInputs(self.network_inputs, self.window_,
+                                             len(self._frame_layout.targets))
+
     def _windows(self, A, origins, Y=None, causal=None, W=None, series=None):
         """ForecastWindows of stacked arrays; ``series`` = (keys, offsets) of the stack."""
         layout = self._frame_layout

@@ -234,6 +234,28 @@ class Encoder:
         return np.add(out, mean, out=out)
 
 
+# Rows of the training frame the scaler is fitted on at once (see scaler_blocks).
+_SCALER_BLOCK_ROWS = 1 << 20
+
+
+def scaler_blocks(arrays):
+    """Consecutive arrays concatenated into blocks of at least ``_SCALER_BLOCK_ROWS`` rows.
+
+    The scaler is fitted block by block (``partial_fit``), so that a fleet's
+    values are never copied as a whole; a frame of fewer rows is one block,
+    fitted exactly as ``StandardScaler().fit`` would fit it.
+    """
+    block, n = [], 0
+    for a in arrays:
+        block.append(a)
+        n += len(a)
+        if n >= _SCALER_BLOCK_ROWS:
+            yield block[0] if len(block) == 1 else np.concatenate(block)
+            block, n = [], 0
+    if block:
+        yield block[0] if len(block) == 1 else np.concatenate(block)
+
+
 def series_statistics(raws, scaler):
     """{key: (mean, scale)} of the model columns of each series' rows.
 
@@ -319,7 +341,7 @@ def stack_inference(records, n_past):
 
 
 def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
-                weights=None):
+                weights=None, check=True):
     """Training origins and, with a validation fraction, validation origins.
 
     Origins whose horizon holds no observed target (``missing="mask"``) are
@@ -329,7 +351,10 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
     validation score, the baseline's fit and the band's calibration. With
     ``validation_fraction``, the last ``ceil(fraction * n)`` rows of every
     series are validation targets and training targets end before them.
-    Returns ``(train, val)``, val None without a fraction.
+    Returns ``(train, val)``, val None without a fraction. With
+    ``check=False`` (a fleet's partitions, each only part of the data),
+    ``(train, val, unweighted)`` without the checks, which
+    :func:`check_origins` then makes on the totals.
     """
     w, h = window, horizon
     # Observed targets in rows 0 .. r-1.
@@ -349,7 +374,23 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
             origins = origins[origins + h <= cut - 1]
         train.append(o + origins)
     train = np.concatenate(train)
-    if not len(train) and unweighted[0]:
+    val = np.concatenate(val) if validation_fraction is not None else None
+    if not check:
+        return train, val, unweighted
+    check_origins(len(train), None if val is None else len(val), unweighted, max(lengths),
+                  window, horizon, validation_fraction)
+    return train, val
+
+
+def check_origins(n_train, n_val, unweighted, longest, window, horizon,
+                  validation_fraction=None):
+    """Refuse data with no training origin, or no held-out one (see ``fit_origins``).
+
+    ``unweighted``: the training and held-out origins there would be
+    without the weights; ``longest``: the longest series' rows.
+    """
+    w, h = window, horizon
+    if not n_train and unweighted[0]:
         raise InputError(
             "sample_weight is zero at every training origin: a forecast origin "
             f"needs window={w} rows up to it and horizon={h} rows after it"
@@ -360,10 +401,10 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
             )
             + "; give some of those rows a positive weight."
         )
-    if not len(train):
+    if not n_train:
         raise InputError(
             f"Too few rows to train: an example needs window={w} + horizon={h} = "
-            f"{w + h} consecutive rows, but the longest series has {max(lengths)}"
+            f"{w + h} consecutive rows, but the longest series has {longest}"
             + (
                 f" (early_stopping keeps its last {validation_fraction:g} "
                 "for validation)"
@@ -372,22 +413,20 @@ def fit_origins(lengths, offsets, Y, window, horizon, validation_fraction=None,
             + "."
         )
     if validation_fraction is None:
-        return train, None
-    val = np.concatenate(val)
-    if not len(val) and unweighted[1]:
+        return
+    if not n_val and unweighted[1]:
         raise InputError(
             "sample_weight is zero at every origin of the held-out block (the last "
             f"{validation_fraction:g} of each series' rows, which early stopping, "
             "the choice of the baseline and the band's calibration score on); give "
             "some of its rows a positive weight."
         )
-    if not len(val):
+    if not n_val:
         raise InputError(
             f"The validation block is too short: early_stopping holds out the last "
             f"{validation_fraction:g} of each series' rows, which must span "
             f"at least horizon={h} rows. Increase validation_fraction or the data."
         )
-    return train, val
 
 
 def seasonal_lags(horizon, season):

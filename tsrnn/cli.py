@@ -51,6 +51,7 @@ from tsrnn._csv_input import (
     select_columns,
 )
 from tsrnn._forecaster import RNNForecaster
+from tsrnn._parquet_fleet import is_parquet
 from tsrnn._progress import Progress
 from tsrnn.exceptions import InputError, ResampleWarning, TrainingError
 
@@ -180,9 +181,20 @@ def build_parser():
         ),
     )
     fc.add_argument(
-        "csv", nargs="?", metavar="CSV",
-        help="input file: one row per time step, a time column and numeric columns "
-        "(default: the embedded weather data)",
+        "csv", nargs="?", metavar="FILE",
+        help="input CSV: one row per time step, a time column and numeric columns; "
+        "or a parquet file or dataset directory holding a fleet (with --series-id, "
+        "read lazily with dask) (default: the embedded weather data)",
+    )
+    fc.add_argument(
+        "--series-id", metavar="COL",
+        help="parquet input: the column naming each series of the fleet; one model "
+        "is fitted to all of them and every series is forecast",
+    )
+    fc.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="parquet input: run on the existing dask cluster at this scheduler "
+        "address, e.g. tcp://10.0.0.5:8786 (default: dask's local threads)",
     )
     fc.add_argument(
         "--target", metavar="COL",
@@ -244,8 +256,10 @@ def build_parser():
                     "moves to the nearest point of that grid, readings on one point are "
                     "averaged and points without one are missing values (default: "
                     "inferred from the timestamps, which must then be regular)")
-    fc.add_argument("--out", default="forecast.csv", metavar="PATH",
-                    help="where to write the forecast CSV (default: %(default)s)")
+    fc.add_argument("--out", metavar="PATH",
+                    help="where to write the forecast: a CSV, or for parquet input a "
+                    "parquet dataset directory, replaced whole (default: forecast.csv, "
+                    "or forecast.parquet for parquet input)")
     fc.add_argument("--float-format", type=_float_format, default="%.6g", metavar="FMT",
                     help="printf-style format of the forecast CSV's numbers, e.g. %%.3f "
                     "(default: %(default)s, six significant digits)")
@@ -280,6 +294,17 @@ def _check_writable(path, option):
         raise UsageError(f"{option} {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a directory")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write to directory {directory}")
+
+
+def _check_writable_directory(path, option):
+    """An output directory: replaceable whole, so a file there is refused too."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"{option} {path} is a file; a parquet forecast is a directory")
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{option} {path}: cannot write to directory {directory}")
 
@@ -341,6 +366,16 @@ def _forecast(args, out):
                 "pip install 'tsrnn[plot]' (or matplotlib), or drop --plot"
             )
         _check_writable(args.plot, "--plot")
+    fleet = args.csv is not None and is_parquet(args.csv)
+    if args.out is None:
+        args.out = "forecast.parquet" if fleet else "forecast.csv"
+    if fleet:
+        _check_writable_directory(args.out, "--out")
+        return _forecast_fleet(args, out)
+    for option in ("series_id", "scheduler"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} reads a parquet fleet; "
+                             f"{args.csv or 'the embedded weather data'} is not parquet")
     _check_writable(args.out, "--out")
 
     if args.csv is None:
@@ -466,6 +501,69 @@ def _forecast(args, out):
         writers.append((args.plot, _plot_writer(model, frame, args, source)))
     write_outputs(writers)
     print(f"\nwrote {args.out}" + (f" and {args.plot}" if args.plot else ""), file=out)
+
+
+def _forecast_fleet(args, out):
+    """The job on a parquet fleet: one model for every series, run with dask."""
+    from contextlib import nullcontext
+
+    from tsrnn import _parquet_fleet as fleet
+    from tsrnn._dask_frames import check_whole_series, validate_partitions
+
+    source = args.csv
+    if args.series_id is None:
+        raise UsageError(f"{source} is parquet: a fleet; name the column identifying "
+                         "each series with --series-id")
+    for option in ("plot", "importance", "time_unit", "tz", "float_format"):
+        if getattr(args, option) not in (None, False, "%.6g"):
+            raise UsageError(f"--{option.replace('_', '-')} is for CSV input; "
+                             f"{source} is a parquet fleet")
+    fleet.import_dask_dataframe()
+    with fleet.connect(args.scheduler) if args.scheduler else nullcontext():
+        ddf, time_name = fleet.read_fleet(source, args.series_id, args.time_col,
+                                          args.target, args.features)
+        check_whole_series(ddf, args.series_id)
+        model = RNNForecaster(
+            target=args.target, series_id=args.series_id, window=args.window,
+            horizon=args.horizon, cell=args.cell, hidden_layer_sizes=args.hidden,
+            quantiles=args.quantiles, freq=args.freq, missing=args.missing,
+            max_iter=args.max_iter, random_state=args.seed,
+        )
+        train, test = fleet.split_fleet(ddf, args.series_id, args.horizon, args.test_size)
+        try:
+            summary = validate_partitions(train, model, time_name)
+        except InputError as exc:
+            raise _input_error(exc, f"{source} (its training rows)") from None
+        target = model.target if model.target is not None else "the only numeric column"
+        print(
+            f"tsrnn: forecasting {target!r} {args.horizon} steps ahead for "
+            f"{len(summary):,} series of {source} ({summary['rows'].sum():,} "
+            f"training rows in {_count(ddf.npartitions, 'partition')}, "
+            f"{summary['first'].min()} to {summary['last'].max()})\n"
+            f"model: {args.cell}, window {args.window}, hidden "
+            f"{','.join(map(str, args.hidden))}, at most {_count(args.max_iter, 'epoch')}; "
+            f"each series holds out its last {args.test_size:g} (at least "
+            f"{_count(args.horizon, 'row')}) for the backtest",
+            file=out, flush=True,
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(train)
+        print(f"trained {_count(model.n_iter_, 'epoch')} in "
+              f"{time.perf_counter() - start:.1f}s; window {model.window_}, "
+              f"correcting a {model.baseline_} baseline", file=out, flush=True)
+        try:
+            metrics = fleet.fleet_metrics(model.backtest(test), model.target_,
+                                          model.mase_scale_)
+        except InputError as exc:
+            raise _input_error(exc, source) from None
+        print(f"\nbacktest: forecasts from every held-out row of every series, "
+              f"{args.horizon} steps ahead, scored over the whole fleet:", file=out)
+        print(metrics.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+        fleet.write_forecast(model.predict(ddf), args.out, args.series_id)
+    print(f"\nwrote {args.out}: the next {_count(args.horizon, 'step')} of every series "
+          "(parquet dataset)", file=out)
 
 
 def _print_importance(model, test, args, out):

@@ -39,17 +39,33 @@ def _seasonal_naive_mae(series, season):
     MAE is negligible next to its largest absolute value (see
     ``_NEGLIGIBLE_SCALE``), gets NaN: MASE is undefined for it.
     """
+    sums, counts, magnitude = _seasonal_naive_sums(series, season)
+    return _seasonal_naive_scale(sums, counts, magnitude)
+
+
+def _seasonal_naive_sums(series, season):
+    """(sum of absolute errors, their count, largest |value|) per column.
+
+    The parts of :func:`_seasonal_naive_mae` that add up over groups of
+    series (a dask fleet's partitions): sums and counts add, magnitudes
+    take the maximum.
+    """
     n_cols = series[0].shape[1] if len(series) else 1
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a NaN error
         errors = [np.abs(y[season:] - y[:-season]) for y in series if len(y) > season]
     if not errors:
-        return np.full(n_cols, np.nan)
+        return np.zeros(n_cols), np.zeros(n_cols, np.int64), np.full(n_cols, np.nan)
     errors = np.concatenate(errors)
     counts = np.sum(~np.isnan(errors), axis=0)
     sums = np.nansum(errors, axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         magnitude = np.nanmax(np.abs(np.concatenate(series)), axis=0)
+    return sums, counts, magnitude
+
+
+def _seasonal_naive_scale(sums, counts, magnitude):
+    """The MASE denominators from :func:`_seasonal_naive_sums`' parts."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mae = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return np.where(mae > _NEGLIGIBLE_SCALE * magnitude, mae, np.nan)
