@@ -253,7 +253,7 @@ DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
           "missing", "known_future", "series_id", "season", "baseline",
           "calibration", "calibration_rate", "scaling", "network_inputs", "min_network_gain",
-          "max_windows_per_epoch", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "max_windows_per_epoch", "averaging_frequency", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
