@@ -70,6 +70,7 @@ from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
 from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice
+from tsrnn._calendar import Calendar
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn._frames import FrameLayout, check_frame, default_season, index_names, where
 from tsrnn._plotting import plot_forecast
@@ -136,6 +137,11 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
+
+
+def _cycles(calendar):
+    """The cycles of a Calendar or None, for comparing two of them."""
+    return () if calendar is None else calendar.cycles
 
 
 # Rows of the training frame the scaler is fitted on at once (see _row_blocks).
@@ -232,6 +238,20 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
     series_id : str or None, default=None
         Column holding the series identifier of a long frame. Not needed with
         an (id, timestamp) MultiIndex.
+
+    calendar : "auto", list of str or None, default=None
+        Calendar inputs: the phase of the time of day ("day"), the day of
+        the week ("week") and the day of the year ("year") at every row, as
+        a sine and a cosine each, computed from the timestamps. They are
+        known for the forecast period too, so they enter as known-future
+        inputs (to the network and to the learned baseline's covariates)
+        without a ``future=`` frame. "auto" takes the cycles the time step
+        samples with 2 to 10,000 steps (hourly: day, week and year;
+        half-hourly: day and week; daily: week and year; monthly and
+        quarterly: year; yearly: none); a list names them. The clock is the
+        index's wall clock (its own time zone when it has one). This is
+        darts' ``add_encoders={"cyclic": ...}``, chosen from the frequency.
+        See the user guide's "Calendar inputs" section.
 
     season : int or None, default=None
         Season length in steps, for the seasonal naive baseline and MASE.
@@ -439,6 +459,7 @@ n_iter_, t_
         "missing": [StrOptions({"raise", "interpolate", "mask"})],
         "known_future": [list, tuple, None],
         "series_id": [str, None],
+        "calendar": [StrOptions({"auto"}), list, tuple, None],
         "season": [Interval(Integral, 1, None, closed="left"), None],
         "window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "baseline": [StrOptions({"auto", "persistence", "seasonal"})],
@@ -460,6 +481,7 @@ n_iter_, t_
         missing="raise",
         known_future=None,
         series_id=None,
+        calendar=None,
         season=None,
         baseline="auto",
         calibration="cqr",
@@ -518,6 +540,7 @@ n_iter_, t_
         self.missing = missing
         self.known_future = known_future
         self.series_id = series_id
+        self.calendar = calendar
         self.season = season
         self.baseline = baseline
         self.calibration = calibration
@@ -669,6 +692,9 @@ n_iter_, t_
                     "context kept from fit."
                 )
         futures = layout.future(future, frames, self.horizon)
+        if self._encoder.calendar is not None and not layout.known:
+            # The calendar of the future rows comes from their timestamps.
+            futures = {key: np.empty((self.horizon, 0)) for key in frames}
         if X is None and self._tracks():
             Z = self._issued_forecasts()
         elif X is None:
@@ -1028,10 +1054,12 @@ n_iter_, t_
                 (quantiles is None) == (self.quantiles_ is None)
                 and (quantiles is None or np.array_equal(quantiles, self.quantiles_))
                 and n_outputs == self.n_outputs_
+                and _cycles(Calendar.from_parameter(self.calendar, self._frame_layout.offset))
+                == _cycles(self._encoder.calendar)
             )
             if not same:
                 raise ValueError(
-                    "warm_start must keep target, known_future, the covariate "
+                    "warm_start must keep target, known_future, calendar, the covariate "
                     "columns, the series layout, quantiles and horizon of the fitted "
                     "model; refit with warm_start=False to change them."
                 )
@@ -1067,7 +1095,8 @@ n_iter_, t_
                 series_stats = series_statistics(raws, scaler)
             del raws
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
-                                    series_stats)
+                                    series_stats,
+                                    Calendar.from_parameter(self.calendar, layout.offset))
             targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
             self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
             self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
@@ -1145,7 +1174,7 @@ n_iter_, t_
         layout = self._frame_layout
         windows = ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
-            bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
+            self._encoder.future_rows, Y=Y, causal=causal, baseline=self._baseline, W=W,
         )
         if series is not None:
             windows.scales = self._encoder.item_scales(*series, windows.origins)
