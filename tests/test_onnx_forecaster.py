@@ -24,6 +24,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from tsrnn import RNNForecaster  # noqa: E402
 from tsrnn._baselines import LagBaseline, LinearBaseline  # noqa: E402
+from tsrnn._calendar import wall_seconds  # noqa: E402
 from tsrnn._windows import seasonal_lags  # noqa: E402
 from tsrnn.onnx import OPSET, to_onnx  # noqa: E402
 
@@ -80,6 +81,10 @@ def onnx_forecasts(f, df, cuts=CUTS, model=None):
     if f.known_future_:
         feed["future"] = np.stack([future_of(df.iloc[:n])[f.known_future_].to_numpy()
                                    for n in cuts]).astype(np.float32)
+    if f._encoder.calendar is not None:
+        # The window's timestamps and the horizon's after them.
+        stamps = df.index.append(future_of(df).index)
+        feed["timestamps"] = np.stack([wall_seconds(stamps[n - w : n + H]) for n in cuts])
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, feed)[0]
 
@@ -125,6 +130,46 @@ def test_one_target_matches_predict(cell, baseline, frame):
     got = onnx_forecasts(f, frame, model=model)
     assert got.dtype == np.float32 and got.shape == (len(CUTS), H, 1)
     assert_close(got, predicted(f, frame))
+
+
+@pytest.mark.parametrize("known", [False, True])
+@pytest.mark.parametrize("baseline", ["persistence", "auto"])
+def test_calendar_columns_match_predict(baseline, known, frame):
+    # The graph computes the calendar from the "timestamps" input, for the
+    # window's rows and the horizon's, with or without known-future columns;
+    # a linear baseline with covariates reads the calendar too.
+    params = BASE | RICH if known else BASE | {"target": "y"}
+    f = RNNForecaster(calendar="auto", baseline=baseline, **params).fit(frame)
+    assert f._encoder.calendar.cycles == ("day", "week", "year")
+    strong_head(f)
+    model = to_onnx(f)
+    onnx.checker.check_model(model, full_check=True)
+    names = [i.name for i in model.graph.input]
+    assert names == (["window", "future", "timestamps"] if known else ["window", "timestamps"])
+    assert json.loads(metadata(model)["calendar_columns"]) == f._encoder.calendar.columns
+    assert_close(onnx_forecasts(f, frame, model=model), predicted(f, frame))
+
+
+def test_calendar_graph_matches_encoding_across_zones_and_eras():
+    # Negative seconds (before 1970) and an aware index: the graph's integer
+    # Mod and the numpy encoding agree on every phase.
+    from tsrnn._calendar import Calendar
+    from tsrnn._onnx_forecaster import calendar_columns
+    from tsrnn._onnx_graph import DOUBLE, GraphBuilder
+    from onnx import TensorProto
+
+    cal = Calendar(["day", "week", "year"])
+    index = pd.date_range("1969-12-25 03:00", periods=500, freq="7h", tz="Europe/Berlin")
+    seconds = wall_seconds(index)[None]
+    g = GraphBuilder("calendar")
+    stamps = g.add_input("s", TensorProto.INT64, [1, len(index)])
+    g.add_output(calendar_columns(g, cal, stamps), "c", DOUBLE, [1, len(index), 6])
+    sess = ort.InferenceSession(g.model("calendar").SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"s": seconds})[0]
+    np.testing.assert_allclose(got[0], cal.encode(index), atol=1e-12)
+    # Wall clock: 03:00 local is a quarter of the day whatever the zone.
+    assert got[0, 0, 0] == pytest.approx(np.sin(2 * np.pi * 3 / 24))
 
 
 @pytest.mark.parametrize("baseline", BASELINES)
@@ -251,7 +296,7 @@ NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
 # Made on demand from exported state (views of _flat), never pickled.
 DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
-          "missing", "known_future", "series_id", "season", "baseline",
+          "missing", "known_future", "series_id", "calendar", "season", "baseline",
           "calibration", "calibration_rate", "scaling", "max_windows_per_epoch", "dropout", "alpha", "batch_size", "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",

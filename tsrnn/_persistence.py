@@ -75,7 +75,9 @@ FITTED_STATE = {
         "id_name", "known", "missing", "multi", "offset", "past", "resample",
         "series_id", "targets", "time_name",
     }),
-    "Encoder": frozenset({"dtype", "horizon", "layout", "scaler", "series_stats"}),
+    "Encoder": frozenset({"calendar", "dtype", "horizon", "layout", "scaler",
+                          "series_stats"}),
+    "Calendar": frozenset({"cycles"}),
     "LagBaseline": frozenset({"lags", "window"}),
     "LinearBaseline": frozenset({
         "alpha", "anchor", "coef_", "covariates", "horizon", "intercept_", "level",
