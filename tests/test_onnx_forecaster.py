@@ -140,7 +140,7 @@ def test_calendar_columns_match_predict(baseline, known, frame):
     # a linear baseline with covariates reads the calendar too.
     params = BASE | RICH if known else BASE | {"target": "y"}
     f = RNNForecaster(calendar="auto", baseline=baseline, **params).fit(frame)
-    assert f._encoder.calendar.cycles == ("day", "week", "year")
+    assert f._encoder.calendar.cycles == ("day", "week")
     strong_head(f)
     model = to_onnx(f)
     onnx.checker.check_model(model, full_check=True)

@@ -33,12 +33,14 @@ int64 input with the same integer arithmetic:
 
 Which cycles. A cycle is encoded when the step samples it at least twice
 (hourly data have a day, monthly data do not) and at most ``MAX_STEPS``
-times: a cycle of more steps than that is not something a model trained on
-windows of a few hundred rows can connect to its data (a year of minutes,
-a day of 500 ms steps), and its slowly moving phase would only act as a
-trend. Hourly data thus get the day, the week and the year; half-hourly the
-day and the week; daily the week and the year; monthly and quarterly the
-year; yearly data none.
+times. Within windows of a few hundred rows, the phase of a longer cycle (a
+year of hours, a day of 500 ms steps) barely moves: it acts as a trend, and
+the network fits the held-out block's part of the cycle, which a forecast
+made later in the year does not meet. On the suite's hourly weather data (one
+year), the year's phase made the served forecast 0.868x seasonal naive
+against 0.697x without calendar (seed 0; benchmarks/README.md). Hourly and
+half-hourly data thus get the day and the week; daily data the week and the
+year; monthly and quarterly the year; yearly data none.
 """
 
 import numpy as np
@@ -52,7 +54,7 @@ CYCLES = {
     "year": (31_556_952, 0),
 }
 # A cycle is encoded when it spans at most this many steps (see Design).
-MAX_STEPS = 10_000
+MAX_STEPS = 1_000
 _REFERENCE = pd.Timestamp("2001-01-01")
 
 

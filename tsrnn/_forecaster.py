@@ -246,9 +246,9 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         known for the forecast period too, so they enter as known-future
         inputs (to the network and to the learned baseline's covariates)
         without a ``future=`` frame. "auto" takes the cycles the time step
-        samples with 2 to 10,000 steps (hourly: day, week and year;
-        half-hourly: day and week; daily: week and year; monthly and
-        quarterly: year; yearly: none); a list names them. The clock is the
+        samples with 2 to 1,000 steps (hourly and half-hourly: day and
+        week; daily: week and year; monthly and quarterly: year; yearly:
+        none); a list names them. The clock is the
         index's wall clock (its own time zone when it has one). This is
         darts' ``add_encoders={"cyclic": ...}``, chosen from the frequency.
         See the user guide's "Calendar inputs" section.

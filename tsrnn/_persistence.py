@@ -75,8 +75,7 @@ FITTED_STATE = {
         "id_name", "known", "missing", "multi", "offset", "past", "resample",
         "series_id", "targets", "time_name",
     }),
-    "Encoder": frozenset({"calendar", "dtype", "horizon", "layout", "scaler",
-                          "series_stats"}),
+    "Encoder": frozenset({"dtype", "horizon", "layout", "scaler", "series_stats"}),
     "Calendar": frozenset({"cycles"}),
     "LagBaseline": frozenset({"lags", "window"}),
     "LinearBaseline": frozenset({
@@ -95,6 +94,9 @@ OPTIONAL_STATE = {
     # sklearn's convention: only a fit on a DataFrame sets it.
     "RNNRegressor": frozenset({"feature_names_in_"}),
     "RNNClassifier": frozenset({"feature_names_in_"}),
+    # Calendar columns came later: an older pickle's encoder has none, which
+    # the class default (Encoder.calendar = None) says.
+    "Encoder": frozenset({"calendar"}),
 }
 
 
