@@ -91,7 +91,7 @@ def forecaster_model(f):
             "timestamps", TensorProto.INT64, ["batch", f.window_ + h],
             f"Wall-clock time of the window's {f.window_} rows and of the horizon={h} "
             "steps after the origin, in whole seconds since 1970-01-01 (the index's "
-            "own time zone for an aware index, as tsrnn._calendar.wall_seconds); the "
+            "own time zone for an aware index: index.tz_localize(None).as_unit('s').asi8); the "
             f"calendar columns {calendar.columns} are computed from it.",
         )
     series = None
