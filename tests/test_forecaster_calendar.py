@@ -1,6 +1,7 @@
-"""Calendar inputs (``calendar=``): which cycles, their values, and that every
-path that forecasts (predict with and without X, update, backtest, the
-stream's issued forecasts) gives the network the same calendar rows."""
+"""Calendar inputs (``calendar=``) and seasonal lag inputs (``season_lags=``):
+which cycles and lags, their values, and that every path that forecasts
+(predict with and without X, update, backtest, the stream's issued
+forecasts) gives the network the same rows."""
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ from pandas.tseries.frequencies import to_offset
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import RNNForecaster
-from tsrnn._calendar import Calendar, cycles_for, wall_seconds
+from tsrnn._calendar import Calendar, cycles_for, seasons_for, wall_seconds
 
 H = FAST["horizon"]
 
@@ -76,15 +77,52 @@ def strong_head(f):
     return f.load_state_dict(state)
 
 
-@pytest.fixture(scope="module")
-def fitted():
+CONFIGS = [dict(calendar=["day", "week"]), dict(season_lags=[24, 48]),
+           dict(calendar="auto", season_lags="auto", known_future=["hour"])]
+
+
+@pytest.fixture(scope="module", params=range(len(CONFIGS)))
+def fitted(request):
     df = make_frame(400)
-    f = RNNForecaster("y", calendar=["day", "week"], **FAST).fit(df.iloc[:300])
+    f = RNNForecaster("y", **CONFIGS[request.param], **FAST).fit(df.iloc[:300])
     return strong_head(f), df
 
 
-def test_calendar_reaches_the_network(fitted):
-    f, df = fitted
+def future_of(f, df, n):
+    """``future=`` of predict for the history df.iloc[:n]."""
+    return df.iloc[n : n + H][["hour"]] if f.known_future_ else None
+
+
+@pytest.mark.parametrize("freq, seasons", [
+    ("h", [24, 168]), ("30min", [48, 336]), ("D", [7, 364]), ("MS", [12]), ("QS", [4]),
+    ("YS", []),
+])
+def test_seasons_follow_the_step(freq, seasons):
+    assert seasons_for(to_offset(freq)) == seasons
+
+
+def test_auto_season_lags_are_the_longer_seasons():
+    df = make_frame(400)
+    f = RNNForecaster("y", season_lags="auto", **FAST).fit(df)
+    assert f._encoder.lags == (168,) and f.season_ == 24
+    assert len(f._context[None]) == f.window_ + 168
+    with pytest.raises(ValueError, match="at least horizon"):
+        RNNForecaster("y", season_lags=[2], **FAST).fit(df)
+
+
+def test_lag_columns_hold_the_targets_a_season_earlier():
+    df = make_frame(300)
+    f = RNNForecaster("y", season_lags=[24], **FAST).fit(df)
+    A = f._encoder.encode(df, None, fitting=True)["A"]
+    mean, scale = f.scaler_.mean_[0], f.scaler_.scale_[0]
+    lag = A[:, len(f._frame_layout.columns)]
+    np.testing.assert_allclose(lag[24:], (df["y"].to_numpy()[:-24] - mean) / scale, rtol=1e-5)
+    assert not lag[:24].any()  # before the data: the training mean
+
+
+def test_calendar_reaches_the_network():
+    df = make_frame(400)
+    f = strong_head(RNNForecaster("y", calendar=["day", "week"], **FAST).fit(df.iloc[:300]))
     assert f._encoder.calendar.cycles == ("day", "week")
     # One input per column, four calendar columns and the future flag, and
     # the windows run horizon rows past the origin.
@@ -93,27 +131,34 @@ def test_calendar_reaches_the_network(fitted):
     assert g.n_features_in_ == 3
     shifted = df.iloc[:300].copy()
     shifted.index = shifted.index + pd.Timedelta("5h")  # other phases, same values
-    a = f.predict(df.iloc[:300])
-    b = f.predict(shifted)
+    a = f.predict(df.iloc[:300], future=future_of(f, df, 300))
+    b = f.predict(shifted, future=None if not f.known_future_ else
+                  future_of(f, df, 300).set_axis(future_of(f, df, 300).index
+                                                 + pd.Timedelta("5h")))
     assert not np.allclose(a.to_numpy(), b.to_numpy())
 
 
 def test_every_path_gives_the_same_forecasts(fitted):
     f, df = fitted
     f = pickle_copy(f)
-    direct = f.predict(df.iloc[:300])
-    np.testing.assert_allclose(f.predict().to_numpy(), direct.to_numpy(), rtol=1e-6)
-    # The stream: update row by row, then predict() against predict(X).
-    for i in range(300, 310):
+    direct = f.predict(df.iloc[:300], future=future_of(f, df, 300))
+    np.testing.assert_allclose(f.predict(future=future_of(f, df, 300)).to_numpy(),
+                               direct.to_numpy(), rtol=1e-6)
+    # The stream: update row by row (the fast path), then a block (several
+    # origins issued at once), then predict() against predict(X).
+    for i in range(300, 306):
         f.update(df.iloc[i : i + 1])
-    np.testing.assert_allclose(f.predict().to_numpy(), f.predict(df.iloc[:310]).to_numpy(),
+    f.update(df.iloc[306:310])
+    np.testing.assert_allclose(f.predict(future=future_of(f, df, 310)).to_numpy(),
+                               f.predict(df.iloc[:310], future=future_of(f, df, 310)).to_numpy(),
                                rtol=1e-6)
     # A backtest's forecast from an origin is predict(X) of the history to it.
     bt = f.backtest(df.iloc[310:])
     origin = df.index[330]
     got = bt.forecasts[bt.forecasts["origin"] == origin]["forecast"].to_numpy()
     assert len(got) == H
-    np.testing.assert_allclose(got, f.predict(df.iloc[:331])["y"].to_numpy(), rtol=1e-5)
+    want = f.predict(df.iloc[:331], future=future_of(f, df, 331))["y"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_stream_with_a_gap_encodes_from_the_frames():
@@ -121,7 +166,7 @@ def test_stream_with_a_gap_encodes_from_the_frames():
     # (Encoder.encode with the future rows after the context): the same
     # forecast as predict(X) over the same rows.
     df = make_frame(340)
-    f = strong_head(RNNForecaster("y", calendar="auto", missing="interpolate",
+    f = strong_head(RNNForecaster("y", calendar="auto", season_lags=[24], missing="interpolate",
                                   calibration=None, **FAST).fit(df.iloc[:300]))
     gappy = df.iloc[300:320].copy()
     gappy.iloc[-3, 0] = np.nan

@@ -229,7 +229,7 @@ def _configurations():
         RNNForecaster(target="y", baseline="seasonal", known_future=["hour"],
                       early_stopping=False, **kw).fit(frame),
         RNNForecaster(target="y", series_id="site", missing="interpolate", **kw).fit(make_panel()),
-        RNNForecaster(target="y", calendar="auto", **kw).fit(frame),
+        RNNForecaster(target="y", calendar="auto", season_lags=[24], **kw).fit(frame),
         RNNForecaster(target="y", missing="mask", cell="gru", **kw).fit(gappy),
         RNNRegressor(window=5, **SMALL).fit(frame[["x"]], frame["y"]),
         RNNRegressor(window=5, early_stopping=True, **SMALL).fit(frame[["x"]].to_numpy(),

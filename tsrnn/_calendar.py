@@ -142,3 +142,23 @@ class Calendar:
     def encode(self, index):
         """Columns (len(index), 2 * n_cycles) float64 of a DatetimeIndex."""
         return self.encode_seconds(wall_seconds(index))
+
+
+def seasons_for(offset):
+    """Season lengths in steps of the cycles the step samples, shortest first.
+
+    The cycle's period over the step, rounded (monthly data: a year is 12
+    steps); a year of days is 364, 52 weeks, so that a lag of a year lands
+    on the same weekday (a lag of 365 would compare a Monday with a Sunday).
+    Hourly data give [24, 168], half-hourly [48, 336], daily [7, 364].
+    """
+    step = _step_seconds(offset)
+    cycles = cycles_for(offset)
+    seasons = []
+    for name in cycles:
+        period = CYCLES[name][0]
+        if name == "year" and "week" in cycles:
+            period = 52 * CYCLES["week"][0]
+        seasons.append(int(round(period / step)))
+    return seasons
+

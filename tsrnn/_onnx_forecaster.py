@@ -94,6 +94,15 @@ def forecaster_model(f):
             "own time zone for an aware index: index.tz_localize(None).as_unit('s').asi8); the "
             f"calendar columns {calendar.columns} are computed from it.",
         )
+    lagged = None
+    if f._encoder.lags:
+        lagged = g.add_input(
+            "lagged", FLOAT, ["batch", f.window_ + h, len(f._encoder.lags) * len(layout.targets)],
+            f"The targets {layout.targets} season_lags={list(f._encoder.lags)} steps before "
+            f"each of the window's {f.window_} rows and the horizon={h} steps after the "
+            "origin, raw, lag by lag (each lag's targets in the order of target_); NaN "
+            "where unknown.",
+        )
     series = None
     if f._encoder.series_stats:
         series = g.add_input(
@@ -103,7 +112,7 @@ def forecaster_model(f):
             "series' statistics (series_scales_).",
         )
     stats = series_statistics(g, f, series)
-    A = model_inputs(g, f, window, future, timestamps, columns, stats)
+    A = model_inputs(g, f, window, future, timestamps, lagged, columns, stats)
     base = baseline(g, f, A)
     Z = g.network(f, network_inputs(g, f, A))
     Z = add_corrections(g, f, Z, base)
@@ -126,6 +135,7 @@ def forecaster_model(f):
         "window_columns": json.dumps(columns),
         "future_columns": json.dumps(layout.known),
         "calendar_columns": json.dumps([] if calendar is None else calendar.columns),
+        "season_lags": json.dumps(list(f._encoder.lags)),
         "targets": json.dumps(layout.targets),
         "quantiles": json.dumps(None if f.quantiles_ is None else f.quantiles_.tolist()),
         "window": f.window_,
@@ -184,7 +194,7 @@ def series_statistics(g, f, series):
     return tuple(out)
 
 
-def model_inputs(g, f, window, future, timestamps, columns, stats):
+def model_inputs(g, f, window, future, timestamps, lagged, columns, stats):
     """(B, length, n_inputs) in the model's dtype, as ``_gather`` returns them."""
     layout = f._frame_layout
     n_past, n_cols, w = layout.n_past, len(layout.columns), f.window_
@@ -194,11 +204,18 @@ def model_inputs(g, f, window, future, timestamps, columns, stats):
         x = g.op("Gather", [x, g.ints(order, "model_column_order")], "model_columns", axis=2)
     mean, scale = stats
     x = g.op("Div", [g.op("Sub", [x, mean]), scale], "scaled")
-    calendar = None
+    # Calendar and seasonal lag columns, (B, w + h, n): the window's rows,
+    # then the future rows'.
+    extras = []
     if timestamps is not None:
-        calendar = calendar_columns(g, f._encoder.calendar, timestamps)  # (B, w + h, n)
-        past = _slice(g, calendar, [0], [w], [1], "window_calendar")
-        x = g.op("Concat", [x, past], "scaled_and_calendar", axis=2)
+        extras.append(calendar_columns(g, f._encoder.calendar, timestamps))
+    if lagged is not None:
+        extras.append(lag_columns(g, f, lagged, stats))
+    calendar = None
+    if extras:
+        calendar = extras[0] if len(extras) == 1 else g.op("Concat", extras, "extras", axis=2)
+        past = _slice(g, calendar, [0], [w], [1], "window_extras")
+        x = g.op("Concat", [x, past], "scaled_and_extras", axis=2)
     if f._encoder.future_rows:
         # Window rows get the future flag 0; the horizon rows after them hold
         # zeros (the training mean) in the target and past columns, the scaled
@@ -215,22 +232,31 @@ def model_inputs(g, f, window, future, timestamps, columns, stats):
                               "future_scaled"))
         if calendar is not None:
             parts.append(_slice(g, calendar, [w], [np.iinfo(np.int64).max], [1],
-                                "future_calendar"))
+                                "future_extras"))
         u = parts[0] if len(parts) == 1 else g.op("Concat", parts, "future_values", axis=2)
         front = n_past if future is not None else n_cols
         u = g.op("Pad", [u, g.ints([0, 0, front, 0, 0, 1], "pads")], "future_padded")
-        flag = np.zeros(x_width(f))
+        flag = np.zeros(f._encoder.n_inputs)
         flag[-1] = 1
         u = g.op("Add", [u, g.const(flag, "flag_1")], "future_rows")
         x = g.op("Concat", [x, u], "window_and_future", axis=1)
     return g.cast(x, _ONNX_TYPE[f._flat.dtype], "model_inputs")
 
 
-def x_width(f):
-    """Columns of the model's inputs: the model's, the calendar's and the flag."""
-    encoder = f._encoder
-    return (len(f._frame_layout.columns) + len(encoder.calendar or ())
-            + int(encoder.future_rows))
+def lag_columns(g, f, lagged, stats):
+    """(B, T, n_lags * n_t) float64: the lagged targets scaled, NaN as 0 (``Encoder.lag_columns``)."""
+    n_t, n_lags = len(f._frame_layout.targets), len(f._encoder.lags)
+    # The targets' statistics, once per lag: (n_t * n_lags,) or (B, 1, n_t * n_lags).
+    repeats = [n_lags] if not f._encoder.series_stats else [1, 1, n_lags]
+    mean, scale = (
+        g.op("Tile", [_slice(g, v, [0], [n_t], [-1], f"lag_target_{name}"),
+                      g.ints(repeats, "lag_repeats")], f"lag_{name}")
+        for v, name in zip(stats, ("mean", "scale"))
+    )
+    x = g.cast(lagged, DOUBLE, "lagged_f64")
+    x = g.op("Div", [g.op("Sub", [x, mean]), scale], "lagged_scaled")
+    zero = g.const(np.float64(0.0), "zero")
+    return g.op("Where", [g.op("IsNaN", [x], "lagged_nan"), zero, x], "lag_columns")
 
 
 def calendar_columns(g, calendar, timestamps):

@@ -94,9 +94,9 @@ OPTIONAL_STATE = {
     # sklearn's convention: only a fit on a DataFrame sets it.
     "RNNRegressor": frozenset({"feature_names_in_"}),
     "RNNClassifier": frozenset({"feature_names_in_"}),
-    # Calendar columns came later: an older pickle's encoder has none, which
-    # the class default (Encoder.calendar = None) says.
-    "Encoder": frozenset({"calendar"}),
+    # Calendar and seasonal lag columns came later: an older pickle's encoder
+    # has none, which the class defaults (Encoder.calendar, .lags) say.
+    "Encoder": frozenset({"calendar", "lags"}),
 }
 
 

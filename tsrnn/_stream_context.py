@@ -270,7 +270,8 @@ class StreamingContext:
 
     def _keep(self):
         """Rows kept per series."""
-        return max(self.window_, self.season_)
+        # Seasonal lag columns read the targets that many rows before the window.
+        return max(self.window_ + max(self._encoder.lags, default=0), self.season_)
 
     def _set_context(self, frames):
         """Keep the tails of regular frames {key: frame} (at fit)."""
@@ -315,7 +316,7 @@ class StreamingContext:
                 raw = X[layout.columns].to_numpy(np.float64)
         except (TypeError, ValueError):
             return None  # e.g. a nullable column holding pd.NA
-        inputs = self._encoder.encode_rows(raw, checked=True, index=index)
+        inputs = self._encoder.encode_rows(raw, checked=True, index=index, before=ctx.raw)
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
         # encode_rows(checked=True) passed: every new value is finite.
@@ -354,24 +355,23 @@ class StreamingContext:
 
         Zeros in the target and past columns, the known values ``future``
         (horizon, n_known), the calendar of the timestamps after each
-        origin, and the future flag set.
+        origin and the seasonal lag columns, and the future flag set.
         """
         h, encoder = self.horizon, self._encoder
+        n_t = len(self._frame_layout.targets)
         last = len(ctx) - 1
-        if encoder.calendar is None or list(origins) == [last]:
-            stamps = None if encoder.calendar is None else ctx.future_index(h, ctx.name)
-            block = encoder.future_block(future, key, stamps)
-            block[:, -1] = 1
-            return np.broadcast_to(block.astype(dtype), (len(origins),) + block.shape)
-        # Several origins: the calendar of the context's rows and the steps
-        # after its end, cut for each origin.
-        stamps = ctx.index.append(ctx.future_index(h, ctx.name))
-        calendar = encoder.calendar.encode(stamps)
-        block = encoder.future_block(future, key, stamps[-h:])
+        stamps = None if encoder.calendar is None else ctx.future_index(h, ctx.name)
+        block = encoder.future_block(future, key, stamps, ctx.raw[:, :n_t])
         block[:, -1] = 1
+        if (encoder.calendar is None and not encoder.lags) or list(origins) == [last]:
+            return np.broadcast_to(block.astype(dtype), (len(origins),) + block.shape)
+        # Several origins: the calendar and lag columns of the context's rows
+        # and of the steps after its end, cut for each origin.
+        n_cols = len(self._frame_layout.columns)
+        extra = np.vstack([ctx.inputs[:, n_cols:-1], block[:, n_cols:-1]])
         rows = np.asarray(origins)[:, None] + np.arange(1, h + 1)
         out = np.repeat(block[None], len(origins), axis=0)
-        out[:, :, -1 - len(encoder.calendar) : -1] = calendar[rows]
+        out[:, :, n_cols:-1] = extra[rows]
         return out.astype(dtype)
 
     def _context_windows(self, items):
@@ -385,9 +385,9 @@ class StreamingContext:
         encodes its history (``Encoder.encode``, ``ForecastWindows``).
         """
         w, encoder = self.window_, self._encoder
-        if encoder.calendar is not None:
-            # The calendar of the rows after each origin is known from the
-            # timestamps, future= or not (then it holds no known values).
+        if encoder.calendar is not None or encoder.lags:
+            # The calendar and the seasonal lags of the rows after each
+            # origin are known, future= or not (then it holds no known values).
             n_known = len(self._frame_layout.known)
             items = [(key, ctx, o, np.empty((self.horizon, 0)) if f is None and not n_known
                       else f) for key, ctx, o, f in items]
