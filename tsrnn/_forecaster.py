@@ -420,7 +420,8 @@ n_iter_, t_
     ``t + 1 .. t + horizon``.
 
     Context. The last ``max(window, season)`` rows seen by ``fit`` or
-    ``update`` are kept. ``predict()`` without X forecasts from them; a frame
+    ``update`` are kept (``window`` plus the longest of ``season_lags``
+    when that is more). ``predict()`` without X forecasts from them; a frame
     given to ``backtest``/``score`` that starts one step after them is
     appended to them, so its first rows are forecast too.
 

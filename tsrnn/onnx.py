@@ -98,7 +98,11 @@ def to_onnx(estimator):
           ``(batch, window_ + horizon)`` holds the wall-clock time of the
           window's rows and of the ``horizon`` steps after the origin, in
           whole seconds since 1970-01-01 (an aware index in its own zone);
-          the graph computes the calendar columns from it. A
+          the graph computes the calendar columns from it. With seasonal
+          lag inputs (``season_lags=``), ``"lagged"`` float32 ``(batch,
+          window_ + horizon, n_lags * n_targets)`` holds, lag by lag, the
+          raw targets that many steps before each of those rows (NaN
+          where unknown). A
           forecaster of several series scaled per series
           (``scaling="series"``) takes ``"series"`` int64 ``(batch,)``,
           each row's position in ``series_ids_``. Output
