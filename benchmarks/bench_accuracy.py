@@ -323,6 +323,10 @@ def run_task(task, models, tsrnn_params, seeds, notes, log=print):
             runs.append(entry)
             if name == "tsrnn":
                 alone.append(run_baseline_alone(adapter, task, at, scorer, entry))
+                if getattr(adapter, "model", None) is not None and hasattr(adapter.model,
+                                                                           "baseline_"):
+                    # Which baseline the held-out choice took (the ETS share, issue 23).
+                    entry["baseline"] = adapter.model.baseline_
             for note in adapter.notes:
                 notes.setdefault(name, []).append(note)
             if "error" in entry:
@@ -331,7 +335,8 @@ def run_task(task, models, tsrnn_params, seeds, notes, log=print):
                 log(f"    MAE {entry['mae']:.4g}, /seasonal naive "
                     f"{entry['ratio_seasonal_naive']:.3f}, fit {entry['fit_s']:.1f} s"
                     + (f"; baseline alone {alone[-1]['ratio_seasonal_naive']:.3f}"
-                       if alone and "ratio_seasonal_naive" in alone[-1] else ""))
+                       if alone and "ratio_seasonal_naive" in alone[-1] else "")
+                    + (f"; {entry['baseline']}" if "baseline" in entry else ""))
         if runs:
             out[name] = {"runs": runs}
         if alone:

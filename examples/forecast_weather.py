@@ -42,7 +42,7 @@ def main(quick=False, plot=None):
     model.fit(train)
     print(f"trained {model.n_iter_} epochs on {len(train)} hours "
           f"in {time.perf_counter() - start:.1f}s; window {model.window_} hours, "
-          f"correcting a {model.baseline_} baseline")
+          f"baseline: {model.baseline_}")
 
     # test starts right after train, so the model uses the end of train as
     # history for the first forecasts of the held-out weeks.

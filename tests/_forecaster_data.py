@@ -43,3 +43,20 @@ def make_panel(n=200, ids=("a", "b"), form="column"):
     if form == "multiindex":
         long = long.set_index("site", append=True).swaplevel(0, 1)
     return long
+
+
+def make_trend_season(n=120, seed=None, start="2000-01-01", name="t"):
+    """Monthly frame: a straight trend plus a 12-month and a 4-month cycle in ``y``.
+
+    Noiseless (``seed=None``), exponential smoothing with a trend and an
+    additive season forecasts it exactly, so the baseline choice takes it
+    (``tests/test_ets.py``); ``seed`` adds a little noise and a random slope.
+    """
+    t = np.arange(n)
+    slope, noise = 0.3, np.zeros(n)
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        slope, noise = rng.uniform(-0.5, 0.5), rng.normal(scale=0.2, size=n)
+    y = 20 + slope * t + 3 * np.sin(2 * np.pi * t / 12) + np.cos(2 * np.pi * t / 4) + noise
+    index = pd.date_range(start, periods=n, freq="MS", name=name)
+    return pd.DataFrame({"y": y}, index=index)

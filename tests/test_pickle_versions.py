@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from _forecaster_data import make_frame, make_panel
+from _forecaster_data import make_frame, make_panel, make_trend_season
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.exceptions import InconsistentVersionWarning as SklearnVersionWarning
 
@@ -231,6 +231,8 @@ def _configurations():
         RNNForecaster(target="y", series_id="site", missing="interpolate", **kw).fit(make_panel()),
         RNNForecaster(target="y", calendar="auto", season_lags=[24], **kw).fit(frame),
         RNNForecaster(target="y", missing="mask", cell="gru", **kw).fit(gappy),
+        RNNForecaster(target="y", horizon=6, season=12, baseline="smoothing",
+                      **SMALL).fit(make_trend_season(120)),
         RNNRegressor(window=5, **SMALL).fit(frame[["x"]], frame["y"]),
         RNNRegressor(window=5, early_stopping=True, **SMALL).fit(frame[["x"]].to_numpy(),
                                                                  frame["y"]),

@@ -1,9 +1,9 @@
 """The forecaster's choice of window and baseline at fit time.
 
-``window="auto"`` and ``baseline="auto"`` are decided together: the
-candidates (``select_baseline`` in ``_baselines.py``) are fitted on the
-training origins and scored on the held-out block the network is later
-validated and calibrated on.
+``window="auto"`` and ``baseline="auto"`` (or ``"smoothing"``) are decided
+together: the candidates (``select_baseline`` in ``_baselines.py``) are
+fitted on the training origins and scored on the held-out block the network
+is later validated and calibrated on.
 """
 import numpy as np
 
@@ -40,7 +40,8 @@ class BaselineChoice:
         n_t, h = len(self._frame_layout.targets), self.horizon
         candidates = self._window_candidates(lengths)
         self.baseline_scores_ = None
-        if self.baseline == "auto":
+        if self.baseline in ("auto", "smoothing"):
+            smoothing_only = self.baseline == "smoothing"
             steps = np.arange(1, h + 1)
 
             def gather(window, origins):
@@ -64,6 +65,14 @@ class BaselineChoice:
                 # window and a moderate penalty towards persistence.
                 self.window_ = candidates[0]
                 origins, _ = fit_origins(lengths, offsets, Y, self.window_, h, weights=W)
+                if smoothing_only:
+                    # Or the form of exponential smoothing that fits the
+                    # training windows best (nothing is held out).
+                    baseline, self.window_, self.baseline_scores_ = select_baseline(
+                        gather, targets, origins, origins, [self.window_], h, n_t, None,
+                        weights, season=self.season_, smoothing_only=True,
+                    )
+                    return baseline
                 persistence = np.zeros((h, n_t), np.intp)
                 return LinearBaseline(
                     self.window_, h, n_t, persistence, level=False, covariates=False,
@@ -75,7 +84,8 @@ class BaselineChoice:
             if self.season_ <= 1 or seasonal.max() >= max(candidates):
                 seasonal = None
             baseline, self.window_, self.baseline_scores_ = select_baseline(
-                gather, targets, fit, val, candidates, h, n_t, seasonal, weights
+                gather, targets, fit, val, candidates, h, n_t, seasonal, weights,
+                season=self.season_, smoothing_only=smoothing_only,
             )
             return baseline
         # A fixed baseline: the middle candidate (season + horizon when seasonal).

@@ -62,6 +62,11 @@ _NETWORK = frozenset({
     "loss_curve_", "n_features_in_", "n_iter_", "n_outputs_", "t_", "validation_scores_",
 })
 
+_LINEAR = frozenset({
+    "alpha", "anchor", "coef_", "covariates", "horizon", "intercept_", "level", "n_targets",
+    "window",
+})
+
 FITTED_STATE = {
     "RNNRegressor": _NETWORK | {"_per_step"},
     "RNNClassifier": _NETWORK | {"_per_step", "classes_"},
@@ -78,10 +83,10 @@ FITTED_STATE = {
     "Encoder": frozenset({"dtype", "horizon", "layout", "scaler", "series_stats"}),
     "Calendar": frozenset({"cycles"}),
     "LagBaseline": frozenset({"lags", "window"}),
-    "LinearBaseline": frozenset({
-        "alpha", "anchor", "coef_", "covariates", "horizon", "intercept_", "level",
-        "n_targets", "window",
-    }),
+    "LinearBaseline": _LINEAR,
+    # Exponential smoothing (_ets.py): the linear map, and the form and
+    # smoothing parameters it was made from.
+    "SmoothingBaseline": _LINEAR | {"params", "season", "seasonal", "trend"},
     "BandCalibration": frozenset({
         "calibrated", "floor", "gains", "middle", "n_heldout", "offsets", "quantiles",
         "rate", "relative", "spread", "too_few",

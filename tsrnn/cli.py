@@ -425,7 +425,7 @@ def _forecast(args, out):
         progress.close()
     print(f"trained {_count(model.n_iter_, 'epoch')} in "
           f"{time.perf_counter() - start:.1f}s; window {model.window_}, "
-          f"correcting a {model.baseline_} baseline", file=out)
+          f"baseline: {model.baseline_}", file=out)
 
     # The backtest block follows the training rows, so the forecaster prepends
     # the end of the training data as context: every origin of the block is
