@@ -78,7 +78,8 @@ def strong_head(f):
 
 
 CONFIGS = [dict(calendar=["day", "week"]), dict(season_lags=[24, 48]),
-           dict(calendar="auto", season_lags="auto", known_future=["hour"])]
+           dict(calendar="auto", season_lags="auto", known_future=["hour"]),
+           dict(calendar="auto", season_lags=[24], baseline="smoothing")]
 
 
 @pytest.fixture(scope="module", params=range(len(CONFIGS)))

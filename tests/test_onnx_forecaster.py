@@ -143,7 +143,7 @@ def test_one_target_matches_predict(cell, baseline, frame):
 
 
 @pytest.mark.parametrize("known", [False, True])
-@pytest.mark.parametrize("baseline", ["persistence", "auto"])
+@pytest.mark.parametrize("baseline", ["persistence", "auto", "smoothing"])
 def test_calendar_columns_match_predict(baseline, known, frame):
     # The graph computes the calendar from the "timestamps" input, for the
     # window's rows and the horizon's, with or without known-future columns;
