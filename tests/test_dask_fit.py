@@ -158,6 +158,9 @@ def test_unsupported_arguments_are_refused_clearly(client):
         f.fit(ddf)
     with pytest.raises(NotFittedError):
         f.predict()  # a refused fit leaves no model, as every failed fit
+    for extra in ({"calendar": "auto"}, {"season_lags": [24]}):
+        with pytest.raises(ValueError, match="not supported yet with a dask DataFrame"):
+            RNNForecaster(window=12, **PARAMS, **extra).fit(ddf)
 
 
 def test_a_worker_lost_mid_fit_is_recovered(client):

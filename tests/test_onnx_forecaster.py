@@ -24,6 +24,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from tsrnn import RNNForecaster  # noqa: E402
 from tsrnn._baselines import LagBaseline, LinearBaseline  # noqa: E402
+from tsrnn._calendar import wall_seconds  # noqa: E402
 from tsrnn._windows import seasonal_lags  # noqa: E402
 from tsrnn.onnx import OPSET, to_onnx  # noqa: E402
 
@@ -80,6 +81,20 @@ def onnx_forecasts(f, df, cuts=CUTS, model=None):
     if f.known_future_:
         feed["future"] = np.stack([future_of(df.iloc[:n])[f.known_future_].to_numpy()
                                    for n in cuts]).astype(np.float32)
+    if f._encoder.calendar is not None:
+        # The window's timestamps and the horizon's after them.
+        stamps = df.index.append(future_of(df).index)
+        feed["timestamps"] = np.stack([wall_seconds(stamps[n - w : n + H]) for n in cuts])
+    if f._encoder.lags:
+        # The targets each lag before the window's rows and the horizon's.
+        targets = df[f.target_].to_numpy()
+        def lagged(n, lag):
+            rows = np.arange(n - w, n + H) - lag
+            out = np.full((len(rows), len(f.target_)), np.nan)
+            out[rows >= 0] = targets[rows[rows >= 0]]
+            return out
+        feed["lagged"] = np.stack([np.hstack([lagged(n, lag) for lag in f._encoder.lags])
+                                   for n in cuts]).astype(np.float32)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, feed)[0]
 
@@ -125,6 +140,61 @@ def test_one_target_matches_predict(cell, baseline, frame):
     got = onnx_forecasts(f, frame, model=model)
     assert got.dtype == np.float32 and got.shape == (len(CUTS), H, 1)
     assert_close(got, predicted(f, frame))
+
+
+@pytest.mark.parametrize("known", [False, True])
+@pytest.mark.parametrize("baseline", ["persistence", "auto", "smoothing"])
+def test_calendar_columns_match_predict(baseline, known, frame):
+    # The graph computes the calendar from the "timestamps" input, for the
+    # window's rows and the horizon's, with or without known-future columns;
+    # a linear baseline with covariates reads the calendar too.
+    params = BASE | RICH if known else BASE | {"target": "y"}
+    f = RNNForecaster(calendar="auto", baseline=baseline, **params).fit(frame)
+    assert f._encoder.calendar.cycles == ("day", "week")
+    strong_head(f)
+    model = to_onnx(f)
+    onnx.checker.check_model(model, full_check=True)
+    names = [i.name for i in model.graph.input]
+    assert names == (["window", "future", "timestamps"] if known else ["window", "timestamps"])
+    assert json.loads(metadata(model)["calendar_columns"]) == f._encoder.calendar.columns
+    assert_close(onnx_forecasts(f, frame, model=model), predicted(f, frame))
+
+
+def test_season_lags_match_predict(frame):
+    # Lags of 24 and 168 steps, two targets, with the calendar: the graph
+    # scales the "lagged" input with the targets' statistics, a lag before
+    # the data (NaN) as the training mean, as predict does.
+    f = RNNForecaster(season_lags="auto", calendar="auto", baseline="auto",
+                      **BASE | RICH).fit(frame)
+    assert f._encoder.lags == (24, 168)
+    strong_head(f)
+    model = to_onnx(f)
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == ["window", "future", "timestamps", "lagged"]
+    assert json.loads(metadata(model)["season_lags"]) == [24, 168]
+    assert_close(onnx_forecasts(f, frame, model=model), predicted(f, frame))
+
+
+def test_calendar_graph_matches_encoding_across_zones_and_eras():
+    # Negative seconds (before 1970) and an aware index: the graph's integer
+    # Mod and the numpy encoding agree on every phase.
+    from tsrnn._calendar import Calendar
+    from tsrnn._onnx_forecaster import calendar_columns
+    from tsrnn._onnx_graph import DOUBLE, GraphBuilder
+    from onnx import TensorProto
+
+    cal = Calendar(["day", "week", "year"])
+    index = pd.date_range("1969-12-25 03:00", periods=500, freq="7h", tz="Europe/Berlin")
+    seconds = wall_seconds(index)[None]
+    g = GraphBuilder("calendar")
+    stamps = g.add_input("s", TensorProto.INT64, [1, len(index)])
+    g.add_output(calendar_columns(g, cal, stamps), "c", DOUBLE, [1, len(index), 6])
+    sess = ort.InferenceSession(g.model("calendar").SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"s": seconds})[0]
+    np.testing.assert_allclose(got[0], cal.encode(index), atol=1e-12)
+    # Wall clock: 03:00 local is a quarter of the day whatever the zone.
+    assert got[0, 0, 0] == pytest.approx(np.sin(2 * np.pi * 3 / 24))
 
 
 @pytest.mark.parametrize("baseline", BASELINES)
@@ -188,15 +258,17 @@ def test_one_step_one_quantile(frame):
     assert_close(got.reshape(-1), np.concatenate(want))
 
 
-@pytest.mark.parametrize("form, scaling", [("column", "series"), ("multiindex", "series"),
-                                           ("column", "global")])
-def test_several_series_in_one_batch(form, scaling):
+@pytest.mark.parametrize("form, scaling, lags", [
+    ("column", "series", None), ("multiindex", "series", None), ("column", "global", None),
+    ("column", "series", [24]), ("column", "global", [24]),
+])
+def test_several_series_in_one_batch(form, scaling, lags):
     panel = make_panel(form=form)
     if form == "column":
         # Series in other units: per-series scaling must reach the graph.
         panel.loc[panel["site"] == "b", ["y", "x"]] *= 1000.0
     f = strong_head(RNNForecaster(target="y", series_id="site", scaling=scaling,
-                                  **BASE).fit(panel))
+                                  season_lags=lags, **BASE).fit(panel))
     model = to_onnx(f)
     columns = json.loads(metadata(model)["window_columns"])
     assert columns == ["y", "x", "hour"]  # the series_id column is not an input
@@ -205,12 +277,20 @@ def test_several_series_in_one_batch(form, scaling):
     window = np.stack([g[columns].to_numpy()[-f.window_:] for g in frames]).astype(np.float32)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {"window": window}
+    names = ["window"]
+    if lags:
+        # The seasonal lag input, scaled with each series' target statistics.
+        names.append("lagged")
+        n = len(frames[0])
+        feeds["lagged"] = np.stack([
+            g["y"].to_numpy()[np.arange(n - f.window_, n + H) - 24][:, None] for g in frames
+        ]).astype(np.float32)
     if scaling == "series":
         # Scaled per series: each row names its series, and needs to.
-        assert [i.name for i in model.graph.input] == ["window", "series"]
+        assert [i.name for i in model.graph.input] == names + ["series"]
         feeds["series"] = np.array([f.series_ids_.index(k) for k in ["a", "b"]], np.int64)
     else:
-        assert [i.name for i in model.graph.input] == ["window"]
+        assert [i.name for i in model.graph.input] == names
     (got,) = sess.run(None, feeds)
     want = f.predict(panel)
     for i, key in enumerate(["a", "b"]):
@@ -251,9 +331,10 @@ NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
 # Made on demand from exported state (views of _flat), never pickled.
 DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
-          "missing", "known_future", "series_id", "season", "baseline",
+          "missing", "known_future", "series_id", "calendar", "season_lags", "season", "baseline",
           "calibration", "calibration_rate", "scaling", "network_inputs", "min_network_gain",
-          "max_windows_per_epoch", "averaging_frequency", "dropout", "alpha", "batch_size", "learning_rate_init",
+          "max_windows_per_epoch", "averaging_frequency", "dropout", "alpha", "batch_size",
+          "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
           "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}

@@ -229,6 +229,7 @@ def _configurations():
         RNNForecaster(target="y", baseline="seasonal", known_future=["hour"],
                       early_stopping=False, **kw).fit(frame),
         RNNForecaster(target="y", series_id="site", missing="interpolate", **kw).fit(make_panel()),
+        RNNForecaster(target="y", calendar="auto", season_lags=[24], **kw).fit(frame),
         RNNForecaster(target="y", missing="mask", cell="gru", **kw).fit(gappy),
         RNNForecaster(target="y", horizon=6, season=12, baseline="smoothing",
                       **SMALL).fit(make_trend_season(120)),

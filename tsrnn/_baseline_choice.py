@@ -62,7 +62,7 @@ class BaselineChoice:
             def gather(window, origins):
                 windows = ForecastWindows(
                     A, origins, window, h, self._frame_layout.n_past, n_t,
-                    bool(self._frame_layout.known),
+                    self._encoder.future_rows,
                 )
                 return windows._gather(np.arange(len(origins)))
 

@@ -380,6 +380,13 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
             "warm_start and partial_fit are not supported with a dask DataFrame: each "
             "fit on a fleet starts afresh (warm_start=False)."
         )
+    if est.calendar is not None or est.season_lags is not None:
+        # The workers' encoders build neither (_encode): refuse rather than
+        # fit a model whose predict would read columns its training lacked.
+        raise ValueError(
+            "calendar= and season_lags= are not supported yet with a dask DataFrame; "
+            "set both to None, or fit on a pandas frame."
+        )
     averaging = None
     if est.averaging_frequency is not None:
         averaging = (_client(), est.averaging_frequency)

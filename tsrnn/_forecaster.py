@@ -73,6 +73,7 @@ from tsrnn._band_tracking import BandTracking
 from tsrnn._base import BaseRNN
 from tsrnn._data import check_training_weights
 from tsrnn._baseline_choice import BaselineChoice, StackedOrigins
+from tsrnn._calendar import Calendar, seasons_for
 from tsrnn._forecast_heads import ForecastHeads
 from tsrnn import _dask_serving
 from tsrnn._dask_frames import is_dask_frame
@@ -143,6 +144,11 @@ def _row_weights(X, sample_weight):
             f"{exc} (sample_weight gives one weight per row of X, the forecast origin "
             "at that row)"
         ) from None
+
+
+def _cycles(calendar):
+    """The cycles of a Calendar or None, for comparing two of them."""
+    return () if calendar is None else calendar.cycles
 
 
 class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHeads, BaseRNN):
@@ -217,6 +223,34 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
     series_id : str or None, default=None
         Column holding the series identifier of a long frame. Not needed with
         an (id, timestamp) MultiIndex.
+
+    calendar : "auto", list of str or None, default=None
+        Calendar inputs: the phase of the time of day ("day"), the day of
+        the week ("week") and the day of the year ("year") at every row, as
+        a sine and a cosine each, computed from the timestamps. They are
+        known for the forecast period too, so they enter as known-future
+        inputs (to the network and to the learned baseline's covariates)
+        without a ``future=`` frame. "auto" takes the cycles the time step
+        samples with 2 to 1,000 steps (hourly and half-hourly: day and
+        week; daily: week and year; monthly and quarterly: year; yearly:
+        none); a list names them. The clock is the
+        index's wall clock (its own time zone when it has one). This is
+        darts' ``add_encoders={"cyclic": ...}``, chosen from the frequency.
+        See the user guide's "Calendar inputs" section.
+
+    season_lags : "auto", list of int or None, default=None
+        Longer seasons given to the model as inputs instead of longer
+        windows: for each lag S (at least ``horizon``), the targets S steps
+        before every row, the forecast period's rows included (known at the
+        origin because S >= horizon), one column per target. The network
+        and the learned baseline's covariates read them, so a weekly cycle
+        of hourly data costs one column instead of a 168-row window. "auto"
+        takes the seasons of the time step (hourly: 24 and 168 steps,
+        half-hourly: 48 and 336, daily: 7 and 364, 52 weeks so that the lag
+        keeps the weekday) longer than ``season_`` and at least
+        ``horizon``. The kept context grows to ``window_`` plus the longest
+        lag; ``predict(X)`` reads the lags from X, and a lag before X's
+        first row is taken as the training mean.
 
     season : int or None, default=None
         Season length in steps, for the seasonal naive baseline and MASE.
@@ -414,7 +448,8 @@ n_iter_, t_
     ``t + 1 .. t + horizon``.
 
     Context. The last ``max(window, season)`` rows seen by ``fit`` or
-    ``update`` are kept. ``predict()`` without X forecasts from them; a frame
+    ``update`` are kept (``window`` plus the longest of ``season_lags``
+    when that is more). ``predict()`` without X forecasts from them; a frame
     given to ``backtest``/``score`` that starts one step after them is
     appended to them, so its first rows are forecast too.
 
@@ -476,6 +511,8 @@ n_iter_, t_
         "missing": [StrOptions({"raise", "interpolate", "mask"})],
         "known_future": [list, tuple, None],
         "series_id": [str, None],
+        "calendar": [StrOptions({"auto"}), list, tuple, None],
+        "season_lags": [StrOptions({"auto"}), list, tuple, None],
         "season": [Interval(Integral, 1, None, closed="left"), None],
         "window": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "baseline": [StrOptions({"auto", "smoothing", "persistence", "seasonal"})],
@@ -500,6 +537,8 @@ n_iter_, t_
         missing="raise",
         known_future=None,
         series_id=None,
+        calendar=None,
+        season_lags=None,
         season=None,
         baseline="auto",
         calibration="cqr",
@@ -561,6 +600,8 @@ n_iter_, t_
         self.missing = missing
         self.known_future = known_future
         self.series_id = series_id
+        self.calendar = calendar
+        self.season_lags = season_lags
         self.season = season
         self.baseline = baseline
         self.calibration = calibration
@@ -722,6 +763,10 @@ n_iter_, t_
                     "context kept from fit."
                 )
         futures = layout.future(future, frames, self.horizon)
+        if self._encoder.future_rows and not layout.known:
+            # The future rows' calendar and seasonal lags come from the
+            # timestamps and the history.
+            futures = {key: np.empty((self.horizon, 0)) for key in frames}
         if X is None and self._tracks():
             Z = self._issued_forecasts()
         elif X is None:
@@ -1105,10 +1150,15 @@ n_iter_, t_
                 (quantiles is None) == (self.quantiles_ is None)
                 and (quantiles is None or np.array_equal(quantiles, self.quantiles_))
                 and n_outputs == self.n_outputs_
+                and _cycles(Calendar.from_parameter(self.calendar, self._frame_layout.offset))
+                == _cycles(self._encoder.calendar)
+                and self._season_lags(self._frame_layout.offset, self.season_)
+                == self._encoder.lags
             )
             if not same:
                 raise ValueError(
-                    "warm_start must keep target, known_future, the covariate "
+                    "warm_start must keep target, known_future, calendar, season_lags, the "
+                    "covariate "
                     "columns, the series layout, quantiles and horizon of the fitted "
                     "model; refit with warm_start=False to change them."
                 )
@@ -1144,7 +1194,9 @@ n_iter_, t_
                 series_stats = series_statistics(raws, scaler)
             del raws
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
-                                    series_stats)
+                                    series_stats,
+                                    Calendar.from_parameter(self.calendar, layout.offset),
+                                    self._season_lags(layout.offset, self.season_))
             targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
             self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
             self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
@@ -1202,6 +1254,22 @@ n_iter_, t_
         train.groups = series_groups(train.origins, offsets)
         return A.shape[1], train, val
 
+    def _season_lags(self, offset, season):
+        """The seasonal lags of ``season_lags`` (a tuple), checked against the horizon."""
+        if self.season_lags is None:
+            return ()
+        if isinstance(self.season_lags, str):
+            return tuple(s for s in seasons_for(offset) if s > season and s >= self.horizon)
+        lags = sorted(set(self.season_lags))
+        bad = [s for s in lags if not isinstance(s, Integral) or s < self.horizon]
+        if bad:
+            raise ValueError(
+                f"season_lags must be whole numbers of steps of at least horizon="
+                f"{self.horizon} (a shorter lag is unknown for the last steps of the "
+                f"forecast); got {bad}."
+            )
+        return tuple(int(s) for s in lags)
+
     _divergence_hint = "Lower learning_rate_init or set max_grad_norm."
     # The untrained network outputs zero corrections, so the untrained model is
     # the baseline; early stopping keeps it when no epoch's point forecast
@@ -1235,7 +1303,7 @@ n_iter_, t_
         layout = self._frame_layout
         windows = ForecastWindows(
             A, origins, self.window_, self.horizon, layout.n_past, len(layout.targets),
-            bool(layout.known), Y=Y, causal=causal, baseline=self._baseline, W=W,
+            self._encoder.future_rows, Y=Y, causal=causal, baseline=self._baseline, W=W,
             network_inputs=self._network_inputs,
         )
         if series is not None:

@@ -12,8 +12,11 @@ that reads the fitted forecaster and adds its nodes:
    series), with the statistics of the series named by the ``"series"``
    input (each row's position in ``series_ids_``, gathered from a table of
    ``series_scales_``);
-   with known-future covariates, the 0/1 future-flag column and ``horizon``
-   more rows holding the scaled future values (``Encoder.encode`` and
+   then the calendar columns (``_calendar.py``), computed in the graph from
+   the ``"timestamps"`` input with the same integer arithmetic; with
+   known-future covariates or calendar columns, the 0/1 future-flag column
+   and ``horizon`` more rows holding the scaled future values and the
+   calendar of the steps after the origin (``Encoder.encode`` and
    ``ForecastWindows._gather``);
 2. :func:`baseline` - the forecast the network corrects, from the same
    scaled window (``_baselines.py``: ``LagBaseline`` or ``LinearBaseline``);
@@ -58,6 +61,7 @@ import numpy as np
 from onnx import TensorProto
 
 from tsrnn._baselines import LagBaseline, LinearBaseline
+from tsrnn._calendar import CYCLES
 from tsrnn._onnx_graph import DOUBLE, FLOAT, GraphBuilder
 
 _ONNX_TYPE = {np.dtype(np.float32): FLOAT, np.dtype(np.float64): DOUBLE}
@@ -81,6 +85,25 @@ def forecaster_model(f):
             f"Known-future values for the horizon={h} steps after the origin, raw, "
             f"columns {layout.known}.",
         )
+    timestamps = None
+    calendar = f._encoder.calendar
+    if calendar is not None:
+        timestamps = g.add_input(
+            "timestamps", TensorProto.INT64, ["batch", f.window_ + h],
+            f"Wall-clock time of the window's {f.window_} rows and of the horizon={h} "
+            "steps after the origin, in whole seconds since 1970-01-01 (the index's "
+            "own time zone for an aware index: index.tz_localize(None).as_unit('s').asi8); the "
+            f"calendar columns {calendar.columns} are computed from it.",
+        )
+    lagged = None
+    if f._encoder.lags:
+        lagged = g.add_input(
+            "lagged", FLOAT, ["batch", f.window_ + h, len(f._encoder.lags) * len(layout.targets)],
+            f"The targets {layout.targets} season_lags={list(f._encoder.lags)} steps before "
+            f"each of the window's {f.window_} rows and the horizon={h} steps after the "
+            "origin, raw, lag by lag (each lag's targets in the order of target_); NaN "
+            "where unknown.",
+        )
     series = None
     if f._encoder.series_stats:
         series = g.add_input(
@@ -90,7 +113,7 @@ def forecaster_model(f):
             "series' statistics (series_scales_).",
         )
     stats = series_statistics(g, f, series)
-    A = model_inputs(g, f, window, future, columns, stats)
+    A = model_inputs(g, f, window, future, timestamps, lagged, columns, stats)
     base = baseline(g, f, A)
     Z = g.network(f, network_inputs(g, f, A))
     Z = add_corrections(g, f, Z, base)
@@ -112,6 +135,8 @@ def forecaster_model(f):
         "estimator": "RNNForecaster",
         "window_columns": json.dumps(columns),
         "future_columns": json.dumps(layout.known),
+        "calendar_columns": json.dumps([] if calendar is None else calendar.columns),
+        "season_lags": json.dumps(list(f._encoder.lags)),
         "targets": json.dumps(layout.targets),
         "quantiles": json.dumps(None if f.quantiles_ is None else f.quantiles_.tolist()),
         "window": f.window_,
@@ -170,33 +195,92 @@ def series_statistics(g, f, series):
     return tuple(out)
 
 
-def model_inputs(g, f, window, future, columns, stats):
+def model_inputs(g, f, window, future, timestamps, lagged, columns, stats):
     """(B, length, n_inputs) in the model's dtype, as ``_gather`` returns them."""
     layout = f._frame_layout
-    n_past, n_cols = layout.n_past, len(layout.columns)
+    n_past, n_cols, w = layout.n_past, len(layout.columns), f.window_
     x = g.cast(window, DOUBLE, "window_f64")
     order = [columns.index(c) for c in layout.columns]
     if order != list(range(n_cols)):
         x = g.op("Gather", [x, g.ints(order, "model_column_order")], "model_columns", axis=2)
     mean, scale = stats
     x = g.op("Div", [g.op("Sub", [x, mean]), scale], "scaled")
-    if future is not None:
+    # Calendar and seasonal lag columns, (B, w + h, n): the window's rows,
+    # then the future rows'.
+    extras = []
+    if timestamps is not None:
+        extras.append(calendar_columns(g, f._encoder.calendar, timestamps))
+    if lagged is not None:
+        extras.append(lag_columns(g, f, lagged, stats))
+    calendar = None
+    if extras:
+        calendar = extras[0] if len(extras) == 1 else g.op("Concat", extras, "extras", axis=2)
+        past = _slice(g, calendar, [0], [w], [1], "window_extras")
+        x = g.op("Concat", [x, past], "scaled_and_extras", axis=2)
+    if f._encoder.future_rows:
         # Window rows get the future flag 0; the horizon rows after them hold
         # zeros (the training mean) in the target and past columns, the scaled
-        # known values, and the flag 1.
+        # known values, the calendar of their timestamps, and the flag 1.
         x = g.op("Pad", [x, g.ints([0, 0, 0, 0, 0, 1], "pads")], "flag_0")
-        u = g.cast(future, DOUBLE, "future_f64")
-        known_mean, known_scale = (
-            _slice(g, v, [n_past], [n_cols], [-1], f"known_{name}")
-            for v, name in zip(stats, ("mean", "scale"))
-        )
-        u = g.op("Div", [g.op("Sub", [u, known_mean]), known_scale], "future_scaled")
-        u = g.op("Pad", [u, g.ints([0, 0, n_past, 0, 0, 1], "pads")], "future_padded")
-        flag = np.zeros(n_cols + 1)
+        parts = []
+        if future is not None:
+            u = g.cast(future, DOUBLE, "future_f64")
+            known_mean, known_scale = (
+                _slice(g, v, [n_past], [n_cols], [-1], f"known_{name}")
+                for v, name in zip(stats, ("mean", "scale"))
+            )
+            parts.append(g.op("Div", [g.op("Sub", [u, known_mean]), known_scale],
+                              "future_scaled"))
+        if calendar is not None:
+            parts.append(_slice(g, calendar, [w], [np.iinfo(np.int64).max], [1],
+                                "future_extras"))
+        u = parts[0] if len(parts) == 1 else g.op("Concat", parts, "future_values", axis=2)
+        front = n_past if future is not None else n_cols
+        u = g.op("Pad", [u, g.ints([0, 0, front, 0, 0, 1], "pads")], "future_padded")
+        flag = np.zeros(f._encoder.n_inputs)
         flag[-1] = 1
         u = g.op("Add", [u, g.const(flag, "flag_1")], "future_rows")
         x = g.op("Concat", [x, u], "window_and_future", axis=1)
     return g.cast(x, _ONNX_TYPE[f._flat.dtype], "model_inputs")
+
+
+def lag_columns(g, f, lagged, stats):
+    """(B, T, n_lags * n_t) float64: the lagged targets scaled, NaN as 0 (``Encoder.lag_columns``)."""
+    n_t, n_lags = len(f._frame_layout.targets), len(f._encoder.lags)
+    # The targets' statistics, once per lag: (n_t * n_lags,) or (B, 1, n_t * n_lags).
+    repeats = [n_lags] if not f._encoder.series_stats else [1, 1, n_lags]
+    mean, scale = (
+        g.op("Tile", [_slice(g, v, [0], [n_t], [-1], f"lag_target_{name}"),
+                      g.ints(repeats, "lag_repeats")], f"lag_{name}")
+        for v, name in zip(stats, ("mean", "scale"))
+    )
+    x = g.cast(lagged, DOUBLE, "lagged_f64")
+    x = g.op("Div", [g.op("Sub", [x, mean]), scale], "lagged_scaled")
+    zero = g.const(np.float64(0.0), "zero")
+    return g.op("Where", [g.op("IsNaN", [x], "lagged_nan"), zero, x], "lag_columns")
+
+
+def calendar_columns(g, calendar, timestamps):
+    """(B, T, 2 * n_cycles) float64: sin and cos of each cycle's phase (``Calendar``).
+
+    ``((s + shift) mod period) / period * 2 pi`` in int64 then float64, the
+    operations of ``Calendar.encode_seconds`` in its order (ONNX's integer
+    Mod takes the divisor's sign, as numpy's %).
+    """
+    columns = []
+    for name in calendar.cycles:
+        period, shift = CYCLES[name]
+        s = g.op("Add", [timestamps, g.const(np.int64(shift), f"{name}_shift")], f"{name}_s")
+        m = g.op("Mod", [s, g.const(np.int64(period), f"{name}_period")], f"{name}_mod")
+        phase = g.op("Div", [g.cast(m, DOUBLE, f"{name}_mod_f64"),
+                             g.const(np.float64(period), f"{name}_period_f64")],
+                     f"{name}_phase")
+        angle = g.op("Mul", [phase, g.const(np.float64(2 * np.pi), "two_pi")], f"{name}_angle")
+        for fn in ("Sin", "Cos"):
+            value = g.op(fn, [angle], f"{name}_{fn.lower()}")
+            columns.append(g.op("Unsqueeze", [value, g.ints([2], "axes")],
+                                f"{name}_{fn.lower()}_col"))
+    return columns[0] if len(columns) == 1 else g.op("Concat", columns, "calendar", axis=2)
 
 
 # ----------------------------------------------------------------------
@@ -258,11 +342,11 @@ def network_inputs(g, f, A):
         past = _slice(g, A, [0, 0], [w, n_t], [1, 2], "window_targets")  # (B, w, n_t)
         origin = _slice(g, past, [w - 1], [w], [1], "origin_targets")  # (B, 1, n_t)
         rows = g.op("Sub", [past, origin], "target_changes")
-        layout = f._frame_layout
-        if len(layout.columns) + bool(layout.known) > n_t:  # covariates or the flag
+        # Covariates, calendar or lag columns, or the future flag.
+        if f._encoder.n_inputs > n_t:
             others = _slice(g, A, [0, n_t], [w, end], [1, 2], "window_covariates")
             rows = g.op("Concat", [rows, others], "relative_window", axis=2)
-        if layout.known:
+        if f._encoder.future_rows:
             after = _slice(g, A, [w], [end], [1], "future_rows")
             rows = g.op("Concat", [rows, after], "relative_inputs", axis=1)
         A = rows

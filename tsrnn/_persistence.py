@@ -81,6 +81,7 @@ FITTED_STATE = {
         "series_id", "targets", "time_name",
     }),
     "Encoder": frozenset({"dtype", "horizon", "layout", "scaler", "series_stats"}),
+    "Calendar": frozenset({"cycles"}),
     "LagBaseline": frozenset({"lags", "window"}),
     "LinearBaseline": _LINEAR,
     # Exponential smoothing (_ets.py): the linear map, and the form and
@@ -99,6 +100,9 @@ OPTIONAL_STATE = {
     # sklearn's convention: only a fit on a DataFrame sets it.
     "RNNRegressor": frozenset({"feature_names_in_"}),
     "RNNClassifier": frozenset({"feature_names_in_"}),
+    # Calendar and seasonal lag columns came later: an older pickle's encoder
+    # has none, which the class defaults (Encoder.calendar, .lags) say.
+    "Encoder": frozenset({"calendar", "lags"}),
 }
 
 

@@ -178,7 +178,8 @@ class SeriesContext:
         scaled = (raw - mean) / scale
         encoder.check_range(scaled, raw, frame.index, "X")
         index = frame.index
-        return cls(raw, encoder.encode_rows(raw, key=key), index[-1], int(index.asi8[-1]),
+        return cls(raw, encoder.encode_rows(raw, key=key, index=index), index[-1],
+                   int(index.asi8[-1]),
                    index.name, index.dtype, TimeGrid(encoder.layout, index.unit))
 
     @property
@@ -269,7 +270,8 @@ class StreamingContext:
 
     def _keep(self):
         """Rows kept per series."""
-        return max(self.window_, self.season_)
+        # Seasonal lag columns read the targets that many rows before the window.
+        return max(self.window_ + max(self._encoder.lags, default=0), self.season_)
 
     def _set_context(self, frames):
         """Keep the tails of regular frames {key: frame} (at fit)."""
@@ -314,7 +316,7 @@ class StreamingContext:
                 raw = X[layout.columns].to_numpy(np.float64)
         except (TypeError, ValueError):
             return None  # e.g. a nullable column holding pd.NA
-        inputs = self._encoder.encode_rows(raw, checked=True)
+        inputs = self._encoder.encode_rows(raw, checked=True, index=index, before=ctx.raw)
         if inputs is None:
             return None  # a gap, inf or a value beyond the dtype: named by _ingest
         # encode_rows(checked=True) passed: every new value is finite.
@@ -348,6 +350,30 @@ class StreamingContext:
                           0 if old is None else len(old))
         return grown
 
+    def _future_rows(self, key, ctx, origins, future, dtype):
+        """The rows after each origin (len(origins), horizon, n_inputs), as windows gather them.
+
+        Zeros in the target and past columns, the known values ``future``
+        (horizon, n_known), the calendar of the timestamps after each
+        origin and the seasonal lag columns, and the future flag set.
+        """
+        h, encoder = self.horizon, self._encoder
+        n_t = len(self._frame_layout.targets)
+        last = len(ctx) - 1
+        stamps = None if encoder.calendar is None else ctx.future_index(h, ctx.name)
+        block = encoder.future_block(future, key, stamps, ctx.raw[:, :n_t])
+        block[:, -1] = 1
+        if (encoder.calendar is None and not encoder.lags) or list(origins) == [last]:
+            return np.broadcast_to(block.astype(dtype), (len(origins),) + block.shape)
+        # Several origins: the calendar and lag columns of the context's rows
+        # and of the steps after its end, cut for each origin.
+        n_cols = len(self._frame_layout.columns)
+        extra = np.vstack([ctx.inputs[:, n_cols:-1], block[:, n_cols:-1]])
+        rows = np.asarray(origins)[:, None] + np.arange(1, h + 1)
+        out = np.repeat(block[None], len(origins), axis=0)
+        out[:, :, n_cols:-1] = extra[rows]
+        return out.astype(dtype)
+
     def _context_windows(self, items):
         """Windows of some origins of some contexts, in one batch.
 
@@ -358,7 +384,13 @@ class StreamingContext:
         encoded from its frame with causal filling, as the batch predict
         encodes its history (``Encoder.encode``, ``ForecastWindows``).
         """
-        w = self.window_
+        w, encoder = self.window_, self._encoder
+        if encoder.calendar is not None or encoder.lags:
+            # The calendar and the seasonal lags of the rows after each
+            # origin are known, future= or not (then it holds no known values).
+            n_known = len(self._frame_layout.known)
+            items = [(key, ctx, o, np.empty((self.horizon, 0)) if f is None and not n_known
+                      else f) for key, ctx, o, f in items]
         if all(ctx.clean(min(o) - w + 1, max(o)) for _, ctx, o, _ in items):
             parts = []
             for key, ctx, origins, future in items:
@@ -368,11 +400,10 @@ class StreamingContext:
                     X = np.stack([ctx.inputs[p - w + 1 : p + 1] for p in origins])
                 if future is not None:
                     # The future rows as ForecastWindows gathers them: zeros
-                    # in the past columns, the known values, the flag set.
-                    block = self._encoder.future_block(future, key)
-                    block[:, -1] = 1
-                    block = np.broadcast_to(block.astype(X.dtype), (len(X),) + block.shape)
-                    X = np.concatenate([X, block], axis=1)
+                    # in the past columns, the known values, the calendar,
+                    # the flag set.
+                    X = np.concatenate([X, self._future_rows(key, ctx, origins, future,
+                                                             X.dtype)], axis=1)
                 parts.append(X)
             X = parts[0] if len(parts) == 1 else np.concatenate(parts)
             windows = GatheredWindows(X, self._baseline, self._network_inputs)
@@ -384,6 +415,9 @@ class StreamingContext:
             return windows
         records = [self._encoder.encode(ctx.frame(), key, fitting=False, future=future)
                    for key, ctx, _, future in items]
+        # encode's future rows follow the context's last row; the rows after
+        # an earlier origin are context rows with their own calendar, as a
+        # backtest reads them (the windows zero their target and past columns).
         A, offsets, causal = stack_inference(records, self._frame_layout.n_past)
         origins = np.concatenate([o + np.asarray(p) for o, (_, _, p, _) in zip(offsets, items)])
         return self._windows(A, origins, causal=causal,

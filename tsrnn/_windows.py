@@ -4,12 +4,19 @@ Design
 ------
 Encoding. Columns are ordered [targets, past covariates, known-future
 covariates], each standardised by one StandardScaler fitted on the training
-frame (NaN ignored by the scaler). Targets are inputs too (autoregression).
-With known-future covariates the input sequence is ``window + horizon`` steps:
-the last ``horizon`` steps carry the future values of the known covariates,
-zeros (the training mean) in the target and past-covariate columns, and a
-0/1 "future" flag column. The head then reads the state after the last future
-step. This needs no second network (decoder).
+frame (NaN ignored by the scaler), then the calendar columns computed from
+the timestamps (``_calendar.py``; sin/cos, already in [-1, 1], not scaled),
+then the seasonal lag columns: for each long season S of ``season_lags``,
+the targets S rows earlier (scaled; 0, the training mean, before the data
+or in a gap). A lag of S >= horizon is known for the forecast period too,
+so a weekly cycle reaches the network and the learned baseline through one
+column per target instead of a window a week long.
+Targets are inputs too (autoregression). With known-future covariates or
+calendar columns the input sequence is ``window + horizon`` steps: the last
+``horizon`` steps carry the future values of the known covariates and the
+calendar, zeros (the training mean) in the target and past-covariate
+columns, and a 0/1 "future" flag column. The head then reads the state after
+the last future step. This needs no second network (decoder).
 
 Missing values. During fit, gaps are filled by time interpolation (both
 directions at the edges). At inference, filling must not look past the
@@ -58,16 +65,54 @@ class Encoder:
     scaler : fitted StandardScaler over ``layout.columns``
     dtype : numpy dtype of the model
     horizon : int
+    series_stats : dict or None
+    calendar : Calendar or None
+        Calendar columns appended after the model columns (``_calendar.py``).
+    lags : tuple of int
+        Seasonal lags (each >= horizon): the targets that many rows earlier
+        are columns after the calendar's.
     """
 
-    def __init__(self, layout, scaler, dtype, horizon, series_stats=None):
+    def __init__(self, layout, scaler, dtype, horizon, series_stats=None, calendar=None,
+                 lags=()):
         self.layout, self.scaler, self.dtype, self.horizon = layout, scaler, dtype, horizon
+        self.calendar, self.lags = calendar, tuple(lags)
         # {series key: (mean, scale)} over the model columns, float64, with
         # scaling="series" on several series (empty otherwise): each series
         # is standardised by its own training statistics, so sensors in
         # other units and at other levels reach the network alike. A series
         # not seen in fit is scaled with ``scaler``'s (all series together).
         self.series_stats = {} if series_stats is None else series_stats
+
+    # Pickles of forecasters made before calendar and lag columns existed
+    # have none.
+    calendar = None
+    lags = ()
+
+    @property
+    def future_rows(self):
+        """Whether the inputs run ``horizon`` rows past the origin (and have the flag)."""
+        return bool(self.layout.known) or self.calendar is not None or bool(self.lags)
+
+    def lag_columns(self, targets, n, key=None):
+        """Seasonal lag columns (n, n_lags * n_targets) of the last ``n`` rows.
+
+        ``targets`` (m, n_targets) raw targets of the rows up to the last of
+        those (m >= n, NaN where missing; the rows before them are unknown):
+        for row i, the scaled targets ``lag`` rows earlier, 0 (the training
+        mean) where unknown or missing.
+        """
+        n_t = targets.shape[1]
+        mean, scale = self.stats(key)
+        scaled = np.nan_to_num((targets - mean[:n_t]) / scale[:n_t])
+        out = np.zeros((n, len(self.lags) * n_t))
+        m = len(targets)
+        for i, lag in enumerate(self.lags):
+            # Row j of the last n is row m - n + j of targets; its source m - n + j - lag.
+            first = max(0, lag - (m - n))
+            if first < n:
+                out[first:, i * n_t : (i + 1) * n_t] = scaled[m - n + first - lag : m - lag]
+        return out
 
     def stats(self, key):
         """(mean, scale) that standardise the model columns of series ``key``."""
@@ -100,7 +145,9 @@ class Encoder:
         carried forward, and at
         inference with gaps ``causal = (last_obs, ffill)`` for causal filling
         (else None). With ``future`` (horizon, n_known) the arrays get
-        ``horizon`` more rows.
+        ``horizon`` more rows (with calendar columns and no known-future
+        covariates, ``future`` is (horizon, 0)), at the timestamps after
+        the frame's.
         """
         layout = self.layout
         n_t, n_past = len(layout.targets), layout.n_past
@@ -140,10 +187,15 @@ class Encoder:
             ffill = pd.DataFrame(raw[:, :n_past]).ffill().to_numpy()
             ffill = np.nan_to_num((ffill - mean[:n_past]) / scale[:n_past])
             out["causal"] = (last_obs, ffill)
-        if layout.known:
+        if self.calendar is not None:
+            A = np.hstack([A, self.calendar.encode(frame.index)])
+        if self.lags:
+            A = np.hstack([A, self.lag_columns(raw[:, :n_t], len(raw), key)])
+        if self.future_rows:
             A = np.hstack([A, np.zeros((len(A), 1))])
         if future is not None:
-            A = np.vstack([A, self.future_block(future, key)])
+            stamps = layout.future_index(frame.index[-1], self.horizon)
+            A = np.vstack([A, self.future_block(future, key, stamps, raw[:, :n_t])])
             pad = np.full((self.horizon, n_t), np.nan)
             Y, out["R"], out["Rff"] = (np.vstack([a, pad]) for a in (Y, out["R"], out["Rff"]))
             if out["causal"] is not None:
@@ -156,26 +208,44 @@ class Encoder:
         out["Y"] = Y.astype(self.dtype, copy=False)
         return out
 
-    def future_block(self, future, key=None):
+    def future_block(self, future, key=None, stamps=None, history=None):
         """Input rows (horizon, n_inputs) of known-future values (horizon, n_known).
 
         Zeros (the training mean) in the target and past-covariate columns and
-        in the future flag, which the windows set (``ForecastWindows``).
+        in the future flag, which the windows set (``ForecastWindows``); the
+        calendar columns of ``stamps`` (the ``horizon`` timestamps after the
+        origin) and the seasonal lag columns of ``history`` (raw targets up
+        to the origin) when there are any.
         """
-        n_past = self.layout.n_past
+        n_past, n_cols = self.layout.n_past, len(self.layout.columns)
+        n_cal = len(self.calendar or ())
         mean, scale = self.stats(key)
-        block = np.zeros((self.horizon, len(self.layout.columns) + 1))
+        block = np.zeros((self.horizon, self.n_inputs))
         scaled = (future - mean[n_past:]) / scale[n_past:]
         steps = [f"step {i} after the history" for i in range(1, self.horizon + 1)]
         self.check_range(scaled, future, steps, "future", first=n_past)
-        block[:, n_past:-1] = scaled
+        block[:, n_past:n_cols] = scaled
+        if self.calendar is not None:
+            block[:, n_cols : n_cols + n_cal] = self.calendar.encode(stamps)
+        if self.lags:
+            # The horizon rows after the history: lags >= horizon reach into it.
+            padded = np.vstack([history, np.full((self.horizon, history.shape[1]), np.nan)])
+            block[:, n_cols + n_cal : -1] = self.lag_columns(padded, self.horizon, key)
         return block
 
-    def encode_rows(self, raw, checked=False, key=None):
+    @property
+    def n_inputs(self):
+        """Columns of the model's inputs: the model's, calendar, lags and the flag."""
+        return (len(self.layout.columns) + len(self.calendar or ())
+                + len(self.lags) * len(self.layout.targets) + int(self.future_rows))
+
+    def encode_rows(self, raw, checked=False, key=None, index=None, before=None):
         """Model inputs (n, n_inputs) of rows without gaps, one row at a time.
 
         Row for row what :meth:`encode` gives a frame whose rows are all
-        observed (scaled, + the future flag column); streaming encodes only
+        observed (scaled, + the calendar columns of ``index``, their
+        timestamps, + the seasonal lag columns, from these rows and the raw
+        rows ``before`` them, + the future flag column); streaming encodes only
         the new rows with it. With ``checked``, None when a value is not
         finite or standardises beyond the dtype (the caller then takes the
         path that names it); otherwise the caller checks the range.
@@ -192,7 +262,14 @@ class Encoder:
             A = scaled
         else:
             A = np.nan_to_num(scaled)
-        if self.layout.known:
+        if self.calendar is not None:
+            A = np.hstack([A, self.calendar.encode(index)])
+        if self.lags:
+            n_t = len(self.layout.targets)
+            targets = raw[:, :n_t] if before is None else np.vstack([before[:, :n_t],
+                                                                     raw[:, :n_t]])
+            A = np.hstack([A, self.lag_columns(targets, len(raw), key)])
+        if self.future_rows:
             A = np.hstack([A, np.zeros((len(A), 1))])
         return A.astype(self.dtype, copy=False)
 

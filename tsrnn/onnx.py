@@ -93,7 +93,16 @@ def to_onnx(estimator):
           model's metadata as ``window_columns``. With known-future
           covariates, a second input ``"future"`` float32 ``(batch,
           horizon, n_known)`` holds their values for the ``horizon`` steps
-          after the origin, in the order of ``known_future_``. A
+          after the origin, in the order of ``known_future_``. With
+          calendar inputs (``calendar=``), ``"timestamps"`` int64
+          ``(batch, window_ + horizon)`` holds the wall-clock time of the
+          window's rows and of the ``horizon`` steps after the origin, in
+          whole seconds since 1970-01-01 (an aware index in its own zone);
+          the graph computes the calendar columns from it. With seasonal
+          lag inputs (``season_lags=``), ``"lagged"`` float32 ``(batch,
+          window_ + horizon, n_lags * n_targets)`` holds, lag by lag, the
+          raw targets that many steps before each of those rows (NaN
+          where unknown). A
           forecaster of several series scaled per series
           (``scaling="series"``) takes ``"series"`` int64 ``(batch,)``,
           each row's position in ``series_ids_``. Output
