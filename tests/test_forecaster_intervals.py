@@ -239,8 +239,12 @@ def test_relative_offsets_scale_with_the_median_forecast():
                                                 floor=[1.0, 0.0])
     calibrated = cal.apply(forecasts)
     below = (actual[..., None] <= calibrated).mean(axis=0)  # (h, 2, 3)
-    np.testing.assert_allclose(below[..., 0], 0.1, atol=0.011)
-    np.testing.assert_allclose(below[..., 2], 0.9, atol=0.011)
+    np.testing.assert_allclose(below[:, 1, 0], 0.1, atol=0.011)
+    np.testing.assert_allclose(below[:, 1, 2], 0.9, atol=0.011)
+    # The relative band is at least the symmetric one (next test), a little
+    # wider than each edge alone on unbiased errors.
+    assert np.all((below[:, 0, 0] <= 0.1 + 0.011) & (below[:, 0, 0] >= 0.07)), below
+    assert np.all((below[:, 0, 2] >= 0.9 - 0.011) & (below[:, 0, 2] <= 0.93)), below
     np.testing.assert_allclose(cal.offsets[:, 0, 2], 0.128, atol=0.03)  # 1.28 sd of 10%
     np.testing.assert_allclose(cal.offsets[:, 1, 2], 1.28, atol=0.3)
     at = np.array([100.0, 1000.0])[:, None, None, None] * np.ones((2, h, 2, 3))
@@ -250,6 +254,48 @@ def test_relative_offsets_scale_with_the_median_forecast():
     # Below the floor (a median near or under zero) the floor is the level.
     tiny = np.full((1, h, 2, 3), -1e-3)
     assert np.all(np.diff(cal.apply(tiny)[..., [0, 2]], axis=-1)[:, :, 0] > 0.1)
+
+
+def test_relative_band_is_at_least_the_symmetric_band():
+    # Held-out forecasts 6% below the truth, as a network trained on a
+    # trend's earlier, lower rows makes them: the one-sided offsets lift
+    # both edges, the lower one above the median, and a forecast after the
+    # trend has slowed (no bias left) falls below that band most of the
+    # time. A relative target's edges go out to at least symmetric CQR's:
+    # max(q_lo - y, y - q_hi), its ceil((n + 1) 0.8)-th smallest, on both
+    # sides. The additive target next to it keeps its one-sided offsets.
+    rng = np.random.default_rng(1)
+    n, h = 99, 2
+    level = np.linspace(100, 200, n)[:, None] * np.ones(h)
+    raw = np.stack([0.97 * level, level, 1.03 * level], axis=-1)  # (n, h, 3)
+    noise = rng.standard_normal((n, h, 2))
+    actual = level[..., None] * (1.06 + 0.02 * noise)  # (n, h, 2)
+    forecasts = np.stack([raw, raw], axis=2)  # (n, h, 2, 3)
+    levels = np.array([0.1, 0.5, 0.9])
+    cal = BandCalibration(levels, rate=0.1).fit(forecasts, actual, relative=[True, False],
+                                                floor=[1.0, 0.0])
+    one_sided_relative = np.zeros((h, 3))
+    for j, unit in ((0, level.mean(axis=1)), (1, np.ones(n))):
+        for k in range(h):
+            r = (actual[:, k, j, None] - raw[:, k]) / unit[:, None]  # (n, 3)
+            one_sided = [np.sort(r[:, q])[conformal_rank(n, levels[q]) - 1] for q in (0, 2)]
+            score = np.sort(np.maximum(-r[:, 0], r[:, 2]))[int(np.ceil((n + 1) * 0.8)) - 1]
+            assert one_sided[0] > 0.03 * (1 if j == 0 else level.mean())  # above the median
+            if j == 0:
+                assert cal.offsets[k, j, 0] == min(one_sided[0], -score) == -score
+                assert cal.offsets[k, j, 2] == max(one_sided[1], score)
+                one_sided_relative[k, [0, 2]] = one_sided
+            else:
+                assert cal.offsets[k, j, 0] == one_sided[0]
+                assert cal.offsets[k, j, 2] == one_sided[1]
+    # The trend slows: the truth is the raw median's level, 2% noise.
+    later = 300.0 * np.ones((n, h))
+    later_raw = np.stack([0.97 * later, later, 1.03 * later], axis=-1)
+    truth = later * (1 + 0.02 * rng.standard_normal((n, h)))
+    band = cal.apply(np.stack([later_raw, later_raw], axis=2))[:, :, 0]  # (n, h, 3)
+    band_one_sided = later_raw + one_sided_relative * later[..., None]
+    inside = [np.mean((b[..., 0] <= truth) & (truth <= b[..., 2])) for b in (band, band_one_sided)]
+    assert inside[0] >= 0.75 and inside[1] < 0.5, inside
 
 
 def _as_before_issue_24(monkeypatch):

@@ -141,10 +141,45 @@ class BandCalibration:
                 for q in np.flatnonzero(self.calibrated):
                     rank = conformal_rank(len(r), self.quantiles[q])
                     self.offsets[k, j, q] = ordered[min(max(rank, 1), len(r)) - 1, q]
+                if self.relative[j]:
+                    self._widen_symmetric(self.offsets[k, j], r)
         # Made once: every streamed row observes one truth, and these
         # products cost as much as the rest of an observation (issue 13).
         self.gains = (self.rate * self.spread)[:, :, None] * self.calibrated
         return self
+
+    def _widen_symmetric(self, offsets, r):
+        """Move each band's edges out to at least symmetric CQR's, in place.
+
+        ``offsets`` (n_q,) of one step and target, ``r`` (m, n_q) its
+        held-out residuals. For a pair of calibrated levels (tau, 1 - tau),
+        symmetric CQR (Romano et al. 2019) scores each held-out forecast by
+        how far its truth fell outside the band on the worse side,
+        ``max(q_lo - y, y - q_hi)``, and moves both edges out by the score's
+        ``ceil((m + 1)(1 - 2 tau))``-th smallest value. The one-sided
+        offsets correct each edge separately, so they also carry the
+        held-out block's bias: on a trending series the network's forecasts
+        there fell short of the level (airpassengers: the truth above the
+        whole raw band), and the band learned there leans upwards for every
+        later forecast, wherever the trend goes next. Relative errors carry
+        the spread past the block; they do not make its bias last. Keeping
+        each edge at least as far out as the symmetric band (the union of
+        the two bands, each of which covers 1 - 2 tau of exchangeable
+        forecasts) bounds how far a bias seen there can push the band off
+        the forecasts that follow.
+        """
+        taus = self.quantiles
+        for lo in np.flatnonzero(self.calibrated & (taus < 0.5)):
+            hi = np.flatnonzero(self.calibrated & np.isclose(taus, 1 - taus[lo]))
+            if not len(hi):
+                continue
+            hi = hi[0]
+            rank = int(np.ceil((len(r) + 1) * (taus[hi] - taus[lo]) - 1e-9))
+            if rank > len(r):
+                continue  # too few forecasts for this band's symmetric form
+            score = np.sort(np.maximum(-r[:, lo], r[:, hi]))[rank - 1]
+            offsets[lo] = min(offsets[lo], -score)
+            offsets[hi] = max(offsets[hi], score)
 
     def scale(self, raw):
         """The unit of each forecast's offsets, (..., n_t) from raw (..., n_t, n_q).
