@@ -239,12 +239,8 @@ def test_relative_offsets_scale_with_the_median_forecast():
                                                 floor=[1.0, 0.0])
     calibrated = cal.apply(forecasts)
     below = (actual[..., None] <= calibrated).mean(axis=0)  # (h, 2, 3)
-    np.testing.assert_allclose(below[:, 1, 0], 0.1, atol=0.011)
-    np.testing.assert_allclose(below[:, 1, 2], 0.9, atol=0.011)
-    # The relative band is at least the symmetric one (next test), a little
-    # wider than each edge alone on unbiased errors.
-    assert np.all((below[:, 0, 0] <= 0.1 + 0.011) & (below[:, 0, 0] >= 0.07)), below
-    assert np.all((below[:, 0, 2] >= 0.9 - 0.011) & (below[:, 0, 2] <= 0.93)), below
+    np.testing.assert_allclose(below[..., 0], 0.1, atol=0.011)
+    np.testing.assert_allclose(below[..., 2], 0.9, atol=0.011)
     np.testing.assert_allclose(cal.offsets[:, 0, 2], 0.128, atol=0.03)  # 1.28 sd of 10%
     np.testing.assert_allclose(cal.offsets[:, 1, 2], 1.28, atol=0.3)
     at = np.array([100.0, 1000.0])[:, None, None, None] * np.ones((2, h, 2, 3))
@@ -256,14 +252,16 @@ def test_relative_offsets_scale_with_the_median_forecast():
     assert np.all(np.diff(cal.apply(tiny)[..., [0, 2]], axis=-1)[:, :, 0] > 0.1)
 
 
-def test_relative_band_is_at_least_the_symmetric_band():
+def test_shifted_relative_band_is_at_least_the_symmetric_band():
     # Held-out forecasts 6% below the truth, as a network trained on a
     # trend's earlier, lower rows makes them: the one-sided offsets lift
     # both edges, the lower one above the median, and a forecast after the
     # trend has slowed (no bias left) falls below that band most of the
-    # time. A relative target's edges go out to at least symmetric CQR's:
-    # max(q_lo - y, y - q_hi), its ceil((n + 1) 0.8)-th smallest, on both
-    # sides. The additive target next to it keeps its one-sided offsets.
+    # time. A relative target's shifted band goes out to at least symmetric
+    # CQR's edges: max(q_lo - y, y - q_hi), its ceil((n + 1) 0.8)-th
+    # smallest, on both sides. The additive target next to it keeps its
+    # one-sided offsets. (A band the offsets only widen keeps them too:
+    # test_relative_offsets_scale_with_the_median_forecast.)
     rng = np.random.default_rng(1)
     n, h = 99, 2
     level = np.linspace(100, 200, n)[:, None] * np.ones(h)

@@ -149,24 +149,25 @@ class BandCalibration:
         return self
 
     def _widen_symmetric(self, offsets, r):
-        """Move each band's edges out to at least symmetric CQR's, in place.
+        """Where the offsets shift a band, move its edges out to at least symmetric CQR's.
 
-        ``offsets`` (n_q,) of one step and target, ``r`` (m, n_q) its
-        held-out residuals. For a pair of calibrated levels (tau, 1 - tau),
-        symmetric CQR (Romano et al. 2019) scores each held-out forecast by
-        how far its truth fell outside the band on the worse side,
-        ``max(q_lo - y, y - q_hi)``, and moves both edges out by the score's
-        ``ceil((m + 1)(1 - 2 tau))``-th smallest value. The one-sided
-        offsets correct each edge separately, so they also carry the
-        held-out block's bias: on a trending series the network's forecasts
-        there fell short of the level (airpassengers: the truth above the
-        whole raw band), and the band learned there leans upwards for every
-        later forecast, wherever the trend goes next. Relative errors carry
-        the spread past the block; they do not make its bias last. Keeping
-        each edge at least as far out as the symmetric band (the union of
-        the two bands, each of which covers 1 - 2 tau of exchangeable
-        forecasts) bounds how far a bias seen there can push the band off
-        the forecasts that follow.
+        ``offsets`` (n_q,) of one step and target, updated in place, ``r``
+        (m, n_q) its held-out residuals. The one-sided offsets correct each
+        edge of a band (tau, 1 - tau) separately. When they move both edges
+        the same way, the held-out block's forecasts were biased, not too
+        narrow or too wide: on a trending series the network trained on
+        the trend's earlier, lower rows fell short of the level there
+        (airpassengers: the truth above the whole raw band), and the band
+        learned there leans the same way for every later forecast, wherever
+        the trend goes next. Relative errors carry the spread past the
+        block; nothing says its bias lasts. So such a band's edges go out to
+        at least those of symmetric CQR (Romano et al. 2019), which scores
+        each held-out forecast by how far its truth fell outside the raw
+        band on the worse side, ``max(q_lo - y, y - q_hi)``, and moves both
+        edges out by the score's ``ceil((m + 1)(1 - 2 tau))``-th smallest
+        value: the union of two bands that each cover 1 - 2 tau of
+        exchangeable forecasts. A band the offsets only widen or narrow
+        (both edges out, or both in) is left as it is.
         """
         taus = self.quantiles
         for lo in np.flatnonzero(self.calibrated & (taus < 0.5)):
@@ -174,6 +175,8 @@ class BandCalibration:
             if not len(hi):
                 continue
             hi = hi[0]
+            if not (offsets[lo] > 0 and offsets[hi] > 0 or offsets[lo] < 0 and offsets[hi] < 0):
+                continue  # no shift: the band is widened or narrowed only
             rank = int(np.ceil((len(r) + 1) * (taus[hi] - taus[lo]) - 1e-9))
             if rank > len(r):
                 continue  # too few forecasts for this band's symmetric form
