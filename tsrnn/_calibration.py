@@ -53,7 +53,11 @@ when the blocks' standard deviations divided by their means vary less from
 block to block than the standard deviations alone (``level_scaled``). A
 series with a value at or below zero, or too few blocks, stays additive:
 its level is no unit of its errors. On a series whose level does not move,
-the two choices give almost the same band.
+the two choices give almost the same band. Where a relative target's
+one-sided offsets shift its band rather than widen or narrow it (both edges
+moved the same way: the held-out forecasts were biased), its edges go out
+to at least those of symmetric CQR (``_widen_symmetric``): the bias the
+block showed on a trend need not last past it.
 """
 
 import warnings

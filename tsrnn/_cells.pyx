@@ -66,7 +66,9 @@ panels first to last on even steps and last to first on odd ones, so each
 step starts on what the previous one left cached (issue 24: LSTM H = 64 at
 batch 1, 7% faster); every element's sum is the same in either order.
 Packing W^T transposes 4 x 4 blocks in registers (``_kernels.c``), a tenth of
-a batch-1 call's fixed cost at H = 64 where it was most of it.
+a batch-1 call's fixed cost at H = 64 where it was most of it. The packed
+weights start on a 64-byte boundary (``align_up``): from malloc's 16 bytes,
+every 512-bit load of the micro-kernel spanned two cache lines.
 
 Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
 chooses about one chunk per thread, and the thread count from the size of the
