@@ -393,10 +393,10 @@ cdef inline void* align_up(void* p) noexcept nogil:
     ALIGN more bytes than needed; free p, not this).
 
     The packed panels must start on a cache line: malloc gives 16 bytes, so
-    every 64-byte load of the 512-bit micro-kernel then spans two lines, and
-    the batch-1 LSTM at H = 64 ran 40% slower in the recurrent product (each
-    panel's size is a multiple of its width, so panels after the first stay
-    aligned)."""
+    three 64-byte loads of the 512-bit micro-kernel in four span two lines,
+    and the batch-1 LSTM sweep at H = 64 took 40% longer (119 against 84 us
+    for 168 steps; benchmarks/README.md). Each panel's size is a multiple of
+    its width, so the panels after the first stay aligned."""
     return <void*> ((<uintptr_t> p + ALIGN - 1) & ~(<uintptr_t> (ALIGN - 1)))
 
 
