@@ -296,6 +296,24 @@ def test_shifted_relative_band_is_at_least_the_symmetric_band():
     assert inside[0] >= 0.75 and inside[1] < 0.5, inside
 
 
+def test_narrowed_relative_band_keeps_its_one_sided_offsets():
+    # A raw band twice too wide, unbiased: the offsets move both edges in
+    # (lower up, upper down), a narrowing and no shift, so the relative
+    # target keeps them: the held-out truth falls below each edge as often
+    # as its level says.
+    rng = np.random.default_rng(2)
+    n, h = 199, 2
+    level = np.linspace(100, 200, n)[:, None] * np.ones(h)
+    actual = (level * (1 + 0.05 * rng.standard_normal((n, h))))[..., None]  # (n, h, 1)
+    forecasts = np.stack([0.87 * level, level, 1.13 * level], axis=-1)[:, :, None]
+    cal = BandCalibration(np.array([0.1, 0.5, 0.9]), rate=0.1).fit(
+        forecasts, actual, relative=[True], floor=[1.0])
+    assert np.all(cal.offsets[:, 0, 0] > 0) and np.all(cal.offsets[:, 0, 2] < 0)
+    below = (actual[..., None] <= cal.apply(forecasts)).mean(axis=0)  # (h, 1, 3)
+    np.testing.assert_allclose(below[:, 0, 0], 0.1, atol=0.011)
+    np.testing.assert_allclose(below[:, 0, 2], 0.9, atol=0.011)
+
+
 def _as_before_issue_24(monkeypatch):
     """The band as it was: additive errors for every target."""
     monkeypatch.setattr(tsrnn._band_tracking, "level_scaled", lambda series, block: (False, 0.0))
