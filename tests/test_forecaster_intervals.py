@@ -252,6 +252,68 @@ def test_relative_offsets_scale_with_the_median_forecast():
     assert np.all(np.diff(cal.apply(tiny)[..., [0, 2]], axis=-1)[:, :, 0] > 0.1)
 
 
+def test_shifted_relative_band_is_at_least_the_symmetric_band():
+    # Held-out forecasts 6% below the truth, as a network trained on a
+    # trend's earlier, lower rows makes them: the one-sided offsets lift
+    # both edges, the lower one above the median, and a forecast after the
+    # trend has slowed (no bias left) falls below that band most of the
+    # time. A relative target's shifted band goes out to at least symmetric
+    # CQR's edges: max(q_lo - y, y - q_hi), its ceil((n + 1) 0.8)-th
+    # smallest, on both sides. The additive target next to it keeps its
+    # one-sided offsets. (A band the offsets only widen keeps them too:
+    # test_relative_offsets_scale_with_the_median_forecast.)
+    rng = np.random.default_rng(1)
+    n, h = 99, 2
+    level = np.linspace(100, 200, n)[:, None] * np.ones(h)
+    raw = np.stack([0.97 * level, level, 1.03 * level], axis=-1)  # (n, h, 3)
+    noise = rng.standard_normal((n, h, 2))
+    actual = level[..., None] * (1.06 + 0.02 * noise)  # (n, h, 2)
+    forecasts = np.stack([raw, raw], axis=2)  # (n, h, 2, 3)
+    levels = np.array([0.1, 0.5, 0.9])
+    cal = BandCalibration(levels, rate=0.1).fit(forecasts, actual, relative=[True, False],
+                                                floor=[1.0, 0.0])
+    one_sided_relative = np.zeros((h, 3))
+    for j, unit in ((0, level.mean(axis=1)), (1, np.ones(n))):
+        for k in range(h):
+            r = (actual[:, k, j, None] - raw[:, k]) / unit[:, None]  # (n, 3)
+            one_sided = [np.sort(r[:, q])[conformal_rank(n, levels[q]) - 1] for q in (0, 2)]
+            score = np.sort(np.maximum(-r[:, 0], r[:, 2]))[int(np.ceil((n + 1) * 0.8)) - 1]
+            assert one_sided[0] > 0.03 * (1 if j == 0 else level.mean())  # above the median
+            if j == 0:
+                assert cal.offsets[k, j, 0] == min(one_sided[0], -score) == -score
+                assert cal.offsets[k, j, 2] == max(one_sided[1], score)
+                one_sided_relative[k, [0, 2]] = one_sided
+            else:
+                assert cal.offsets[k, j, 0] == one_sided[0]
+                assert cal.offsets[k, j, 2] == one_sided[1]
+    # The trend slows: the truth is the raw median's level, 2% noise.
+    later = 300.0 * np.ones((n, h))
+    later_raw = np.stack([0.97 * later, later, 1.03 * later], axis=-1)
+    truth = later * (1 + 0.02 * rng.standard_normal((n, h)))
+    band = cal.apply(np.stack([later_raw, later_raw], axis=2))[:, :, 0]  # (n, h, 3)
+    band_one_sided = later_raw + one_sided_relative * later[..., None]
+    inside = [np.mean((b[..., 0] <= truth) & (truth <= b[..., 2])) for b in (band, band_one_sided)]
+    assert inside[0] >= 0.75 and inside[1] < 0.5, inside
+
+
+def test_narrowed_relative_band_keeps_its_one_sided_offsets():
+    # A raw band twice too wide, unbiased: the offsets move both edges in
+    # (lower up, upper down), a narrowing and no shift, so the relative
+    # target keeps them: the held-out truth falls below each edge as often
+    # as its level says.
+    rng = np.random.default_rng(2)
+    n, h = 199, 2
+    level = np.linspace(100, 200, n)[:, None] * np.ones(h)
+    actual = (level * (1 + 0.05 * rng.standard_normal((n, h))))[..., None]  # (n, h, 1)
+    forecasts = np.stack([0.87 * level, level, 1.13 * level], axis=-1)[:, :, None]
+    cal = BandCalibration(np.array([0.1, 0.5, 0.9]), rate=0.1).fit(
+        forecasts, actual, relative=[True], floor=[1.0])
+    assert np.all(cal.offsets[:, 0, 0] > 0) and np.all(cal.offsets[:, 0, 2] < 0)
+    below = (actual[..., None] <= cal.apply(forecasts)).mean(axis=0)  # (h, 1, 3)
+    np.testing.assert_allclose(below[:, 0, 0], 0.1, atol=0.011)
+    np.testing.assert_allclose(below[:, 0, 2], 0.9, atol=0.011)
+
+
 def _as_before_issue_24(monkeypatch):
     """The band as it was: additive errors for every target."""
     monkeypatch.setattr(tsrnn._band_tracking, "level_scaled", lambda series, block: (False, 0.0))

@@ -53,7 +53,11 @@ when the blocks' standard deviations divided by their means vary less from
 block to block than the standard deviations alone (``level_scaled``). A
 series with a value at or below zero, or too few blocks, stays additive:
 its level is no unit of its errors. On a series whose level does not move,
-the two choices give almost the same band.
+the two choices give almost the same band. Where a relative target's
+one-sided offsets shift its band rather than widen or narrow it (both edges
+moved the same way: the held-out forecasts were biased), its edges go out
+to at least those of symmetric CQR (``_widen_symmetric``): the bias the
+block showed on a trend need not last past it.
 """
 
 import warnings
@@ -141,10 +145,48 @@ class BandCalibration:
                 for q in np.flatnonzero(self.calibrated):
                     rank = conformal_rank(len(r), self.quantiles[q])
                     self.offsets[k, j, q] = ordered[min(max(rank, 1), len(r)) - 1, q]
+                if self.relative[j]:
+                    self._widen_symmetric(self.offsets[k, j], r)
         # Made once: every streamed row observes one truth, and these
         # products cost as much as the rest of an observation (issue 13).
         self.gains = (self.rate * self.spread)[:, :, None] * self.calibrated
         return self
+
+    def _widen_symmetric(self, offsets, r):
+        """Where the offsets shift a band, move its edges out to at least symmetric CQR's.
+
+        ``offsets`` (n_q,) of one step and target, updated in place, ``r``
+        (m, n_q) its held-out residuals. The one-sided offsets correct each
+        edge of a band (tau, 1 - tau) separately. When they move both edges
+        the same way, the held-out block's forecasts were biased, not too
+        narrow or too wide: on a trending series the network trained on
+        the trend's earlier, lower rows fell short of the level there
+        (airpassengers: the truth above the whole raw band), and the band
+        learned there leans the same way for every later forecast, wherever
+        the trend goes next. Relative errors carry the spread past the
+        block; nothing says its bias lasts. So such a band's edges go out to
+        at least those of symmetric CQR (Romano et al. 2019), which scores
+        each held-out forecast by how far its truth fell outside the raw
+        band on the worse side, ``max(q_lo - y, y - q_hi)``, and moves both
+        edges out by the score's ``ceil((m + 1)(1 - 2 tau))``-th smallest
+        value: the union of two bands that each cover 1 - 2 tau of
+        exchangeable forecasts. A band the offsets only widen or narrow
+        (both edges out, or both in) is left as it is.
+        """
+        taus = self.quantiles
+        for lo in np.flatnonzero(self.calibrated & (taus < 0.5)):
+            hi = np.flatnonzero(self.calibrated & np.isclose(taus, 1 - taus[lo]))
+            if not len(hi):
+                continue
+            hi = hi[0]
+            if not (offsets[lo] > 0 and offsets[hi] > 0 or offsets[lo] < 0 and offsets[hi] < 0):
+                continue  # no shift: the band is widened or narrowed only
+            rank = int(np.ceil((len(r) + 1) * (taus[hi] - taus[lo]) - 1e-9))
+            if rank > len(r):
+                continue  # too few forecasts for this band's symmetric form
+            score = np.sort(np.maximum(-r[:, lo], r[:, hi]))[rank - 1]
+            offsets[lo] = min(offsets[lo], -score)
+            offsets[hi] = max(offsets[hi], score)
 
     def scale(self, raw):
         """The unit of each forecast's offsets, (..., n_t) from raw (..., n_t, n_q).

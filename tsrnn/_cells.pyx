@@ -66,7 +66,9 @@ panels first to last on even steps and last to first on odd ones, so each
 step starts on what the previous one left cached (issue 24: LSTM H = 64 at
 batch 1, 7% faster); every element's sum is the same in either order.
 Packing W^T transposes 4 x 4 blocks in registers (``_kernels.c``), a tenth of
-a batch-1 call's fixed cost at H = 64 where it was most of it.
+a batch-1 call's fixed cost at H = 64 where it was most of it. The packed
+weights start on a 64-byte boundary (``align_up``): from malloc's 16 bytes,
+every 512-bit load of the micro-kernel spanned two cache lines.
 
 Threading. The batch is cut into chunks of ``chunk`` rows (``functional``
 chooses about one chunk per thread, and the thread count from the size of the
@@ -119,6 +121,7 @@ overhead of a batch-1 call (backward has eighteen).
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -202,6 +205,9 @@ cdef enum:
     # Packed W_hh larger than this (bytes): the forward sweep alternates the
     # panel order of its recurrent product from step to step (_forward_chunk).
     ZIGZAG_BYTES = 24576
+    # Alignment (bytes) of the packed weights: a cache line, the 512-bit
+    # micro-kernel's load width (align_up).
+    ALIGN = 64
 
 cdef enum:
     # Cell codes, as C constants for the nogil code and exported below.
@@ -380,6 +386,18 @@ cdef inline Py_ssize_t packed_size(floating dummy, Py_ssize_t n, Py_ssize_t k) n
     """Elements of the packed form of an operand with n output columns, depth k."""
     cdef Py_ssize_t nr = tsrnn_nr_f32() if floating is float else tsrnn_nr_f64()
     return ((n + nr - 1) // nr) * nr * k
+
+
+cdef inline void* align_up(void* p) noexcept nogil:
+    """p rounded up to the next multiple of ALIGN bytes (p from a malloc of
+    ALIGN more bytes than needed; free p, not this).
+
+    The packed panels must start on a cache line: malloc gives 16 bytes, so
+    three 64-byte loads of the 512-bit micro-kernel in four span two lines,
+    and the batch-1 LSTM sweep at H = 64 took 40% longer (119 against 84 us
+    for 168 steps; benchmarks/README.md). Each panel's size is a multiple of
+    its width, so the panels after the first stay aligned."""
+    return <void*> ((<uintptr_t> p + ALIGN - 1) & ~(<uintptr_t> (ALIGN - 1)))
 
 
 cdef inline void pack(int n, int k, const floating* b, int ldb, bint trans,
@@ -887,14 +905,16 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
     # One malloc for the packed weights, the folded biases and the peepholes
     # as one (3, H) block: a numpy array costs ~1 us at batch 1.
     cdef Py_ssize_t size_zero = B * H if h0 == NULL or (c0 == NULL and not is_gru) else 0
-    cdef floating* wpack = <floating*> malloc(
-        (size_hh + size_hn + size_ih + G * H + H + 3 * H + size_zero) * sizeof(floating))
+    cdef void* raw = malloc(
+        (size_hh + size_hn + size_ih + G * H + H + 3 * H + size_zero) * sizeof(floating)
+        + ALIGN)
     # Rows per step and where each step starts (see the module docstring).
     cdef Py_ssize_t* nsz = <Py_ssize_t*> malloc((2 * T + 1) * sizeof(Py_ssize_t))
-    if wpack == NULL or nsz == NULL:
-        free(wpack)
+    if raw == NULL or nsz == NULL:
+        free(raw)
         free(nsz)
         raise MemoryError()
+    cdef floating* wpack = <floating*> align_up(raw)
     cdef Py_ssize_t* offs = nsz + T
     cdef floating* whh_pack = wpack
     cdef floating* whn_pack = wpack + size_hh
@@ -972,7 +992,7 @@ cdef int _forward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t
                     j = offs[t] + lo if keep else ((T - 1 if reverse else t) % 2) * B + lo
                     memcpy(c_n + lo * H, cs + j * H, (hi - lo) * H * sizeof(floating))
     finally:
-        free(wpack)
+        free(raw)
         free(nsz)
     return 0
 
@@ -1231,14 +1251,15 @@ cdef int _backward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_
     # the partial sums of the k blocks and the peephole sums.
     cdef Py_ssize_t size_part = n_kb * GH * NZ if n_kb > 1 else 1
     cdef Py_ssize_t size_peep = n_kb * 3 * H if peephole else 1
-    cdef floating* buf = <floating*> malloc(
+    cdef void* raw = malloc(
         (size_w + size_wn + N * NZ + n_rz * NZ + (H * (D + 1) + H * (H + 1) if is_gru else 0)
-         + size_part + size_peep) * sizeof(floating))
+         + size_part + size_peep) * sizeof(floating) + ALIGN)
     cdef Py_ssize_t* nsz = <Py_ssize_t*> malloc((2 * T + 1) * sizeof(Py_ssize_t))
-    if buf == NULL or nsz == NULL:
-        free(buf)
+    if raw == NULL or nsz == NULL:
+        free(raw)
         free(nsz)
         raise MemoryError()
+    cdef floating* buf = <floating*> align_up(raw)
     cdef floating* wpack = buf
     cdef floating* wpack_n = wpack + size_w if is_gru else wpack
     cdef floating* z = wpack + size_w + size_wn
@@ -1337,6 +1358,6 @@ cdef int _backward(int cell, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_
                 peephole_grads(T, offs, nsz, reverse, H, g, S, cs, c0, dpeep, peep_partial,
                                _threads_for(n_kb, max_thr))
     finally:
-        free(buf)
+        free(raw)
         free(nsz)
     return 0
