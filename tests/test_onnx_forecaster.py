@@ -337,7 +337,8 @@ PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantile
           "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",
-          "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype"}
+          "n_iter_no_change", "max_grad_norm", "forget_bias", "dtype",
+          "averaging_frequency"}  # how training runs (dask workers), not the graph
 
 
 def test_exporter_knows_every_fitted_attribute(frame):
