@@ -57,6 +57,10 @@ def _trainer(est):
         # None rather than absent: a pickled estimator must have its state.
         if name in trainer.__dict__:
             trainer.__dict__[name] = None
+    # The encoder without its per-series scales: the windows' layout
+    # (future rows, inputs) is read from it on the workers.
+    trainer._encoder = copy.copy(est._encoder)
+    trainer._encoder.series_stats = {}
     return trainer
 
 
