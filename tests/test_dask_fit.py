@@ -67,7 +67,9 @@ def _fleet(X, series_per_partition):
 
 def _assert_same_model(a, b):
     assert_array_equal(a._flat, b._flat)
-    assert a.loss_curve_ == b.loss_curve_
+    # The weights are bitwise equal; the epoch's reported loss, a mean of
+    # minibatch losses, may be summed in another order (1 ulp under numpy 1.25).
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-13, atol=0)
     assert a.validation_scores_ == b.validation_scores_
     assert (a.window_, a.baseline_) == (b.window_, b.baseline_)
     # A sum over partitions: equal up to the order of the additions.
