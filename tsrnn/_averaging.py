@@ -127,8 +127,8 @@ class AveragedEpoch:
     """One epoch's windows, sharded on the workers; trains by averaging rounds."""
 
     def __init__(self, rounds, order):
+        # The epoch's order reaches train_minibatches from the loop itself.
         self.rounds = rounds
-        self.order = np.asarray(order)
 
     def train_minibatches(self, est, order, batch_size, per_step=False):
         r, client = self.rounds, self.rounds.client
