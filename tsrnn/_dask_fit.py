@@ -501,7 +501,7 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
     est._calibration, est._trackers = None, {}
     est._context_lengths = dict(zip(keys, lengths))
     train = FleetWindows(origins, est, averaging)
-    return len(layout.columns) + bool(layout.known), train, val
+    return est._encoder.n_inputs, train, val
 
 
 def forecast_windows(est, A, origins, Y):
