@@ -7,6 +7,8 @@ Where ``bench_fleet.py --dask`` reports a run's totals, this prints a line
 per step (every epoch of the fit, then ``predict()``, then the backtest of
 each sensor's last week) with the seconds since the start and each worker's
 resident memory, so a run that stalls or loses workers shows where. The
+backtest's errors are reduced on the workers; ``--gather`` computes its
+forecasts into this process instead, as ``.compute()`` does. The
 fleet is ``bench_fleet.make_fleet`` written as parquet (``--partition-sensors``
 sensors per file) into ``--dir``, reused when it is already there.
 """
@@ -36,8 +38,12 @@ def main():
     ap.add_argument("--max-iter", type=int, default=None, help="default: the estimator's")
     ap.add_argument("--stride", type=int, default=1, help="the backtest's stride")
     ap.add_argument("--dir", default=None, help="parquet directory (default: one in /tmp)")
+    ap.add_argument("--gather", action="store_true",
+                    help="compute the backtest's forecasts into this process, instead of "
+                         "reducing their errors on the workers")
     args = ap.parse_args()
 
+    import dask
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -69,8 +75,13 @@ def main():
         step("fit done,", model.n_iter_, "epochs")
         model.predict()
         step("predict done")
-        forecasts = model.backtest(week, stride=args.stride).compute()
-        step("backtest done,", len(forecasts), "forecast rows")
+        forecasts = model.backtest(week, stride=args.stride)
+        if args.gather:
+            step("backtest gathered,", len(forecasts.compute()), "forecast rows")
+        else:
+            err = (forecasts["forecast"] - forecasts["actual"]).abs()
+            count, total = dask.compute(err.count(), err.sum())
+            step("backtest done,", count, "forecast rows, MAE", round(total / count, 4))
 
 
 if __name__ == "__main__":

@@ -155,13 +155,15 @@ def forecasts_frame(index, origins, targets, point, quantiles, Z,
     ``index`` is the DatetimeIndex of the stacked rows and ``origins`` (n,)
     the rows of the origins; the timestamps are taken from the index, so
     they keep its unit and time zone. The arrays are (n, horizon,
-    n_targets), ``Z`` (n, horizon, n_targets, n_q).
+    n_targets), ``Z`` (n, horizon, n_targets, n_q). ``ids``, for a fleet,
+    is an Index (n,) of each origin's series, in the dtype of the input's id.
     """
     n, h, n_t = actual.shape
     shape = (n, h, n_t)
     data = {}
     if ids is not None:
-        data[id_name or "series"] = np.broadcast_to(ids[:, None, None], shape).ravel()
+        # An Index (n,) of the origins' series, repeated so its dtype stays.
+        data[id_name or "series"] = ids.repeat(h * n_t)
     steps = np.arange(1, h + 1)
     data["origin"] = index.take(np.broadcast_to(origins[:, None, None], shape).ravel())
     rows = origins[:, None, None] + steps[None, :, None]

@@ -63,6 +63,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import validate_data
 
 from tsrnn._baselines import evenly_spaced
+from tsrnn._calendar import Calendar
 from tsrnn._calibration import level_parts, level_scaled_from_parts
 from tsrnn._dask_frames import check_whole_series, partition_frame
 from tsrnn._frames import FrameLayout, check_frame, default_season, where
@@ -113,13 +114,14 @@ def _describe(regular):
     }
 
 
-def _encode(regular, layout, scaler, dtype, horizon, per_series, season, keep):
+def _encode(regular, layout, scaler, dtype, horizon, per_series, season, keep,
+            calendar, lags):
     """Model arrays of one partition's series, and its parts of the reductions."""
     frames = regular["frames"]
     n_t = len(layout.targets)
     raws = {key: f.to_numpy(np.float64) for key, f in frames.items()}
     stats = series_statistics(raws, scaler) if per_series else None
-    encoder = Encoder(layout, scaler, dtype, horizon, stats)
+    encoder = Encoder(layout, scaler, dtype, horizon, stats, calendar, lags)
     targets = [raw[:, :n_t] for raw in raws.values()]
     block = season if season > 1 else 2
     state = {
@@ -380,13 +382,6 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
             "warm_start and partial_fit are not supported with a dask DataFrame: each "
             "fit on a fleet starts afresh (warm_start=False)."
         )
-    if est.calendar is not None or est.season_lags is not None:
-        # The workers' encoders build neither (_encode): refuse rather than
-        # fit a model whose predict would read columns its training lacked.
-        raise ValueError(
-            "calendar= and season_lags= are not supported yet with a dask DataFrame; "
-            "set both to None, or fit on a pandas frame."
-        )
     averaging = None
     if est.averaging_frequency is not None:
         averaging = (_client(), est.averaging_frequency)
@@ -434,12 +429,17 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
 
     # 3. Encoded series on the workers; their statistics here.
     lengths = [n for d in described for n in d["lengths"]]
-    keep = max(max(est._window_candidates(lengths)), est.season_)
+    # The same calendar and seasonal lag columns as _prepare_fit's encoder.
+    calendar = Calendar.from_parameter(est.calendar, layout.offset)
+    lags = est._season_lags(layout.offset, est.season_)
+    # The rows predict() may need: the longest window, with the lag columns'
+    # rows before it (_keep).
+    keep = max(max(est._window_candidates(lengths)) + max(lags, default=0), est.season_)
     dtype = np.dtype(est.dtype)
     encode = dask.delayed(_encode, pure=True)
     states = dask.persist(*[
         encode(r, layout, scaler, dtype, est.horizon, est.scaling == "series",
-               est.season_, keep)
+               est.season_, keep, calendar, lags)
         for r in regular
     ])
     del regular  # the frames: the encoded arrays replace them on the workers
@@ -447,7 +447,7 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
     stats = {}
     for s in summaries:
         stats.update(s["stats"] or {})
-    est._encoder = Encoder(layout, scaler, dtype, est.horizon, stats or None)
+    est._encoder = Encoder(layout, scaler, dtype, est.horizon, stats or None, calendar, lags)
     mase = [s["mase"] for s in summaries if s["mase"] is not None]
     est.mase_scale_ = _seasonal_naive_scale(
         np.sum([m[0] for m in mase], axis=0), np.sum([m[1] for m in mase], axis=0),

@@ -105,8 +105,7 @@ def _backtest_meta(model, ddf, id_name, time_name):
     index = times.repeat(h + 1)
     zeros = np.zeros((1, h, n_t))
     n_q = 1 if model.quantiles_ is None else len(model.quantiles_)
-    keys = np.empty(1, dtype=object)
-    keys[0] = ids.to_numpy()[0]
+    keys = pd.Index(ids[:1])
     frame = _backtest.forecasts_frame(
         index, np.zeros(1, dtype=np.intp), model._frame_layout.targets, zeros,
         model.quantiles_, np.zeros((1, h, n_t, n_q)), zeros, zeros, zeros,

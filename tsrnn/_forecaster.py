@@ -944,10 +944,7 @@ n_iter_, t_
         # One index over the stacked rows, keeping the frames' unit and zone.
         first, *rest = [f.index for f in contexts.values()]
         index = first.append(rest) if rest else first
-        ids = None
-        if layout.multi:
-            ids = np.empty(len(origins), dtype=object)
-            ids[:] = keys
+        ids = layout.series_ids(X, keys) if layout.multi else None
         forecasts = _backtest.forecasts_frame(
             index, origins,
             layout.targets, point, self.quantiles_, Z, persistence, seasonal, actual,

@@ -267,6 +267,19 @@ class FrameLayout:
             out = {key: self.regularize(frame, key) for key, frame in out.items()}
         return out
 
+    def series_ids(self, X, keys):
+        """``keys`` of ``split(X)`` as an Index with the dtype of X's series id.
+
+        The groupby that split X hands its keys back as Python scalars; a
+        table with one row per forecast (a fleet's backtest: millions) keeps
+        the id's own dtype (an int32 id as int32, not as Python objects).
+        """
+        if isinstance(X.index, pd.MultiIndex):
+            dtype = X.index.levels[0].dtype
+        else:
+            dtype = X[self.series_id].dtype
+        return pd.Index(keys, dtype=dtype)
+
     def regularize(self, frame, key, anchor=None):
         """``frame`` on the regular grid of the time step, or an InputError.
 
