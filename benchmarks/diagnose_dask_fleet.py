@@ -62,7 +62,7 @@ def main():
         def step(*what):
             memory = sorted(client.run(_rss_mb).values())
             print(f"[{time.perf_counter() - start:7.1f} s, load {os.getloadavg()[0]:.1f}]",
-                  *what, f"workers {memory} MB", flush=True)
+                  *what, f"workers {memory} MB, client {_rss_mb()} MB", flush=True)
 
         step("parquet ready")
         train = dd.read_parquet(os.path.join(directory, "train"))
