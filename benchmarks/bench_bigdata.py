@@ -19,7 +19,9 @@ wrapped to yield the first N slices. Shuffling is on, so those windows are
 drawn from the whole million rows, and everything built per fit (the
 validated copy of the data, the window view, the targets, the prefix
 sequence, the forecaster's scaled arrays) is built in full. The time per
-minibatch is measured and a full epoch's time is extrapolated from it.
+minibatch is measured and a full epoch's time is extrapolated from it (an
+epoch of ``RNNForecaster`` is its ``max_windows_per_epoch`` budget, 20,000
+windows by default, not every window).
 ``--batches 0`` runs the whole epoch. With early stopping the same cap
 applies to the blocks of the validation pass (it also runs through
 ``gen_batches``): the memory of one block is what is measured.
@@ -138,7 +140,11 @@ def child(args):
     seconds = time.perf_counter() - start
     peak = _peak()
     n_batches = batches["n"]
-    full_batches = -(-n_windows // 64)
+    # An epoch trains at most max_windows_per_epoch windows (the forecaster's
+    # default budget), not every window of the data.
+    budget = model.max_windows_per_epoch
+    epoch_windows = n_windows if budget is None else min(n_windows, budget)
+    full_batches = -(-epoch_windows // 64)
     return {
         "estimator": type(model).__name__ + (
             " (early_stopping)" if getattr(model, "early_stopping", False) else ""),
