@@ -119,6 +119,11 @@ BAD_INPUTS = [
     ("missing-value", _HEADER + _rows(50) + "2017-01-03 02:00,,1\n" + _rows(49, "2017-01-03 03:00"),
      ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["'temp'", "missing value", "2017-01-03 02:00", "--missing"]),
+    # A gap in the held-out rows (the last 20) is refused before training,
+    # not by the backtest after it.
+    ("missing-value-held-out", _HEADER + _rows(95) + "2017-01-04 23:00,,1\n"
+     + _rows(4, "2017-01-05 00:00"), ["--target", "temp", "--window", "8", "--horizon", "4"],
+     ["'temp'", "missing value", "2017-01-04 23:00", "--missing"]),
     ("irregular-time", _HEADER + _rows(50) + _rows(50, "2017-01-03 05:00"),
      ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["not regular", "2017-01-03 05:00", "--freq"]),

@@ -428,6 +428,12 @@ def _forecast(args, out):
                 model.set_params(early_stopping=False).validate_frame(train)
         except InputError as exc:
             raise _input_error(exc, where) from None
+    try:
+        # The backtest and the forecast read the held-out rows too: bad data
+        # there is refused now, not after training.
+        model.validate_frame(frame)
+    except InputError as exc:
+        raise _input_error(exc, source) from None
     # What --freq did to the training rows, once: main() silences the same
     # report from fit, backtest, predict and plot.
     notes = list(dict.fromkeys(
