@@ -7,7 +7,9 @@ candidate scored second in A's ``baseline_scores_``), its baseline again
 chosen on the held-out block. Both train a network; the one whose served
 forecast scores better on the held-out block (``best_validation_score_``,
 the same held-out rows for both: the block's share does not depend on the
-window) is served. The "baseline alone" column stays A's, so "served /
+window) is served; with ``SERVED_MARGIN=m`` in the environment B must beat
+A's held-out score by ``m * |A's score|``, as a trained epoch must beat
+the baseline by ``min_network_gain``. The "baseline alone" column stays A's, so "served /
 alone" compares with the package's own baseline. Every argument is
 bench_accuracy.py's, e.g.::
 
@@ -23,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_accuracy  # noqa: E402
 import _accuracy_peers as peers  # noqa: E402
 
+MARGIN = float(os.environ.get("SERVED_MARGIN", "0"))
 CHOICES = []  # (task, window A, window B, which was served), printed at the end
 
 
@@ -48,7 +51,8 @@ def _served_choice(cls):
             self.params = dict(params, window=window)
             fit_one(self, task)
             self.params = params
-            if self.model.best_validation_score_ > first.best_validation_score_:
+            bar = first.best_validation_score_ + MARGIN * abs(first.best_validation_score_)
+            if self.model.best_validation_score_ > bar:
                 chosen = "B"
             else:
                 self.model = first

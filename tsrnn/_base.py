@@ -43,6 +43,11 @@ leaves the estimator unfitted (its previous model is dropped too, so no
 half-updated model can answer ``predict``); a ``partial_fit`` whose data are
 refused before training starts leaves the model as it was.
 
+Early stopping restores the best epoch's weights; an estimator whose
+``_n_averaged_epochs()`` is k > 1 (the forecaster's ``average_best_epochs``)
+keeps the k best epochs' weights too, and serves their mean when it scores
+better on the validation block (``_average_best_epochs``).
+
 Loss scaling follows MLP: the loss of a minibatch is the (weighted) mean over
 its target rows plus ``0.5 * alpha * ||W||^2 / n_rows`` (the weight sum with
 weights); ``loss_curve_`` holds the row-weighted mean over each epoch.
@@ -531,8 +536,9 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         update, ONNX export and pickling see ordinary weights. It costs one
         more held-out score and is kept only when that score beats both
         the best single epoch and the bar of the untrained model
-        (``_initial_model_margin``); the fitted attribute
-        ``n_averaged_epochs_`` says which was kept. Returns True when kept.
+        (``_initial_model_margin``). ``_n_averaged`` records how many
+        epochs the served weights average (1: the best epoch alone).
+        Returns True when the mean is kept.
         """
         mean = np.mean([w for _, _, w in snapshots], axis=0, dtype=np.float64)
         best_epoch = self._flat[0].copy()
