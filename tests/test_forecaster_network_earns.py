@@ -116,7 +116,12 @@ def test_an_epoch_must_clear_min_network_gain_to_replace_the_baseline(panel, fit
     train, _ = panel
     kept = fitted["relative"]  # the default margin, 3%: the network clears it
     assert kept._views()["head.weight"].any()
-    assert kept.best_validation_score_ == max(kept.validation_scores_)
+    # The best epoch's score, or the average's of the best epochs when that
+    # beat it (average_best_epochs).
+    if kept._n_averaged == 1:
+        assert kept.best_validation_score_ == max(kept.validation_scores_)
+    else:
+        assert kept.best_validation_score_ > max(kept.validation_scores_)
     # Trained epochs beat the baseline's held-out loss by about half, not by
     # 90%: the untrained network (a zero head) is kept, with its score.
     strict = fit(train, min_network_gain=0.9)
@@ -128,3 +133,54 @@ def test_an_epoch_must_clear_min_network_gain_to_replace_the_baseline(panel, fit
     np.testing.assert_array_equal(strict.validation_scores_[:n], kept.validation_scores_[:n])
     initial = strict.best_validation_score_
     assert kept.best_validation_score_ >= initial + 0.03 * abs(initial)
+
+
+def test_average_best_epochs_serves_the_mean_of_the_best_epochs_when_it_scores_best(panel):
+    train, _ = panel
+    single = fit(train, average_best_epochs=1)
+    weights = []
+    f = RNNForecaster(target="y", series_id="id", horizon=3, window=12, max_iter=30,
+                      random_state=0, average_best_epochs=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        f.fit(train, callback=lambda info: weights.append(f._flat[0].copy()))
+    # The same run of the optimizer: averaging only changes what is kept.
+    np.testing.assert_array_equal(f.validation_scores_, single.validation_scores_)
+    assert f._n_averaged == 4  # on this panel the mean beats every epoch
+    assert f.best_validation_score_ > single.best_validation_score_
+    # The kept weights are the mean of the four best epochs' (ties: the earlier).
+    best = sorted(range(len(weights)), key=lambda i: (-f.validation_scores_[i], i))[:4]
+    mean = np.mean([weights[i] for i in best], axis=0, dtype=np.float64)
+    np.testing.assert_allclose(f._flat[0], mean.astype(f._flat.dtype), rtol=0, atol=0)
+    assert single._n_averaged == 1
+
+
+def test_an_average_that_scores_worse_is_not_kept(panel, monkeypatch):
+    # The mean is scored like an epoch: when its held-out score is below the
+    # best epoch's, the best epoch is served as with average_best_epochs=1.
+    train, _ = panel
+    single = fit(train, average_best_epochs=1)
+    scored = []
+    original = RNNForecaster._score_validation
+
+    def score(self, val):
+        s = original(self, val)
+        scored.append(s)
+        # Only the last call, the mean's, is made to lose.
+        return s if len(scored) <= len(single.validation_scores_) + 1 else -np.inf
+
+    monkeypatch.setattr(RNNForecaster, "_score_validation", score)
+    f = fit(train, average_best_epochs=4)
+    assert len(scored) == len(single.validation_scores_) + 2  # initial, epochs, mean
+    assert f._n_averaged == 1
+    np.testing.assert_array_equal(f._flat[0], single._flat[0])
+    assert f.best_validation_score_ == single.best_validation_score_
+
+
+def test_an_average_must_clear_the_bar_of_the_untrained_network(panel):
+    # With a bar no epoch reaches, the average must reach it too: the
+    # untrained network (the baseline) is kept, with its own score.
+    train, _ = panel
+    f = fit(train, min_network_gain=0.9, average_best_epochs=4)
+    assert not f._views()["head.weight"].any() and f._n_averaged == 1
+    assert f.best_validation_score_ < max(f.validation_scores_)

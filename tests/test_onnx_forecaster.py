@@ -323,7 +323,7 @@ EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout
 # forecaster's state, not part of predict(X)); _context_lengths: rows seen;
 # _level_scaling: fit's choice of the band's error model, which predict(X)
 # reads from _calibration (relative, floor).
-NOT_IN_PREDICT = {"_adam_t", "_context", "_n_decay", "_no_improvement_count",
+NOT_IN_PREDICT = {"_adam_t", "_context", "_n_averaged", "_n_decay", "_no_improvement_count",
                   "_trackers", "_context_lengths", "_level_scaling",
                   "_random_state", "baseline_scores_", "best_loss_",
                   "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
@@ -333,7 +333,7 @@ DERIVED = {"_cached_weights"}
 PARAMS = {"target", "window", "horizon", "cell", "hidden_layer_sizes", "quantiles", "freq",
           "missing", "known_future", "series_id", "calendar", "season_lags", "season", "baseline",
           "calibration", "calibration_rate", "scaling", "network_inputs", "min_network_gain",
-          "max_windows_per_epoch", "averaging_frequency", "dropout", "alpha", "batch_size",
+          "average_best_epochs", "max_windows_per_epoch", "averaging_frequency", "dropout", "alpha", "batch_size",
           "learning_rate_init",
           "max_iter", "shuffle", "random_state", "tol", "verbose", "warm_start",
           "early_stopping", "validation_fraction", "beta_1", "beta_2", "epsilon",

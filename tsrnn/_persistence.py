@@ -97,9 +97,12 @@ FITTED_STATE = {
 }
 
 OPTIONAL_STATE = {
-    # sklearn's convention: only a fit on a DataFrame sets it.
-    "RNNRegressor": frozenset({"feature_names_in_"}),
-    "RNNClassifier": frozenset({"feature_names_in_"}),
+    # sklearn's convention: only a fit on a DataFrame sets feature_names_in_.
+    # _n_averaged (_base.py: how many epochs' weights the served network
+    # averages) came later, and nothing after fit reads it.
+    "RNNRegressor": frozenset({"feature_names_in_", "_n_averaged"}),
+    "RNNClassifier": frozenset({"feature_names_in_", "_n_averaged"}),
+    "RNNForecaster": frozenset({"_n_averaged"}),
     # Calendar and seasonal lag columns came later: an older pickle's encoder
     # has none, which the class defaults (Encoder.calendar, .lags) say.
     "Encoder": frozenset({"calendar", "lags"}),
