@@ -238,7 +238,7 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         darts' ``add_encoders={"cyclic": ...}``, chosen from the frequency.
         See the user guide's "Calendar inputs" section.
 
-    season_lags : "auto", list of int or None, default=None
+    season_lags : "auto", list of int or None, default="auto"
         Longer seasons given to the model as inputs instead of longer
         windows: for each lag S (at least ``horizon``), the targets S steps
         before every row, the forecast period's rows included (known at the
@@ -250,7 +250,9 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         keeps the weekday) longer than ``season_`` and at least
         ``horizon``. The kept context grows to ``window_`` plus the longest
         lag; ``predict(X)`` reads the lags from X, and a lag before X's
-        first row is taken as the training mean.
+        first row is taken as the training mean. Monthly, quarterly and
+        yearly data have no longer season, so "auto" adds nothing there.
+        None adds no lag column.
 
     season : int or None, default=None
         Season length in steps, for the seasonal naive baseline and MASE.
@@ -553,7 +555,7 @@ n_iter_, t_
         known_future=None,
         series_id=None,
         calendar=None,
-        season_lags=None,
+        season_lags="auto",
         season=None,
         baseline="auto",
         calibration="cqr",
