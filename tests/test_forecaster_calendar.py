@@ -111,6 +111,30 @@ def test_auto_season_lags_are_the_longer_seasons():
         RNNForecaster("y", season_lags=[2], **FAST).fit(df)
 
 
+def test_default_adds_the_weekly_lag_to_hourly_data_and_none_to_monthly():
+    # season_lags="auto" is the default: hourly data get one input column,
+    # the targets a week earlier, and the kept context reaches back that
+    # week; monthly data have no season longer than the year, so they get
+    # none and fit exactly as with season_lags=None.
+    def n_inputs(f):
+        return f.rnn_params_["weight_ih_l0"].shape[1]
+
+    assert RNNForecaster("y").get_params()["season_lags"] == "auto"
+    hourly = RNNForecaster("y", **FAST).fit(make_frame(400))
+    weekly = RNNForecaster("y", season_lags=[168], **FAST).fit(make_frame(400))
+    off = RNNForecaster("y", season_lags=None, **FAST).fit(make_frame(400))
+    assert hourly._encoder.lags == (168,) and off._encoder.lags == ()
+    assert n_inputs(hourly) == n_inputs(weekly) > n_inputs(off)
+    np.testing.assert_array_equal(hourly.predict().to_numpy(), weekly.predict().to_numpy())
+    assert len(hourly._context[None]) == hourly.window_ + 168
+    assert len(off._context[None]) == max(off.window_, off.season_)
+    monthly = RNNForecaster("y", **FAST).fit(make_frame(200, freq="MS"))
+    monthly_off = RNNForecaster("y", season_lags=None, **FAST).fit(make_frame(200, freq="MS"))
+    assert monthly._encoder.lags == ()
+    assert n_inputs(monthly) == n_inputs(monthly_off)
+    np.testing.assert_array_equal(monthly.predict().to_numpy(), monthly_off.predict().to_numpy())
+
+
 def test_lag_columns_hold_the_targets_a_season_earlier():
     df = make_frame(300)
     f = RNNForecaster("y", season_lags=[24], **FAST).fit(df)
@@ -208,8 +232,11 @@ def test_weekly_pattern_is_learned_from_the_calendar():
     df = pd.DataFrame({"y": y}, index=index)
     scores = {}
     for calendar in (None, "auto"):
+        # No seasonal lag: the default weekly lag column would show the
+        # baseline the weekly cycle too, and this is about the calendar.
         f = RNNForecaster("y", calendar=calendar, window=12, horizon=24, max_iter=1,
-                          hidden_layer_sizes=4, quantiles=None, random_state=0)
+                          hidden_layer_sizes=4, quantiles=None, random_state=0,
+                          season_lags=None)
         f.fit(df.iloc[:-24 * 14])
         scores[calendar] = -f.score(df.iloc[-24 * 14:])
     assert scores["auto"] < 0.5 * scores[None]
