@@ -10,11 +10,14 @@ window "auto", LSTM 32, early stopping, calibrated 10-90% band):
 =========================  ==========  ==============  ===========
 split                      model MAE   seasonal naive  persistence
 =========================  ==========  ==============  ===========
-train Jan-Apr, test May    2.298 degC  3.277           6.571
-train Jan-Oct, test Nov-D  1.786 degC  2.489           4.523
+train Jan-Apr, test May    2.403 degC  3.277           6.571
+train Jan-Oct, test Nov-D  1.755 degC  2.489           4.523
 =========================  ==========  ==============  ===========
 
-On the May split GRU gave 2.374 and the peephole cell 2.353. Before early
+On the May split GRU gave 2.370 and the peephole cell 2.338. Before
+``season_lags="auto"`` became the default (the weekly lag as an input column)
+the defaults gave 2.298 and 1.786, GRU 2.374 and the peephole cell 2.353: the
+lag costs 4.6% on May and gains 1.7% on November-December. Before early
 stopping scored the point forecast alone (commit a122040) the defaults gave
 2.335 and 1.853; the old defaults (window 48, corrections to persistence, no
 early stopping) gave 2.622 and 2.208. Each MAE is asserted to 5%, so a regression fails here, not only a
@@ -60,7 +63,7 @@ def test_defaults_beat_the_baselines_on_may():
     # About 20 s on one thread (train January-April, 2880 rows; test May).
     metrics = held_out_metrics("2017-04-30 23:00", "2017-05-31 23:00")
     assert_beats_baselines(metrics)
-    assert metrics.loc["model", "MAE"] == pytest.approx(2.298, rel=0.05)
+    assert metrics.loc["model", "MAE"] == pytest.approx(2.403, rel=0.05)
 
 
 @pytest.mark.slow
@@ -68,11 +71,11 @@ def test_defaults_beat_the_baselines_on_november_december():
     # About 60 s on one thread (train January-October, 7296 rows).
     metrics = held_out_metrics("2017-10-31 23:00", "2017-12-31 23:00")
     assert_beats_baselines(metrics)
-    assert metrics.loc["model", "MAE"] == pytest.approx(1.786, rel=0.05)
+    assert metrics.loc["model", "MAE"] == pytest.approx(1.755, rel=0.05)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cell", "mae"), [("gru", 2.374), ("peephole", 2.353)])
+@pytest.mark.parametrize(("cell", "mae"), [("gru", 2.370), ("peephole", 2.338)])
 def test_other_cells_beat_the_baselines(cell, mae):
     metrics = held_out_metrics("2017-04-30 23:00", "2017-05-31 23:00", cell=cell)
     assert_beats_baselines(metrics)
