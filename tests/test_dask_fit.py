@@ -162,15 +162,18 @@ def test_unsupported_arguments_are_refused_clearly(client):
         f.predict()  # a refused fit leaves no model, as every failed fit
 
 
-@pytest.mark.parametrize("extra", [{"calendar": "auto"}, {"season_lags": [24]}])
+@pytest.mark.parametrize("extra", [{"calendar": "auto", "season_lags": None},
+                                   {"season_lags": [24]}])
 def test_calendar_and_season_lags_are_built_on_the_workers(client, extra):
     # The workers' encoders add the same input columns as the pandas fit's,
     # and fit keeps the rows the lag columns read before predict()'s window.
+    # The calendar case turns the default weekly lag off, so each case
+    # checks one kind of column.
     X = _panel()
     ref = RNNForecaster(window=12, **PARAMS, **extra).fit(X)
     f = RNNForecaster(window=12, **PARAMS, **extra).fit(_fleet(X, 2))
     assert (f._encoder.calendar is not None) == ("calendar" in extra)
-    assert f._encoder.lags == ref._encoder.lags == tuple(extra.get("season_lags", ()))
+    assert f._encoder.lags == ref._encoder.lags == tuple(extra["season_lags"] or ())
     _assert_same_model(f, ref)
 
 
