@@ -250,9 +250,10 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         keeps the weekday) longer than ``season_`` and at least
         ``horizon``. The kept context grows to ``window_`` plus the longest
         lag; ``predict(X)`` reads the lags from X, and a lag before X's
-        first row is taken as the training mean. Monthly, quarterly and
-        yearly data have no longer season, so "auto" adds nothing there.
-        None adds no lag column.
+        first row is taken as the training mean. At their default
+        ``season``, monthly, quarterly and yearly data have no longer
+        season, so "auto" adds nothing there (with ``season=1`` monthly
+        data get the year, 12 steps). None adds no lag column.
 
     season : int or None, default=None
         Season length in steps, for the seasonal naive baseline and MASE.
