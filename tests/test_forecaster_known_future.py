@@ -39,8 +39,10 @@ def fitted(frame):
 def test_roles_and_input_layout(fitted):
     assert fitted.known_future_ == ["hour"]
     assert fitted.past_covariates_ == ["x"]
-    # Inputs: y, x, hour and the future flag, over window + horizon steps.
-    assert fitted.rnn_params_["weight_ih_l0"].shape[1] == 4
+    # Inputs: y, x, hour, the future flag and the default weekly lag of y
+    # (season_lags="auto"), over window + horizon steps.
+    assert fitted._encoder.lags == (168,)
+    assert fitted.rnn_params_["weight_ih_l0"].shape[1] == 5
 
 
 def test_predict_needs_future_values(frame, fitted):
@@ -69,9 +71,13 @@ def test_incomplete_future_names_the_timestamp(frame, fitted):
 
 
 def test_backtest_uses_the_known_future_values_from_the_frame(frame, fitted):
-    fc = fitted.backtest(frame.iloc[200:], stride=41).forecasts
+    frame_bt = frame.iloc[200:]
+    fc = fitted.backtest(frame_bt, stride=41).forecasts
     for origin, group in fc.groupby("origin"):
-        history = frame.loc[:origin]
+        # The history the backtest had: its frame (which does not continue
+        # the kept context), so a weekly lag before its first row is the
+        # training mean in both.
+        history = frame_bt.loc[:origin]
         expected = fitted.predict(history, future=future_hours(history))["y"]
         np.testing.assert_allclose(group["forecast"], expected, rtol=1e-5)
 

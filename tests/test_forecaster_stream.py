@@ -239,7 +239,11 @@ def test_context_frames_and_pickle():
     for i in range(200, 230):
         f.update(frame.iloc[i : i + 1])
     ctx = f._context[None].frame()
-    pd.testing.assert_frame_equal(ctx, frame.iloc[206:230][["y", "x", "hour"]], check_freq=False)
+    # The kept context is the window plus the default weekly lag's 168 rows.
+    kept = f.window_ + 168
+    assert f._encoder.lags == (168,)
+    pd.testing.assert_frame_equal(ctx, frame.iloc[230 - kept:230][["y", "x", "hour"]],
+                                  check_freq=False)
     assert ctx.index.freq == "h"
     # The next row in order takes the fast path (the tests above compare it
     # with the general one); a skipped step does not.

@@ -135,7 +135,10 @@ def test_one_target_matches_predict(cell, baseline, frame):
     model = to_onnx(f)
     onnx.checker.check_model(model, full_check=True)
     assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
-    assert [i.name for i in model.graph.input] == ["window"]
+    # The default season_lags="auto" gives hourly data with season=6 the day
+    # and the week as lag inputs.
+    assert f._encoder.lags == (24, 168)
+    assert [i.name for i in model.graph.input] == ["window", "lagged"]
     assert [o.name for o in model.graph.output] == ["forecast"]
     got = onnx_forecasts(f, frame, model=model)
     assert got.dtype == np.float32 and got.shape == (len(CUTS), H, 1)
@@ -155,7 +158,9 @@ def test_calendar_columns_match_predict(baseline, known, frame):
     model = to_onnx(f)
     onnx.checker.check_model(model, full_check=True)
     names = [i.name for i in model.graph.input]
-    assert names == (["window", "future", "timestamps"] if known else ["window", "timestamps"])
+    # "lagged": the default season_lags="auto" (day and week at season=6).
+    assert names == (["window", "future", "timestamps", "lagged"] if known
+                     else ["window", "timestamps", "lagged"])
     assert json.loads(metadata(model)["calendar_columns"]) == f._encoder.calendar.columns
     assert_close(onnx_forecasts(f, frame, model=model), predicted(f, frame))
 
@@ -204,7 +209,8 @@ def test_quantiles_targets_and_covariates_match_predict(cell, baseline, frame):
     check_baseline_kind(f, baseline)
     strong_head(f)
     model = to_onnx(f)
-    assert [i.name for i in model.graph.input] == ["window", "future"]
+    # "lagged": the default season_lags="auto" (day and week at season=6).
+    assert [i.name for i in model.graph.input] == ["window", "future", "lagged"]
     meta = metadata(model)
     # The window's columns follow feature_names_in_; the future's known_future_.
     assert json.loads(meta["window_columns"]) == ["x", "hour", "y", "z"]
@@ -246,7 +252,9 @@ def test_auto_choices(frame):
 
 def test_one_step_one_quantile(frame):
     # horizon=1 and a single quantile: axes of length one the graph must keep.
-    f = RNNForecaster(target="y", **BASE | {"quantiles": (0.5,), "horizon": 1}).fit(frame)
+    # No seasonal lag, so the window is the graph's only input.
+    f = RNNForecaster(target="y", season_lags=None,
+                      **BASE | {"quantiles": (0.5,), "horizon": 1}).fit(frame)
     strong_head(f)
     model = to_onnx(f)
     columns = json.loads(metadata(model)["window_columns"])
