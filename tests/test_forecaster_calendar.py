@@ -97,6 +97,9 @@ def future_of(f, df, n):
 @pytest.mark.parametrize("freq, seasons", [
     ("h", [24, 168]), ("30min", [48, 336]), ("D", [7, 364]), ("MS", [12]), ("QS", [4]),
     ("YS", []),
+    # Anchored steps measured from their anchor: weekly data ending on
+    # Saturday have 52 weeks to the year (not 73), month ends 12 months.
+    ("W-SAT", [52]), ("W", [52]), ("ME", [12]), ("QE", [4]),
 ])
 def test_seasons_follow_the_step(freq, seasons):
     assert seasons_for(to_offset(freq)) == seasons

@@ -59,10 +59,16 @@ _REFERENCE = pd.Timestamp("2001-01-01")
 
 
 def _step_seconds(offset):
-    """Length of one step in seconds (a month's or a year's first one for calendar steps)."""
+    """Length of one step in seconds (calendar steps: the mean of 12 steps).
+
+    An anchored step is measured from a date on its anchor: from any other
+    date the first step only reaches the anchor (``W-SAT`` from a Monday
+    is 5 days, which made a year of weekly data 73 steps instead of 52).
+    """
     if isinstance(offset, pd.offsets.Tick):
         return pd.Timedelta(offset).total_seconds()
-    return ((_REFERENCE + offset) - _REFERENCE).total_seconds()
+    start = offset.rollforward(_REFERENCE)
+    return ((start + 12 * offset) - start).total_seconds() / 12
 
 
 def cycles_for(offset):
