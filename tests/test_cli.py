@@ -124,6 +124,9 @@ BAD_INPUTS = [
     ("missing-value-held-out", _HEADER + _rows(95) + "2017-01-04 23:00,,1\n"
      + _rows(4, "2017-01-05 00:00"), ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["'temp'", "missing value", "2017-01-04 23:00", "--missing"]),
+    ("season-lag-below-horizon", _HEADER + _rows(100),
+     ["--target", "temp", "--window", "8", "--horizon", "4", "--season-lags", "2"],
+     ["--season-lags 2", "--horizon 4", "at least"]),
     ("irregular-time", _HEADER + _rows(50) + _rows(50, "2017-01-03 05:00"),
      ["--target", "temp", "--window", "8", "--horizon", "4"],
      ["not regular", "2017-01-03 05:00", "--freq"]),
@@ -344,6 +347,23 @@ def test_csv_run_without_tqdm_prints_plain_progress(tmp_path):
     assert list(forecast.columns) == ["temp_air"]
     assert forecast.index[0] == pd.Timestamp("2017-01-26 00:00")
     assert len(forecast) == 6
+
+
+def test_season_lags_option_sets_the_lag_inputs(tmp_path):
+    # Hourly data: the default takes the week's lag; none and a list say so.
+    weather_csv(tmp_path / "data.csv", 600)
+    said = {}
+    for option in ("auto", "none", "24,168"):
+        result = run_cli("forecast", "data.csv", "--target", "temp_air", *_SMALL,
+                         "--quantiles", "none", "--season-lags", option,
+                         "--out", f"{option}.csv", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        (line,) = [x for x in result.stdout.splitlines() if x.startswith("trained ")]
+        lags, found, _ = line.partition(" steps earlier as input")
+        said[option] = lags.rpartition("the target ")[2] if found else None
+    assert said == {"auto": "168", "none": None, "24,168": "24, 168"}
+    forecasts = [pd.read_csv(tmp_path / f"{o}.csv")["temp_air"] for o in ("auto", "none")]
+    assert not forecasts[0].equals(forecasts[1])
 
 
 def test_same_seed_same_forecast(tmp_path):

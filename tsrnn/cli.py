@@ -127,6 +127,22 @@ def _quantile_list(text):
     return tuple(sorted(set(qs) | {0.5}))
 
 
+def _season_lags(text):
+    """'auto' -> 'auto', 'none' -> None, '168' or '168,336' -> [168, 336]."""
+    word = text.strip().lower()
+    if word in ("auto", "none"):
+        return None if word == "none" else word
+    try:
+        lags = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'none' or lags in steps like 168 or 168,336, got {text!r}"
+        )
+    if min(lags) < 1:
+        raise argparse.ArgumentTypeError(f"lags must be positive numbers of steps, got {text!r}")
+    return lags
+
+
 def _fraction(text):
     try:
         value = float(text)
@@ -238,6 +254,11 @@ def build_parser():
                     metavar="Q,Q", help="quantiles of the forecast band (the median is always "
                     "added as the point forecast), or 'none' for a mean forecast "
                     "without band (default: %(default)s)")
+    fc.add_argument("--season-lags", type=_season_lags, default=_DEFAULTS["season_lags"],
+                    metavar="auto|none|N[,N]", help="the target that many steps earlier as "
+                    "an input, for seasons longer than the window: 'auto' takes the week "
+                    "of hourly and half-hourly data and the year of daily data, 'none' "
+                    "turns it off (default: %(default)s)")
     fc.add_argument("--max-iter", type=_positive_int, default=_DEFAULTS["max_iter"],
                     metavar="N", help="maximum number of training epochs; training stops "
                     "earlier when the validation score stalls (default: %(default)s)")
@@ -336,6 +357,7 @@ _OPTIONS = {
     "target=": "--target COL", "target column": "--target COL", "window=": "--window N", "horizon=": "--horizon N",
     "freq=": "--freq FREQ", "missing=": "--missing interpolate|mask",
     "`missing`": "--missing interpolate|mask",
+    "season_lags": "--season-lags",
 }
 
 
@@ -358,6 +380,13 @@ def _count(n, noun):
 
 
 def _forecast(args, out):
+    lags = args.season_lags
+    if isinstance(lags, list) and min(lags) < args.horizon:
+        raise UsageError(
+            f"--season-lags {','.join(map(str, lags))}: each lag must be at least "
+            f"--horizon {args.horizon} steps (a shorter lag is unknown for the last "
+            "steps of the forecast)"
+        )
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
@@ -414,6 +443,7 @@ def _forecast(args, out):
         quantiles=args.quantiles,
         freq=args.freq,
         missing=args.missing,
+        season_lags=args.season_lags,
         max_iter=args.max_iter,
         random_state=args.seed,
     )
@@ -468,9 +498,12 @@ def _forecast(args, out):
             model.fit(train, callback=progress)
     finally:
         progress.close()
+    lags = model._encoder.lags
     print(f"trained {_count(model.n_iter_, 'epoch')} in "
           f"{time.perf_counter() - start:.1f}s; window {model.window_}, "
-          f"baseline: {model.baseline_}", file=out)
+          f"baseline: {model.baseline_}"
+          + (f"; the target {', '.join(map(str, lags))} steps earlier as input"
+             if lags else ""), file=out)
 
     # The backtest block follows the training rows, so the forecaster prepends
     # the end of the training data as context: every origin of the block is
@@ -537,7 +570,7 @@ def _forecast_fleet(args, out):
             target=args.target, series_id=args.series_id, window=args.window,
             horizon=args.horizon, cell=args.cell, hidden_layer_sizes=args.hidden,
             quantiles=args.quantiles, freq=args.freq, missing=args.missing,
-            max_iter=args.max_iter, random_state=args.seed,
+            season_lags=args.season_lags, max_iter=args.max_iter, random_state=args.seed,
         )
         train, test = fleet.split_fleet(ddf, args.series_id, args.horizon, args.test_size)
         try:
