@@ -132,6 +132,7 @@ def child(args):
         params["max_iter"] = args.max_iter
     if args.budget:
         params["max_windows_per_epoch"] = args.budget
+    params.update(json.loads(args.params))
     model = RNNForecaster(**params)
     epochs = []
     after_data = rss()
@@ -225,6 +226,7 @@ def dask_child(args):
         params["max_iter"] = args.max_iter
     if args.budget:
         params["max_windows_per_epoch"] = args.budget
+    params.update(json.loads(args.params))
     out = {"workers": args.dask_child, "sensors": args.sensors_n,
            "random_state": args.random_state}
     with LocalCluster(n_workers=args.dask_child, threads_per_worker=1, processes=True,
@@ -291,7 +293,7 @@ def run_dask(args):
                 r = _run([sys.executable, me, "--dask-child", str(w), "--sensors-n", str(n),
                           "--dir", d, "--rows", str(args.rows), "--stride", str(args.stride),
                           "--max-iter", str(args.max_iter), "--budget", str(args.budget),
-                          "--averaging", str(args.averaging),
+                          "--averaging", str(args.averaging), "--params", args.params,
                           "--random-state", str(args.random_state)], env)
                 r.update(made)
                 results.append(r)
@@ -336,6 +338,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="a tiny fleet (20 sensors x 400 rows, 2 epochs): a smoke test")
     ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the child")
+    ap.add_argument("--params", default="{}",
+                    help='more RNNForecaster parameters, as JSON (e.g. \'{"season_lags": null}\')')
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--dask", action="store_true",
                     help="the fleet as parquet, on a dask LocalCluster (see the docstring)")
@@ -376,7 +380,8 @@ def main():
     for n in [int(s) for s in args.sensors.split(",")]:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n),
                "--rows", str(args.rows), "--stride", str(args.stride),
-               "--max-iter", str(args.max_iter), "--budget", str(args.budget)]
+               "--max-iter", str(args.max_iter), "--budget", str(args.budget),
+               "--params", args.params]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode:
             sys.stderr.write(proc.stdout + proc.stderr)
