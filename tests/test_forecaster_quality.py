@@ -63,7 +63,11 @@ def test_defaults_beat_the_baselines_on_may():
     # About 20 s on one thread (train January-April, 2880 rows; test May).
     metrics = held_out_metrics("2017-04-30 23:00", "2017-05-31 23:00")
     assert_beats_baselines(metrics)
-    assert metrics.loc["model", "MAE"] == pytest.approx(2.403, rel=0.05)
+    # Training is chaotic across library versions: the held-out curves of
+    # numpy 2.4 and of the oldest declared versions (numpy 1.25, scipy 1.11)
+    # part at the fifth epoch, and serve 2.403 and 2.281 degC. The guard
+    # sits between them, 5% either side.
+    assert metrics.loc["model", "MAE"] == pytest.approx(2.34, rel=0.05)
 
 
 @pytest.mark.slow
