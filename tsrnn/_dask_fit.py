@@ -63,7 +63,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import validate_data
 
 from tsrnn._baselines import evenly_spaced
-from tsrnn._calendar import Calendar
 from tsrnn._calibration import level_parts, level_scaled_from_parts
 from tsrnn._dask_frames import check_whole_series, partition_frame
 from tsrnn._frames import FrameLayout, check_frame, default_season, where
@@ -430,8 +429,7 @@ def prepare_fit(est, X, first_pass, sample_weight=None):
     # 3. Encoded series on the workers; their statistics here.
     lengths = [n for d in described for n in d["lengths"]]
     # The same calendar and seasonal lag columns as _prepare_fit's encoder.
-    calendar = Calendar.from_parameter(est.calendar, layout.offset)
-    lags = est._season_lags(layout.offset, est.season_)
+    calendar, lags = est._time_columns(layout.offset)
     # The rows predict() may need: the longest window, with the lag columns'
     # rows before it (_keep).
     keep = max(max(est._window_candidates(lengths)) + max(lags, default=0), est.season_)

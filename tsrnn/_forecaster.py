@@ -1167,10 +1167,7 @@ n_iter_, t_
                 (quantiles is None) == (self.quantiles_ is None)
                 and (quantiles is None or np.array_equal(quantiles, self.quantiles_))
                 and n_outputs == self.n_outputs_
-                and _cycles(Calendar.from_parameter(self.calendar, self._frame_layout.offset))
-                == _cycles(self._encoder.calendar)
-                and self._season_lags(self._frame_layout.offset, self.season_)
-                == self._encoder.lags
+                and self._time_columns_match()
             )
             if not same:
                 raise ValueError(
@@ -1211,9 +1208,7 @@ n_iter_, t_
                 series_stats = series_statistics(raws, scaler)
             del raws
             self._encoder = Encoder(layout, scaler, np.dtype(self.dtype), self.horizon,
-                                    series_stats,
-                                    Calendar.from_parameter(self.calendar, layout.offset),
-                                    self._season_lags(layout.offset, self.season_))
+                                    series_stats, *self._time_columns(layout.offset))
             targets = [f.to_numpy(np.float64)[:, : len(layout.targets)] for f in frames.values()]
             self.mase_scale_ = _seasonal_naive_mae(targets, self.season_)
             self._choose_level_scaling(targets)  # the band's error model (_band_tracking.py)
@@ -1270,6 +1265,20 @@ n_iter_, t_
         # The budget's draws are shared among the series (``_sampling.py``).
         train.groups = series_groups(train.origins, offsets)
         return A.shape[1], train, val
+
+    def _time_columns(self, offset):
+        """(Calendar or None, seasonal lags): the encoder's columns made from time.
+
+        Both fits (pandas, and a fleet on dask) build their encoders from
+        these, after ``season_`` is set.
+        """
+        return (Calendar.from_parameter(self.calendar, offset),
+                self._season_lags(offset, self.season_))
+
+    def _time_columns_match(self):
+        """Whether ``_time_columns`` equal the fitted encoder's (a warm start's check)."""
+        calendar, lags = self._time_columns(self._frame_layout.offset)
+        return _cycles(calendar) == _cycles(self._encoder.calendar) and lags == self._encoder.lags
 
     def _season_lags(self, offset, season):
         """The seasonal lags of ``season_lags`` (a tuple), checked against the horizon."""
