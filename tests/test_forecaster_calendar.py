@@ -100,6 +100,8 @@ def future_of(f, df, n):
     # Anchored steps measured from their anchor: weekly data ending on
     # Saturday have 52 weeks to the year (not 73), month ends 12 months.
     ("W-SAT", [52]), ("W", [52]), ("ME", [12]), ("QE", [4]),
+    # Business days: 5 to the week, and a year of 52 of those weeks.
+    ("B", [5, 260]),
 ])
 def test_seasons_follow_the_step(freq, seasons):
     assert seasons_for(to_offset(freq)) == seasons

@@ -154,17 +154,16 @@ def seasons_for(offset):
     """Season lengths in steps of the cycles the step samples, shortest first.
 
     The cycle's period over the step, rounded (monthly data: a year is 12
-    steps); a year of days is 364, 52 weeks, so that a lag of a year lands
-    on the same weekday (a lag of 365 would compare a Monday with a Sunday).
-    Hourly data give [24, 168], half-hourly [48, 336], daily [7, 364].
+    steps). Where the week is a season too, a year is 52 of its weeks, so
+    that a lag of a year lands on the same weekday (a lag of 365 days would
+    compare a Monday with a Sunday), and steps that skip days keep that:
+    business days have 5 to the week and 260 to the year, where their mean
+    step (7/5 of a day) would give 273. Hourly data give [24, 168],
+    half-hourly [48, 336], daily [7, 364], business days [5, 260].
     """
     step = _step_seconds(offset)
-    cycles = cycles_for(offset)
-    seasons = []
-    for name in cycles:
-        period = CYCLES[name][0]
-        if name == "year" and "week" in cycles:
-            period = 52 * CYCLES["week"][0]
-        seasons.append(int(round(period / step)))
-    return seasons
+    seasons = {name: int(round(CYCLES[name][0] / step)) for name in cycles_for(offset)}
+    if "year" in seasons and "week" in seasons:
+        seasons["year"] = 52 * seasons["week"]
+    return list(seasons.values())
 
