@@ -112,7 +112,12 @@ class ForecastHeads:
         return _column_plan(tuple(self._frame_layout.targets), quantiles)
 
     def _forecast_frame(self, Z, index):
-        """One series' forecast Z (horizon, n_targets, n_q) as a frame on ``index``."""
+        """Forecasts Z (rows, n_targets, n_q) as a frame on ``index`` (one row each).
+
+        A fleet's forecasts are one frame with one MultiIndex, not a frame
+        per series concatenated: 10,000 small frames were a third of a
+        fleet's ``predict()``.
+        """
         names, targets, heads = self._forecast_columns()
         # One 2-D array and a ready column index, not a dict of columns: a
         # frame built column by column took longer than a streamed forecast

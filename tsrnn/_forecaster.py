@@ -81,7 +81,7 @@ from tsrnn._frames import FrameLayout, check_frame, default_season, index_names,
 from tsrnn._network_inputs import NetworkInputs
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
-from tsrnn._stream_context import SeriesContext, StreamingContext
+from tsrnn._stream_context import SeriesContext, StreamingContext, future_stamps
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
@@ -308,8 +308,12 @@ class RNNForecaster(StreamingContext, BandTracking, BaselineChoice, ForecastHead
         many windows, equal shares per series and evenly spaced. A frame
         with fewer origins (every series of the public accuracy suite) is
         trained on all of them, bitwise as without a budget. None: every
-        origin, every epoch (an epoch's cost grows with the fleet). See the
-        user guide's "Fleets" page.
+        origin, every epoch (an epoch's cost grows with the fleet). When
+        the budget binds, early stopping's patience starts once the epochs
+        have drawn as many windows as one pass over the origins (so a fleet
+        of more than ``n_iter_no_change`` times the budget trains up to
+        ``max_iter`` epochs, and the best is kept). See the user guide's
+        "Fleets" page.
 
     scaling : {"series", "global"}, default="series"
         How the columns are standardised before they reach the baseline and
@@ -802,13 +806,18 @@ n_iter_, t_
             origins = [o + len(f) - 1 for o, f in zip(offsets, frames.values())]
             Z = self._forecast(self._windows(A, origins, causal=causal,
                                              series=(list(frames), offsets)))
-        parts = [
-            self._forecast_frame(Z[i], self._future_index(frame, time_name))
-            for i, frame in enumerate(frames.values())
-        ]
         if not layout.multi:
-            return parts[0]
-        return pd.concat(parts, keys=list(frames), names=[layout.id_name, time_name])
+            (frame,) = frames.values()
+            return self._forecast_frame(Z[0], self._future_index(frame, time_name))
+        if X is None:
+            stamps = future_stamps(list(frames.values()), self.horizon, time_name)
+        else:
+            parts = [self._future_index(frame, time_name) for frame in frames.values()]
+            stamps = parts[0].append(parts[1:])
+        index = pd.MultiIndex.from_arrays(
+            [pd.Index(list(frames)).repeat(self.horizon), stamps],
+            names=[layout.id_name, time_name])
+        return self._forecast_frame(np.concatenate(Z), index)
 
     def _check_fitted(self):
         """``check_is_fitted(self)``, for the streaming calls.
