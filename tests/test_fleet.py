@@ -144,6 +144,22 @@ def test_a_binding_budget_trains_that_many_windows_and_caps_the_held_out_block()
     assert per_series.tolist() == [10, 10, 10, 10]
 
 
+def test_patience_starts_after_one_pass_over_the_windows():
+    # tol=1e9: no epoch counts as an improvement, so patience alone stops.
+    X = _panel()
+    params = dict(target="temp_air", series_id="site", **{**SMALL, "max_iter": 60},
+                  n_iter_no_change=1, tol=1e9)
+    unbudgeted = RNNForecaster(max_windows_per_epoch=None, **params).fit(X)
+    assert unbudgeted.n_iter_ == 2  # every epoch a pass: stops as MLP does
+    n_windows = unbudgeted.t_ // unbudgeted.n_iter_
+    budget = 40
+    sampled = RNNForecaster(max_windows_per_epoch=budget, **params).fit(X)
+    # 40-window epochs: patience waits until they add up to one pass.
+    assert sampled.n_iter_ == -(-n_windows // budget) > 10
+    # A budget that binds by little is a pass in 2 epochs: as before.
+    assert RNNForecaster(max_windows_per_epoch=n_windows - 1, **params).fit(X).n_iter_ == 2
+
+
 def test_same_random_state_same_model_at_1_and_2_threads_under_a_budget(threads_used):
     X = _panel()
     params = dict(target="temp_air", series_id="site", max_windows_per_epoch=192,

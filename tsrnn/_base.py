@@ -426,6 +426,17 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
                 groups = [train.n_items]
         else:
             batch_size = self._batch_size(train.n_items)
+        # Patience starts once the fit has drawn as many windows as one pass
+        # over the training windows. Patience is there to stop a network
+        # that has begun to fit its training windows rather than the data;
+        # a sampled epoch reads a share of them (budget / windows), and
+        # until the epochs add up to a pass the network has seen most
+        # windows at most once, so a flat held-out score says it has not
+        # learned yet, not that it has learned what it can (on a synthetic
+        # fleet it is flat for 10-17 epochs, then falls: benchmarks/README,
+        # "Patience from one pass over the windows"). Below the budget an
+        # epoch is a pass and nothing changes.
+        epochs_per_pass = -(-train.n_items // budget) if sampled else 0
         order = np.arange(train.n_items)
         best_params, kept_initial = None, False
         # The best epochs' weights, as (score, epoch, weights), for averaging.
@@ -458,7 +469,7 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         per_step = getattr(train, "per_step", False)
         start = time.perf_counter()
         try:
-            for _ in range(max_iter):
+            for epoch in range(max_iter):
                 n_rows = train.n_rows
                 if sampled:
                     # This epoch's windows (``_sampling.py``): a pure function
@@ -498,7 +509,8 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
                 self._end_epoch(val, time.perf_counter() - start, callback)
                 if incremental:
                     break
-                if self._no_improvement_count > self.n_iter_no_change:
+                if (self._no_improvement_count > self.n_iter_no_change
+                        and epoch + 1 >= epochs_per_pass):
                     what = "Validation score" if val is not None else "Training loss"
                     if self.verbose:
                         print(

@@ -130,7 +130,10 @@ class RNNClassifier(ClassifierMixin, ArrayRNN):
 
     n_iter_no_change : int, default=10
         Stop after this many epochs without an improvement of at least
-        ``tol``.
+        ``tol``. When ``max_windows_per_epoch`` binds, no stop comes before
+        the epochs have drawn as many windows as one pass over the data:
+        a sampled epoch is a share of a pass, and a network that has not
+        yet seen its windows once is still learning, not overfitting.
 
     max_grad_norm : float or None, default=5.0
         Rescale each minibatch gradient to at most this Euclidean norm
