@@ -158,6 +158,15 @@ def test_patience_starts_after_one_pass_over_the_windows():
     assert sampled.n_iter_ == -(-n_windows // budget) > 10
     # A budget that binds by little is a pass in 2 epochs: as before.
     assert RNNForecaster(max_windows_per_epoch=n_windows - 1, **params).fit(X).n_iter_ == 2
+    # The regressor's stream, stopped on its training loss: the same rule.
+    rng = np.random.default_rng(0)
+    Xs = rng.standard_normal((400, 3))
+    stream = dict(window=8, hidden_layer_sizes=4, max_iter=60, random_state=0,
+                  n_iter_no_change=1, tol=1e9)
+    # (The first epoch improves on an infinite loss.)
+    assert RNNRegressor(**stream).fit(Xs, Xs[:, 0]).n_iter_ == 3
+    # 393 windows in 50-window epochs: 8 to a pass.
+    assert RNNRegressor(max_windows_per_epoch=50, **stream).fit(Xs, Xs[:, 0]).n_iter_ == 8
 
 
 def test_same_random_state_same_model_at_1_and_2_threads_under_a_budget(threads_used):
