@@ -115,8 +115,8 @@ class ForecastHeads:
         """Forecasts Z (rows, n_targets, n_q) as a frame on ``index`` (one row each).
 
         A fleet's forecasts are one frame with one MultiIndex, not a frame
-        per series concatenated: 10,000 small frames were a third of a
-        fleet's ``predict()``.
+        per series concatenated: 10,000 small frames and their future
+        indexes were about half of a fleet's first ``predict()``.
         """
         names, targets, heads = self._forecast_columns()
         # One 2-D array and a ready column index, not a dict of columns: a
