@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import tsrnn
-from tsrnn.cli import write_outputs
+from tsrnn.cli import _network_report, write_outputs
 from tsrnn.datasets import load_weather
 
 # Make the subprocess import this checkout's tsrnn even when it is not installed.
@@ -292,6 +292,28 @@ def test_embedded_run_prints_the_backtest_table(embedded_run):
     assert [line.split()[0] for line in table[1:]] == ["model", "persistence", "seasonal_naive"]
     for line in table[1:]:
         assert all(float(v) >= 0 for v in line.split()[1:])
+
+
+def test_embedded_run_says_what_the_network_adds(embedded_run):
+    result, _ = embedded_run
+    lines = [x for x in result.stdout.splitlines() if x.startswith("network: ")]
+    assert len(lines) == 1, result.stdout
+    assert (lines[0].endswith("so the forecast is the baseline's")
+            or " held-out loss by " in lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("initial, best, said", [
+    (-0.2, -0.2, "no epoch beat the baseline on the held-out block by 3% "
+                 "(min_network_gain), so the forecast is the baseline's"),
+    (-0.2, -0.15, "its corrections cut the baseline's held-out loss by 25.0%"),
+    (None, None, None),  # no held-out block, or a model pickled before the attribute
+])
+def test_the_network_line_reads_the_held_out_scores(initial, best, said):
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(initial_validation_score_=initial, best_validation_score_=best,
+                            min_network_gain=0.03)
+    assert _network_report(model) == (None if said is None else "network: " + said)
 
 
 def test_embedded_run_prints_the_band_coverage(embedded_run):

@@ -135,6 +135,29 @@ def test_an_epoch_must_clear_min_network_gain_to_replace_the_baseline(panel, fit
     assert kept.best_validation_score_ >= initial + 0.03 * abs(initial)
 
 
+def test_initial_validation_score_is_the_baseline_alone(panel, fitted):
+    # What a user (and the command line) reads to tell whether the
+    # forecast is the baseline's: the held-out score of the untrained
+    # network, which the kept model equals when no epoch cleared the bar.
+    train, _ = panel
+    kept, strict = fitted["relative"], fit(train, min_network_gain=0.9)
+    assert strict.initial_validation_score_ == strict.best_validation_score_
+    # Same data, same baseline: the same score before any epoch.
+    assert kept.initial_validation_score_ == strict.initial_validation_score_
+    initial = kept.initial_validation_score_
+    gain = (kept.best_validation_score_ - initial) / abs(initial)
+    assert gain >= kept.min_network_gain
+    # It is the baseline's own held-out loss: the zero head's score.
+    alone = baseline_alone(kept)
+    val = alone._prepare_fit(train, None, first_pass=False, incremental=False,
+                             classes=None)[2]  # the held-out block, as fit made it
+    assert alone._score_validation(val) == pytest.approx(initial, rel=1e-6)
+    # No held-out block is scored without early stopping.
+    unstopped = RNNForecaster(target="y", series_id="id", horizon=3, window=12, max_iter=2,
+                              early_stopping=False, random_state=0).fit(train)
+    assert unstopped.initial_validation_score_ is None
+
+
 def test_average_best_epochs_serves_the_mean_of_the_best_epochs_when_it_scores_best(panel):
     train, _ = panel
     # No seasonal lag: this chaotic panel has no weekly cycle, and the test

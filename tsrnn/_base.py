@@ -444,12 +444,16 @@ class BaseRNN(VersionedPickle, RecurrentNetwork, BaseEstimator, metaclass=ABCMet
         snapshots = []
         # Convergence is judged per fit call (a warm-started fit may see other
         # data); the curves keep growing across calls, as in MLP.
+        if self._score_initial_model:
+            # None unless this fit call scores the weights it starts from.
+            self.initial_validation_score_ = None
         if val is not None:
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             if self._score_initial_model:
                 initial = self._score_validation(val)
+                self.initial_validation_score_ = initial
                 # The bar a trained epoch must clear; the initial score is
                 # restored below if none does.
                 self.best_validation_score_ = (

@@ -463,6 +463,17 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_grad_norm, forget_bias, dtype
 n_iter_, t_
         Training history, as in :class:`~tsrnn.RNNRegressor`.
 
+    initial_validation_score_ : float or None
+        Held-out score (``validation_scores_``' measure) of the weights the
+        last ``fit`` started from: after a fit from scratch, the learned
+        baseline alone (the untrained network corrects nothing). When no
+        epoch beat it by ``min_network_gain``, ``best_validation_score_``
+        equals it and the forecast is the baseline's;
+        ``(best_validation_score_ - initial_validation_score_) /
+        abs(initial_validation_score_)`` is the share of the baseline's
+        held-out loss the network's corrections remove. None when the fit
+        holds out no block or ``early_stopping=False``.
+
     Notes
     -----
     Forecast origins. A forecast made at origin ``t`` uses rows up to and

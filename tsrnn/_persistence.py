@@ -102,7 +102,9 @@ OPTIONAL_STATE = {
     # averages) came later, and nothing after fit reads it.
     "RNNRegressor": frozenset({"feature_names_in_", "_n_averaged"}),
     "RNNClassifier": frozenset({"feature_names_in_", "_n_averaged"}),
-    "RNNForecaster": frozenset({"_n_averaged"}),
+    # initial_validation_score_ (the baseline's held-out score) came later;
+    # the command line reads it with a default.
+    "RNNForecaster": frozenset({"_n_averaged", "initial_validation_score_"}),
     # Calendar and seasonal lag columns came later: an older pickle's encoder
     # has none, which the class defaults (Encoder.calendar, .lags) say.
     "Encoder": frozenset({"calendar", "lags"}),

@@ -374,6 +374,24 @@ def _input_error(exc, source):
     return UsageError(_with_options(f"cannot fit {source}: {_first_line(exc)}"))
 
 
+def _network_report(model):
+    """What the network adds to its baseline on the held-out block, or None.
+
+    The forecast is the baseline's alone when no epoch beat it by
+    ``min_network_gain`` (early stopping then keeps the untrained network):
+    a user reading only the backtest could not tell the two apart.
+    """
+    initial = getattr(model, "initial_validation_score_", None)
+    if initial is None or not initial:
+        return None
+    if model.best_validation_score_ == initial:
+        return (f"network: no epoch beat the baseline on the held-out block by "
+                f"{model.min_network_gain:.0%} (min_network_gain), so the forecast is "
+                "the baseline's")
+    gain = (model.best_validation_score_ - initial) / abs(initial)
+    return f"network: its corrections cut the baseline's held-out loss by {gain:.1%}"
+
+
 def _count(n, noun):
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -500,6 +518,9 @@ def _forecast(args, out):
           f"baseline: {model.baseline_}"
           + (f"; the target {', '.join(map(str, lags))} steps earlier as input"
              if lags else ""), file=out)
+    network = _network_report(model)
+    if network:
+        print(network, file=out)
 
     # The backtest block follows the training rows, so the forecaster prepends
     # the end of the training data as context: every origin of the block is
