@@ -334,7 +334,8 @@ EXPORTED = {"_baseline", "_cell", "_encoder", "_flat", "_layout", "_frame_layout
 NOT_IN_PREDICT = {"_adam_t", "_context", "_n_averaged", "_n_decay", "_no_improvement_count",
                   "_trackers", "_context_lengths", "_level_scaling",
                   "_random_state", "baseline_scores_", "best_loss_",
-                  "best_validation_score_", "loss_curve_", "mase_scale_", "n_features_in_",
+                  "best_validation_score_", "initial_validation_score_", "loss_curve_",
+                  "mase_scale_", "n_features_in_",
                   "n_iter_", "season_", "series_ids_", "t_", "validation_scores_"}
 # Made on demand from exported state (views of _flat), never pickled.
 DERIVED = {"_cached_weights"}
