@@ -103,9 +103,11 @@ def test_predict_and_backtest_given_frames():
     assert np.isfinite(result.metrics.to_numpy()).all()
 
 
-def test_backtest_keeps_the_dtype_of_the_series_id():
+def test_backtest_and_predict_keep_the_dtype_of_the_series_id():
     # A fleet's backtest has a row per forecast step: an int32 id must not
     # come back as Python objects (36 bytes a row more, at millions of rows).
+    # predict() labels its forecasts with the same dtype, so that the two
+    # join with each other and with the user's frame as they are.
     panel = make_panel(n=120)
     codes = {"a": 7, "b": 3}
     numbered = panel.assign(site=panel["site"].map(codes).astype(np.int32))
@@ -113,9 +115,20 @@ def test_backtest_keeps_the_dtype_of_the_series_id():
     fc = f.backtest(numbered.groupby("site").tail(40)).forecasts
     assert fc["site"].dtype == np.int32
     assert fc["site"].drop_duplicates().tolist() == [7, 3]
+    for forecast in (f.predict(), f.predict(numbered)):
+        assert forecast.index.levels[0].dtype == np.int32
+        assert forecast.index.get_level_values("site").unique().tolist() == [7, 3]
     by_index = numbered.set_index("site", append=True).swaplevel()
     g = RNNForecaster(target="y", **FAST).fit(by_index)
     assert g.backtest(by_index).forecasts["site"].dtype == np.int32
+    assert g.predict().index.levels[0].dtype == np.int32
+    # The training frame's dtype, whatever X's ids are stored as.
+    wider = by_index.set_index(by_index.index.set_levels(
+        by_index.index.levels[0].astype(np.int64), level=0))
+    assert g.predict(wider).index.levels[0].dtype == np.int32
+    # A series fit never saw, under an id wider than int32: inferred.
+    unseen = numbered[numbered["site"] == 7].assign(site=np.int64(2**40))
+    assert f.predict(pd.concat([numbered, unseen])).index.levels[0].dtype == np.int64
 
 
 def test_layout_errors(fitted):

@@ -781,7 +781,8 @@ n_iter_, t_
         -------
         forecast : DataFrame
             Indexed by the next ``horizon`` timestamps (index name as the
-            input's; an (id, timestamp) MultiIndex for several series). Without
+            input's; an (id, timestamp) MultiIndex for several series, whose
+            id level keeps a numeric id's dtype from the training frame). Without
             quantiles, one column per target. With quantiles, for each target:
             a column named as the target holding the median when 0.5 is among
             the quantiles, then one column ``f"{target}_q{q:g}"`` per quantile
@@ -841,9 +842,9 @@ n_iter_, t_
         else:
             parts = [self._future_index(frame, time_name) for frame in frames.values()]
             stamps = parts[0].append(parts[1:])
-        index = pd.MultiIndex.from_arrays(
-            [pd.Index(list(frames)).repeat(self.horizon), stamps],
-            names=[layout.id_name, time_name])
+        ids = layout.id_index(list(frames))
+        index = pd.MultiIndex.from_arrays([ids.repeat(self.horizon), stamps],
+                                          names=[layout.id_name, time_name])
         return self._forecast_frame(np.concatenate(Z), index)
 
     def _check_fitted(self):

@@ -104,6 +104,10 @@ class FrameLayout:
     offset: object = None
     resample: bool = False
     missing: str = "raise"
+    # The series id's dtype in the training frame (None for one series, and
+    # in layouts pickled before it was kept): predict() without X labels its
+    # forecasts with it, as the backtest does with X's (``series_ids``).
+    id_dtype: object = None
 
     @property
     def columns(self):
@@ -163,6 +167,16 @@ class FrameLayout:
             )
         multi = isinstance(X.index, pd.MultiIndex) or id_col is not None
         id_name, time_name = index_names(X, series_id)
+        id_dtype = None
+        if isinstance(X.index, pd.MultiIndex):
+            id_dtype = X.index.levels[0].dtype
+        elif id_col is not None:
+            id_dtype = X[id_col].dtype
+        if not isinstance(id_dtype, np.dtype):
+            # Text ids: pandas infers its own string dtype from the keys,
+            # whichever one the frame had (a dask frame read from parquet
+            # holds pyarrow strings, the same data in pandas object or str).
+            id_dtype = None
         return cls(
             targets=targets,
             past=[c for c in numeric if c not in targets and c not in known],
@@ -172,6 +186,7 @@ class FrameLayout:
             id_name=id_name,
             time_name=time_name,
             missing=missing,
+            id_dtype=id_dtype,
         )
 
     def structure(self):
@@ -279,6 +294,17 @@ class FrameLayout:
         else:
             dtype = X[self.series_id].dtype
         return pd.Index(keys, dtype=dtype)
+
+    def id_index(self, keys):
+        """Series ``keys`` as an Index of the training frame's id dtype (``id_dtype``).
+
+        Inferred instead when a key does not fit it: predict(X) may bring
+        a series fit never saw, under an id wider than the training ones.
+        """
+        try:
+            return pd.Index(keys, dtype=self.id_dtype)
+        except (OverflowError, TypeError, ValueError):
+            return pd.Index(keys)
 
     def regularize(self, frame, key, anchor=None):
         """``frame`` on the regular grid of the time step, or an InputError.

@@ -108,6 +108,9 @@ OPTIONAL_STATE = {
     # Calendar and seasonal lag columns came later: an older pickle's encoder
     # has none, which the class defaults (Encoder.calendar, .lags) say.
     "Encoder": frozenset({"calendar", "lags"}),
+    # The series id's dtype came later: FrameLayout.id_dtype's default, None,
+    # lets pandas infer it, as before.
+    "FrameLayout": frozenset({"id_dtype"}),
 }
 
 
