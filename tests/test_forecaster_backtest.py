@@ -128,3 +128,42 @@ def test_several_targets_average_per_target_metrics():
     np.testing.assert_allclose(
         result.metrics.loc["model"], by_target.xs("model", level="model").mean()
     )
+
+
+@pytest.mark.parametrize("tz", [None, "Europe/Berlin"])
+def test_fleet_from_arrays_equals_the_frames_per_series(tz, monkeypatch):
+    """A fleet's backtest from arrays (``_regular_series``) is the frames' bit for bit.
+
+    Seasonal lags, a calendar and the default band (tracked in the replay);
+    series of different lengths, one that follows its kept context, one
+    with gaps, one that starts later and one not seen in fit; rows
+    interleaved across series, as a frame sorted by time has them.
+    """
+    params = {k: v for k, v in FAST.items() if k != "quantiles"}
+    parts, train = [], []
+    for k, (key, n) in enumerate([(3, 330), (1, 300), (7, 280), (5, 260)]):
+        f = make_frame(n, seed=k, level=20.0 + 10 * k)
+        if tz is not None:
+            f.index = f.index.tz_localize(tz)
+        f.insert(0, "site", np.int32(key))
+        if key != 5:  # not in fit
+            train.append(f.iloc[:200])
+        later = f.iloc[200:] if key != 7 else f.iloc[230:]  # 7 does not follow its context
+        if key == 1:
+            later = later.copy()
+            later.iloc[[10, 11, 40], 1] = np.nan  # gaps
+        parts.append(later)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = RNNForecaster(target="y", series_id="site", season_lags=[24],
+                              calendar=["day"], missing="interpolate",
+                              **params).fit(pd.concat(train))
+    X = pd.concat(parts).sort_index(kind="stable")
+    assert model._regular_series(X) is not None
+    fast = model.backtest(X, stride=3)
+    monkeypatch.setattr(RNNForecaster, "_regular_series", lambda self, X: None)
+    frames = model.backtest(X, stride=3)
+    assert fast.forecasts["site"].nunique() == 4
+    pd.testing.assert_frame_equal(fast.forecasts, frames.forecasts, check_exact=True)
+    pd.testing.assert_frame_equal(fast.metrics, frames.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(fast.intervals, frames.intervals, check_exact=True)

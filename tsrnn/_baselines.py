@@ -101,7 +101,9 @@ class LinearBaseline:
         if self.level:
             parts.append(origin.reshape(len(X), -1))
         if self.covariates:
-            parts.append(X[:, :, n_t:].reshape(len(X), -1).astype(np.float64))
+            # Converted before the reshape: that of the strided slice would
+            # copy it once more (a fleet's backtest: 0.8 s of 3 s).
+            parts.append(X[:, :, n_t:].astype(np.float64).reshape(len(X), -1))
         F = np.hstack(parts) if len(parts) > 1 else parts[0]
         anchor = self.anchor(X).astype(np.float64)  # (B, horizon, n_t)
         if Y is None:

@@ -82,6 +82,7 @@ from tsrnn._network_inputs import NetworkInputs
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
 from tsrnn._stream_context import SeriesContext, StreamingContext, future_stamps
+from tsrnn._time_grid import as_integer
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
@@ -957,11 +958,21 @@ n_iter_, t_
         if not isinstance(stride, Integral) or stride < 1:
             raise ValueError(f"stride must be a positive integer, got {stride!r}.")
         layout = self._frame_layout
-        frames = layout.split(X)
-        contexts, n_before = {}, {}
-        for key, frame in frames.items():
-            contexts[key], n_before[key] = self._with_context(key, frame)
-        records = [self._encoder.encode(f, key, fitting=False) for key, f in contexts.items()]
+        series = self._regular_series(X)
+        if series is None:
+            frames = layout.split(X)
+            contexts, n_before = {}, []
+            for key, frame in frames.items():
+                contexts[key], n = self._with_context(key, frame)
+                n_before.append(n)
+            records = [self._encoder.encode(f, key, fitting=False)
+                       for key, f in contexts.items()]
+            keys, lengths = list(contexts), [len(f) for f in contexts.values()]
+            # One index over the stacked rows, keeping the frames' unit and zone.
+            first, *rest = [f.index for f in contexts.values()]
+            index = first.append(rest) if rest else first
+        else:
+            keys, lengths, n_before, index, records = series
         A, offsets, causal = stack_inference(records, layout.n_past)
         if truth is not None:
             # The actuals (and the baselines made from them) come from the
@@ -971,15 +982,14 @@ n_iter_, t_
         R, Rff = stack(records, ["R", "Rff"])[:2]
 
         h, w = self.horizon, self.window_
-        origins, keys, first_row, spans = [], [], [], []
-        for (key, frame), o in zip(contexts.items(), offsets):
-            n = len(frame)
-            first = max(w - 1, n_before[key] - 1)
+        origins, origin_keys, first_row, spans = [], [], [], []
+        for key, n, before, o in zip(keys, lengths, n_before, offsets):
+            first = max(w - 1, before - 1)
             if start is not None:
-                first = max(first, int(frame.index.searchsorted(pd.Timestamp(start))))
+                first = max(first, int(index[o : o + n].searchsorted(pd.Timestamp(start))))
             p = o + np.arange(first, n - h, stride)
             origins.append(p)
-            keys += [key] * len(p)
+            origin_keys += [key] * len(p)
             first_row.append(np.full(len(p), o))
             spans.append(o + np.arange(first, n - h))
         origins, first_row = np.concatenate(origins), np.concatenate(first_row)
@@ -990,7 +1000,7 @@ n_iter_, t_
                 + ("" if start is None else f", start={start}")
                 + ")."
             )
-        series = (list(contexts), offsets)
+        series = (keys, offsets)
         if self._tracks_in_backtest():
             Z = self._replay_stream(A, causal, R, spans, origins, series)  # (n, h, T, Q)
         else:
@@ -998,10 +1008,7 @@ n_iter_, t_
         actual = R[origins[:, None] + np.arange(1, h + 1)]  # (n, h, T)
         persistence, seasonal = _backtest.baselines(Rff, origins, first_row, h, self.season_)
         point = Z[..., self._point_index()]
-        # One index over the stacked rows, keeping the frames' unit and zone.
-        first, *rest = [f.index for f in contexts.values()]
-        index = first.append(rest) if rest else first
-        ids = layout.series_ids(X, keys) if layout.multi else None
+        ids = layout.series_ids(X, origin_keys) if layout.multi else None
         forecasts = _backtest.forecasts_frame(
             index, origins,
             layout.targets, point, self.quantiles_, Z, persistence, seasonal, actual,
@@ -1394,6 +1401,67 @@ n_iter_, t_
             unit=frame.index.unit,
         )
         return joined, len(ctx)
+
+    def _regular_series(self, X):
+        """What the backtest makes of a fleet frame's series, from arrays; or None.
+
+        ``(keys, lengths, n_before, index, records)``: the series' keys and
+        rows once joined to their kept context, the context rows each
+        gained, one index over the stacked rows and the encoded records,
+        as ``layout.split``, ``_with_context`` and ``Encoder.encode`` give
+        them for each series, without a frame per series (10,000 sensors:
+        several seconds of pandas calls per series). None when
+        ``FrameLayout.split_regular`` refuses X or a context's index has
+        another unit or time zone than X's: those take the frames. A series
+        whose rows have a gap, or a value that does not standardise within
+        the dtype, is encoded from its frame, as there.
+        """
+        split = self._frame_layout.split_regular(X)
+        if split is None:
+            return None
+        keys, raw, starts, stamps = split
+        dtype, unit, encoder = X.index.dtype, X.index.unit, self._encoder
+        n_t = len(self._frame_layout.targets)
+        step = as_integer(pd.Timedelta(self._frame_layout.offset).as_unit(unit))
+        joined, firsts, n_before = [], [], []
+        for key, a, b in zip(keys, starts[:-1], starts[1:]):
+            ctx = self._context.get(key)
+            rows, first, n = raw[a:b], stamps[a], 0
+            if ctx is not None:
+                if ctx.index_dtype != dtype:
+                    return None
+                # As _with_context: the context is prepended when X follows it.
+                if first == ctx.stamp + step:
+                    rows, n = np.concatenate([ctx.raw, rows]), len(ctx)
+                    first -= n * step
+            joined.append(rows)
+            firsts.append(first)
+            n_before.append(n)
+        # The rows' timestamps, each series a regular run from its first,
+        # counted in UTC as a time-zone-aware index's asi8 is.
+        lengths = np.array([len(rows) for rows in joined])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        values = (np.repeat(np.asarray(firsts, np.int64), lengths)
+                  + step * (np.arange(lengths.sum()) - np.repeat(offsets, lengths)))
+        index = pd.DatetimeIndex(values.view(f"M8[{unit}]"), name=X.index.name)
+        tz = getattr(dtype, "tz", None)
+        if tz is not None:
+            index = index.tz_localize("UTC").tz_convert(tz)
+        records = []
+        for key, rows, o in zip(keys, joined, offsets):
+            stamps_of = index[o : o + len(rows)]
+            # encode_rows is encode's arithmetic for rows without a gap; it
+            # gives None for a gap or a value beyond the dtype, which encode
+            # fills, or refuses with a message that names it.
+            A = encoder.encode_rows(rows, checked=True, key=key, index=stamps_of)
+            if A is None:
+                frame = pd.DataFrame(rows, index=stamps_of, columns=self._frame_layout.columns)
+                records.append(encoder.encode(frame, key, fitting=False))
+            else:
+                targets = rows[:, :n_t]
+                # No gap: the targets carried forward are the targets.
+                records.append({"A": A, "R": targets, "Rff": targets, "causal": None})
+        return keys, lengths.tolist(), n_before, index, records
 
     def _forecast(self, windows, calibrated=True):
         """Forecasts (n_items, horizon, n_targets, n_quantiles), original units.
