@@ -105,9 +105,10 @@ class FrameLayout:
     offset: object = None
     resample: bool = False
     missing: str = "raise"
-    # The series id's dtype in the training frame (None for one series, and
-    # in layouts pickled before it was kept): predict() without X labels its
-    # forecasts with it, as the backtest does with X's (``series_ids``).
+    # The series id's dtype in the training frame when it is a numpy one
+    # (None for one series, for text ids, and in layouts pickled before it
+    # was kept): predict() labels its forecasts with it (``id_index``); the
+    # backtest labels its rows with X's (``series_ids``).
     id_dtype: object = None
 
     @property
