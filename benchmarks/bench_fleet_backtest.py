@@ -18,18 +18,14 @@ import os
 import pickle
 import sys
 import time
-import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_fleet import _save, make_fleet, split_last_week  # noqa: E402
+from bench_fleet import _save, two_epoch_model  # noqa: E402
 
 
 def main():
     import pandas as pd
-    from sklearn.exceptions import ConvergenceWarning
-
-    from tsrnn import RNNForecaster
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sensors", type=int, default=10000)
@@ -39,10 +35,7 @@ def main():
     ap.add_argument("--compare", help="assert the result equals this pickle's, bit for bit")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    train, week = split_last_week(make_fleet(args.sensors), 2000)
-    model = RNNForecaster(target="temp_air", series_id="sensor", horizon=24,
-                          random_state=0, max_iter=2).fit(train)
+    model, week = two_epoch_model(args.sensors)
     calls = []
     for _ in range(args.repeat):
         load = os.getloadavg()[0]

@@ -14,26 +14,18 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_fleet import _save, make_fleet, split_last_week  # noqa: E402
+from bench_fleet import _save, two_epoch_model  # noqa: E402
 
 
 def main():
-    from sklearn.exceptions import ConvergenceWarning
-
-    from tsrnn import RNNForecaster
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sensors", type=int, default=10000)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    train, _ = split_last_week(make_fleet(args.sensors), 2000)
-    model = RNNForecaster(target="temp_air", series_id="sensor", horizon=24,
-                          random_state=0, max_iter=2).fit(train)
+    model, _ = two_epoch_model(args.sensors)
     calls = []
     for _ in range(3):
         start = time.perf_counter()
