@@ -82,7 +82,7 @@ from tsrnn._network_inputs import NetworkInputs
 from tsrnn._plotting import plot_forecast
 from tsrnn._sampling import fixed_sample, series_groups
 from tsrnn._stream_context import SeriesContext, StreamingContext, future_stamps
-from tsrnn._time_grid import as_integer
+from tsrnn._time_grid import as_integer, from_integers
 from tsrnn._windows import (
     Encoder,
     ForecastWindows,
@@ -1437,16 +1437,12 @@ n_iter_, t_
             joined.append(rows)
             firsts.append(first)
             n_before.append(n)
-        # The rows' timestamps, each series a regular run from its first,
-        # counted in UTC as a time-zone-aware index's asi8 is.
+        # The rows' timestamps, each series a regular run from its first.
         lengths = np.array([len(rows) for rows in joined])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         values = (np.repeat(np.asarray(firsts, np.int64), lengths)
                   + step * (np.arange(lengths.sum()) - np.repeat(offsets, lengths)))
-        index = pd.DatetimeIndex(values.view(f"M8[{unit}]"), name=X.index.name)
-        tz = getattr(dtype, "tz", None)
-        if tz is not None:
-            index = index.tz_localize("UTC").tz_convert(tz)
+        index = from_integers(values, dtype, X.index.name)
         records = []
         for key, rows, o in zip(keys, joined, offsets):
             stamps_of = index[o : o + len(rows)]

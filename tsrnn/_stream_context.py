@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tsrnn._frames import where
-from tsrnn._time_grid import as_integer
+from tsrnn._time_grid import as_integer, from_integers
 from tsrnn._windows import GatheredWindows, stack_inference
 from tsrnn.exceptions import InputError
 
@@ -106,11 +106,8 @@ def future_stamps(contexts, horizon, name):
         parts = [c.future_index(horizon, name) for c in contexts]
         return parts[0].append(parts[1:])
     last = np.fromiter((c.stamp for c in contexts), np.int64, len(contexts))
-    values = (last[:, None] + step * np.arange(1, horizon + 1)).ravel()
-    # The stamps are counted in UTC, as a time-zone-aware index's asi8 is.
-    stamps = pd.DatetimeIndex(values.view(f"M8[{unit}]"), name=name)
-    tz = getattr(dtype, "tz", None)
-    return stamps if tz is None else stamps.tz_localize("UTC").tz_convert(tz)
+    return from_integers((last[:, None] + step * np.arange(1, horizon + 1)).ravel(),
+                         dtype, name)
 
 
 class _Rows:

@@ -58,6 +58,18 @@ def as_integer(stamp):
     return int(stamp.asm8.view("i8"))
 
 
+def from_integers(values, dtype, name=None):
+    """A DatetimeIndex of ``dtype`` from int64 ``values`` in its unit.
+
+    The values count from the epoch in UTC, as a time-zone-aware index's
+    ``asi8`` does, so that one array sum builds many series' timestamps.
+    """
+    tz = getattr(dtype, "tz", None)
+    unit = dtype.unit if tz is not None else np.datetime_data(dtype)[0]
+    stamps = pd.DatetimeIndex(np.asarray(values, np.int64).view(f"M8[{unit}]"), name=name)
+    return stamps if tz is None else stamps.tz_localize("UTC").tz_convert(tz)
+
+
 
 def snap_to_grid(index, offset, anchor=None):
     """(grid, positions): the grid of ``offset`` the readings of ``index`` snap to.

@@ -382,7 +382,7 @@ def _network_report(model):
     a user reading only the backtest could not tell the two apart.
     """
     initial = getattr(model, "initial_validation_score_", None)
-    if initial is None or not initial:
+    if not initial:  # None (nothing held out, or an older pickle), or 0
         return None
     if model.best_validation_score_ == initial:
         return (f"network: no epoch beat the baseline on the held-out block by "
